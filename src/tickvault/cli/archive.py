@@ -1,0 +1,103 @@
+"""`tickvault init` and `tickvault archive hot|cold|all`."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import threading
+
+import click
+
+from ..archiver import Archiver, ArchiverOptions, install_signal_handlers
+from ..config import Settings
+from ..stream import GroupConsumer, connect, default_consumer_name
+from . import get_settings
+
+log = logging.getLogger(__name__)
+
+
+def open_hot(settings: Settings):
+    from ..hot import HotStore
+
+    return HotStore(settings)
+
+
+def open_lake(settings: Settings):
+    from ..lake import Lake
+
+    return Lake(settings)
+
+
+def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
+    """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
+    client = connect(settings.redis_dsn)
+    if which == "hot":
+        sink = open_hot(settings).sink()
+        options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
+    else:
+        sink = open_lake(settings).sink()
+        options = ArchiverOptions(
+            batch_size=settings.cold_batch_size,
+            max_wait_ms=settings.cold_max_wait_ms,
+            block_ms=settings.block_ms,
+            retry_max_s=settings.retry_max_s,
+        )
+    group_consumer = GroupConsumer(
+        client, settings.stream, which, consumer or default_consumer_name(which), claim_idle_ms=settings.claim_idle_ms
+    )
+    return Archiver(group_consumer, sink, settings.dlq_stream, options)
+
+
+@click.command("init")
+@click.option("--hot/--no-hot", default=True, help="Create/upgrade the hot store schema.")
+@click.option("--cold/--no-cold", default=True, help="Create the lake catalog and tables.")
+@click.pass_context
+def init_cmd(ctx: click.Context, hot: bool, cold: bool) -> None:
+    """Create or upgrade the hot schema and the lake; safe to re-run."""
+    settings = get_settings(ctx)
+    if hot:
+        store = open_hot(settings)
+        store.init()
+        click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}")
+        store.close()
+    if cold:
+        lake = open_lake(settings)
+        lake.init()
+        click.echo(f"lake ready: {settings.lake_dir}")
+        lake.close()
+
+
+@click.command("archive")
+@click.argument("which", type=click.Choice(["hot", "cold", "all"]))
+@click.option("--consumer", help="Consumer name inside the group (default: <group>-<hostname>); keep it stable across restarts.")
+@click.pass_context
+def archive_cmd(ctx: click.Context, which: str, consumer: str | None) -> None:
+    """Consume the stream into the hot store, the lake, or both, until SIGTERM/SIGINT.
+
+    Each batch is written durably, then acked; a store outage means retry with backoff,
+    never a dropped batch. On SIGTERM the batch in hand is finished and acked.
+    """
+    settings = get_settings(ctx)
+    groups = ["hot", "cold"] if which == "all" else [which]
+    archivers = [build_archiver(settings, g, consumer and f"{consumer}-{g}" if which == "all" else consumer) for g in groups]
+    install_signal_handlers(lambda: [a.stop() for a in archivers])
+    codes: dict[str, int] = {}
+
+    def run(a: Archiver) -> None:
+        try:
+            codes[a.sink.name] = a.run()
+        except Exception:
+            log.exception("archiver %s crashed", a.sink.name)
+            codes[a.sink.name] = 1
+            for other in archivers:
+                other.stop()
+
+    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.sink.name}") for a in archivers]
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads):
+        for t in threads:
+            t.join(0.5)
+    for a in archivers:
+        a.sink.close()
+    sys.exit(max(codes.values(), default=0))

@@ -1,0 +1,116 @@
+"""Settings: environment variables (TICKVAULT_*) over an optional TOML file over defaults.
+
+Every option lives here, with its default and a one-line description, so the
+configuration reference in docs/ can be generated from this model. Server URLs default
+to None: `tickvault demo` then starts embedded servers, and every other command falls
+back to the conventional local ports (see ``Settings.pg_dsn`` / ``redis_dsn``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+CONFIG_ENV = "TICKVAULT_CONFIG"
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="TICKVAULT_", extra="forbid", validate_default=True)
+
+    # --- servers and names (several installations may share one PostgreSQL and one Redis)
+    redis_url: str | None = Field(None, description="Redis URL; unset: redis://127.0.0.1:6379/0 (demo: embedded)")
+    pg_url: str | None = Field(None, description="PostgreSQL URL; unset: postgresql://postgres@127.0.0.1:5432/postgres (demo: embedded)")
+    pg_schema: str = Field("tickvault", description="PostgreSQL schema holding this installation's tables")
+    lake_dir: Path = Field(Path("tickvault-lake"), description="Directory of the cold lake (catalog + Parquet files)")
+    stream: str = Field("tickvault:ticks", description="Redis stream of ticks; dead letters go to <stream>:dlq")
+
+    # --- archivers
+    hot_batch_size: int = Field(5000, ge=1, description="Max stream entries per hot-store write")
+    cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
+    cold_max_wait_ms: int = Field(1000, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
+    claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers")
+    retry_max_s: float = Field(30.0, gt=0, description="Ceiling of the retry backoff when a store is down")
+
+    # --- hot store
+    hot_mode: Literal["auto", "timescaledb", "postgres"] = Field("auto", description="Hot store mode; auto = TimescaleDB when the extension is available")
+    tick_retention_days: int = Field(30, ge=1, description="Days of ticks kept in the hot store")
+    partitions_ahead_days: int = Field(3, ge=1, description="PostgreSQL mode: daily partitions created ahead")
+    compress_after_days: int = Field(7, ge=1, description="TimescaleDB: compress tick chunks older than this")
+    candles_1m_retention_days: int | None = Field(365, description="Days of 1m candles kept (None: forever)")
+    candles_5m_retention_days: int | None = Field(None, description="Days of 5m candles kept (None: forever)")
+    candles_1h_retention_days: int | None = Field(None, description="Days of 1h candles kept (None: forever)")
+    candles_1d_retention_days: int | None = Field(None, description="Days of 1d candles kept (None: forever)")
+    metrics_retention_days: int = Field(30, ge=1, description="Days of system metrics kept in the hot store")
+
+    # --- stream safety and sync
+    stream_max_entries: int = Field(20_000_000, ge=1000, description="Alarm when the stream holds more entries than this (never trimmed unconsumed)")
+    reconcile_interval_s: int = Field(600, ge=10, description="Reconciler period for today's data inside run/archive")
+    recovery_time: str = Field("16:10", description="KST time of the daily broker recovery on trading days")
+
+    # --- metrics
+    metrics_port: int = Field(9108, description="Prometheus endpoint port (/metrics)")
+    metrics_host: str = Field("127.0.0.1", description="Prometheus endpoint address (loopback by default)")
+    metrics_interval_s: float = Field(10.0, gt=0, description="Seconds between metric samples written to the hot store")
+
+    # --- brokers (secrets only from the environment or a file with safe permissions)
+    kis_appkey: SecretStr | None = Field(None, description="KIS app key")
+    kis_appsecret: SecretStr | None = Field(None, description="KIS app secret")
+    kis_paper: bool = Field(False, description="Use the KIS paper-trading (mock) endpoints")
+    kis_base_url: str | None = Field(None, description="KIS REST base URL; unset: real or paper by kis_paper")
+    kis_ws_url: str | None = Field(None, description="KIS WebSocket URL; unset: real or paper by kis_paper")
+    kiwoom_appkey: SecretStr | None = Field(None, description="Kiwoom app key")
+    kiwoom_secretkey: SecretStr | None = Field(None, description="Kiwoom secret key")
+    kiwoom_base_url: str = Field("https://api.kiwoom.com", description="Kiwoom REST base URL")
+    kiwoom_ws_url: str = Field("wss://api.kiwoom.com:10000/api/dostk/websocket", description="Kiwoom WebSocket URL")
+
+    @field_validator("pg_schema")
+    @classmethod
+    def _plain_identifier(cls, value: str) -> str:
+        if not value.replace("_", "a").isalnum() or not value[0].isalpha() or value.lower() != value:
+            raise ValueError("pg_schema must be a lowercase identifier (letters, digits, _)")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        toml_path = os.environ.get(CONFIG_ENV)
+        if toml_path:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(toml_path)))
+        return tuple(sources)
+
+    # --- derived names
+    @property
+    def pg_dsn(self) -> str:
+        return self.pg_url or DEFAULT_PG_URL
+
+    @property
+    def redis_dsn(self) -> str:
+        return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def dlq_stream(self) -> str:
+        return f"{self.stream}:dlq"
+
+
+def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
+    """Settings from env + optional TOML; a missing TOML file is an error, not a silent default."""
+    if config_file is not None:
+        path = Path(config_file)
+        if not path.is_file():
+            raise FileNotFoundError(f"config file {path} not found; pass an existing TOML file to --config")
+        os.environ[CONFIG_ENV] = str(path)
+    return Settings(**overrides)

