@@ -162,12 +162,11 @@ def parse_price(text: str) -> Decimal:
 
 def parse_fields(fields: Mapping[str, str], now: datetime) -> Tick:
     """Validate one wire entry. Raises InvalidTick with an operator-readable reason."""
-    version = fields.get("v")
-    if version != WIRE_VERSION:
-        raise InvalidTick(f"unknown wire version {version!r} (this tickvault reads v{WIRE_VERSION})")
     missing = REQUIRED_FIELDS - fields.keys()
     if missing:
         raise InvalidTick(f"missing field(s): {', '.join(sorted(missing))}")
+    if fields["v"] != WIRE_VERSION:
+        raise InvalidTick(f"unknown wire version {fields['v']!r} (this tickvault reads v{WIRE_VERSION})")
     extra = fields.keys() - WIRE_FIELDS
     if extra:
         raise InvalidTick(f"unexpected field(s): {', '.join(sorted(extra))}")

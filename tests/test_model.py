@@ -1,0 +1,130 @@
+"""Wire format v1 and validation: every refusal reason of the foundation issue, item 3."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from decimal import Decimal
+
+import pyarrow as pa
+import pytest
+
+from tickvault.model import (
+    KST,
+    TICK_SCHEMA,
+    InvalidTick,
+    Tick,
+    decode_entries,
+    dedupe,
+    kst_date,
+    parse_fields,
+    ticks_to_table,
+)
+
+NOW = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+
+
+def good(**over: str) -> dict[str, str]:
+    fields = {
+        "v": "1",
+        "symbol": "005930",
+        "ts": "2026-11-20T09:00:01+09:00",
+        "price": "62700",
+        "volume": "10",
+        "cum_volume": "110",
+        "side": "B",
+        "source": "kis",
+        "received_at": "2026-11-20T09:00:01.120+09:00",
+    }
+    fields.update(over)
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def test_round_trip_keeps_exact_values() -> None:
+    tick = parse_fields(good(price="1234.5"), NOW)
+    assert tick.price == Decimal("1234.5")
+    assert tick.ts == datetime(2026, 11, 20, 0, 0, 1, tzinfo=timezone.utc)
+    assert parse_fields(tick.to_fields(), NOW) == tick
+
+
+def test_optional_fields_may_be_absent_or_empty() -> None:
+    tick = parse_fields(good(side="", received_at=None), NOW)
+    assert tick.side is None and tick.received_at is None
+
+
+def test_nextrade_suffix_is_a_valid_symbol() -> None:
+    assert parse_fields(good(symbol="005930_NX"), NOW).symbol == "005930_NX"
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"price": None}, "missing field(s): price"),
+        ({"extra": "x"}, "unexpected field(s): extra"),
+        ({"price": "abc"}, "price: not a decimal number"),
+        ({"price": "NaN"}, "price: not a finite number"),
+        ({"price": "-5"}, "price: must be > 0"),
+        ({"price": "0"}, "price: must be > 0"),
+        ({"price": "1.00001"}, "more than 4 decimal places"),
+        ({"volume": "0"}, "volume: must be > 0"),
+        ({"volume": "-3"}, "volume: not a non-negative integer"),
+        ({"volume": "1.5"}, "volume: not a non-negative integer"),
+        ({"cum_volume": "5"}, "cum_volume 5 < volume 10"),
+        ({"v": "2"}, "unknown wire version '2'"),
+        ({"v": None}, "missing field(s): v"),
+        ({"ts": "yesterday"}, "ts: unparseable time"),
+        ({"ts": "2026-11-20T09:00:01"}, "has no UTC offset"),
+        ({"ts": "2026-11-22T09:00:01+09:00"}, "more than a day in the future"),
+        ({"symbol": "5930"}, "symbol: want 6 chars"),
+        ({"symbol": "005930 "}, "symbol: want 6 chars"),
+        ({"side": "X"}, "side: want 'B', 'S' or empty"),
+        ({"source": "KIS WS"}, "source: want a short lowercase name"),
+        ({"received_at": "later"}, "received_at: unparseable time"),
+    ],
+)
+def test_invalid_entries_are_refused_with_a_reason(override: dict[str, str | None], reason: str) -> None:
+    with pytest.raises(InvalidTick) as err:
+        parse_fields(good(**override), NOW)
+    assert reason in str(err.value)
+
+
+def test_decode_batch_separates_dead_letters_and_keeps_order() -> None:
+    entries = [("1-0", good()), ("2-0", good(price="x")), ("3-0", good(cum_volume="120", ts="2026-11-20T09:00:02+09:00"))]
+    batch = decode_entries(entries, NOW)
+    assert batch.ids == ["1-0", "3-0"]
+    assert batch.table.schema == TICK_SCHEMA
+    assert batch.table.column("cum_volume").to_pylist() == [110, 120]
+    assert [d.entry_id for d in batch.dead] == ["2-0"]
+    assert batch.dead[0].fields["price"] == "x"
+
+
+def test_dedupe_keeps_first_of_each_natural_key() -> None:
+    t0 = datetime(2026, 11, 20, 9, 0, 1, tzinfo=KST)
+    ticks = [
+        Tick("005930", t0, Decimal(100), 1, 1, "B", "sim"),
+        Tick("005930", t0, Decimal(100), 1, 2, "B", "sim"),  # same second, next trade
+        Tick("005930", t0, Decimal(100), 1, 1, "B", "replay"),  # redelivery of the first
+        Tick("000660", t0, Decimal(100), 1, 1, None, "sim"),
+    ]
+    out = dedupe(ticks_to_table(ticks))
+    assert out.num_rows == 3
+    assert out.column("source").to_pylist() == ["sim", "sim", "sim"]
+    assert out.column("cum_volume").to_pylist() == [1, 2, 1]
+
+
+def test_dedupe_of_empty_and_unique_tables_is_identity() -> None:
+    empty = TICK_SCHEMA.empty_table()
+    assert dedupe(empty).num_rows == 0
+    t0 = datetime(2026, 11, 20, 9, 0, 1, tzinfo=KST)
+    table = ticks_to_table([Tick("005930", t0 + timedelta(seconds=i), Decimal(1), 1, i + 1) for i in range(5)])
+    assert dedupe(table).equals(table)
+
+
+def test_kst_date_of_an_instant() -> None:
+    assert str(kst_date(datetime(2026, 11, 19, 15, 0, tzinfo=timezone.utc))) == "2026-11-20"
+    assert str(kst_date(datetime(2026, 11, 19, 14, 59, 59, tzinfo=timezone.utc))) == "2026-11-19"
+
+
+def test_prices_are_exact_decimals_in_arrow() -> None:
+    batch = decode_entries([("1-0", good(price="0.0001"))], NOW)
+    assert pa.types.is_decimal(batch.table.schema.field("price").type)
+    assert batch.table.column("price").to_pylist() == [Decimal("0.0001")]
