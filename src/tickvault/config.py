@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     kiwoom_base_url: str = Field("https://api.kiwoom.com", description="Kiwoom REST base URL")
     kiwoom_ws_url: str = Field("wss://api.kiwoom.com:10000/api/dostk/websocket", description="Kiwoom WebSocket URL")
 
+    # --- broker REST clients and daily recovery (owned by the recovery area)
+    broker_token_dir: Path | None = Field(None, description="Directory of cached broker access tokens (0700, files 0600); unset: ~/.cache/tickvault/tokens")
+    broker_timeout_s: float = Field(10.0, gt=0, description="Timeout of one broker REST call, seconds")
+    broker_max_retries: int = Field(6, ge=0, description="Retries of a broker call refused for rate or a transient failure")
+    kis_rate_per_s: float | None = Field(None, gt=0, description="KIS REST calls per second per app key; unset: 19 real, 1.8 paper")
+    kis_token_wait_s: float = Field(61.0, ge=0, description="Wait before retrying when KIS refuses to issue a token (about once a minute allowed)")
+    kiwoom_rate_per_s: float = Field(4.0, gt=0, description="Kiwoom REST calls per second per app key")
+    recovery_broker: Literal["kis", "kiwoom"] = Field("kis", description="Broker the daily recovery compares with")
+
     @field_validator("pg_schema")
     @classmethod
     def _plain_identifier(cls, value: str) -> str:
