@@ -1,0 +1,1 @@
+SELECT count(*) FROM lake.ticks WHERE trade_date = $day

@@ -1,0 +1,1 @@
+SELECT last_id FROM lake.ingest_checkpoint WHERE stream = $stream AND consumer_group = $group

@@ -1,0 +1,171 @@
+"""The lake (DuckLake on real DuckDB + Parquet files in a temp dir)."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tickvault.lake import Lake
+from tickvault.model import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+
+DAY = date(2026, 11, 20)
+
+
+def make_ticks(n: int, symbols: tuple[str, ...] = ("005930", "000660", "035420"), day: date = DAY, start_cum: int = 0) -> pa.Table:
+    """n ticks spread over the symbols, one second apart, consistent cum_volume per symbol."""
+    open_ = datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST)
+    cum = {s: start_cum for s in symbols}
+    ticks = []
+    for i in range(n):
+        symbol = symbols[i % len(symbols)]
+        volume = 1 + i % 7
+        cum[symbol] += volume
+        ticks.append(
+            Tick(
+                symbol=symbol,
+                ts=open_ + timedelta(seconds=(start_cum + i) // 2),
+                price=Decimal("62700") + Decimal(i % 50) * 100 + Decimal("0.1234") * (i % 3),
+                volume=volume,
+                cum_volume=cum[symbol],
+                side=("B", "S", None)[i % 3],
+                source="sim",
+                received_at=(open_ + timedelta(seconds=i, microseconds=123457)).astimezone(UTC) if i % 4 else None,
+            )
+        )
+    return ticks_to_table(ticks)
+
+
+def sort_key(table: pa.Table) -> pa.Table:
+    return table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
+
+
+@pytest.fixture
+def lake(settings):
+    store = Lake(settings)
+    store.init()
+    yield store
+    store.close()
+
+
+def test_init_is_idempotent(settings):
+    with Lake(settings) as first:
+        first.init()
+        snapshot = first.snapshot_id()
+    with Lake(settings) as second:
+        second.init()
+        assert second.snapshot_id() == snapshot  # a second init changes nothing
+
+
+def test_write_is_idempotent_and_checkpointed(lake):
+    batch = make_ticks(300)
+    sink = lake.sink()
+    assert sink.write(batch, "s", "cold", "1-0") == 300
+    assert sink.write(batch, "s", "cold", "2-0") == 0
+    assert sink.write(batch.slice(100, 150), "s", "cold", "3-0") == 0
+    assert lake.count_ticks(DAY) == 300
+    assert lake.checkpoint("s", "cold") == "3-0"
+    assert lake.checkpoint("s", "hot") is None
+    # overlapping batch: only the new part is added
+    more = make_ticks(400)
+    assert lake.upsert(more) == 100
+    assert lake.count_ticks(DAY) == 400
+    assert lake.checkpoint("s", "cold") == "3-0"  # upsert never moves the checkpoint
+
+
+def test_duplicates_inside_one_batch_are_stored_once(lake):
+    batch = make_ticks(50)
+    doubled = pa.concat_tables([batch, batch.slice(10, 5)])
+    assert lake.upsert(doubled) == 50
+    assert lake.count_ticks(DAY) == 50
+
+
+def test_exact_round_trip(lake):
+    batch = make_ticks(500)
+    lake.upsert(batch)
+    start, end = kst_day_bounds(DAY)
+    back = lake.read_ticks(start, end)
+    assert back.schema == TICK_SCHEMA
+    assert back.equals(sort_key(batch))
+    prices = back.column("price").to_pylist()
+    assert Decimal("62700.2468") in prices  # scale 4 kept exactly
+    only = lake.read_ticks(start, end, symbols=["000660"])
+    assert set(only.column("symbol").to_pylist()) == {"000660"}
+    assert only.num_rows == sum(1 for s in batch.column("symbol").to_pylist() if s == "000660")
+
+
+def test_read_range_is_half_open(lake):
+    lake.upsert(make_ticks(20))
+    first = datetime(2026, 11, 20, 9, 0, 0, tzinfo=KST)
+    got = lake.read_ticks(first, first + timedelta(seconds=2))
+    assert got.num_rows == 4  # seconds 0 and 1, two ticks each
+    assert all(first <= ts < first + timedelta(seconds=2) for ts in got.column("ts").to_pylist())
+
+
+def test_trade_date_is_the_kst_date(lake):
+    # 23:30 UTC on the 19th is 08:30 KST on the 20th
+    early = Tick("005930", datetime(2026, 11, 19, 23, 30, tzinfo=UTC), Decimal("100"), 1, 1, None, "sim")
+    lake.upsert(ticks_to_table([early]))
+    assert lake.count_ticks(DAY) == 1
+    assert lake.count_ticks(date(2026, 11, 19)) == 0
+
+
+def test_bad_batch_is_refused_with_a_reason(lake):
+    batch = make_ticks(5).drop_columns(["source"])
+    with pytest.raises(ValueError, match="source"):
+        lake.upsert(batch)
+    assert lake.count_ticks(DAY) == 0
+
+
+def test_files_are_sorted_zstd_and_partitioned_by_day(lake, settings):
+    lake.upsert(make_ticks(300))
+    files = sorted((settings.lake_dir / "data").rglob("*.parquet"))
+    assert len(files) == 1 and f"trade_date={DAY.isoformat()}" in str(files[0])
+    meta = pq.read_metadata(files[0])
+    assert meta.row_group(0).column(0).compression == "ZSTD"
+    table = pq.read_table(files[0])
+    keys = list(zip(table.column("symbol").to_pylist(), table.column("cum_volume").to_pylist()))
+    assert keys == sorted(keys)
+
+
+def test_time_travel(lake):
+    start, end = kst_day_bounds(DAY)
+    lake.upsert(make_ticks(100))
+    first_snapshot = lake.snapshot_id()
+    moment = datetime.now(UTC)
+    lake.upsert(make_ticks(250))
+    assert lake.snapshot_id() > first_snapshot
+    assert lake.read_ticks(start, end).num_rows == 250
+    assert lake.read_ticks(start, end, as_of=first_snapshot).num_rows == 100
+    assert lake.read_ticks(start, end, as_of=moment).num_rows == 100
+    with pytest.raises(TypeError):
+        lake.read_ticks(start, end, as_of="yesterday")
+
+
+def test_compaction_keeps_rows_and_reduces_files(lake, settings):
+    start, end = kst_day_bounds(DAY)
+    other = date(2026, 11, 19)
+    for i in range(8):  # interleave two days so the day's files are not adjacent commits
+        lake.upsert(make_ticks(60, start_cum=i * 1000))
+        lake.upsert(make_ticks(10, day=other, start_cum=i * 1000))
+    before = lake.read_ticks(start, end)
+    before_snapshot = lake.snapshot_id()
+    assert lake.file_count(DAY) == 8
+    result = lake.compact(DAY)
+    assert result["files_before"] == 8 and result["files_after"] < 8
+    assert lake.file_count(DAY) == result["files_after"]
+    after = lake.read_ticks(start, end)
+    assert after.equals(before)
+    assert lake.count_ticks(other) == 80
+    assert lake.read_ticks(start, end, as_of=before_snapshot).equals(before)
+    for path in (settings.lake_dir / "data").rglob(f"trade_date={DAY.isoformat()}/*.parquet"):
+        if pq.read_metadata(path).num_rows == after.num_rows:
+            table = pq.read_table(path)
+            keys = list(zip(table.column("symbol").to_pylist(), table.column("cum_volume").to_pylist()))
+            assert keys == sorted(keys)
+            break
+    else:
+        pytest.fail("no merged file holding the whole day")
