@@ -70,6 +70,15 @@ class Settings(BaseSettings):
     kiwoom_base_url: str = Field("https://api.kiwoom.com", description="Kiwoom REST base URL")
     kiwoom_ws_url: str = Field("wss://api.kiwoom.com:10000/api/dostk/websocket", description="Kiwoom WebSocket URL")
 
+    # --- collectors (tickvault collect kis|kiwoom|pubsub; see docs/collectors.md)
+    collect_reconnect_initial_s: float = Field(1.0, gt=0, description="First reconnect delay after a lost broker session (doubles, jittered)")
+    collect_reconnect_max_s: float = Field(60.0, gt=0, description="Ceiling of the reconnect backoff")
+    collect_stall_s: float = Field(60.0, gt=0, description="Stall watchdog: reconnect when no frame arrives for this many seconds during the session")
+    collect_session_hours: str = Field("08:30-18:10", description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    kis_ws_max_subscriptions: int = Field(40, ge=1, description="KIS real-time registrations per WebSocket session (KIS: 41 per session; samples use 40)")
+    kis_ws_extra_apps: SecretStr | None = Field(None, description="More KIS app keys for more sessions: 'appkey:appsecret' pairs separated by commas")
+    kiwoom_ws_max_subscriptions: int = Field(100, ge=1, description="Symbols per Kiwoom REG (one session); more are refused")
+
     # --- broker REST clients and daily recovery (owned by the recovery area)
     broker_token_dir: Path | None = Field(None, description="Directory of cached broker access tokens (0700, files 0600); unset: ~/.cache/tickvault/tokens")
     broker_timeout_s: float = Field(10.0, gt=0, description="Timeout of one broker REST call, seconds")

@@ -20,6 +20,7 @@ from ..config import Settings, load_settings
 COMMANDS: dict[str, str] = {
     "init": "archive:init_cmd",
     "archive": "archive:archive_cmd",
+    "collect": "collect:collect_cmd",
     "compact": "lake:compact_cmd",
 }
 

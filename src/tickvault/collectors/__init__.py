@@ -1,0 +1,9 @@
+"""Feeds of the stream: broker WebSockets (KIS H0STCNT0, Kiwoom 0B), the legacy Redis
+pub/sub bridge and lake replay. Each publishes wire format v1 through stream.Publisher;
+unreadable input goes to ``<stream>:dlq`` and disconnected windows to ``<stream>:gaps``.
+"""
+
+from .base import CollectorStats, FatalCollectorError, Gap, gaps_stream
+from .service import build_kis, build_kiwoom, kis_ws_url, read_gaps
+
+__all__ = ["CollectorStats", "FatalCollectorError", "Gap", "gaps_stream", "build_kis", "build_kiwoom", "kis_ws_url", "read_gaps"]
