@@ -1,0 +1,1 @@
+SELECT count(*) FROM {schema}.ticks WHERE ts >= %(start)s AND ts < %(end)s

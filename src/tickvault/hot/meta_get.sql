@@ -1,0 +1,1 @@
+SELECT value FROM {schema}.hot_meta WHERE key = %(key)s

@@ -1,0 +1,1 @@
+SELECT to_regclass(%(meta)s) IS NOT NULL
