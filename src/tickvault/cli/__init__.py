@@ -22,6 +22,7 @@ COMMANDS: dict[str, str] = {
     "archive": "archive:archive_cmd",
     "collect": "collect:collect_cmd",
     "compact": "lake:compact_cmd",
+    "simulate": "simulate:simulate_cmd",
 }
 
 
