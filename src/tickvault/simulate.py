@@ -15,6 +15,7 @@ print at 15:30:00. cum_volume is the running day volume per symbol, so the natur
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -323,6 +324,8 @@ def day_of(value: str | date | None) -> date:
         return datetime.now(KST).date()
     if isinstance(value, date):
         return value
+    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
     return date.fromisoformat(value)
 
 
