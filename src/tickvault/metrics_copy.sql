@@ -1,0 +1,1 @@
+COPY {schema}.metrics (ts, name, labels, value) FROM STDIN
