@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     kiwoom_rate_per_s: float = Field(4.0, gt=0, description="Kiwoom REST calls per second per app key")
     recovery_broker: Literal["kis", "kiwoom"] = Field("kis", description="Broker the daily recovery compares with")
 
+    # --- sync: reconcile schedule, stream trimming (owned by the sync area, docs/sync.md)
+    trim_interval_s: int = Field(60, ge=1, description="Seconds between safe stream trims inside run/archive")
+    stream_max_memory_mb: int | None = Field(None, ge=1, description="Also alarm when the stream uses more Redis memory than this (None: entries only)")
+    reconcile_settle_s: int = Field(120, ge=0, description="Scheduled reconciles of today leave ticks younger than this to the archivers")
+    reconcile_final_time: str = Field("18:10", description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
+
     @field_validator("pg_schema")
     @classmethod
     def _plain_identifier(cls, value: str) -> str:
