@@ -94,6 +94,14 @@ class Settings(BaseSettings):
     reconcile_settle_s: int = Field(120, ge=0, description="Scheduled reconciles of today leave ticks younger than this to the archivers")
     reconcile_final_time: str = Field("18:10", description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
 
+    # --- operations: tickvault run / health, database roles (owned by the ops area, docs/operations.md)
+    pg_writer_role: str = Field("tickvault_writer", description="Role `tickvault init --roles` creates for the archivers (read/write data, no DDL)")
+    pg_reader_role: str = Field("tickvault_reader", description="Read-only role `tickvault init --roles` creates for Grafana and notebooks")
+    pg_writer_password: SecretStr | None = Field(None, description="Password set on the writer role (unset: role without password, e.g. peer/cert auth)")
+    pg_reader_password: SecretStr | None = Field(None, description="Password set on the reader role (Grafana's datasource uses it)")
+    run_restart_max_s: float = Field(60.0, gt=0, description="Ceiling of the restart backoff of a crashed component in `tickvault run`")
+    health_max_age_s: float = Field(60.0, gt=0, description="`tickvault health` fails when an archiver has not read the stream for this long")
+
     @field_validator("pg_schema")
     @classmethod
     def _plain_identifier(cls, value: str) -> str:
