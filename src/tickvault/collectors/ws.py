@@ -100,12 +100,11 @@ class WsSession:
                 reason = f"unexpected {type(exc).__name__}"
             finally:
                 self.stats.connected = False
-            was_ready = self.ready
-            if was_ready:
+            if stop.is_set():
+                break  # a clean stop is not a gap (a gap already open is closed below)
+            if self.ready:
                 backoff.reset()
                 self.gaps.lost(from_epoch(self._last_frame or connected_at), reason)
-            if stop.is_set():
-                break
             self.stats.reconnects += 1
             wait = backoff.next()
             log.warning("%s: session lost (%s); reconnecting in %.1fs", self.name, reason, wait)

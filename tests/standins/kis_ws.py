@@ -1,0 +1,255 @@
+"""Stand-in of KIS's real-time WebSocket server (H0STCNT0), a real websockets server on
+loopback speaking the documented formats.
+
+The test drives it: ``trades(n)`` makes the exchange trade (KST wall clock, cumulative
+volume per symbol) and delivers each trade to the connections subscribed to its symbol,
+packed into multi-record frames; a trade nobody could receive (no subscribed connection,
+or the connection is stalled) is kept in ``lost``, a delivered one in ``sent``. Faults:
+``drop()`` closes connections mid-stream, ``stall(s)`` silences the current connections
+for ``s`` seconds while the exchange keeps trading, ``send_raw`` sends any text.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import string
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from tickvault.collectors.kis import aes_encrypt
+from tickvault.model import KST
+
+#: websockets logs whole frames at DEBUG; the collector tests grep the log for secrets, so
+#: the stand-in's own frame log (which sees the approval key) stays at INFO.
+SERVER_LOG = logging.getLogger("standins.kis_ws")
+SERVER_LOG.setLevel(logging.INFO)
+
+
+@dataclass
+class Trade:
+    symbol: str
+    ts: datetime  # KST, whole second
+    price: int
+    volume: int
+    cum_volume: int
+    side_code: str  # CCLD_DVSN: 1 buy, 5 sell, 3 pre-market
+
+    @property
+    def key(self) -> tuple[str, datetime, int]:
+        return (self.symbol, self.ts, self.cum_volume)
+
+
+def record_fields(t: Trade) -> list[str]:
+    """46 fields in the documented order; the ones the collector ignores get plausible values."""
+    f = [""] * 46
+    f[0], f[1], f[2] = t.symbol, t.ts.strftime("%H%M%S"), str(t.price)
+    f[3], f[4], f[5], f[6] = "2", "100", "0.16", str(t.price)
+    f[7] = f[8] = f[9] = f[10] = f[11] = str(t.price)
+    f[12], f[13], f[14] = str(t.volume), str(t.cum_volume), str(t.cum_volume * t.price)
+    f[15], f[16], f[17], f[18], f[19], f[20] = "10", "12", "2", "100.5", "1000", "1100"
+    f[21], f[22], f[23] = t.side_code, "0.45", "63.03"
+    f[24], f[25], f[26], f[27], f[28], f[29], f[30], f[31], f[32] = "090013", "3", "0", "090646", "5", "-300", "100741", "2", "400"
+    f[33], f[34], f[35] = t.ts.strftime("%Y%m%d"), "20", "N"
+    f[36], f[37], f[38], f[39], f[40], f[41], f[42], f[43], f[44], f[45] = "71292", "244009", "2795345", "2044512", "0.16", "5367918", "180.61", "0", "", str(t.price)
+    return f
+
+
+def data_frame(trades: Sequence[Trade], cipher: tuple[str, str] | None = None) -> str:
+    payload = "^".join(v for t in trades for v in record_fields(t))
+    if cipher is not None:
+        return f"1|H0STCNT0|{len(trades):03d}|{aes_encrypt(cipher[0], cipher[1], payload)}"
+    return f"0|H0STCNT0|{len(trades):03d}|{payload}"
+
+
+def _ack(tr_id: str, tr_key: str, code: str, msg: str, rt_cd: str = "0", output: dict | None = None) -> str:
+    body: dict = {"rt_cd": rt_cd, "msg_cd": code, "msg1": msg}
+    if output is not None:
+        body["output"] = output
+    return json.dumps({"header": {"tr_id": tr_id, "tr_key": tr_key, "encrypt": "N"}, "body": body})
+
+
+@dataclass
+class Conn:
+    ws: ServerConnection
+    subs: set[str] = field(default_factory=set)
+    stalled_until: float = 0.0
+    closed: bool = False
+
+    def live(self) -> bool:
+        return not self.closed and time.monotonic() >= self.stalled_until
+
+
+class KisWsStandin:
+    def __init__(
+        self,
+        symbols: Sequence[str],
+        *,
+        max_subscriptions: int = 41,
+        valid_key: Callable[[str], bool] = bool,
+        seed: int = 7,
+    ):
+        self.symbols = list(symbols)
+        self.max_subscriptions = max_subscriptions
+        self.valid_key = valid_key
+        self.rng = random.Random(seed)
+        alphabet = string.ascii_letters + string.digits
+        self.cipher = ("".join(self.rng.choice(alphabet) for _ in range(32)), "".join(self.rng.choice(alphabet) for _ in range(16)))
+        self.cum = {s: 0 for s in self.symbols}
+        self.price = {s: 50_000 + 100 * i for i, s in enumerate(self.symbols)}
+        self.sent: list[Trade] = []
+        self.lost: list[Trade] = []
+        self.conns: list[Conn] = []
+        self.connections = 0
+        self.pongs = 0
+        self.refused: list[tuple[str, str]] = []  # (symbol, msg_cd)
+        self.unsubscribes = 0
+        self.received: list[str] = []  # every text frame from clients (secret checks)
+        self._server: Server | None = None
+        self._changed = asyncio.Event()
+
+    # --- lifecycle
+    async def start(self) -> str:
+        self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None, logger=SERVER_LOG)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        conn = Conn(ws)
+        self.conns.append(conn)
+        self.connections += 1
+        try:
+            async for message in ws:
+                text = message if isinstance(message, str) else message.decode()
+                self.received.append(text)
+                await self._on_text(conn, text)
+                self._notify()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.closed = True
+            self._notify()
+
+    async def _on_text(self, conn: Conn, text: str) -> None:
+        msg = json.loads(text)
+        header = msg.get("header", {})
+        if header.get("tr_id") == "PINGPONG":
+            self.pongs += 1
+            return
+        tr = msg["body"]["input"]
+        tr_id, symbol = tr["tr_id"], tr["tr_key"]
+        if not self.valid_key(header.get("approval_key", "")):
+            await conn.ws.send(_ack(tr_id, symbol, "OPSP0011", "invalid approval : NOT FOUND", rt_cd="1"))
+            return
+        if header.get("tr_type") == "2":
+            self.unsubscribes += 1
+            if symbol in conn.subs:
+                conn.subs.discard(symbol)
+                await conn.ws.send(_ack(tr_id, symbol, "OPSP0001", "UNSUBSCRIBE SUCCESS"))
+            else:
+                await conn.ws.send(_ack(tr_id, symbol, "OPSP0003", "UNSUBSCRIBE ERROR(not found!)", rt_cd="1"))
+            return
+        if symbol in conn.subs:
+            await conn.ws.send(_ack(tr_id, symbol, "OPSP0002", "ALREADY IN SUBSCRIBE", rt_cd="1"))
+        elif len(conn.subs) >= self.max_subscriptions:
+            self.refused.append((symbol, "OPSP0008"))
+            await conn.ws.send(_ack(tr_id, symbol, "OPSP0008", "MAX SUBSCRIBE OVER", rt_cd="1"))
+        elif symbol not in self.cum:
+            self.refused.append((symbol, "OPSP0009"))
+            await conn.ws.send(_ack(tr_id, symbol, "OPSP0009", "INVALID tr_key", rt_cd="1"))
+        else:
+            conn.subs.add(symbol)
+            await conn.ws.send(_ack(tr_id, symbol, "OPSP0000", "SUBSCRIBE SUCCESS", output={"iv": self.cipher[1], "key": self.cipher[0]}))
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- test controls
+    def subscribed_conn(self, symbols: Sequence[str], newer_than: int = 0) -> Conn | None:
+        for conn in self.conns[newer_than:]:
+            if conn.live() and set(symbols) <= conn.subs:
+                return conn
+        return None
+
+    async def wait_subscribed(self, symbols: Sequence[str] | None = None, newer_than: int = 0, timeout: float = 10.0) -> None:
+        """Until a live connection (the ``newer_than``-th or later) holds all ``symbols``."""
+        symbols = self.symbols if symbols is None else symbols
+        deadline = time.monotonic() + timeout
+        while self.subscribed_conn(symbols, newer_than) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no connection subscribed to {symbols} within {timeout}s")
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
+            except asyncio.TimeoutError:
+                pass
+
+    def make_trade(self, symbol: str) -> Trade:
+        volume = self.rng.randint(1, 500)
+        self.cum[symbol] += volume
+        self.price[symbol] += self.rng.choice((-100, 0, 100))
+        return Trade(symbol, datetime.now(KST).replace(microsecond=0), self.price[symbol], volume, self.cum[symbol], self.rng.choice("1553"))
+
+    async def trades(self, n: int, per_frame: int = 1, encrypt: bool = False) -> None:
+        """``n`` trades round-robin over the symbols; up to ``per_frame`` same-symbol trades per frame."""
+        made: dict[str, list[Trade]] = {}
+        for i in range(n):
+            symbol = self.symbols[i % len(self.symbols)]
+            made.setdefault(symbol, []).append(self.make_trade(symbol))
+        for symbol, trades in made.items():
+            for start in range(0, len(trades), per_frame):
+                await self._deliver(trades[start : start + per_frame], encrypt)
+
+    async def _deliver(self, trades: list[Trade], encrypt: bool) -> None:
+        targets = [c for c in self.conns if c.live() and trades[0].symbol in c.subs]
+        frame = data_frame(trades, self.cipher if encrypt else None)
+        delivered = False
+        for conn in targets:
+            try:
+                await conn.ws.send(frame)
+                delivered = True
+            except ConnectionClosed:
+                conn.closed = True
+        (self.sent if delivered else self.lost).extend(trades)
+
+    async def pingpong(self) -> None:
+        text = json.dumps({"header": {"tr_id": "PINGPONG", "datetime": datetime.now(KST).strftime("%Y%m%d%H%M%S")}})
+        for conn in self.conns:
+            if conn.live():
+                await conn.ws.send(text)
+
+    async def send_raw(self, text: str) -> None:
+        for conn in self.conns:
+            if conn.live():
+                await conn.ws.send(text)
+
+    async def drop(self, abrupt: bool = False) -> None:
+        """Server-initiated disconnect of every current connection, mid-stream."""
+        for conn in self.conns:
+            if conn.closed:
+                continue
+            conn.closed = True
+            if abrupt:
+                conn.ws.transport.abort()
+            else:
+                await conn.ws.close(code=1011, reason="server going away")
+
+    def stall(self, seconds: float) -> None:
+        """The current connections go silent for ``seconds`` (no data, no PINGPONG)."""
+        until = time.monotonic() + seconds
+        for conn in self.conns:
+            if not conn.closed:
+                conn.stalled_until = until

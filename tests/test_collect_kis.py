@@ -1,0 +1,295 @@
+"""KIS H0STCNT0 collector over a real WebSocket against the loopback stand-in, approval key
+from the KIS REST stand-in, ticks into the real Redis stream."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import date, datetime, timedelta
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+import redis
+
+from tickvault.brokers.kis import KisClient
+from tickvault.collectors.base import FatalCollectorError
+from tickvault.collectors.kis import FrameError, aes_encrypt, parse_frame, plan_sessions
+from tickvault.collectors.service import build_kis, read_gaps
+from tickvault.collectors.ws import run_sessions
+from tickvault.config import Settings
+from tickvault.model import KST, TICK_SCHEMA, UTC, parse_fields
+
+from standins.kis_rest import KisRestStandin
+from standins.kis_ws import KisWsStandin, Trade, data_frame
+
+DATA = Path(__file__).parent / "data"
+SYMBOLS = ["005930", "000660", "035720"]
+APPKEY, APPSECRET = "PSkisAppKey0123456789abcdef", "kisAppSecretZYXWVUT9876543210+/="
+
+
+@pytest.fixture
+def kis_rest(tmp_path):
+    standin = KisRestStandin(pa.table([[] for _ in TICK_SCHEMA], schema=TICK_SCHEMA), date.today(), APPKEY, APPSECRET)
+    url = standin.start()
+    yield standin, url
+    standin.stop()
+
+
+def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
+    values = dict(
+        kis_appkey=APPKEY, kis_appsecret=APPSECRET, kis_base_url=rest_url, kis_ws_url=ws_url,
+        broker_token_dir=tmp_path / "tokens", collect_stall_s=0.5, collect_session_hours="00:00-24:00",
+        collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
+    )
+    values.update(extra)
+    return Settings(**{**settings.model_dump(), **values})
+
+
+def stream_ticks(client: redis.Redis, stream: str) -> list[dict[str, str]]:
+    return [fields for _, fields in client.xrange(stream)]
+
+
+def key_of(fields: dict[str, str]) -> tuple[str, datetime, int]:
+    tick = parse_fields(fields, datetime.now(UTC))
+    return (tick.symbol, tick.ts, tick.cum_volume)
+
+
+async def until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def in_a_gap(trade: Trade, gaps: list[dict[str, str]]) -> bool:
+    for gap in gaps:
+        start = datetime.fromisoformat(gap["start"]).replace(microsecond=0)
+        end = datetime.fromisoformat(gap["end"])
+        if start <= trade.ts <= end and trade.symbol in gap["symbols"].split(","):
+            return True
+    return False
+
+
+# ---------------------------------------------------------------- parser
+
+
+def test_real_captured_frame_parses_all_46_fields():
+    frame = (DATA / "kis_h0stcnt0_frame.txt").read_text().strip()
+    received = datetime(2023, 3, 24, 2, 26, 16, 500000, tzinfo=UTC)
+    parsed = parse_frame(frame, {}, received)
+    assert parsed.rejected == []
+    assert parsed.ticks == [{
+        "v": "1", "symbol": "005930", "ts": "2023-03-24T11:26:16+09:00", "price": "62700", "volume": "125",
+        "cum_volume": "9694968", "side": "B", "source": "kis", "received_at": received.isoformat(),
+    }]
+
+
+def test_multi_record_and_encrypted_frames_parse_every_record():
+    now = datetime.now(KST).replace(microsecond=0)
+    trades = [Trade("005930", now, 70000 + i, 10 + i, 1000 + 11 * i, code) for i, code in enumerate("153")]
+    cipher = ("k" * 32, "i" * 16)
+    for frame in (data_frame(trades), data_frame(trades, cipher)):
+        parsed = parse_frame(frame, {"H0STCNT0": cipher}, datetime.now(UTC))
+        assert [(t["price"], t["volume"], t["cum_volume"], t["side"]) for t in parsed.ticks] == [
+            ("70000", "10", "1000", "B"), ("70001", "11", "1011", "S"), ("70002", "12", "1022", ""),
+        ]
+        assert {t["ts"] for t in parsed.ticks} == {now.isoformat()}
+
+
+@pytest.mark.parametrize("frame, reason", [
+    ("0|H0STCNT0|002|" + "^".join(["x"] * 60), "truncated"),
+    ("0|H0STCNT0|001|005930^112616^62700", "truncated"),
+    ("0|H0STCNT0", "4 '|'-separated parts"),
+    ("7|H0STCNT0|001|a", "encryption flag"),
+    ("0|H0STASP0|001|a", "unexpected tr_id"),
+    ("1|H0STCNT0|001|" + aes_encrypt("k" * 32, "i" * 16, "abc"), "before the subscribe ack"),
+])
+def test_unreadable_frames_raise_with_a_reason(frame, reason):
+    with pytest.raises(FrameError, match=reason):
+        parse_frame(frame, {}, datetime.now(UTC))
+
+
+def test_bad_record_is_rejected_alone():
+    now = datetime.now(KST).replace(microsecond=0)
+    good = Trade("005930", now, 70000, 5, 500, "1")
+    bad = Trade("005930", now, 70000, 0, 500, "1")  # zero volume
+    parsed = parse_frame(data_frame([good, bad]), {}, datetime.now(UTC))
+    assert len(parsed.ticks) == 1 and len(parsed.rejected) == 1
+    assert "record 2 of 2" in parsed.rejected[0][1] and "volume" in parsed.rejected[0][1]
+
+
+def test_symbols_beyond_the_keys_are_refused_clearly():
+    assert plan_sessions([f"{i:06d}" for i in range(81)], 3, 40) == [
+        [f"{i:06d}" for i in range(0, 40)], [f"{i:06d}" for i in range(40, 80)], ["000080"],
+    ]
+    with pytest.raises(FatalCollectorError, match="81 symbols need 3 KIS WebSocket sessions.*only 2 app key"):
+        plan_sessions([f"{i:06d}" for i in range(81)], 2, 40)
+
+
+# ---------------------------------------------------------------- end to end
+
+
+def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, kis_rest, tmp_path, caplog):
+    """Multi-record and encrypted frames, PINGPONG, a server close, an abrupt drop and a stall:
+    every delivered trade is in the stream exactly once; every trade made while the
+    collector could not receive lies inside a recorded gap; bad frames are in the DLQ."""
+    caplog.set_level(logging.DEBUG)
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS, valid_key=lambda k: k.startswith("apv-"))
+
+    async def scenario():
+        ws_url = await standin.start()
+        s = collector_settings(settings, tmp_path, rest_url, ws_url)
+        kis = KisClient(s)
+        collector = build_kis(s, SYMBOLS, rclient, approval_keys=[kis.approval_key])
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_subscribed()
+        await standin.trades(30, per_frame=4)
+        await standin.pingpong()
+        await standin.trades(12, per_frame=2, encrypt=True)
+        await until(lambda: standin.pongs == 1, what="PINGPONG echo")
+        await until(lambda: collector.stats.ticks == len(standin.sent), what="first ticks")
+
+        seen = standin.connections
+        await standin.drop()  # server-initiated close mid-stream
+        await standin.trades(9)  # the exchange keeps trading while nobody listens
+        await standin.wait_subscribed(newer_than=seen)
+        await standin.trades(15, per_frame=3)
+
+        seen = standin.connections
+        await standin.drop(abrupt=True)
+        await standin.trades(6)
+        await standin.wait_subscribed(newer_than=seen)
+        await standin.trades(6)
+
+        seen = standin.connections
+        standin.stall(1.5)  # the acceptance's 60 s stall, scaled with the 0.5 s watchdog
+        await standin.trades(9)
+        await standin.wait_subscribed(newer_than=seen)
+        await standin.trades(12, per_frame=3)
+
+        await standin.send_raw("0|H0STCNT0|002|005930^112616^62700")  # truncated
+        await standin.send_raw("{not json")
+        await until(lambda: collector.stats.ticks == len(standin.sent) and collector.stats.parse_errors == 2, what="all ticks")
+        stop.set()
+        await task
+        await standin.stop()
+        return collector
+
+    collector = asyncio.run(scenario())
+
+    entries = stream_ticks(rclient, settings.stream)
+    keys = [key_of(f) for f in entries]
+    assert len(keys) == len(set(keys)), "a tick was published twice"
+    assert sorted(keys) == sorted(t.key for t in standin.sent)
+    assert all(f["source"] == "kis" and f["received_at"] for f in entries)
+    assert len(standin.lost) == 9 + 6 + 9
+    gaps = read_gaps(rclient, settings.stream)
+    assert len(gaps) == 3 and all(g["source"] == "kis" for g in gaps)
+    assert "stall" in gaps[2]["reason"]
+    missing = [t for t in standin.lost if not in_a_gap(t, gaps)]
+    assert missing == [], f"lost trades outside any recorded gap: {missing}"
+    assert collector.stats.reconnects == 3 and collector.stats.frames > 0
+
+    dlq = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert {d["stage"] for d in dlq} == {"collect-kis"}
+    assert any("truncated" in d["reason"] and d["f.raw"].startswith("0|H0STCNT0|002|") for d in dlq)
+    assert any("unreadable control frame" in d["reason"] for d in dlq)
+    assert standin.unsubscribes == len(SYMBOLS)  # clean stop says goodbye
+
+    secrets = [APPSECRET, APPKEY] + [m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m]
+    logged = caplog.text
+    assert all(secret not in logged for secret in secrets)
+    assert "recorded in" in logged  # the gaps are in the log too
+
+
+def test_short_silence_below_the_watchdog_keeps_the_session(settings, rclient, kis_rest, tmp_path):
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS[:1], valid_key=lambda k: k.startswith("apv-"))
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), collect_stall_s=1.0)
+        collector = build_kis(s, SYMBOLS[:1], rclient, approval_keys=[KisClient(s).approval_key])
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_subscribed()
+        standin.stall(0.4)
+        await asyncio.sleep(0.6)
+        await standin.trades(3)
+        await until(lambda: collector.stats.ticks == 3)
+        stop.set()
+        await task
+        await standin.stop()
+        return collector
+
+    collector = asyncio.run(scenario())
+    assert standin.connections == 1 and collector.stats.reconnects == 0
+    assert read_gaps(rclient, settings.stream) == []
+
+
+def test_watchdog_sleeps_outside_the_session(settings, rclient, kis_rest, tmp_path):
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS[:1])
+    now = datetime.now(KST)
+    closed = f"{(now + timedelta(hours=2)).strftime('%H:%M')}-{(now + timedelta(hours=3)).strftime('%H:%M')}"
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), collect_stall_s=0.2, collect_session_hours=closed)
+        collector = build_kis(s, SYMBOLS[:1], rclient, approval_keys=[lambda: "apv-x"])
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_subscribed()
+        await asyncio.sleep(0.8)
+        stop.set()
+        await task
+        await standin.stop()
+
+    asyncio.run(scenario())
+    assert standin.connections == 1
+
+
+def test_over_limit_subscription_is_refused_with_a_clear_error(settings, rclient, kis_rest, tmp_path):
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS, max_subscriptions=2)
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), kis_ws_max_subscriptions=3)
+        collector = build_kis(s, SYMBOLS, rclient, approval_keys=[lambda: "apv-x"])
+        try:
+            await asyncio.wait_for(run_sessions(collector.sessions, collector.outbox, asyncio.Event()), timeout=10)
+        finally:
+            await standin.stop()
+
+    with pytest.raises(FatalCollectorError, match="MAX SUBSCRIBE OVER.*TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS"):
+        asyncio.run(scenario())
+    assert standin.refused == [("035720", "OPSP0008")]
+
+
+def test_more_symbols_use_more_app_keys_one_session_each(settings, rclient, kis_rest, tmp_path):
+    rest, rest_url = kis_rest
+    symbols = SYMBOLS + ["051910", "207940"]
+    standin = KisWsStandin(symbols, max_subscriptions=2)
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), kis_ws_max_subscriptions=2)
+        keys = [lambda n=n: f"apv-{n}" for n in range(3)]
+        collector = build_kis(s, symbols, rclient, approval_keys=keys)
+        assert [len(x.symbols) for x in collector.sessions] == [2, 2, 1]
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await until(lambda: sum(len(c.subs) for c in standin.conns if not c.closed) == 5, what="5 subscriptions")
+        await standin.trades(20, per_frame=2)
+        await until(lambda: collector.stats.ticks == 20)
+        stop.set()
+        await task
+        await standin.stop()
+
+    asyncio.run(scenario())
+    assert standin.connections == 3 and standin.refused == []
+    keys = sorted(key_of(f) for f in stream_ticks(rclient, settings.stream))
+    assert keys == sorted(t.key for t in standin.sent) and len(keys) == 20
+    approval = {m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m}
+    assert approval == {"apv-0", "apv-1", "apv-2"}
