@@ -3,8 +3,8 @@
 -- candles_1m -> 5m -> 1h -> 1d, all in one statement of the caller's transaction.
 -- Open/close are the trades with the lowest/highest cum_volume; merging a delta into a
 -- stored candle keeps the side with the lower open_cum / higher close_cum, so the result
--- does not depend on arrival order. Buckets: date_bin anchored at 09:00 KST
--- (1m/5m/1h) and at 00:00 KST (1d = one KST trading date).
+-- does not depend on arrival order. Buckets: date_bin from origin 00:00 KST, so intraday
+-- buckets start at 09:00 KST and 1d = one KST trading date.
 WITH added AS (
     INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
     SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
@@ -15,7 +15,7 @@ WITH added AS (
 ),
 delta_1m AS (
     SELECT symbol,
-           date_bin('1 minute', ts, TIMESTAMPTZ '2000-01-03 09:00:00+09') AS bucket,
+           date_bin('1 minute', ts, {origin}) AS bucket,
            (array_agg(price ORDER BY cum_volume))[1] AS open,
            max(price) AS high,
            min(price) AS low,

@@ -51,6 +51,7 @@ class HotStore:
         self._known_days: set[date] | None = None
         self._days_lock = threading.Lock()
         self._insert_sql: sql.Composed | None = None
+        self.last_init_changes: list[str] = []  # TimescaleDB policies init added/updated/removed
 
     # ------------------------------------------------------------------ connections
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
@@ -133,7 +134,7 @@ class HotStore:
             if mode == "timescaledb":
                 from . import timescale
 
-                timescale.init_schema(conn, self.settings)
+                self.last_init_changes = timescale.init_schema(conn, self.settings)
         self._mode = mode
         self._insert_sql = None
         if mode == "postgres":
@@ -226,6 +227,16 @@ class HotStore:
         if report["dropped_partitions"]:
             log.info("hot retention: dropped %s", ", ".join(report["dropped_partitions"]))
         return report
+
+    def refresh_candles(self, start: datetime, end: datetime) -> None:
+        """TimescaleDB: materialise candles for [start, end) now (after recovery upserts, in tests).
+        PostgreSQL mode keeps candles current on every insert, so there is nothing to do."""
+        if self.mode != "timescaledb":
+            return
+        from . import timescale
+
+        with self.connect(autocommit=True) as conn:
+            timescale.refresh_candles(conn, self.schema, start, end)
 
     # ------------------------------------------------------------------ reads
     def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> pa.Table:

@@ -16,16 +16,16 @@ from .copy import encode_binary_copy
 from .sqlfiles import query, sql_text
 
 LEVELS = (("5m", "1m", "5 minutes"), ("1h", "5m", "1 hour"), ("1d", "1h", "1 day"))
-#: date_bin origins: intraday buckets start at 09:00 KST, daily buckets at 00:00 KST
-INTRADAY_ORIGIN = "2000-01-03 09:00:00+09"
-DAILY_ORIGIN = "2000-01-03 00:00:00+09"
+#: Bucket origin of every candle level in both modes: 00:00 KST. 1m/5m/1h buckets then also
+#: start at 09:00 KST (the open), and a 1d bucket is one KST trading date. TimescaleDB needs
+#: one origin across a cagg hierarchy.
+ORIGIN = "2000-01-03 00:00:00+09"
 
 
 def postgres_write_sql(schema: str) -> sql.Composed:
     """pg_write.sql with the rollup/merge CTEs for every candle level filled in."""
     parts = [query("pg_merge.sql", schema, level=sql.SQL("1m"), table=sql.Identifier("candles_1m"))]
     for level, source, width in LEVELS:
-        origin = DAILY_ORIGIN if level == "1d" else INTRADAY_ORIGIN
         parts.append(
             query(
                 "pg_rollup.sql",
@@ -33,11 +33,11 @@ def postgres_write_sql(schema: str) -> sql.Composed:
                 level=sql.SQL(level),
                 source=sql.SQL(source),
                 width=sql.Literal(width) + sql.SQL("::interval"),
-                origin=sql.SQL("TIMESTAMPTZ ") + sql.Literal(origin),
+                origin=sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN),
             )
         )
         parts.append(query("pg_merge.sql", schema, level=sql.SQL(level), table=sql.Identifier(f"candles_{level}")))
-    return query("pg_write.sql", schema, rollups=sql.SQL(",\n").join(parts))
+    return query("pg_write.sql", schema, rollups=sql.SQL(",\n").join(parts), origin=sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN))
 
 
 def timescale_write_sql(schema: str) -> sql.Composed:

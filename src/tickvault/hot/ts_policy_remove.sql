@@ -1,0 +1,1 @@
+SELECT delete_job(%(job_id)s)

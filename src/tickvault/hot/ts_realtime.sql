@@ -1,0 +1,1 @@
+ALTER MATERIALIZED VIEW {schema}.{view} SET (timescaledb.materialized_only = false)
