@@ -1,0 +1,228 @@
+"""Stand-in of Kiwoom's real-time WebSocket (LOGIN, REG/REMOVE type 0B, PING, REAL), a real
+websockets server on loopback speaking the documented JSON messages.
+
+Driven like the KIS stand-in: ``trades(n, per_message=k)`` trades and delivers REAL
+messages with up to ``k`` elements to logged-in, registered connections (``sent``), or keeps
+the trades nobody could receive in ``lost``; ``drop``, ``stall``, ``ping``, ``send_raw``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
+
+from tickvault.model import KST
+
+SERVER_LOG = logging.getLogger("standins.kiwoom_ws")  # frames carry the token: keep them out of DEBUG logs
+SERVER_LOG.setLevel(logging.INFO)
+
+
+@dataclass
+class Trade:
+    symbol: str
+    ts: datetime
+    price: int
+    volume: int
+    cum_volume: int
+    side: str  # 'B' / 'S'
+
+    @property
+    def key(self) -> tuple[str, datetime, int]:
+        return (self.symbol, self.ts, self.cum_volume)
+
+
+def real_element(t: Trade, prev_close: int) -> dict:
+    sign = "+" if t.price >= prev_close else "-"
+    return {
+        "type": "0B",
+        "name": "주식체결",
+        "item": t.symbol,
+        "values": {
+            "20": t.ts.strftime("%H%M%S"),
+            "10": f"{sign}{t.price}",
+            "11": f"{sign}{abs(t.price - prev_close)}",
+            "12": "+0.16",
+            "27": f"{sign}{t.price + 100}",
+            "28": f"{sign}{t.price}",
+            "15": f"{'+' if t.side == 'B' else '-'}{t.volume}",
+            "13": str(t.cum_volume),
+            "14": str(t.cum_volume * t.price // 1_000_000),
+            "16": f"{sign}{prev_close}",
+            "17": f"{sign}{t.price + 500}",
+            "18": f"-{prev_close - 500}",
+            "290": "2",
+            "9081": "1",
+        },
+    }
+
+
+@dataclass
+class Conn:
+    ws: ServerConnection
+    logged_in: bool = False
+    items: set[str] = field(default_factory=set)
+    stalled_until: float = 0.0
+    closed: bool = False
+
+    def live(self) -> bool:
+        return not self.closed and time.monotonic() >= self.stalled_until
+
+
+class KiwoomWsStandin:
+    def __init__(self, symbols: Sequence[str], *, max_items: int = 100, valid_token: Callable[[str], bool] = bool, seed: int = 11):
+        self.symbols = list(symbols)
+        self.max_items = max_items
+        self.valid_token = valid_token
+        self.rng = random.Random(seed)
+        self.cum = {s: 0 for s in self.symbols}
+        self.price = {s: 20_000 + 50 * i for i, s in enumerate(self.symbols)}
+        self.prev_close = dict(self.price)
+        self.sent: list[Trade] = []
+        self.lost: list[Trade] = []
+        self.conns: list[Conn] = []
+        self.connections = 0
+        self.pongs = 0
+        self.removes = 0
+        self.logins_refused = 0
+        self.regs_refused = 0
+        self.received: list[str] = []
+        self._server: Server | None = None
+        self._changed = asyncio.Event()
+
+    async def start(self) -> str:
+        self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None, logger=SERVER_LOG)
+        port = self._server.sockets[0].getsockname()[1]
+        return f"ws://127.0.0.1:{port}/api/dostk/websocket"
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _handler(self, ws: ServerConnection) -> None:
+        conn = Conn(ws)
+        self.conns.append(conn)
+        self.connections += 1
+        try:
+            async for message in ws:
+                text = message if isinstance(message, str) else message.decode()
+                self.received.append(text)
+                await self._on_text(conn, json.loads(text))
+                self._notify()
+        except ConnectionClosed:
+            pass
+        finally:
+            conn.closed = True
+            self._notify()
+
+    async def _on_text(self, conn: Conn, msg: dict) -> None:
+        trnm = msg.get("trnm")
+        if trnm == "PING":
+            self.pongs += 1
+        elif trnm == "LOGIN":
+            if self.valid_token(msg.get("token", "")):
+                conn.logged_in = True
+                await conn.ws.send(json.dumps({"trnm": "LOGIN", "return_code": 0, "return_msg": ""}))
+            else:
+                self.logins_refused += 1
+                await conn.ws.send(json.dumps({"trnm": "LOGIN", "return_code": 100013, "return_msg": "인증에 실패했습니다"}))
+        elif not conn.logged_in:
+            await conn.ws.send(json.dumps({"trnm": trnm, "return_code": 100001, "return_msg": "로그인이 필요합니다"}))
+        elif trnm == "REG":
+            items = {i for d in msg.get("data", []) for i in d.get("item", []) if "0B" in d.get("type", [])}
+            if len(conn.items | items) > self.max_items:
+                self.regs_refused += 1
+                await conn.ws.send(json.dumps({"trnm": "REG", "return_code": 105109, "return_msg": "실시간 등록 한도를 초과했습니다"}))
+            else:
+                conn.items |= items
+                await conn.ws.send(json.dumps({"trnm": "REG", "return_code": 0, "return_msg": ""}))
+        elif trnm == "REMOVE":
+            self.removes += 1
+            conn.items -= {i for d in msg.get("data", []) for i in d.get("item", [])}
+            await conn.ws.send(json.dumps({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}))
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    # --- test controls
+    def registered_conn(self, newer_than: int = 0) -> Conn | None:
+        for conn in self.conns[newer_than:]:
+            if conn.live() and set(self.symbols) <= conn.items:
+                return conn
+        return None
+
+    async def wait_registered(self, newer_than: int = 0, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while self.registered_conn(newer_than) is None:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError(f"no connection registered {self.symbols} within {timeout}s")
+            try:
+                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
+            except asyncio.TimeoutError:
+                pass
+
+    def make_trade(self, symbol: str) -> Trade:
+        volume = self.rng.randint(1, 300)
+        self.cum[symbol] += volume
+        self.price[symbol] += self.rng.choice((-50, 0, 50))
+        return Trade(symbol, datetime.now(KST).replace(microsecond=0), self.price[symbol], volume, self.cum[symbol], self.rng.choice("BS"))
+
+    async def trades(self, n: int, per_message: int = 1) -> None:
+        """``n`` trades round-robin over the symbols, up to ``per_message`` REAL elements per message."""
+        made = [self.make_trade(self.symbols[i % len(self.symbols)]) for i in range(n)]
+        for start in range(0, len(made), per_message):
+            await self._deliver(made[start : start + per_message])
+
+    async def _deliver(self, trades: list[Trade]) -> None:
+        for conn in self.conns:
+            if not conn.live():
+                continue
+            mine = [t for t in trades if t.symbol in conn.items]
+            if not mine:
+                continue
+            message = json.dumps({"trnm": "REAL", "data": [real_element(t, self.prev_close[t.symbol]) for t in mine]}, ensure_ascii=False)
+            try:
+                await conn.ws.send(message)
+            except ConnectionClosed:
+                conn.closed = True
+                continue
+            self.sent.extend(mine)
+            trades = [t for t in trades if t not in mine]
+        self.lost.extend(trades)
+
+    async def ping(self) -> None:
+        for conn in self.conns:
+            if conn.live():
+                await conn.ws.send(json.dumps({"trnm": "PING"}))
+
+    async def send_raw(self, text: str) -> None:
+        for conn in self.conns:
+            if conn.live():
+                await conn.ws.send(text)
+
+    async def drop(self, abrupt: bool = False) -> None:
+        for conn in self.conns:
+            if conn.closed:
+                continue
+            conn.closed = True
+            if abrupt:
+                conn.ws.transport.abort()
+            else:
+                await conn.ws.close(code=1001, reason="server going away")
+
+    def stall(self, seconds: float) -> None:
+        until = time.monotonic() + seconds
+        for conn in self.conns:
+            if not conn.closed:
+                conn.stalled_until = until

@@ -1,0 +1,172 @@
+"""Kiwoom 0B collector over a real WebSocket against the loopback stand-in, token from the
+Kiwoom REST stand-in, ticks into the real Redis stream."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import date, datetime
+from pathlib import Path
+
+import pyarrow as pa
+import pytest
+
+from tickvault.brokers.kiwoom import KiwoomClient
+from tickvault.collectors.base import FatalCollectorError
+from tickvault.collectors.kiwoom import check_limit, real_to_fields
+from tickvault.collectors.service import build_kiwoom, read_gaps
+from tickvault.collectors.ws import run_sessions
+from tickvault.config import Settings
+from tickvault.model import KST, TICK_SCHEMA, UTC, InvalidTick
+
+from standins.kiwoom_rest import KiwoomRestStandin
+from standins.kiwoom_ws import KiwoomWsStandin
+from test_collect_kis import in_a_gap, key_of, stream_ticks, until
+
+SYMBOLS = ["005930", "000660", "035720"]
+APPKEY, SECRETKEY = "kwAppKey_4f1d2c3b", "kwSecretKey_9a8b7c6d"
+
+
+@pytest.fixture
+def kiwoom_rest():
+    standin = KiwoomRestStandin(pa.table([[] for _ in TICK_SCHEMA], schema=TICK_SCHEMA), date.today(), APPKEY, SECRETKEY)
+    url = standin.start()
+    yield standin, url
+    standin.stop()
+
+
+def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
+    values = dict(
+        kiwoom_appkey=APPKEY, kiwoom_secretkey=SECRETKEY, kiwoom_base_url=rest_url, kiwoom_ws_url=ws_url,
+        broker_token_dir=tmp_path / "tokens", collect_stall_s=0.5, collect_session_hours="00:00-24:00",
+        collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
+    )
+    values.update(extra)
+    return Settings(**{**settings.model_dump(), **values})
+
+
+def test_real_element_maps_signed_values():
+    received = datetime(2026, 11, 20, 1, 5, 7, tzinfo=UTC)  # 10:05:07 KST
+    item = {"type": "0B", "item": "005930", "values": {"20": "100506", "10": "-20800", "15": "-37", "13": "123456"}}
+    assert real_to_fields(item, received) == {
+        "v": "1", "symbol": "005930", "ts": "2026-11-20T10:05:06+09:00", "price": "20800", "volume": "37",
+        "cum_volume": "123456", "side": "S", "source": "kiwoom", "received_at": received.isoformat(),
+    }
+    item["values"].update({"10": "+20850", "15": "+5"})
+    assert real_to_fields(item, received)["side"] == "B"
+    item["values"]["15"] = "5"
+    assert real_to_fields(item, received)["side"] == ""
+    del item["values"]["13"]
+    with pytest.raises(InvalidTick, match="missing FID"):
+        real_to_fields(item, received)
+
+
+def test_business_date_is_the_kst_session_date():
+    received = datetime(2026, 11, 19, 23, 30, tzinfo=UTC)  # 08:30 KST on the 20th
+    item = {"type": "0B", "item": "005930", "values": {"20": "083000", "10": "100", "15": "+1", "13": "1"}}
+    assert real_to_fields(item, received)["ts"] == "2026-11-20T08:30:00+09:00"
+
+
+def test_too_many_symbols_are_refused_before_connecting():
+    with pytest.raises(FatalCollectorError, match="101 symbols exceed.*TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS"):
+        check_limit([f"{i:06d}" for i in range(101)], 100)
+
+
+def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, kiwoom_rest, tmp_path, caplog):
+    caplog.set_level(logging.DEBUG)
+    rest, rest_url = kiwoom_rest
+    standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: rest.token_state(t) == "ok")
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        collector = build_kiwoom(s, SYMBOLS, rclient, token=KiwoomClient(s).token)
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_registered()
+        await standin.trades(30, per_message=5)
+        await standin.ping()
+        await until(lambda: standin.pongs == 1, what="PING echo")
+
+        seen = standin.connections
+        await standin.drop()
+        await standin.trades(8)
+        await standin.wait_registered(newer_than=seen)
+        await standin.trades(12, per_message=3)
+
+        seen = standin.connections
+        await standin.drop(abrupt=True)
+        await standin.trades(5)
+        await standin.wait_registered(newer_than=seen)
+
+        seen = standin.connections
+        standin.stall(1.5)
+        await standin.trades(7)
+        await standin.wait_registered(newer_than=seen)
+        await standin.trades(9, per_message=4)
+
+        bad = {"type": "0B", "item": "005930", "values": {"20": "100506", "10": "-20800"}}
+        await standin.send_raw(json.dumps({"trnm": "REAL", "data": [bad]}))
+        await standin.send_raw('{"trnm": "REAL", "data": [')  # truncated
+        await until(lambda: collector.stats.ticks == len(standin.sent) and collector.stats.parse_errors == 2, what="all ticks")
+        stop.set()
+        await task
+        await standin.stop()
+        return collector
+
+    collector = asyncio.run(scenario())
+    entries = stream_ticks(rclient, settings.stream)
+    keys = [key_of(f) for f in entries]
+    assert len(keys) == len(set(keys))
+    assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 30 + 12 + 9
+    sides = {(f["symbol"], int(f["cum_volume"])): f["side"] for f in entries}
+    assert all(sides[(t.symbol, t.cum_volume)] == t.side for t in standin.sent)
+    gaps = read_gaps(rclient, settings.stream)
+    assert [g["source"] for g in gaps] == ["kiwoom"] * 3
+    assert [t for t in standin.lost if not in_a_gap(t, gaps)] == []
+    assert len(standin.lost) == 8 + 5 + 7
+    dlq = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert len(dlq) == 2 and {d["stage"] for d in dlq} == {"collect-kiwoom"}
+    assert any("missing FID(s) 15, 13" in d["reason"] for d in dlq)
+    assert any("unreadable message" in d["reason"] and d["f.raw"] == '{"trnm": "REAL", "data": [' for d in dlq)
+    assert standin.removes >= 1
+    tokens = {json.loads(m)["token"] for m in standin.received if '"LOGIN"' in m}
+    assert tokens and all(t not in caplog.text for t in tokens | {SECRETKEY, APPKEY})
+    assert collector.stats.reconnects == 3
+
+
+def test_refused_login_retries_without_a_gap_or_data(settings, rclient, kiwoom_rest, tmp_path):
+    rest, rest_url = kiwoom_rest
+    standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: False)
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        collector = build_kiwoom(s, SYMBOLS, rclient, token=lambda: "not-a-token")
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await until(lambda: standin.logins_refused >= 2, what="a retried LOGIN")
+        stop.set()
+        await task
+        await standin.stop()
+        return collector
+
+    collector = asyncio.run(scenario())
+    assert collector.stats.reconnects >= 2 and collector.stats.ticks == 0
+    assert read_gaps(rclient, settings.stream) == []  # never subscribed: nothing was being missed by a lost session
+
+
+def test_server_refusing_the_registration_stops_with_a_clear_error(settings, rclient, kiwoom_rest, tmp_path):
+    rest, rest_url = kiwoom_rest
+    standin = KiwoomWsStandin(SYMBOLS, max_items=2)
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        collector = build_kiwoom(s, SYMBOLS, rclient, token=lambda: "tok")
+        try:
+            await asyncio.wait_for(run_sessions(collector.sessions, collector.outbox, asyncio.Event()), timeout=10)
+        finally:
+            await standin.stop()
+
+    with pytest.raises(FatalCollectorError, match="refused REG of 3 symbols"):
+        asyncio.run(scenario())
+    assert standin.regs_refused == 1
