@@ -23,6 +23,11 @@ COMMANDS: dict[str, str] = {
     "collect": "collect:collect_cmd",
     "compact": "lake:compact_cmd",
     "simulate": "simulate:simulate_cmd",
+    "verify": "sync:verify_cmd",
+    "reconcile": "sync:reconcile_cmd",
+    "trim": "sync:trim_cmd",
+    "rebuild": "sync:rebuild_cmd",
+    "export": "export:export_cmd",
 }
 
 
