@@ -1,0 +1,155 @@
+"""Least privilege: the reader cannot write, the writer cannot run DDL (drop, truncate, create).
+
+Roles are cluster-wide, so each test uses its own role names and drops them afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from psycopg import errors
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
+from pydantic import SecretStr
+
+from tickvault.config import Settings
+from tickvault.hot import HotStore
+from tickvault.hot.roles import create_roles
+from tickvault.model import KST, Tick, ticks_to_table
+
+
+def _as(url: str, role: str) -> str:
+    params = conninfo_to_dict(url)
+    params.pop("password", None)
+    params["user"] = role
+    return make_conninfo(**params)
+
+
+def _drop_roles(admin_url: str, *roles: str) -> None:
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        for role in roles:
+            if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone():
+                conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(role)))
+                conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
+
+
+def _ticks(n: int = 20) -> list[Tick]:
+    # today (KST) 09:00: init created this day's partition in PostgreSQL mode
+    start = datetime.now(KST).replace(hour=9, minute=0, second=0, microsecond=0)
+    return [
+        Tick("005930", start + timedelta(seconds=i), Decimal("70100"), 10, 10 * (i + 1), "B", "sim", datetime.now(UTC))
+        for i in range(n)
+    ]
+
+
+@pytest.fixture
+def roled(settings: Settings, test_id: str) -> Iterator[Settings]:
+    s = settings.model_copy(update={"pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r"})
+    store = HotStore(s)
+    store.init()
+    store.close()
+    yield s
+    _drop_roles(s.pg_dsn, s.pg_writer_role, s.pg_reader_role)
+
+
+def _check_privileges(s: Settings, candles_kind: str = "TABLE") -> None:
+    writer_url, reader_url = _as(s.pg_dsn, s.pg_writer_role), _as(s.pg_dsn, s.pg_reader_role)
+    schema = s.pg_schema
+
+    # writer: archiver-style writes through the hot store work (ticks, candles, checkpoint) ...
+    writer_store = HotStore(s.model_copy(update={"pg_url": writer_url}))
+    assert writer_store.upsert(ticks_to_table(_ticks())) == 20
+    assert writer_store.upsert(ticks_to_table(_ticks())) == 0
+    with psycopg.connect(writer_url, autocommit=True) as conn:
+        conn.execute(f'INSERT INTO "{schema}".metrics (ts, name, labels, value) VALUES (now(), %s, %s, 1)', ("t", "{}"))
+        # ... but no DDL
+        for statement in (
+            f'DROP TABLE "{schema}".ticks',
+            f'DROP {candles_kind} "{schema}".candles_1m',
+            f'DROP TABLE "{schema}".metrics',
+            f'TRUNCATE "{schema}".ticks',
+            f'ALTER TABLE "{schema}".ticks ADD COLUMN x int',
+            f'CREATE TABLE "{schema}".intruder (x int)',
+            f'DROP SCHEMA "{schema}" CASCADE',
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+
+    # reader: sees the data with unqualified names (Grafana's search_path) ...
+    with psycopg.connect(reader_url, autocommit=True) as conn:
+        assert conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 20
+        assert conn.execute("SELECT sum(volume) FROM candles_1m WHERE symbol = '005930'").fetchone()[0] == 200
+        assert conn.execute("SELECT count(*) FROM metrics").fetchone()[0] >= 1
+        # ... and cannot write: refused by the read-only default, and by privileges when that is switched off
+        with pytest.raises(errors.ReadOnlySqlTransaction):
+            conn.execute("INSERT INTO metrics (ts, name, labels, value) VALUES (now(), 'x', '{}', 1)")
+        conn.execute("SET default_transaction_read_only = off")
+        for statement in (
+            "INSERT INTO metrics (ts, name, labels, value) VALUES (now(), 'x', '{}', 1)",
+            "DELETE FROM ticks",
+            "UPDATE ticks SET volume = 0",
+            "DROP TABLE ticks",
+            "CREATE TABLE intruder (x int)",
+        ):
+            with pytest.raises(errors.InsufficientPrivilege):
+                conn.execute(statement)
+    with psycopg.connect(s.pg_dsn) as conn:
+        assert conn.execute(f'SELECT count(*) FROM "{schema}".ticks').fetchone()[0] == 20
+
+
+def test_reader_cannot_write_and_writer_cannot_drop(roled: Settings) -> None:
+    result = create_roles(roled)
+    assert (result.writer, result.reader) == (roled.pg_writer_role, roled.pg_reader_role)
+    _check_privileges(roled)
+
+
+def test_roles_are_idempotent_and_cover_tables_created_later(roled: Settings) -> None:
+    s = roled.model_copy(update={"pg_writer_password": SecretStr("w-secret"), "pg_reader_password": SecretStr("r-secret")})
+    create_roles(s)
+    create_roles(s)  # again: no error, same grants
+    with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE TABLE "{s.pg_schema}".later (x int)')  # e.g. a table added by an upgrade
+        conn.execute(f'INSERT INTO "{s.pg_schema}".later VALUES (1)')
+        stored = dict(conn.execute(
+            "SELECT rolname, rolpassword IS NOT NULL FROM pg_authid WHERE rolname IN (%s, %s)", (s.pg_writer_role, s.pg_reader_role)
+        ).fetchall())
+    assert stored == {s.pg_writer_role: True, s.pg_reader_role: True}
+    with psycopg.connect(_as(s.pg_dsn, s.pg_reader_role)) as conn:
+        assert conn.execute("SELECT x FROM later").fetchone()[0] == 1
+    with psycopg.connect(_as(s.pg_dsn, s.pg_writer_role), autocommit=True) as conn:
+        conn.execute(f'INSERT INTO "{s.pg_schema}".later VALUES (2)')
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(f'DROP TABLE "{s.pg_schema}".later')
+
+
+def test_bad_role_names_are_refused(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="TICKVAULT_PG_WRITER_ROLE"):
+        create_roles(settings.model_copy(update={"pg_writer_role": 'evil"; DROP'}))
+    with pytest.raises(ValueError, match="must differ"):
+        create_roles(settings.model_copy(update={"pg_writer_role": "same_role", "pg_reader_role": "same_role"}))
+
+
+@pytest.mark.timescaledb
+def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
+    url = os.environ.get("TICKVAULT_TEST_TSDB_URL")
+    if not url:
+        pytest.skip("TICKVAULT_TEST_TSDB_URL is not set (a PostgreSQL with the timescaledb extension)")
+    s = settings.model_copy(update={
+        "pg_url": url, "hot_mode": "timescaledb",
+        "pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r",
+    })
+    store = HotStore(s)
+    try:
+        store.init()
+        assert store.mode == "timescaledb"
+        create_roles(s)
+        _check_privileges(s, "MATERIALIZED VIEW")  # writer inserts create chunks by themselves; the reader reads candle views
+    finally:
+        store.close()
+        _drop_roles(url, s.pg_writer_role, s.pg_reader_role)
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
