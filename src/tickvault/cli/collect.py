@@ -119,7 +119,7 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     (the windows are recorded in <stream>:gaps for recovery).
     """
     from ..archiver import install_signal_handlers
-    from ..collectors.pubsub import FieldMapping, PubSubBridge
+    from ..collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
     from ..stream import connect
 
     settings = get_settings(ctx)
@@ -128,7 +128,8 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     except ValueError as exc:
         fail(str(exc))
     client = connect(settings.redis_dsn)
-    bridge = PubSubBridge(client, channel, settings.stream, mapping, settings.collect_reconnect_initial_s, settings.collect_reconnect_max_s)
+    bridge = PubSubBridge(client, channel, settings.stream, mapping, settings.collect_reconnect_initial_s, settings.collect_reconnect_max_s,
+                          listener=pubsub_client(settings.redis_dsn))
     install_signal_handlers(bridge.stop)
     bridge.run()
     log.info("pubsub bridge stopped: %s", json.dumps(bridge.stats.as_dict()))

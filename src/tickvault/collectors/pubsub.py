@@ -135,6 +135,15 @@ class FieldMapping:
         return kst_instant(day, text.replace(":", ""))
 
 
+def pubsub_client(url: str) -> redis.Redis:
+    """A client whose pub/sub connection does not silently reconnect: redis-py would
+    resubscribe behind our back and the messages of the dead window would vanish unrecorded."""
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    return redis.Redis.from_url(url, decode_responses=True, retry=Retry(NoBackoff(), 0), health_check_interval=0)
+
+
 @dataclass
 class PubSubBridge:
     """Subscribe to ``channel`` and append every message to the stream until stopped."""
@@ -145,9 +154,13 @@ class PubSubBridge:
     mapping: FieldMapping = field(default_factory=FieldMapping)
     reconnect_initial_s: float = 0.5
     reconnect_max_s: float = 30.0
+    listener: redis.Redis | None = None  # the pub/sub connection's client; see pubsub_client()
     stats: CollectorStats = field(default_factory=CollectorStats)
     stop_event: threading.Event = field(default_factory=threading.Event)
     subscribed: threading.Event = field(default_factory=threading.Event)
+
+    def __post_init__(self) -> None:
+        self._alive_since = datetime.now(UTC)
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -158,7 +171,8 @@ class PubSubBridge:
         down_since: datetime | None = None
         reason = ""
         while not self.stop_event.is_set():
-            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+            pubsub = (self.listener or self.client).pubsub(ignore_subscribe_messages=True)
+            self._alive_since = datetime.now(UTC)
             try:
                 pubsub.subscribe(self.channel)
                 self.stats.connected = True
@@ -172,7 +186,7 @@ class PubSubBridge:
             except redis.RedisError as exc:
                 reason = f"Redis pub/sub connection lost: {type(exc).__name__}"
                 if down_since is None:
-                    down_since = datetime.now(UTC)
+                    down_since = self._alive_since
             finally:
                 self.stats.connected = False
                 self.subscribed.clear()
@@ -190,7 +204,11 @@ class PubSubBridge:
             self._record_gap(down_since, datetime.now(UTC), f"{reason}; bridge stopped while disconnected")
 
     def _pump(self, pubsub: Any, publisher: Publisher) -> None:
+        polled_at = datetime.now(UTC)
         while not self.stop_event.is_set():
+            # A connection found dead in this poll may have died during the previous one:
+            # the gap conservatively starts when the previous poll began.
+            self._alive_since, polled_at = polled_at, datetime.now(UTC)
             message = pubsub.get_message(timeout=0.2)
             if message is None:
                 continue
