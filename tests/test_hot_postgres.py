@@ -238,3 +238,19 @@ def test_two_installations_share_one_database(store, settings):
     finally:
         with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{other_settings.pg_schema}" CASCADE')
+
+
+def test_mode_detection_without_the_extension(settings):
+    with psycopg.connect(settings.pg_dsn) as conn:
+        available = conn.execute("SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    if available:
+        pytest.skip("this PostgreSQL has timescaledb available; test_timescale.py covers that case")
+    auto = HotStore(settings.model_copy(update={"hot_mode": "auto"}))
+    auto.init()
+    assert auto.mode == "postgres" and auto.extension_version is None
+    assert auto.status() == {"mode": "postgres", "extension_version": None, "schema": settings.pg_schema}
+    forced = HotStore(settings.model_copy(update={"hot_mode": "timescaledb", "pg_schema": settings.pg_schema + "_x"}))
+    with pytest.raises(HotStoreError, match="not available on this server"):
+        forced.init()
+    with psycopg.connect(settings.pg_dsn) as conn:
+        assert conn.execute("SELECT to_regnamespace(%s)", (settings.pg_schema + "_x",)).fetchone()[0] is None

@@ -43,3 +43,61 @@ def day_ticks(day: date, symbols: list[str], per_symbol: int, seed: int = 1, sou
 
 def table(ticks: list[Tick]) -> pa.Table:
     return ticks_to_table(ticks)
+
+
+# ---------------------------------------------------------------- candles computed independently
+ORIGIN = datetime(2000, 1, 3, tzinfo=KST)  # buckets start at 00:00 KST (so intraday at 09:00 KST)
+WIDTHS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
+CANDLE_COLUMNS = "bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum"
+
+
+def bucket_of(ts: datetime, width: timedelta) -> datetime:
+    return ORIGIN + ((ts - ORIGIN) // width) * width
+
+
+def truth_candles(ticks: list[Tick], level: str) -> dict[tuple[str, datetime], tuple]:
+    """Plain-Python candles: open/close = trade with the lowest/highest cum_volume in the bucket,
+    vwap = turnover / volume rounded half-up to 4 places."""
+    from decimal import ROUND_HALF_UP, localcontext
+
+    width = WIDTHS[level]
+    groups: dict[tuple[str, datetime], list[Tick]] = {}
+    for t in {t.key: t for t in ticks}.values():
+        groups.setdefault((t.symbol, bucket_of(t.ts, width)), []).append(t)
+    out = {}
+    for (symbol, bucket), rows in groups.items():
+        rows.sort(key=lambda t: t.cum_volume)
+        volume = sum(t.volume for t in rows)
+        turnover = sum(t.price * t.volume for t in rows)
+        with localcontext() as ctx:
+            ctx.prec = 60
+            vwap = (turnover / volume).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
+        out[(symbol, bucket)] = (
+            rows[0].price, max(t.price for t in rows), min(t.price for t in rows), rows[-1].price,
+            volume, len(rows), turnover, vwap, rows[0].cum_volume, rows[-1].cum_volume,
+        )
+    return out
+
+
+def stored_candles(conn, schema: str, level: str) -> dict[tuple[str, datetime], tuple]:
+    rows = conn.execute(f"SELECT {CANDLE_COLUMNS} FROM {schema}.candles_{level}").fetchall()
+    return {(r[1], r[0]): tuple(r[2:]) for r in rows}
+
+
+# ---------------------------------------------------------------- TimescaleDB test server
+TSDB_ENV = "TICKVAULT_TEST_TSDB_URL"
+
+
+def tsdb_skip_reason(url: str | None) -> str | None:
+    import psycopg
+
+    if not url:
+        return f"{TSDB_ENV} is not set: TimescaleDB tests need a PostgreSQL server with the timescaledb extension"
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    except psycopg.Error as exc:
+        return f"{TSDB_ENV} server unreachable ({str(exc).strip().splitlines()[0]})"
+    if row is None:
+        return f"the server at {TSDB_ENV} has no timescaledb extension available"
+    return None

@@ -2,7 +2,7 @@ merged_{level} AS (
     INSERT INTO {schema}.{table} AS c
         (bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum)
     SELECT bucket, symbol, open, high, low, close, volume, trade_count, turnover,
-           round(turnover / volume, 4), open_cum, close_cum
+           (div(2 * turnover * 10000 + volume, 2 * volume) / 10000)::numeric(18,4), open_cum, close_cum
     FROM delta_{level}
     ORDER BY symbol, bucket
     ON CONFLICT (symbol, bucket) DO UPDATE SET
@@ -15,6 +15,7 @@ merged_{level} AS (
         volume      = c.volume + EXCLUDED.volume,
         trade_count = c.trade_count + EXCLUDED.trade_count,
         turnover    = c.turnover + EXCLUDED.turnover,
-        vwap        = round((c.turnover + EXCLUDED.turnover) / (c.volume + EXCLUDED.volume), 4)
+        vwap        = (div(2 * (c.turnover + EXCLUDED.turnover) * 10000 + (c.volume + EXCLUDED.volume),
+                            2 * (c.volume + EXCLUDED.volume)) / 10000)::numeric(18,4)
     RETURNING 1
 )

@@ -23,7 +23,7 @@ CREATE TABLE IF NOT EXISTS {schema}.candles_1m (
     volume      bigint        NOT NULL,
     trade_count bigint        NOT NULL,
     turnover    numeric       NOT NULL,
-    vwap        numeric       NOT NULL,
+    vwap        numeric(18,4) NOT NULL,
     open_cum    bigint        NOT NULL,
     close_cum   bigint        NOT NULL,
     PRIMARY KEY (symbol, bucket)

@@ -3,8 +3,9 @@
 -- candles_1m -> 5m -> 1h -> 1d, all in one statement of the caller's transaction.
 -- Open/close are the trades with the lowest/highest cum_volume; merging a delta into a
 -- stored candle keeps the side with the lower open_cum / higher close_cum, so the result
--- does not depend on arrival order. Buckets: date_bin from origin 00:00 KST, so intraday
--- buckets start at 09:00 KST and 1d = one KST trading date.
+-- does not depend on arrival order. vwap = turnover / volume rounded half-up to 4 places,
+-- in integer arithmetic (the same formula as bars/candles_postgres.sql). Buckets: date_bin
+-- from origin 00:00 KST, so intraday buckets start at 09:00 KST and 1d = one KST trading date.
 WITH added AS (
     INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
     SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at

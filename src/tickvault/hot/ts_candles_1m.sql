@@ -12,7 +12,7 @@ SELECT time_bucket(INTERVAL '1 minute', ts, {origin}) AS bucket,
        sum(volume)::bigint AS volume,
        count(*)::bigint AS trade_count,
        sum(price * volume) AS turnover,
-       round(sum(price * volume) / sum(volume), 4) AS vwap,
+       (div(2 * sum(price * volume) * 10000 + sum(volume), 2 * sum(volume)) / 10000)::numeric(18,4) AS vwap,
        min(cum_volume) AS open_cum,
        max(cum_volume) AS close_cum
 FROM {schema}.ticks

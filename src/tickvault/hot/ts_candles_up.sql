@@ -11,7 +11,7 @@ SELECT time_bucket({width}, bucket, {origin}) AS bucket,
        sum(volume)::bigint AS volume,
        sum(trade_count)::bigint AS trade_count,
        sum(turnover) AS turnover,
-       round(sum(turnover) / sum(volume), 4) AS vwap,
+       (div(2 * sum(turnover) * 10000 + sum(volume), 2 * sum(volume)) / 10000)::numeric(18,4) AS vwap,
        min(open_cum) AS open_cum,
        max(close_cum) AS close_cum
 FROM {schema}.{source}

@@ -1,0 +1,120 @@
+"""Candles in the hot store equal candles computed independently from the ticks, in both
+modes, for shuffled, redelivered and late (out-of-order) ticks; and both modes agree row
+for row. The PostgreSQL-mode half always runs; the TimescaleDB half needs
+TICKVAULT_TEST_TSDB_URL."""
+
+from __future__ import annotations
+
+import os
+import random
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import psycopg
+import pytest
+from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
+
+from tickvault.config import Settings
+from tickvault.hot import HotStore
+from tickvault.model import KST, Tick, kst_day_bounds
+
+DAY = date(2026, 11, 20)
+LEVELS = ("1m", "5m", "1h", "1d")
+
+
+def scenario_ticks() -> tuple[list[Tick], list[Tick]]:
+    """(first delivery, late ticks). Late ticks include bucket and day opens/closes."""
+    ticks = day_ticks(DAY, ["005930", "000660", "035420"], 500, seed=21) + day_ticks(DAY + timedelta(days=1), ["005930"], 200, seed=22)
+    # session edges: pre-open print, after-hours print, last second of the KST day, first of the next
+    edges = [
+        Tick("900100", datetime(2026, 11, 20, 8, 30, 0, tzinfo=KST), Decimal("1000"), 5, 5, None, "sim"),
+        Tick("900100", datetime(2026, 11, 20, 9, 0, 0, tzinfo=KST), Decimal("1001"), 5, 10, "B", "sim"),
+        Tick("900100", datetime(2026, 11, 20, 9, 0, 0, tzinfo=KST), Decimal("999"), 5, 15, "S", "sim"),
+        Tick("900100", datetime(2026, 11, 20, 16, 10, 0, tzinfo=KST), Decimal("1002"), 5, 20, None, "sim"),
+        Tick("900100", datetime(2026, 11, 20, 23, 59, 59, tzinfo=KST), Decimal("1003"), 5, 25, None, "sim"),
+        Tick("900100", datetime(2026, 11, 21, 0, 0, 0, tzinfo=KST), Decimal("1004"), 5, 5, None, "sim"),
+    ]
+    ticks += edges
+    rng = random.Random(23)
+    late = rng.sample(ticks, len(ticks) // 8) + [ticks[0], ticks[499], ticks[500], edges[1]]
+    late_keys = {t.key for t in late}
+    return [t for t in ticks if t.key not in late_keys], list({t.key: t for t in late}.values())
+
+
+def deliver(store: HotStore, ticks: list[Tick], stream: str, seed: int) -> int:
+    """Shuffled batches through the archiver's sink, every third batch redelivered."""
+    rng = random.Random(seed)
+    shuffled = ticks[:]
+    rng.shuffle(shuffled)
+    sink = store.sink()
+    sink.prepare()
+    added = 0
+    for n, start in enumerate(range(0, len(shuffled), 97)):
+        batch = table(shuffled[start : start + 97])
+        added += sink.write(batch, stream, "hot", f"{n + 1}-0")
+        if n % 3 == 0:
+            assert sink.write(batch, stream, "hot", f"{n + 1}-1") == 0
+    sink.close()
+    return added
+
+
+def run_scenario(store: HotStore, stream: str) -> dict[str, dict]:
+    early, late = scenario_ticks()
+    window = (kst_day_bounds(DAY)[0], kst_day_bounds(DAY + timedelta(days=1))[1])
+    assert deliver(store, early, stream, seed=1) == len(early)
+    store.refresh_candles(*window)
+    with store.connect() as conn:
+        for level in LEVELS:
+            assert stored_candles(conn, store.schema, level) == truth_candles(early, level), level
+    assert deliver(store, late, stream, seed=2) == len(late)
+    store.refresh_candles(*window)
+    result = {}
+    with store.connect() as conn:
+        for level in LEVELS:
+            result[level] = stored_candles(conn, store.schema, level)
+            assert result[level] == truth_candles(early + late, level), level
+    return result
+
+
+def test_postgres_mode_candles_equal_independent_truth(settings):
+    store = HotStore(settings)
+    store.init()
+    result = run_scenario(store, settings.stream)
+    assert len(result["1d"]) == 6  # 4 symbols on DAY; 005930 and the edge symbol on the next KST date
+    day_bucket = kst_day_bounds(DAY)[0]
+    assert ("900100", day_bucket) in result["1d"]
+    assert result["1d"][("900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
+    assert result["1d"][("900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
+
+
+@pytest.fixture
+def tsdb_settings(test_id, tmp_path):
+    url = os.environ.get(TSDB_ENV)
+    reason = tsdb_skip_reason(url)
+    if reason:
+        pytest.skip(reason)
+    s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
+    yield s
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+
+
+@pytest.mark.timescaledb
+def test_both_modes_give_identical_candles(settings, tsdb_settings):
+    pg_store, ts_store = HotStore(settings), HotStore(tsdb_settings)
+    pg_store.init()
+    ts_store.init()
+    with ts_store.connect(autocommit=True) as conn:  # explicit refreshes only (see test_timescale.py)
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
+            (ts_store.schema,),
+        )
+    assert (pg_store.mode, ts_store.mode) == ("postgres", "timescaledb")
+    pg_result = run_scenario(pg_store, settings.stream)
+    ts_result = run_scenario(ts_store, tsdb_settings.stream)
+    for level in LEVELS:
+        assert pg_result[level] == ts_result[level], level
+    with pg_store.connect() as pg, ts_store.connect() as ts:
+        for level in LEVELS:
+            q = f"SELECT column_name, data_type, numeric_scale FROM information_schema.columns WHERE table_schema = %s AND table_name = 'candles_{level}' ORDER BY ordinal_position"
+            assert pg.execute(q, (pg_store.schema,)).fetchall() == ts.execute(q, (ts_store.schema,)).fetchall(), level
