@@ -118,3 +118,51 @@ def test_both_modes_give_identical_candles(settings, tsdb_settings):
         for level in LEVELS:
             q = f"SELECT column_name, data_type, numeric_scale FROM information_schema.columns WHERE table_schema = %s AND table_name = 'candles_{level}' ORDER BY ordinal_position"
             assert pg.execute(q, (pg_store.schema,)).fetchall() == ts.execute(q, (ts_store.schema,)).fetchall(), level
+
+
+def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
+    """A simulated day through Redis and the real hot archiver (1% duplicates, shuffled), with
+    a tenth of the ticks arriving late, after the first refresh. Candles must equal the truth."""
+    from tickvault.cli.archive import build_archiver
+    from tickvault.simulate import generate_day, publish
+    from tickvault.stream import Publisher
+
+    truth = generate_day(DAY, symbols=6, ticks=6000, seed=31)
+    rng = random.Random(32)
+    late_rows = sorted(rng.sample(range(truth.num_rows), truth.num_rows // 10))
+    late_mask = [False] * truth.num_rows
+    for i in late_rows:
+        late_mask[i] = True
+    import pyarrow as pa
+
+    mask = pa.array(late_mask)
+    early, late = truth.filter(pa.compute.invert(mask)), truth.filter(mask)
+    ticks_of = lambda t: [Tick(**row) for row in t.to_pylist()]  # noqa: E731
+    window = kst_day_bounds(DAY)
+    for part, seed, expected in ((early, 1, ticks_of(early)), (late, 2, ticks_of(truth))):
+        publish(Publisher(rclient, s.stream), part, dup_rate=0.01, shuffle_window=50, seed=seed)
+        archiver = build_archiver(s, "hot", consumer="test-hot")
+        archiver.run_until_idle(idle_reads=3)
+        archiver.sink.close()
+        store.refresh_candles(*window)
+        with store.connect() as conn:
+            for level in LEVELS:
+                assert stored_candles(conn, store.schema, level) == truth_candles(expected, level), level
+    assert store.count_ticks(DAY) == truth.num_rows
+
+
+def test_simulated_day_through_the_archiver_postgres_mode(settings, rclient):
+    store = HotStore(settings)
+    archive_simulated_day(settings, store, rclient)
+
+
+@pytest.mark.timescaledb
+def test_simulated_day_through_the_archiver_timescale_mode(tsdb_settings, rclient):
+    store = HotStore(tsdb_settings)
+    store.init()
+    with store.connect(autocommit=True) as conn:
+        conn.execute(
+            "SELECT alter_job(job_id, scheduled => false) FROM timescaledb_information.jobs WHERE hypertable_schema = %s",
+            (store.schema,),
+        )
+    archive_simulated_day(tsdb_settings, store, rclient)
