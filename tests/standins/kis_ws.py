@@ -134,7 +134,10 @@ class KisWsStandin:
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode()
                 self.received.append(text)
-                await self._on_text(conn, text)
+                try:
+                    await self._on_text(conn, text)
+                except ConnectionClosed:
+                    pass  # the client left while we answered; keep reading what it sent before
                 self._notify()
         except ConnectionClosed:
             pass

@@ -116,7 +116,10 @@ class KiwoomWsStandin:
             async for message in ws:
                 text = message if isinstance(message, str) else message.decode()
                 self.received.append(text)
-                await self._on_text(conn, json.loads(text))
+                try:
+                    await self._on_text(conn, json.loads(text))
+                except ConnectionClosed:
+                    pass  # the client left while we answered; keep reading what it sent before
                 self._notify()
         except ConnectionClosed:
             pass

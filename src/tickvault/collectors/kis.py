@@ -20,7 +20,7 @@ from datetime import datetime
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ..model import InvalidTick
+from ..model import UTC, InvalidTick
 from .base import CollectorStats, FatalCollectorError, Outbox, SessionLost
 from .mapping import business_date, kst_instant, make_tick, unsigned_decimal, unsigned_int
 from .ws import WsOptions, WsSession
@@ -144,6 +144,7 @@ class KisSession(WsSession):
         self.ciphers: dict[str, tuple[str, str]] = {}
         self.pending: set[str] = set()
         self.refused: dict[str, str] = {}
+        self.unsubscribing: set[str] = set()
 
     async def on_open(self, ws) -> None:
         self._key = await asyncio.to_thread(self._approval_key)
@@ -155,10 +156,19 @@ class KisSession(WsSession):
             self.mark_ready()
 
     async def on_close(self, ws) -> None:
+        """Unsubscribe and wait (briefly) for the acks; ticks arriving meanwhile still count."""
         if self._key is None:
             return
-        for symbol in self.symbols:
+        self.unsubscribing = set(self.symbols) - set(self.refused)
+        for symbol in self.unsubscribing:
             await ws.send(subscribe_message(self._key, symbol, subscribe=False))
+        deadline = asyncio.get_running_loop().time() + 1.5
+        while self.unsubscribing:
+            left = deadline - asyncio.get_running_loop().time()
+            if left <= 0:
+                break
+            text = await asyncio.wait_for(ws.recv(), timeout=left)
+            await self.on_message(ws, text if isinstance(text, str) else text.decode(), datetime.now(UTC))
 
     async def on_message(self, ws, text: str, received_at: datetime) -> None:
         if text.startswith("{"):
@@ -196,6 +206,7 @@ class KisSession(WsSession):
             if not self.pending:
                 self.mark_ready()
         elif code in (UNSUBSCRIBED, NOT_SUBSCRIBED):
+            self.unsubscribing.discard(symbol)
             log.info("%s: %s %s (%s)", self.name, symbol, msg, code)
         elif code == MAX_SUBSCRIBE_OVER or "MAX SUBSCRIBE OVER" in msg.upper():
             raise FatalCollectorError(

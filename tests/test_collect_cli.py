@@ -1,0 +1,106 @@
+"""`tickvault collect …` as the operator runs it: a real process against the stand-ins,
+stopped with SIGTERM; configuration errors refused with one line."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+
+from tickvault.cli import cli
+from tickvault.model import TICK_SCHEMA
+
+from standins.kis_rest import KisRestStandin
+from standins.kis_ws import KisWsStandin
+
+APPKEY, APPSECRET = "PSkisAppKey0123456789abcdef", "kisAppSecretZYXWVUT9876543210+/="
+SYMBOLS = ["005930", "000660"]
+
+
+class LoopThread:
+    """An asyncio loop in a thread, so a stand-in server runs beside a child process."""
+
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+
+    def run(self, coro, timeout: float = 15.0):
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def close(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(5)
+
+
+def base_env(settings, tmp_path) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update({
+        "TICKVAULT_REDIS_URL": settings.redis_dsn, "TICKVAULT_STREAM": settings.stream,
+        "TICKVAULT_LAKE_DIR": str(settings.lake_dir), "TICKVAULT_BROKER_TOKEN_DIR": str(tmp_path / "tokens"),
+    })
+    return env
+
+
+def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, rclient, tmp_path):
+    rest = KisRestStandin(pa.table([[] for _ in TICK_SCHEMA], schema=TICK_SCHEMA), date.today(), APPKEY, APPSECRET)
+    rest_url = rest.start()
+    loop = LoopThread()
+    standin = KisWsStandin(SYMBOLS, valid_key=lambda k: k.startswith("apv-"))
+    ws_url = loop.run(standin.start())
+    env = base_env(settings, tmp_path)
+    env.update({"TICKVAULT_KIS_APPKEY": APPKEY, "TICKVAULT_KIS_APPSECRET": APPSECRET, "TICKVAULT_KIS_BASE_URL": rest_url,
+                "TICKVAULT_KIS_WS_URL": ws_url})
+    proc = subprocess.Popen([sys.executable, "-m", "tickvault.cli", "--log-level", "DEBUG", "collect", "kis", "--symbols", ",".join(SYMBOLS)],
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        loop.run(standin.wait_subscribed(timeout=30), timeout=35)
+        loop.run(standin.trades(40, per_frame=4))
+        deadline = time.monotonic() + 15
+        while rclient.xlen(settings.stream) < 40 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        loop.run(standin.stop())
+        loop.close()
+        rest.stop()
+    assert proc.returncode == 0, err
+    assert rclient.xlen(settings.stream) == 40
+    assert standin.unsubscribes == len(SYMBOLS)
+    approval = [m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m]
+    assert approval and all(secret not in err + out for secret in [APPKEY, APPSECRET, *approval])
+    assert '"ticks": 40' in err  # the final counters line
+
+
+@pytest.mark.parametrize("args, extra_env, message", [
+    (["collect", "kis", "--symbols", "005930"], {}, "KIS keys missing: set TICKVAULT_KIS_APPKEY"),
+    (["collect", "kis"], {}, "no symbols"),
+    (["collect", "kis", "--symbols", ",".join(f"{i:06d}" for i in range(41))],
+     {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"}, "41 symbols need 2 KIS WebSocket sessions"),
+    (["collect", "kiwoom", "--symbols", "005930"], {}, "Kiwoom keys missing"),
+    (["collect", "replay", "--date", "2026-11-20", "--speed", "0"], {}, "speed must be > 0"),
+])
+def test_configuration_errors_are_one_line(settings, tmp_path, args, extra_env, message):
+    env = base_env(settings, tmp_path)
+    env.update(extra_env)
+    result = CliRunner().invoke(cli, args, env={**{k: None for k in os.environ if k.startswith("TICKVAULT_")}, **env})
+    assert result.exit_code == 1
+    assert message in result.output and len(result.output.strip().splitlines()) == 1
+
+
+def test_every_collect_command_has_help():
+    for name in ("kis", "kiwoom", "pubsub", "replay"):
+        result = CliRunner().invoke(cli, ["collect", name, "--help"])
+        assert result.exit_code == 0 and "Usage" in result.output
