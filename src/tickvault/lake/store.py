@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ..config import Settings
 from ..model import TICK_SCHEMA, dedupe, kst_date
 from . import sql
-from .connection import ALIAS, is_lock_error, open_connection, retry_locked
+from .connection import ALIAS, LOCK_RETRY_SECONDS, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
 
 log = logging.getLogger(__name__)
@@ -70,8 +70,9 @@ class Lake:
 
     name = "cold"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, lock_budget_s: float = LOCK_RETRY_SECONDS) -> None:
         self.settings = settings
+        self.lock_budget_s = lock_budget_s  # how long lock collisions are retried before raising
         self.lake_dir = Path(settings.lake_dir)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
@@ -121,7 +122,7 @@ class Lake:
 
         with self._mutex:
             try:
-                return retry_locked(what, attempt)
+                return retry_locked(what, attempt, self.lock_budget_s)
             except duckdb.Error as exc:
                 if not is_lock_error(exc):
                     self._discard_connection()
