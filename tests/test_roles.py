@@ -153,3 +153,21 @@ def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
         _drop_roles(url, s.pg_writer_role, s.pg_reader_role)
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+
+
+def test_init_roles_through_the_cli(roled: Settings) -> None:
+    import subprocess
+    import sys
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update({
+        "TICKVAULT_PG_URL": roled.pg_dsn, "TICKVAULT_REDIS_URL": roled.redis_dsn, "TICKVAULT_PG_SCHEMA": roled.pg_schema,
+        "TICKVAULT_HOT_MODE": "postgres", "TICKVAULT_PG_WRITER_ROLE": roled.pg_writer_role,
+        "TICKVAULT_PG_READER_ROLE": roled.pg_reader_role,
+    })
+    result = subprocess.run([sys.executable, "-c", "from tickvault.cli import main; main()", "init", "--no-cold", "--roles"],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert f"writer {roled.pg_writer_role}, reader {roled.pg_reader_role}" in result.stdout
+    with psycopg.connect(_as(roled.pg_dsn, roled.pg_reader_role)) as conn:
+        assert conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 0

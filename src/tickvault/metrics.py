@@ -27,6 +27,7 @@ component_up{component}, component_restarts_total{component}       the `tickvaul
 host_cpu_percent, host_memory_used_percent, host_memory_available_bytes,
 host_disk_used_percent{path}, host_disk_free_bytes{path}, process_rss_bytes, process_cpu_percent
 metrics_sample_seconds                     what the last sample cost (overhead watch)
+stream_ceiling_alarm, reconcile_*, ...     what the sync area last saw (tickvault.sync.state), when present
 ========================================  ==========================================
 """
 
@@ -50,7 +51,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
-from prometheus_client.core import HistogramMetricFamily
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
 from .archiver import Commit
@@ -128,6 +129,20 @@ class _LatencyHistogram(Collector):
         yield family
 
 
+class _SyncStateCollector(Collector):
+    """Exports what the sync area last saw (tickvault.sync.state.snapshot()) as gauges."""
+
+    def __init__(self, snapshot: Callable[[], dict[str, float]], taken: set[str]) -> None:
+        self.snapshot = snapshot
+        self.taken = taken  # names this registry already exports
+
+    def collect(self):
+        for name, value in sorted(self.snapshot().items()):
+            full = f"tickvault_{name}"
+            if full not in self.taken:
+                yield GaugeMetricFamily(full, f"sync: {name.replace('_', ' ')}", value=float(value))
+
+
 def _disk_path(path: Path) -> Path:
     """The nearest existing ancestor: the lake directory may not exist before the first write."""
     path = path.resolve()
@@ -193,6 +208,15 @@ class PipelineMetrics:
         for group in GROUPS:
             for child in (self.rows, self.added, self.entries, self.dead):
                 child.labels(group)
+        self._export_sync_state()
+
+    def _export_sync_state(self) -> None:
+        try:
+            from .sync import state
+        except ImportError:
+            return
+        taken = {name for family in self.registry.collect() for name in (family.name, family.name + "_total")}
+        self.registry.register(_SyncStateCollector(state.snapshot, taken))
 
     # ------------------------------------------------------------------ hot path
     def observe_commit(self, commit: Commit) -> None:
@@ -445,6 +469,8 @@ class MetricsSampler:
 
     def close(self) -> None:
         self.writer.close()
+        if self.redis is not None:
+            self.redis.close()
 
 
 def serve(metrics: PipelineMetrics, host: str, port: int) -> Any:

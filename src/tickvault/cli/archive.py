@@ -51,8 +51,9 @@ def build_archiver(settings: Settings, which: str, consumer: str | None = None) 
 @click.command("init")
 @click.option("--hot/--no-hot", default=True, help="Create/upgrade the hot store schema.")
 @click.option("--cold/--no-cold", default=True, help="Create the lake catalog and tables.")
+@click.option("--roles", is_flag=True, help="Also create the writer and read-only reader roles (TICKVAULT_PG_WRITER_ROLE/READER_ROLE).")
 @click.pass_context
-def init_cmd(ctx: click.Context, hot: bool, cold: bool) -> None:
+def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
     """Create or upgrade the hot schema and the lake; safe to re-run."""
     settings = get_settings(ctx)
     if hot:
@@ -60,6 +61,11 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool) -> None:
         store.init()
         click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}")
         store.close()
+    if roles:
+        from ..hot.roles import create_roles
+
+        made = create_roles(settings)
+        click.echo(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
     if cold:
         lake = open_lake(settings)
         lake.init()

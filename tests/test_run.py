@@ -1,0 +1,274 @@
+"""`tickvault run` / `tickvault health`: supervision, and the whole process against real
+PostgreSQL, Redis and a DuckLake lake (ingest, reconcile, trim, metrics table, endpoint)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from tickvault.config import Settings
+from tickvault.metrics import PipelineMetrics
+from tickvault.model import KST, Tick
+from tickvault.run import Component, DailyJob, PeriodicJob, Supervisor
+from tickvault.stream import Publisher
+
+
+CLI = [sys.executable, "-c", "from tickvault.cli import main; main()"]
+
+
+class Flaky:
+    """A component that crashes on its first ``crashes`` runs, then runs until stopped."""
+
+    def __init__(self, log: list[str], crashes: int) -> None:
+        self.log = log
+        self.crashes = crashes
+        self.stop_event = threading.Event()
+
+    def run(self) -> int:
+        self.log.append("run")
+        if self.log.count("run") <= self.crashes:
+            raise RuntimeError("boom")
+        self.stop_event.wait()
+        return 0
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def close(self) -> None:
+        self.log.append("close")
+
+
+def test_supervisor_restarts_crashed_component_with_backoff(settings: Settings) -> None:
+    metrics = PipelineMetrics(settings)
+    log: list[str] = []
+    sup = Supervisor(metrics, backoff_initial_s=0.05, backoff_max_s=0.2)
+    sup.add(Component("flaky", lambda: Flaky(log, crashes=3)))
+    sup.start()
+    deadline = time.monotonic() + 10
+    while metrics.value("tickvault_component_up", component="flaky") != 1.0 or log.count("run") < 4:
+        assert time.monotonic() < deadline, log
+        time.sleep(0.02)
+    assert metrics.value("tickvault_component_restarts_total", component="flaky") == 3
+    sup.stop()
+    assert sup.wait(5)
+    assert metrics.value("tickvault_component_up", component="flaky") == 0
+    assert log.count("close") == 4  # every run's resources were released
+
+
+def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) -> None:
+    metrics = PipelineMetrics(settings)
+    attempts: list[int] = []
+
+    def factory() -> Flaky:
+        attempts.append(1)
+        if len(attempts) < 3:
+            raise ConnectionError("database down")
+        return Flaky([], crashes=0)
+
+    sup = Supervisor(metrics, backoff_initial_s=0.05, backoff_max_s=0.1)
+    sup.add(Component("db", factory))
+    sup.start()
+    deadline = time.monotonic() + 10
+    while metrics.value("tickvault_component_up", component="db") != 1.0:
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    sup.stop()
+    assert sup.wait(5)
+    assert len(attempts) == 3
+
+
+def test_periodic_job_records_failures_and_keeps_going(settings: Settings) -> None:
+    metrics = PipelineMetrics(settings)
+    calls: list[int] = []
+
+    def job() -> dict[str, float]:
+        calls.append(1)
+        if len(calls) == 1:
+            raise RuntimeError("store down")
+        return {"repaired_ticks": 5}
+
+    runner = PeriodicJob("reconcile", job, 0.05, metrics, first_delay_s=0.0)
+    thread = threading.Thread(target=runner.run)
+    thread.start()
+    deadline = time.monotonic() + 5
+    while len(calls) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.01)
+    runner.stop()
+    thread.join(5)
+    assert metrics.value("tickvault_job_runs_total", job="reconcile", result="failed") == 1
+    assert metrics.value("tickvault_job_runs_total", job="reconcile", result="ok") >= 1
+    assert metrics.value("tickvault_job_result", job="reconcile", field="repaired_ticks") == 5
+    assert metrics.value("tickvault_job_last_ok", job="reconcile") == 1
+
+
+def test_daily_job_runs_once_per_trading_day_after_its_time(settings: Settings) -> None:
+    job = DailyJob("recovery", lambda day: None, "16:10", PipelineMetrics(settings), lambda day: day.weekday() < 5)
+    thursday = datetime(2026, 11, 26, tzinfo=KST)
+    assert job.due(thursday.replace(hour=16, minute=9)) is None
+    assert job.due(thursday.replace(hour=16, minute=10)) == thursday.date()
+    job.last_day = thursday.date()
+    assert job.due(thursday.replace(hour=20)) is None  # already ran today
+    assert job.due(datetime(2026, 11, 28, 17, 0, tzinfo=KST)) is None  # Saturday
+
+
+# ---------------------------------------------------------------------- the real process
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _env(s: Settings, port: int) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update({
+        "TICKVAULT_PG_URL": s.pg_dsn,
+        "TICKVAULT_REDIS_URL": s.redis_dsn,
+        "TICKVAULT_PG_SCHEMA": s.pg_schema,
+        "TICKVAULT_STREAM": s.stream,
+        "TICKVAULT_LAKE_DIR": str(s.lake_dir),
+        "TICKVAULT_HOT_MODE": "postgres",
+        "TICKVAULT_METRICS_PORT": str(port),
+        "TICKVAULT_METRICS_INTERVAL_S": "0.5",
+        "TICKVAULT_RECONCILE_INTERVAL_S": "10",
+        "TICKVAULT_RECONCILE_SETTLE_S": "0",
+        "TICKVAULT_TRIM_INTERVAL_S": "1",
+        "TICKVAULT_COLD_MAX_WAIT_MS": "200",
+    })
+    return env
+
+
+def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([*CLI, *args], env=env, capture_output=True, text=True, timeout=60)
+
+
+def _ticks(n: int) -> list[Tick]:
+    start = (datetime.now(KST) - timedelta(minutes=5)).replace(microsecond=0)
+    if start.date() != datetime.now(KST).date():  # just after midnight KST: stay inside today
+        start = datetime.now(KST).replace(hour=0, minute=0, second=0, microsecond=0)
+    return [
+        Tick("005930", start + timedelta(milliseconds=100 * i), Decimal("70000") + i % 7 * 100, 10, 10 * (i + 1), "B", "sim",
+             datetime.now(UTC))
+        for i in range(n)
+    ]
+
+
+def _wait(what: str, check, timeout_s: float = 60.0, proc: subprocess.Popen | None = None):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value:
+            return value
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"tickvault run exited early ({proc.returncode}) while waiting for {what}: {proc.stderr.read()}")
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def _scrape(port: int) -> str:
+    try:
+        return urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=2).read().decode()
+    except OSError:
+        return ""
+
+
+def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rclient, tmp_path: Path) -> None:
+    port = _free_port()
+    env = _env(settings, port)
+    assert _cli("health", env=env).returncode == 1  # nothing running yet
+    assert _cli("init", env=env).returncode == 0
+
+    n = 3000
+    Publisher(rclient, settings.stream).publish(_ticks(n))
+    log_file = open(tmp_path / "run.log", "w+")
+    proc = subprocess.Popen([*CLI, "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
+    proc.stderr = log_file  # for _wait's message
+    try:
+        def hot_count() -> int:
+            with psycopg.connect(settings.pg_dsn) as conn:
+                return conn.execute(f'SELECT count(*) FROM "{settings.pg_schema}".ticks').fetchone()[0] == n
+
+        _wait("hot ticks", hot_count, proc=proc)
+        body = _wait("both groups counted", lambda: (b := _scrape(port)) and 'tickvault_ingest_rows_total{group="cold"} 3000.0' in b and b, proc=proc)
+        for series in (
+            'tickvault_ingest_rows_total{group="hot"} 3000.0',
+            'tickvault_component_up{component="archiver-hot"} 1.0',
+            'tickvault_component_up{component="metrics"} 1.0',
+            "tickvault_archiver_heartbeat_timestamp_seconds",
+            "tickvault_e2e_latency_histogram_seconds_count",
+            "tickvault_consumer_lag",
+            "tickvault_redis_memory_bytes",
+            "tickvault_host_cpu_percent",
+        ):
+            assert series in body, series
+
+        health = _cli("health", "--json", env=env)
+        assert health.returncode == 0, health.stderr
+        assert '"healthy": true' in health.stdout
+
+        # the trim job empties the stream once both groups acked everything
+        _wait("stream trimmed", lambda: rclient.xlen(settings.stream) == 0, proc=proc)
+        # the reconciler ran (after its 10 s interval) and found the stores consistent
+        _wait("reconcile", lambda: 'tickvault_job_last_ok{job="reconcile"} 1.0' in _scrape(port), timeout_s=40, proc=proc)
+
+        def metrics_rows() -> int:
+            with psycopg.connect(settings.pg_dsn) as conn:
+                return conn.execute(
+                    f"""SELECT count(DISTINCT ts) FROM "{settings.pg_schema}".metrics
+                        WHERE name = 'tickvault_ingest_rows_total' AND labels->>'group' = 'cold' AND value = %s""", (n,)
+                ).fetchone()[0] >= 2
+
+        _wait("metrics table", metrics_rows, proc=proc)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+        log_file.seek(0)
+        output = log_file.read()
+        log_file.close()
+    assert code == 0, output
+    assert "stopped cleanly" in output
+    assert sorted((g["name"], g["pending"]) for g in rclient.xinfo_groups(settings.stream)) == [("cold", 0), ("hot", 0)]
+    assert _cli("health", env=env).returncode == 1  # stopped: unhealthy, with a reason
+    assert _cli("health", "--deps-only", env=env).returncode == 0
+
+
+def test_health_reports_a_stale_archiver(settings: Settings) -> None:
+    from tickvault.cli.run import check_endpoint
+    from tickvault.metrics import serve
+
+    metrics = PipelineMetrics(settings)
+    metrics.set_component("archiver-hot", True)
+    metrics.heartbeat_ts.labels("hot").set(time.time() - 300)
+    server = serve(metrics, "127.0.0.1", 0)
+    try:
+        url = f"http://127.0.0.1:{server.server_port}/metrics"
+        problems = check_endpoint(url, max_age_s=60)
+        assert len(problems) == 1 and "archiver hot has not read the stream" in problems[0]
+        assert check_endpoint(url, max_age_s=600) == []
+        metrics.set_component("archiver-hot", False)
+        assert any("component archiver-hot is down" in p for p in check_endpoint(url, max_age_s=600))
+    finally:
+        server.shutdown()
+
+
+def test_run_refuses_unknown_components(settings: Settings) -> None:
+    result = _cli("run", "--only", "hot,bogus", env=_env(settings, _free_port()))
+    assert result.returncode == 2
+    assert "bogus" in result.stderr
