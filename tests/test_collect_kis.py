@@ -293,3 +293,27 @@ def test_more_symbols_use_more_app_keys_one_session_each(settings, rclient, kis_
     assert keys == sorted(t.key for t in standin.sent) and len(keys) == 20
     approval = {m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m}
     assert approval == {"apv-0", "apv-1", "apv-2"}
+
+
+def test_refused_approval_key_is_replaced_by_a_new_one(settings, rclient, kis_rest, tmp_path):
+    from tickvault.collectors.service import kis_approval_keys
+
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS[:2], valid_key=lambda k: k.startswith("apv-") and not k.startswith("apv-0001"))
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        collector = build_kis(s, SYMBOLS[:2], rclient, approval_keys=kis_approval_keys(s))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_subscribed()
+        await standin.trades(4)
+        await until(lambda: collector.stats.ticks == 4)
+        stop.set()
+        await task
+        await standin.stop()
+        return collector
+
+    collector = asyncio.run(scenario())
+    assert rest.approval_issues == 2 and collector.stats.reconnects == 1
+    assert read_gaps(rclient, settings.stream) == []  # never subscribed before: no window was being missed

@@ -170,3 +170,27 @@ def test_server_refusing_the_registration_stops_with_a_clear_error(settings, rcl
     with pytest.raises(FatalCollectorError, match="refused REG of 3 symbols"):
         asyncio.run(scenario())
     assert standin.regs_refused == 1
+
+
+def test_expired_token_is_reissued_after_a_refused_login(settings, rclient, kiwoom_rest, tmp_path):
+    from tickvault.collectors.service import kiwoom_token
+
+    rest, rest_url = kiwoom_rest
+    standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: rest.token_state(t) == "ok")
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        KiwoomClient(s).token()  # cached on disk ...
+        rest.expire_tokens()  # ... and expired at the server before the collector starts
+        collector = build_kiwoom(s, SYMBOLS, rclient, token=kiwoom_token(s))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_registered()
+        await standin.trades(6, per_message=3)
+        await until(lambda: collector.stats.ticks == 6)
+        stop.set()
+        await task
+        await standin.stop()
+
+    asyncio.run(scenario())
+    assert standin.logins_refused == 1 and rest.token_issues == 2

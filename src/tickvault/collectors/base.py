@@ -208,29 +208,42 @@ class Outbox:
                 self._warned_at = 0
 
     async def _write_with_retry(self, items: list[tuple[str, Any]]) -> None:
+        parts = _Parts(
+            ticks=[f for kind, payload in items if kind == "ticks" for f in payload],
+            letters=[p for kind, p in items if kind == "dead"],
+            gaps=[p for kind, p in items if kind == "gap"],
+        )
         backoff = Backoff(0.2, self.retry_max_s)
         while True:
             try:
-                await asyncio.to_thread(self._write, items)
+                await asyncio.to_thread(self._write, parts)
                 return
             except redis.RedisError as exc:
                 wait = backoff.next()
                 log.error("%s: Redis write failed (%s); retrying in %.1fs — check TICKVAULT_REDIS_URL", self.stage, exc, wait)
                 await asyncio.sleep(wait)
 
-    def _write(self, items: list[tuple[str, Any]]) -> None:
-        ticks = [f for kind, payload in items if kind == "ticks" for f in payload]
-        # A retry after a partial failure may XADD a tick twice; the archivers' upsert on the
-        # natural key makes that harmless, while not retrying would lose it.
-        if ticks:
-            self.publisher.publish_fields(ticks)
-            self.stats.published += len(ticks)
-        letters = [p for kind, p in items if kind == "dead"]
-        if letters:
-            dead_letter(self.client, self.dlq, letters, stage=self.stage)
-        for kind, payload in items:
-            if kind == "gap":
-                self.client.xadd(self.gaps, payload.to_fields())
+    def _write(self, parts: "_Parts") -> None:
+        """Each part is emptied once written, so a retry repeats only what failed. Inside a
+        failed pipeline some XADDs may have landed: the retry then adds those ticks twice,
+        which the archivers' upsert on the natural key makes harmless (not retrying would lose them)."""
+        if parts.ticks:
+            self.publisher.publish_fields(parts.ticks)
+            self.stats.published += len(parts.ticks)
+            parts.ticks = []
+        if parts.letters:
+            dead_letter(self.client, self.dlq, parts.letters, stage=self.stage)
+            parts.letters = []
+        while parts.gaps:
+            self.client.xadd(self.gaps, parts.gaps[0].to_fields())
+            parts.gaps.pop(0)
+
+
+@dataclass
+class _Parts:
+    ticks: list[Mapping[str, str]]
+    letters: list[DeadLetter]
+    gaps: list[Gap]
 
 
 @dataclass

@@ -213,6 +213,11 @@ class KisSession(WsSession):
                 f"KIS refused subscription of {symbol}: {msg} ({code}); this session holds {len(self.symbols)} "
                 "symbols — lower TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS or add app keys (TICKVAULT_KIS_WS_EXTRA_APPS)"
             )
+        elif "APPROVAL" in msg.upper():
+            invalidate = getattr(self._approval_key, "invalidate", None)
+            if invalidate is not None:
+                invalidate()
+            raise SessionLost(f"KIS refused the approval key ({code} {msg}); fetching a new one")
         elif code == KEY_IN_USE:
             raise SessionLost(f"KIS says the app key is already in use by another session ({code}); stop the other collector")
         else:

@@ -105,6 +105,9 @@ class KiwoomSession(WsSession):
             self._real(message, text, received_at)
         elif trnm == "LOGIN":
             if _code(message) != 0:
+                invalidate = getattr(self._token, "invalidate", None)
+                if invalidate is not None:
+                    invalidate()  # an expired or revoked token: the next LOGIN gets a fresh one
                 raise SessionLost(f"Kiwoom LOGIN refused: {_code(message)} {message.get('return_msg', '')}".strip())
             await ws.send(register_message(self.symbols))
         elif trnm == "REG":

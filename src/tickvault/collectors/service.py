@@ -56,15 +56,55 @@ def kis_apps(settings: Settings) -> list[tuple[str, str]]:
     return apps
 
 
-def kis_approval_keys(settings: Settings) -> list[Callable[[], str]]:
-    """One approval-key function per app key (brokers.kis.KisClient, cached there)."""
+class Credential:
+    """A broker credential for a WebSocket login: call it for the current value,
+    ``invalidate()`` it when the server refuses it so the next call fetches a new one."""
+
+    def __init__(self, fetch: Callable[[], str], invalidate: Callable[[], None]):
+        self._fetch = fetch
+        self._invalidate = invalidate
+
+    def __call__(self) -> str:
+        return self._fetch()
+
+    def invalidate(self) -> None:
+        self._invalidate()
+
+    def __repr__(self) -> str:
+        return "Credential(***)"
+
+
+def kis_approval_key(app_settings: Settings) -> Credential:
+    """Approval key of one app key via brokers.kis.KisClient (a refused key: a new client)."""
     from ..brokers.kis import KisClient
 
-    providers = []
-    for appkey, secret in kis_apps(settings):
-        app_settings = settings.model_copy(update={"kis_appkey": _secret(appkey), "kis_appsecret": _secret(secret)})
-        providers.append(KisClient(app_settings).approval_key)
-    return providers
+    holder: list[KisClient] = []
+
+    def fetch() -> str:
+        if not holder:
+            holder.append(KisClient(app_settings))
+        return holder[0].approval_key()
+
+    def invalidate() -> None:
+        if holder:
+            holder.pop().close()
+
+    return Credential(fetch, invalidate)
+
+
+def kis_approval_keys(settings: Settings) -> list[Credential]:
+    """One approval-key credential per app key."""
+    return [
+        kis_approval_key(settings.model_copy(update={"kis_appkey": _secret(appkey), "kis_appsecret": _secret(secret)}))
+        for appkey, secret in kis_apps(settings)
+    ]
+
+
+def kiwoom_token(settings: Settings) -> Credential:
+    from ..brokers.kiwoom import KiwoomClient
+
+    client = KiwoomClient(settings)
+    return Credential(client.token, client.invalidate_token)
 
 
 def build_kis(
@@ -92,9 +132,7 @@ def build_kiwoom(
 ) -> Collector:
     unique = check_limit(symbols, settings.kiwoom_ws_max_subscriptions)
     if token is None:
-        from ..brokers.kiwoom import KiwoomClient
-
-        token = KiwoomClient(settings).token
+        token = kiwoom_token(settings)
     stats = CollectorStats()
     outbox = Outbox(client, settings.stream, stats, "collect-kiwoom", settings.retry_max_s)
     session = KiwoomSession("kiwoom", unique, token, ws_options(settings, settings.kiwoom_ws_url), outbox, stats)
