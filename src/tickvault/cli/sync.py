@@ -1,0 +1,172 @@
+"""`tickvault verify`, `reconcile`, `trim` and `rebuild` — keeping hot and cold in sync (docs/sync.md)."""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import date, datetime
+
+import click
+
+from ..model import KST
+from . import fail, get_settings
+
+DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+
+
+def parse_day(value: str) -> date:
+    try:
+        if not DAY_RE.match(value):
+            raise ValueError(value)
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+
+
+def parse_time(value: str) -> datetime:
+    """ISO-8601; a date alone means its KST midnight, a time without offset is KST."""
+    try:
+        if len(value) == 10:
+            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=KST)
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a time; use ISO-8601 like 2026-11-20T09:00+09:00") from None
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=KST)
+
+
+def split_symbols(values: tuple[str, ...]) -> list[str] | None:
+    symbols = [s.strip() for v in values for s in v.split(",") if s.strip()]
+    return symbols or None
+
+
+def _echo_json(data: object) -> None:
+    click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+@click.command("verify")
+@click.option("--date", "day", required=True, help="KST trading date, YYYY-MM-DD.")
+@click.option("--symbols", multiple=True, help="Only these symbols (repeat or comma-separate).")
+@click.option("--source", type=click.Choice(["both", "hot", "cold"]), default="both", show_default=True, help="Which store(s) to check.")
+@click.option("--json", "as_json", is_flag=True, help="Print the tickvault.verify/1 document (docs/sync.md).")
+@click.pass_context
+def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: str, as_json: bool) -> None:
+    """Prove a day's continuity: per symbol, cum_volume steps by exactly each tick's volume.
+
+    Reports gaps (with the exact missing volume), duplicate ticks and, with --source both,
+    minutes where hot and cold differ. Exit 0 only when everything is consistent.
+    """
+    from ..sync import verify
+
+    settings = get_settings(ctx)
+    the_day = parse_day(day)
+    report = verify(settings, the_day, split_symbols(symbols), source)
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        for check in report.stores.values():
+            state = "error: " + check.error if check.error else ("ok" if check.consistent else "NOT consistent")
+            click.echo(
+                f"{check.store:4}  {check.symbols} symbols  {check.ticks} ticks  volume {check.volume}  "
+                f"gaps {len(check.gaps)}  duplicates {check.duplicates}  {state}"
+            )
+        if report.differences:
+            click.echo(f"hot and cold differ in {len(report.differences)} minute(s), e.g. "
+                       + ", ".join(f"{d.symbol}@{d.minute.astimezone(KST):%H:%M}" for d in report.differences[:5]))
+        for gap in report.gaps[:50]:
+            start = gap.start_ts.astimezone(KST).isoformat() if gap.start_ts else "day start"
+            click.echo(f"gap  {gap.symbol}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
+        if len(report.gaps) > 50:
+            click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
+    if not report.consistent:
+        fail(f"{the_day} is not consistent: {'; '.join(report.reasons())} — run `tickvault reconcile --date {the_day} --repair`, "
+             f"then `tickvault recover --date {the_day}` for gaps in both stores")
+
+
+@click.command("reconcile")
+@click.option("--date", "day", required=True, help="KST trading date, YYYY-MM-DD.")
+@click.option("--repair", is_flag=True, help="Copy each store's missing ticks from the other (idempotent).")
+@click.option("--symbols", multiple=True, help="Only these symbols (repeat or comma-separate).")
+@click.option("--json", "as_json", is_flag=True, help="Print the tickvault.reconcile/1 document.")
+@click.pass_context
+def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str, ...], as_json: bool) -> None:
+    """Compare hot and cold per (symbol, minute); with --repair make both hold the union.
+
+    Cheap when nothing differs (one aggregate query per store). Writes the day's
+    integrity report to both stores. Exit 0 when the day ends up consistent.
+    """
+    from ..sync.reconcile import reconcile
+
+    settings = get_settings(ctx)
+    the_day = parse_day(day)
+    report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols))
+    if as_json:
+        _echo_json(report.to_dict())
+    else:
+        click.echo(
+            f"{the_day}: {len(report.differences)} differing minute(s); added {report.added_to_hot} ticks to hot, "
+            f"{report.added_to_cold} to cold in {report.seconds:.2f}s"
+        )
+        if report.after is not None:
+            click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.after.reasons())}")
+    if not report.consistent:
+        hint = "run again with --repair" if report.differences and not repair else f"see `tickvault verify --date {the_day}`"
+        fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.after.reasons()) if report.after else 'no result'} — {hint}")
+
+
+@click.command("trim")
+@click.option("--dry-run", is_flag=True, help="Only report what would be trimmed.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+@click.pass_context
+def trim_cmd(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
+    """Trim stream entries every consumer group has acknowledged (never unconsumed ones).
+
+    Exits 2 when the stream is over its ceiling (stream_max_entries / stream_max_memory_mb)
+    because a group lags: that is an alarm, not something trimming may fix.
+    """
+    from ..sync.trim import trim
+
+    settings = get_settings(ctx)
+    result = trim(settings, dry_run=dry_run)
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        verb = "would trim" if dry_run else "trimmed"
+        click.echo(f"{result.stream}: {verb} {result.trimmed} of {result.entries_before} entries"
+                   + (f" (below {result.safe_min_id}, held by group {result.held_by})" if result.safe_min_id else "")
+                   + (f"; not trimmed: {result.reason}" if result.reason else ""))
+        for group, position in sorted(result.positions.items()):
+            click.echo(f"  group {group}: oldest unacknowledged {position}")
+    if result.alarm:
+        fail(result.alarm, code=2)
+
+
+@click.command("rebuild")
+@click.argument("target", type=click.Choice(["hot", "cold"]))
+@click.option("--from", "start", required=True, help="Start time (ISO-8601; a date = its KST midnight; no offset = KST).")
+@click.option("--to", "end", help="End time (exclusive); default: everything the other store has.")
+@click.option("--wait", "wait_s", type=float, default=60.0, show_default=True, help="Seconds to wait for the other archiver to store what the stream holds.")
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable result.")
+@click.pass_context
+def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wait_s: float, as_json: bool) -> None:
+    """Refill TARGET from the other store and move TARGET's stream position forward.
+
+    For a store whose backlog outgrew the stream, or after the stream was lost. Safe to
+    re-run. Runbook: docs/sync.md.
+    """
+    from ..sync.rebuild import RebuildError, rebuild
+
+    settings = get_settings(ctx)
+    begin = parse_time(start)
+    finish = parse_time(end) if end else None
+    try:
+        result = rebuild(settings, target, begin, finish, wait_s=wait_s)
+    except (RebuildError, ValueError) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        _echo_json(result.to_dict())
+    else:
+        click.echo(
+            f"rebuilt {target} from {result.source}: {result.read} ticks read, {result.added} added; "
+            f"group {target} now at {result.group_position} ({result.acked_pending} pending entries acked) in {result.seconds:.1f}s"
+        )

@@ -1,0 +1,217 @@
+"""Continuity check on real PostgreSQL and a real DuckLake: gaps with exact missing volume,
+duplicates, hot-vs-cold differences, the stable JSON and the exit code."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from click.testing import CliRunner
+
+from tickvault.cli import cli
+from tickvault.config import Settings
+from tickvault.hot import HotStore
+from tickvault.lake import Lake
+from tickvault.simulate import generate_day
+from tickvault.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
+from tickvault.sync.gaps import LastTick, union_gaps
+from tickvault.sync.sides import HotSide, LakeSide
+
+DAY = date(2026, 11, 20)
+UTC = timezone.utc
+
+
+def day_ticks(symbols: int = 3, ticks: int = 1500, seed: int = 7) -> pa.Table:
+    return generate_day(DAY, symbols=symbols, ticks=ticks, seed=seed)
+
+
+def without(table: pa.Table, rows: list[int]) -> pa.Table:
+    keep = pa.array([i not in set(rows) for i in range(table.num_rows)])
+    return table.filter(keep)
+
+
+def store_both(settings: Settings, hot_ticks: pa.Table, cold_ticks: pa.Table) -> None:
+    hot = HotStore(settings)
+    hot.init()
+    hot.upsert(hot_ticks)
+    hot.close()
+    lake = Lake(settings)
+    lake.init()
+    lake.upsert(cold_ticks)
+    lake.close()
+
+
+def cli_env(settings: Settings) -> dict[str, str]:
+    return {
+        "TICKVAULT_PG_URL": settings.pg_dsn,
+        "TICKVAULT_REDIS_URL": settings.redis_dsn,
+        "TICKVAULT_PG_SCHEMA": settings.pg_schema,
+        "TICKVAULT_STREAM": settings.stream,
+        "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
+        "TICKVAULT_HOT_MODE": settings.hot_mode,
+    }
+
+
+def row_of(table: pa.Table, symbol: str, nth: int) -> int:
+    """Index in ``table`` of the nth tick (by cum_volume) of ``symbol``."""
+    idx = [i for i, s in enumerate(table.column("symbol").to_pylist()) if s == symbol]
+    cums = table.column("cum_volume").to_pylist()
+    return sorted(idx, key=lambda i: cums[i])[nth]
+
+
+def test_clean_day_is_consistent_and_cli_exits_0(settings: Settings) -> None:
+    ticks = day_ticks()
+    store_both(settings, ticks, ticks)
+    report = verify(settings, DAY)
+    assert report.consistent, report.reasons()
+    assert report.stores["hot"].ticks == report.stores["cold"].ticks == ticks.num_rows
+    assert report.stores["hot"].volume == pc.sum(ticks.column("volume")).as_py()
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+    doc = json.loads(result.stdout)
+    assert doc["format"] == VERIFY_FORMAT and doc["consistent"] is True and doc["gaps"] == []
+
+
+def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) -> None:
+    ticks = day_ticks()
+    symbol = ticks.column("symbol")[0].as_py()
+    lost = [row_of(ticks, symbol, 10), row_of(ticks, symbol, 11)]  # two adjacent trades
+    lost_volume = sum(ticks.column("volume")[i].as_py() for i in lost)
+    before = ticks.slice(row_of(ticks, symbol, 9), 1).to_pylist()[0]
+    after = ticks.slice(row_of(ticks, symbol, 12), 1).to_pylist()[0]
+    store_both(settings, without(ticks, lost), without(ticks, lost))
+
+    report = verify(settings, DAY)
+    assert not report.consistent
+    assert report.gaps == [
+        Gap(symbol, before["ts"], before["cum_volume"], after["ts"], after["cum_volume"], after["volume"], lost_volume)
+    ]
+    assert report.missing_volume == lost_volume
+    assert report.differences == []
+    for store in ("hot", "cold"):
+        assert [g.missing_volume for g in report.stores[store].gaps] == [lost_volume]
+
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["missing_volume"] == lost_volume
+    assert doc["gaps"][0]["symbol"] == symbol and doc["gaps"][0]["kind"] == "gap"
+    assert VerifyReport.gaps_from_dict(doc) == report.gaps
+    assert "not consistent" in result.stderr
+
+
+def test_first_tick_of_the_day_missing_is_a_gap_from_day_start(settings: Settings) -> None:
+    ticks = day_ticks(symbols=2, ticks=600)
+    symbol = ticks.column("symbol")[0].as_py()
+    first = row_of(ticks, symbol, 0)
+    store_both(settings, without(ticks, [first]), without(ticks, [first]))
+    report = verify(settings, DAY, source="cold")
+    assert len(report.gaps) == 1
+    gap = report.gaps[0]
+    assert gap.start_ts is None and gap.start_cum_volume == 0
+    assert gap.missing_volume == ticks.column("volume")[first].as_py()
+    assert set(report.stores) == {"cold"}
+
+
+def test_one_sided_loss_is_a_difference_not_a_gap_of_the_whole(settings: Settings) -> None:
+    ticks = day_ticks()
+    symbol = ticks.column("symbol")[1].as_py()
+    lost = row_of(ticks, symbol, 50)
+    store_both(settings, without(ticks, [lost]), ticks)
+    report = verify(settings, DAY)
+    assert report.gaps == []  # the lake still has it
+    assert [g.missing_volume for g in report.stores["hot"].gaps] == [ticks.column("volume")[lost].as_py()]
+    assert report.stores["cold"].consistent
+    assert len(report.differences) == 1
+    diff = report.differences[0]
+    assert diff.symbol == symbol and diff.hot.ticks + 1 == diff.cold.ticks
+    assert not report.consistent
+    # checking only the lake says the lake is fine
+    assert verify(settings, DAY, source="cold").consistent
+    # a symbol filter that excludes the damaged symbol is consistent
+    others = sorted(set(ticks.column("symbol").to_pylist()) - {symbol})
+    assert verify(settings, DAY, symbols=others).consistent
+
+
+def test_duplicates_and_overlaps_in_the_lake_are_reported(settings: Settings) -> None:
+    ticks = day_ticks(symbols=2, ticks=400)
+    store_both(settings, ticks, ticks)
+    symbol = ticks.column("symbol")[0].as_py()
+    lake = LakeSide(settings)
+    # write behind the lake's dedup: a plain second copy of one tick, and a conflicting tick
+    # that claims an existing cumulative volume one second later
+    row = ticks.slice(row_of(ticks, symbol, 5), 1)
+    shifted = row.set_column(1, row.schema.field("ts"), pa.array([row.column("ts")[0].as_py() + timedelta(seconds=1)], row.schema.field("ts").type))
+    con = lake.connection()
+    con.register("extra", pa.concat_tables([row, shifted]))
+    con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM extra")
+    lake.close()
+
+    report = verify(settings, DAY, source="cold")
+    check = report.stores["cold"]
+    assert check.duplicates == 1
+    assert [(d.symbol, d.cum_volume, d.copies) for d in check.duplicate_samples] == [(symbol, row.column("cum_volume")[0].as_py(), 2)]
+    assert [g.kind for g in check.gaps] == ["overlap"]
+    assert check.gaps[0].missing_volume == -row.column("volume")[0].as_py()
+    assert report.gaps == []  # an overlap loses nothing
+    assert not report.consistent
+    reasons = " ".join(report.reasons())
+    assert "duplicate" in reasons and "overlapping" in reasons
+
+
+def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None:
+    """The reconciler's per-minute fingerprint must be computed identically by both engines,
+    including sub-second timestamps and large cumulative volumes."""
+    ticks = day_ticks(symbols=4, ticks=2000, seed=3)
+    ts = pc.add(ticks.column("ts"), pa.scalar(timedelta(microseconds=123457)))
+    big = pc.add(ticks.column("cum_volume"), pa.scalar(10**15))
+    odd = ticks.set_column(1, ticks.schema.field("ts"), ts).set_column(4, ticks.schema.field("cum_volume"), big)
+    store_both(settings, odd, odd)
+    start = datetime(2026, 11, 19, 15, tzinfo=UTC)
+    end = start + timedelta(days=1)
+    hot = HotSide(settings).rows("minutes", start, end, None)
+    cold = LakeSide(settings).rows("minutes", start, end, None)
+    assert len(hot) > 100
+    norm = lambda rows: [{k: int(v) if k != "symbol" else v for k, v in r.items()} for r in rows]  # noqa: E731
+    assert norm(hot) == norm(cold)
+
+
+def test_verify_rejects_bad_input(settings: Settings) -> None:
+    with pytest.raises(ValueError, match="source"):
+        verify(settings, DAY, source="warm")
+    result = CliRunner().invoke(cli, ["verify", "--date", "20261120"], env=cli_env(settings))
+    assert result.exit_code != 0 and "YYYY-MM-DD" in result.output
+
+
+# --- the union of the stores' gaps (pure)
+
+T0 = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+
+
+def at(seconds: int) -> datetime:
+    return T0 + timedelta(seconds=seconds)
+
+
+def test_union_gaps_is_the_intersection_of_missing_ranges() -> None:
+    # hot lacks cum (10, 30]; cold lacks (20, 40]: only (20, 30] is lost
+    hot = [Gap("A", at(1), 10, at(3), 35, 5, 20)]
+    cold = [Gap("A", at(2), 20, at(4), 50, 10, 20)]
+    last = {"hot": {"A": LastTick("A", at(9), 100)}, "cold": {"A": LastTick("A", at(9), 100)}}
+    assert union_gaps({"hot": hot, "cold": cold}, last) == [Gap("A", at(2), 20, at(3), 35, 5, 10)]
+
+
+def test_union_gaps_tail_and_absent_symbol() -> None:
+    # cold ends at cum 50 (its tail is unknown), hot has a gap (60, 70] after it: lost.
+    hot = [Gap("A", at(5), 60, at(6), 80, 10, 10)]
+    last = {"hot": {"A": LastTick("A", at(9), 100)}, "cold": {"A": LastTick("A", at(4), 50)}}
+    assert union_gaps({"hot": hot, "cold": []}, last) == [Gap("A", at(5), 60, at(6), 80, 10, 10)]
+    # a symbol the lake lacks entirely: hot's gaps are the union's gaps
+    hot_b = [Gap("B", None, 0, at(1), 7, 2, 5)]
+    last_b = {"hot": {"B": LastTick("B", at(9), 30)}, "cold": {}}
+    assert union_gaps({"hot": hot_b, "cold": []}, last_b) == hot_b
+    # both stores end early at different points: no gap (the end of day is unknowable here)
+    last_c = {"hot": {"C": LastTick("C", at(9), 30)}, "cold": {"C": LastTick("C", at(8), 20)}}
+    assert union_gaps({"hot": [], "cold": []}, last_c) == []
