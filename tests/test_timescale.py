@@ -160,21 +160,31 @@ def test_write_path_is_unchanged_and_idempotent(ts_store, ts_settings):
     sink.close()
 
 
+def sink_write(store: HotStore, ticks) -> int:
+    """The archiver's path: no refresh of its own, the policies (here: the test) refresh."""
+    sink = store.sink()
+    try:
+        return sink.write(table(ticks), "tvtest:stream", "hot", "1-0")
+    finally:
+        sink.close()
+
+
 @pytest.mark.timescaledb
 def test_real_time_aggregation_and_late_ticks_after_refresh(ts_store):
     ticks = day_ticks(DAY, ["005930", "000660"], 400, seed=5)
     late = ticks[::7] + [ticks[0], ticks[399], ticks[400]]  # includes opens/closes of buckets and of the day
     late_keys = {t.key for t in late}
     early = [t for t in ticks if t.key not in late_keys]
-    ts_store.upsert(table(early))
+    late = [t for t in ticks if t.key in late_keys]
+    sink_write(ts_store, early)
     with ts_store.connect() as conn:
         # nothing materialised yet: every level answers through real-time aggregation
         for level in ("1m", "5m", "1h", "1d"):
             assert stored_candles(conn, ts_store.schema, level) == truth_candles(early, level), level
     ts_store.refresh_candles(*kst_day_bounds(DAY))
-    ts_store.upsert(table(late))
+    sink_write(ts_store, late)
     next_day = day_ticks(DAY + timedelta(days=1), ["005930"], 50, seed=6)
-    ts_store.upsert(table(next_day))
+    sink_write(ts_store, next_day)
     with ts_store.connect() as conn:
         # materialised buckets are stale until the next refresh ...
         assert stored_candles(conn, ts_store.schema, "1d") != truth_candles(ticks + next_day, "1d")
@@ -185,6 +195,21 @@ def test_real_time_aggregation_and_late_ticks_after_refresh(ts_store):
     with ts_store.connect() as conn:
         for level in ("1m", "5m", "1h", "1d"):
             assert stored_candles(conn, ts_store.schema, level) == truth_candles(ticks + next_day, level), level
+
+
+@pytest.mark.timescaledb
+def test_upsert_refreshes_the_candles_of_the_days_it_filled(ts_store):
+    """Recovery/reconcile upserts: candles of the touched days are current right away."""
+    day = (datetime.now(UTC) - timedelta(days=3)).astimezone(KST).date()
+    ticks = day_ticks(day, ["005930"], 300, seed=13)
+    gaps = ticks[100:140] + [ticks[0], ticks[-1]]
+    gap_keys = {t.key for t in gaps}
+    sink_write(ts_store, [t for t in ticks if t.key not in gap_keys])
+    ts_store.refresh_candles(*kst_day_bounds(day))
+    assert ts_store.upsert(table(gaps)) == len(gaps)
+    with ts_store.connect() as conn:
+        for level in ("1m", "5m", "1h", "1d"):
+            assert stored_candles(conn, ts_store.schema, level) == truth_candles(ticks, level), level
 
 
 @pytest.mark.timescaledb

@@ -168,7 +168,24 @@ class HotStore:
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"tick batch does not fit TICK_SCHEMA ({exc}); nothing was stored") from None
         with self.connect(autocommit=True) as conn:
-            return self.write(conn, batch)
+            added = self.write(conn, batch)
+            if added and self.mode == "timescaledb":
+                self._refresh_days(conn, partitions.batch_days(batch))
+        return added
+
+    def _refresh_days(self, conn: psycopg.Connection, days: set[date]) -> None:
+        """After an upsert (recovery, reconcile, rebuild): bring the candles of the touched days
+        up to date now instead of at the next policy run — but never for days whose chunks
+        retention may have dropped (a refresh there would rebuild candles from partial ticks)."""
+        from . import timescale
+
+        oldest = datetime.now(UTC) - timedelta(days=self.settings.tick_retention_days - 2)
+        for day in sorted(days):
+            start, end = kst_day_bounds(day)
+            if start >= oldest:
+                timescale.refresh_candles(conn, self.schema, start, end)
+            else:
+                log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
 
     def sink(self) -> "HotSink":
         from .sink import HotSink

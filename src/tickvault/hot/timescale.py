@@ -28,7 +28,7 @@ from .writer import ORIGIN
 
 log = logging.getLogger(__name__)
 
-#: level -> (bucket width, level below, refresh end_offset = schedule)
+#: level -> (bucket width = refresh end_offset, level below)
 LEVELS: dict[str, tuple[timedelta, str | None]] = {
     "1m": (timedelta(minutes=1), None),
     "5m": (timedelta(minutes=5), "1m"),
@@ -36,6 +36,8 @@ LEVELS: dict[str, tuple[timedelta, str | None]] = {
     "1d": (timedelta(days=1), "1h"),
 }
 RETENTION_SCHEDULE = timedelta(days=1)
+#: refresh each level every bucket width, but at least hourly, so late fills reach 1h/1d soon
+MAX_REFRESH_SCHEDULE = timedelta(hours=1)
 COMPRESSION_SCHEDULE = timedelta(hours=12)
 
 
@@ -84,8 +86,9 @@ def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]
     absent: list[tuple[str, str]] = []
     for level, (width, _) in LEVELS.items():
         view = f"candles_{level}"
+        schedule = min(width, MAX_REFRESH_SCHEDULE)
         policies.append(
-            Policy(view, "policy_refresh_continuous_aggregate", width, start_offset=start, end_offset=width, add_file="ts_policy_add_refresh.sql")
+            Policy(view, "policy_refresh_continuous_aggregate", schedule, start_offset=start, end_offset=width, add_file="ts_policy_add_refresh.sql")
         )
         days = getattr(settings, f"candles_{level}_retention_days")
         if days is None:
