@@ -65,6 +65,8 @@ class Supervisor:
 
     def add(self, component: Component) -> None:
         self.components.append(component)
+        self.metrics.restarts.labels(component.name)  # exported as 0 from the start, not only after a crash
+        self.metrics.set_component(component.name, False)
 
     def start(self) -> None:
         for component in self.components:
