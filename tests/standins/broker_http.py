@@ -92,6 +92,7 @@ class StandinServer:
         self.requests_log: list[Request] = []  # every request as received (tests inspect headers)
         self._tokens: dict[str, float] = {}  # token -> expiry (monotonic)
         self._inject_rate = 0
+        self._scheduled: list[tuple[int, str]] = []
         self._lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -130,10 +131,24 @@ class StandinServer:
             return "unknown"
         return "ok" if time.monotonic() < expiry else "expired"
 
+    def at_call(self, n: int, action: str) -> None:
+        """Before answering data call number ``n`` (counted from now): "expire" every token,
+        or answer with a "rate" error once (a mid-run surprise for the client)."""
+        with self._lock:
+            self._scheduled.append((self.calls + n, action))
+
     def count_call(self, api: str) -> None:
+        due: list[str] = []
         with self._lock:
             self.calls += 1
             self.calls_by_api[api] = self.calls_by_api.get(api, 0) + 1
+            due = [a for at, a in self._scheduled if at == self.calls]
+            self._scheduled = [(at, a) for at, a in self._scheduled if at != self.calls]
+        for action in due:
+            if action == "expire":
+                self.expire_tokens()
+            elif action == "rate":
+                self.fail_next_calls_with_rate_limit(1)
 
     def take_injected_rate_error(self) -> bool:
         with self._lock:

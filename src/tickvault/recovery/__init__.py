@@ -1,0 +1,6 @@
+"""Daily recovery against the broker's own data (see planner.py for the procedure)."""
+
+from .planner import Recovery, recover
+from .report import RECOVERY_FORMAT, RecoveryReport, SymbolReport
+
+__all__ = ["RECOVERY_FORMAT", "Recovery", "RecoveryReport", "SymbolReport", "recover"]

@@ -1,0 +1,219 @@
+"""Daily recovery: compare the archive with the broker, fetch trades only where they differ.
+
+For one KST date: verify both stores (sync.verify); copy ticks one store lacks from the
+other; fetch the broker's minute bars of every archived symbol (a handful of calls per
+symbol); the repair set is the union of continuity gaps and minutes whose volume differs
+from the broker's bar; only for those windows are the broker's trades fetched (KIS: per
+window; Kiwoom: one backwards pass per symbol). Trades become ticks (source
+"recovery") only where they fill a proven hole; they go to the lake and, inside the hot
+retention, to the hot store. Idempotent: a second run finds nothing to do and only
+re-reads the minute bars.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from ..brokers.errors import BrokerError
+from ..config import Settings
+from ..model import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
+from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, missing_keys, union_by_key, window_of
+from .convert import Conversion, from_anchored, from_exact
+from .report import Disagreement, RecoveryReport, SymbolReport, write_hot, write_json
+from .sources import BrokerSource, TradesUnavailable, open_source
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+DEFAULT_UNTIL = "153000"
+
+
+def today_kst() -> date:
+    return datetime.now(KST).date()
+
+
+def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
+    return day >= today - timedelta(days=settings.tick_retention_days - 1)
+
+
+def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool) -> dict[str, Any]:
+    from ..sync import verify
+
+    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold")
+    data = report.to_dict()
+    return {"consistent": data["consistent"], "reasons": data["reasons"], "missing_volume": data["missing_volume"],
+            "gaps": len(data["gaps"]), "differences": len(data["differences"])}
+
+
+def _counts(table: pa.Table) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    grouped = table.group_by("symbol").aggregate([("symbol", "count")])
+    return dict(zip(grouped.column("symbol").to_pylist(), grouped.column("symbol_count").to_pylist()))
+
+
+class Recovery:
+    """One recovery run of one day through one broker."""
+
+    def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
+                 dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
+                 hot: Any = None, lake: Any = None):
+        self.settings = settings
+        self.day = day
+        self.broker = broker or (source.name if source else settings.recovery_broker)
+        self.symbols = sorted(set(symbols)) if symbols else None
+        self.dry_run = dry_run
+        self.today = today or today_kst()
+        self._source = source
+        self._hot = hot
+        self._lake = lake
+
+    # ------------------------------------------------------------------ stores
+    def _stores(self) -> tuple[Any, Any]:
+        if self._lake is None:
+            from ..lake import Lake
+
+            self._lake = Lake(self.settings)
+        if self._hot is None:
+            from ..hot import HotStore
+
+            self._hot = HotStore(self.settings)
+        return self._hot, self._lake
+
+    def run(self) -> RecoveryReport:
+        hot, lake = self._stores()
+        with_hot = in_hot_retention(self.settings, self.day, self.today)
+        report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
+        source = self._source or open_source(self.settings, self.broker)
+        try:
+            if not self.dry_run:
+                lake.init()
+                if with_hot:
+                    hot.init()
+            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot)
+            start, end = kst_day_bounds(self.day)
+            lake_ticks = lake.read_ticks(start, end, self.symbols)
+            hot_ticks = hot.read_ticks(start, end, self.symbols) if with_hot else TICK_SCHEMA.empty_table()
+            to_lake = missing_keys(hot_ticks, lake_ticks)
+            to_hot = missing_keys(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
+            if not self.dry_run:
+                if to_lake.num_rows:
+                    lake.upsert(to_lake)
+                if to_hot.num_rows:
+                    hot.upsert(to_hot)
+            archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
+            copied_lake, copied_hot = _counts(to_lake), _counts(to_hot)
+            in_lake, in_hot = _counts(lake_ticks), _counts(hot_ticks)
+            for symbol in self.symbols or sorted(archives):
+                archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
+                sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
+                                   lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0))
+                report.symbols.append(sym)
+                try:
+                    self._recover_symbol(source, archive, sym, hot, lake, with_hot)
+                except BrokerError as exc:
+                    sym.error = str(exc)
+                    log.error("recovery %s %s: %s", self.day, symbol, exc)
+            report.calls = source.calls()
+            if not self.dry_run:
+                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot)
+        finally:
+            if self._source is None:
+                source.close()
+        report.finished_at = datetime.now(UTC)
+        if not self.dry_run:
+            self._store(report, hot, with_hot)
+        return report
+
+    def _store(self, report: RecoveryReport, hot: Any, with_hot: bool) -> None:
+        path = write_json(report, self.settings.lake_dir)
+        log.info("recovery report written to %s", path)
+        try:
+            with hot.connect() as conn:
+                write_hot(conn, self.settings.pg_schema, report)
+                conn.commit()
+        except Exception as exc:  # the JSON copy exists; a down hot store must not hide the result
+            log.error("recovery report not stored in the hot table (%s: %s); the JSON copy is at %s", type(exc).__name__, exc, path)
+
+    # ------------------------------------------------------------------ one symbol
+    def _recover_symbol(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, hot: Any, lake: Any, with_hot: bool) -> None:
+        sym.ticks_before = len(archive.ticks)  # the union of both stores
+        sym.volume_before = archive.volume
+        sym.gaps_found = len(archive.missing)
+        sym.missing_volume_found = sum(r.volume for r in archive.missing)
+        sym.conflicts = archive.conflicts
+        until = DEFAULT_UNTIL
+        if archive.ticks:
+            until = max(until, minute(archive.ticks[-1].ts).strftime("%H%M%S"))
+        bars = source.minute_bars(sym.symbol, self.day, self.today, until)
+        broker_volume = {b.minute: b.volume for b in bars}
+        disagreeing = _disagreeing(broker_volume, archive.minute_volumes())
+        sym.minutes_disagreeing = len(disagreeing)
+        day_open = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
+        windows = merge_windows([window_of(r, day_open) for r in archive.missing] +
+                                [(m, m + timedelta(minutes=1)) for m in disagreeing])
+        sym.windows = windows
+        conversion = Conversion()
+        unavailable: str | None = None
+        if windows:
+            try:
+                trades = source.trades(sym.symbol, self.day, self.today, windows)
+            except TradesUnavailable as exc:
+                unavailable = str(exc)
+                trades = []
+            if unavailable is None:
+                now = datetime.now(UTC)
+                if source.exact_cum_volume:
+                    conversion = from_exact(archive, trades, now)
+                else:
+                    conversion = from_anchored(archive, trades, windows[0][0], now)
+            if conversion.reason:
+                sym.notes.append(conversion.reason)
+            if unavailable:
+                sym.notes.append(unavailable)
+        new = conversion.ticks
+        if new:
+            table = ticks_to_table(new)
+            if not self.dry_run:
+                lake.upsert(table)
+                if with_hot:
+                    hot.upsert(table)
+            sym.ticks_recovered = len(new)
+            sym.volume_recovered = sum(t.volume for t in new)
+            log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sym.volume_recovered, source.name)
+        after = analyse(sym.symbol, archive.ticks + [StoredTick(t.ts.astimezone(KST), t.price, t.volume, t.cum_volume) for t in new])
+        sym.ticks_after = len(after.ticks)
+        sym.volume_after = after.volume
+        sym.gaps_left = len(after.missing)
+        sym.missing_volume_left = sum(r.volume for r in after.missing)
+        sym.conflicts = after.conflicts
+        archive_after = after.minute_volumes()
+        for m in _disagreeing(broker_volume, archive_after):
+            b, a = broker_volume.get(m, 0), archive_after.get(m, 0)
+            sym.still_disagreeing.append(Disagreement(m, b, a, _why(b, a, unavailable, conversion)))
+        if after.missing and not sym.still_disagreeing:
+            sym.notes.append(f"{len(after.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
+
+
+def _disagreeing(broker: dict[datetime, int], archive: dict[datetime, int]) -> list[datetime]:
+    return sorted(m for m in set(broker) | set(archive) if broker.get(m, 0) != archive.get(m, 0))
+
+
+def _why(broker: int, archive: int, unavailable: str | None, conversion: Conversion) -> str:
+    if archive > broker:
+        return "the archive holds more volume than the broker's bar (broker bar incomplete, or ticks the broker does not know)"
+    if unavailable:
+        return "bars only: " + unavailable
+    if conversion.reason:
+        return conversion.reason
+    return "the broker's trade list for this minute does not add up to its bar"
+
+
+def recover(settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
+            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None) -> RecoveryReport:
+    """Run recovery for one KST date; see the module docstring."""
+    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source).run()

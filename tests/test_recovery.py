@@ -1,0 +1,220 @@
+"""Daily recovery end to end: planted gaps in real PostgreSQL + DuckLake, repaired through each
+broker's real client over HTTP against its stand-in."""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+from pydantic import SecretStr
+
+from tickvault.config import Settings
+from tickvault.hot import HotStore
+from tickvault.lake import Lake
+from tickvault.model import KST, kst_day_bounds
+from tickvault.recovery import recover
+from tickvault.recovery.planner import today_kst
+from tickvault.recovery.report import report_path
+from tickvault.sync import verify
+
+from standins.broker_http import index_truth, make_truth_day, minute_bars
+from standins.kis_rest import KisRestStandin
+from standins.kiwoom_rest import KiwoomRestStandin
+
+SYMBOLS = ["005930", "000660", "035720"]
+KIS_KEY, KIS_SECRET = "PSrecoveryKisKey0123456789", "recoveryKisSecret/+=ZYXWVU98765"
+KW_KEY, KW_SECRET = "kwRecoveryKey_1a2b3c", "kwRecoverySecret_4d5e6f"
+KW_PAGE = 200
+
+
+@pytest.fixture
+def day() -> date:
+    # the brokers list trades only for the current day, and the hot store keeps recent days
+    return today_kst()
+
+
+@pytest.fixture
+def truth(day):
+    return make_truth_day(day, SYMBOLS, 300, seed=11)
+
+
+def with_brokers(settings: Settings, tmp_path, kis_url: str = "http://127.0.0.1:9", kw_url: str = "http://127.0.0.1:9") -> Settings:
+    return settings.model_copy(update={
+        "kis_appkey": SecretStr(KIS_KEY), "kis_appsecret": SecretStr(KIS_SECRET), "kis_base_url": kis_url,
+        "kiwoom_appkey": SecretStr(KW_KEY), "kiwoom_secretkey": SecretStr(KW_SECRET), "kiwoom_base_url": kw_url,
+        "broker_token_dir": tmp_path / "tokens",
+    })
+
+
+def key_rows(table: pa.Table) -> set[tuple]:
+    cols = table.select(["symbol", "ts", "cum_volume", "volume", "price"]).to_pydict()
+    return {(s, t, c, v, Decimal(p)) for s, t, c, v, p in zip(cols["symbol"], cols["ts"], cols["cum_volume"], cols["volume"], cols["price"])}
+
+
+def plant(truth: pa.Table, day: date):
+    """Lake and hot contents with the planted damage; returns (lake, hot, description)."""
+    ts_kst = pc.local_timestamp(pc.assume_timezone(pc.cast(truth.column("ts"), pa.timestamp("us")), "UTC")) if False else None
+    rows = truth.to_pylist()
+    by_symbol = index_truth(truth)
+    a, b, c = SYMBOLS
+    # whole minutes missing from both stores: symbol a, the three busiest consecutive minutes after 10:00
+    a_minutes = sorted({t.ts.replace(second=0) for t in by_symbol[a] if t.ts.hour >= 10})
+    whole = set(a_minutes[3:6])
+    # single ticks missing mid-minute (from both): symbol b, the middle trade of three same-second bursts
+    bursts: list[int] = []
+    trades_b = by_symbol[b]
+    for i in range(1, len(trades_b) - 1):
+        if trades_b[i - 1].ts == trades_b[i].ts == trades_b[i + 1].ts and (not bursts or trades_b[i].cum_volume > bursts[-1] + 50):
+            bursts.append(trades_b[i].cum_volume)
+    single = set(bursts[:3])
+    assert len(single) == 3
+    # the first trade of the day and the closing print missing (only the broker's bars show the latter)
+    first_c = by_symbol[c][0].cum_volume
+    last_c = by_symbol[c][-1].cum_volume
+    # ticks missing only from hot (a stretch of symbol c), and one only from the lake (symbol a)
+    hot_only_missing = {t.cum_volume for t in by_symbol[c][100:110]}
+    lake_only_missing = by_symbol[a][20].cum_volume
+
+    def lost(r) -> bool:
+        kst = r["ts"].astimezone(KST)
+        return ((r["symbol"] == a and kst.replace(second=0) in whole) or (r["symbol"] == b and r["cum_volume"] in single)
+                or (r["symbol"] == c and r["cum_volume"] in (first_c, last_c)))
+
+    lake_rows = [r for r in rows if not lost(r) and not (r["symbol"] == a and r["cum_volume"] == lake_only_missing)]
+    hot_rows = [r for r in rows if not lost(r) and not (r["symbol"] == c and r["cum_volume"] in hot_only_missing)]
+    schema = truth.schema
+    return pa.Table.from_pylist(lake_rows, schema), pa.Table.from_pylist(hot_rows, schema), {
+        "whole_minutes": len(whole), "single": len(single), "hot_only": len(hot_only_missing),
+    }
+
+
+def load(settings: Settings, lake_t: pa.Table, hot_t: pa.Table) -> tuple[HotStore, Lake]:
+    lake = Lake(settings)
+    lake.init()
+    lake.upsert(lake_t)
+    hot = HotStore(settings)
+    hot.init()
+    hot.upsert(hot_t)
+    return hot, lake
+
+
+def assert_equal_truth(settings: Settings, day: date, truth: pa.Table, hot: HotStore, lake: Lake) -> None:
+    start, end = kst_day_bounds(day)
+    want = key_rows(truth)
+    assert key_rows(lake.read_ticks(start, end)) == want
+    assert key_rows(hot.read_ticks(start, end)) == want
+    assert verify(settings, day).consistent
+
+
+def kis_bar_calls(truth: pa.Table) -> int:
+    return sum(len(minute_bars(t)) // 30 + 1 for t in index_truth(truth).values())
+
+
+def kiwoom_bar_calls(truth: pa.Table) -> int:
+    return sum(-(-len(minute_bars(t)) // KW_PAGE) for t in index_truth(truth).values())
+
+
+def test_kis_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, truth, caplog, capsys):
+    caplog.set_level(logging.DEBUG)
+    lake_t, hot_t, planted = plant(truth, day)
+    hot, lake = load(settings, lake_t, hot_t)
+    assert not verify(settings, day).consistent
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET, rate_limit=20) as server:
+        s = with_brokers(settings, tmp_path, kis_url=server.url)
+        server.at_call(5, "expire")  # the token dies mid-run
+        server.at_call(9, "rate")  # and the broker says "too many" once
+        report = recover(s, day, broker="kis", today=day)
+        assert report.complete, report.render()
+        assert server.rejected == 0
+        assert server.injected_rate_errors == 1 and server.token_issues == 2
+        assert_equal_truth(settings, day, truth, hot, lake)
+        start, end = kst_day_bounds(day)
+        recovered = lake.read_ticks(start, end).filter(pc.equal(lake.read_ticks(start, end).column("source"), "recovery"))
+        by_sym = {r.symbol: r for r in report.symbols}
+        assert sum(r.ticks_recovered for r in report.symbols) == recovered.num_rows > 0
+        assert by_sym[SYMBOLS[1]].ticks_recovered == planted["single"] and by_sym[SYMBOLS[1]].gaps_found == planted["single"]
+        assert by_sym[SYMBOLS[2]].copied_to_hot == planted["hot_only"] and by_sym[SYMBOLS[0]].copied_to_lake == 1
+        assert by_sym[SYMBOLS[2]].ticks_recovered == 2  # first trade of the day and the closing print
+        trade_calls = server.calls_by_api.get("FHPST01060000", 0)
+        assert 0 < trade_calls <= 12  # a few windows, not the whole day
+        assert server.calls_by_api["FHKST03010200"] == kis_bar_calls(truth) + 1  # one call repeated after the expiry
+        # stored: JSON in the lake dir and a row per symbol in the hot table
+        stored = json.loads(report_path(settings.lake_dir, day, "kis").read_text())
+        assert stored["complete"] is True and stored["totals"]["ticks_recovered"] == recovered.num_rows
+        with hot.connect() as conn:
+            n = conn.execute(f'select count(*) from "{settings.pg_schema}".recovery_report where day = %s and complete', (day,)).fetchone()[0]
+        assert n == len(SYMBOLS)
+
+        # re-run: nothing to change, only the minute bars are read again
+        server.reset_counters()
+        again = recover(s, day, broker="kis", today=day)
+        assert again.complete
+        assert sum(r.ticks_recovered + r.copied_to_hot + r.copied_to_lake for r in again.symbols) == 0
+        assert server.calls_by_api == {"FHKST03010200": kis_bar_calls(truth)}, again.render()
+        assert server.calls == again.calls["total"]
+        assert server.calls_by_api == {"FHKST03010200": kis_bar_calls(truth)}
+        assert server.rejected == 0
+        assert_equal_truth(settings, day, truth, hot, lake)
+        text = report.render() + json.dumps(report.to_dict()) + caplog.text + capsys.readouterr().err
+    for secret in (KIS_KEY, KIS_SECRET):
+        assert secret not in text
+    hot.close(), lake.close()
+
+
+def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, truth):
+    lake_t, hot_t, planted = plant(truth, day)
+    hot, lake = load(settings, lake_t, hot_t)
+    with KiwoomRestStandin(truth, day, KW_KEY, KW_SECRET, rate_limit=5, page_rows=KW_PAGE) as server:
+        s = with_brokers(settings, tmp_path, kw_url=server.url)
+        server.at_call(2, "expire")
+        server.at_call(4, "rate")
+        report = recover(s, day, broker="kiwoom", today=day)
+        assert report.complete, report.render()
+        assert server.rejected == 0 and server.injected_rate_errors == 1 and server.token_issues == 2
+        assert_equal_truth(settings, day, truth, hot, lake)
+        by_sym = {r.symbol: r for r in report.symbols}
+        assert by_sym[SYMBOLS[1]].ticks_recovered == planted["single"]
+        assert by_sym[SYMBOLS[2]].ticks_recovered == 2
+        server.reset_counters()
+        again = recover(s, day, broker="kiwoom", today=day)
+        assert again.complete
+        assert sum(r.ticks_recovered + r.copied_to_hot + r.copied_to_lake for r in again.symbols) == 0
+        assert server.calls_by_api == {"ka10080": kiwoom_bar_calls(truth)}
+        assert server.rejected == 0
+    hot.close(), lake.close()
+
+
+def test_past_day_is_reported_unrecoverable_without_inventing_ticks(settings, tmp_path, day, truth):
+    lake_t, hot_t, _ = plant(truth, day)
+    hot, lake = load(settings, lake_t, hot_t)
+    start, end = kst_day_bounds(day)
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
+        s = with_brokers(settings, tmp_path, kis_url=server.url)
+        report = recover(s, day, broker="kis", today=day + timedelta(days=1))
+        assert not report.complete
+        assert server.calls_by_api.get("FHPST01060000", 0) == 0 and server.calls_by_api["FHKST03010230"] > 0
+        a = {r.symbol: r for r in report.symbols}[SYMBOLS[0]]
+        assert a.still_disagreeing and all("only for the current day" in d.reason for d in a.still_disagreeing)
+        assert a.ticks_recovered == 0
+    # nothing invented; only the store-to-store copies happened
+    assert pc.sum(pc.equal(lake.read_ticks(start, end).column("source"), "recovery")).as_py() in (0, None)
+    hot.close(), lake.close()
+
+
+def test_dry_run_writes_nothing(settings, tmp_path, day, truth):
+    lake_t, hot_t, _ = plant(truth, day)
+    hot, lake = load(settings, lake_t, hot_t)
+    start, end = kst_day_bounds(day)
+    before = (lake.read_ticks(start, end).num_rows, hot.read_ticks(start, end).num_rows)
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
+        report = recover(with_brokers(settings, tmp_path, kis_url=server.url), day, broker="kis", today=day, dry_run=True)
+    assert not report.complete
+    assert sum(r.ticks_recovered for r in report.symbols) > 0  # what it would recover
+    assert (lake.read_ticks(start, end).num_rows, hot.read_ticks(start, end).num_rows) == before
+    assert not report_path(settings.lake_dir, day, "kis").exists()
+    hot.close(), lake.close()
