@@ -39,7 +39,7 @@ def kis_rest(tmp_path):
 def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
     values = dict(
         kis_appkey=APPKEY, kis_appsecret=APPSECRET, kis_base_url=rest_url, kis_ws_url=ws_url,
-        broker_token_dir=tmp_path / "tokens", collect_stall_s=0.5, collect_session_hours="00:00-24:00",
+        broker_token_dir=tmp_path / "tokens", collect_stall_s=3.0, collect_session_hours="00:00-24:00",
         collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
     )
     values.update(extra)
@@ -141,7 +141,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
 
     async def scenario():
         ws_url = await standin.start()
-        s = collector_settings(settings, tmp_path, rest_url, ws_url)
+        s = collector_settings(settings, tmp_path, rest_url, ws_url, collect_stall_s=1.5)
         kis = KisClient(s)
         collector = build_kis(s, SYMBOLS, rclient, approval_keys=[kis.approval_key])
         stop = asyncio.Event()
@@ -166,7 +166,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
         await standin.trades(6)
 
         seen = standin.connections
-        standin.stall(1.5)  # the acceptance's 60 s stall, scaled with the 0.5 s watchdog
+        standin.stall(4.0)  # the acceptance's 60 s stall, scaled down with the watchdog (1.5 s)
         await standin.trades(9)
         await standin.wait_subscribed(newer_than=seen)
         await standin.trades(12, per_frame=3)
@@ -211,13 +211,13 @@ def test_short_silence_below_the_watchdog_keeps_the_session(settings, rclient, k
     standin = KisWsStandin(SYMBOLS[:1], valid_key=lambda k: k.startswith("apv-"))
 
     async def scenario():
-        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), collect_stall_s=1.0)
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), collect_stall_s=3.0)
         collector = build_kis(s, SYMBOLS[:1], rclient, approval_keys=[KisClient(s).approval_key])
         stop = asyncio.Event()
         task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
         await standin.wait_subscribed()
-        standin.stall(0.4)
-        await asyncio.sleep(0.6)
+        standin.stall(0.8)
+        await asyncio.sleep(1.0)
         await standin.trades(3)
         await until(lambda: collector.stats.ticks == 3)
         stop.set()
@@ -317,3 +317,89 @@ def test_refused_approval_key_is_replaced_by_a_new_one(settings, rclient, kis_re
     collector = asyncio.run(scenario())
     assert rest.approval_issues == 2 and collector.stats.reconnects == 1
     assert read_gaps(rclient, settings.stream) == []  # never subscribed before: no window was being missed
+
+
+class RedisProxy:
+    """A TCP forwarder to the shared Redis that the test can take down and bring back
+    (the shared server itself must never be stopped)."""
+
+    def __init__(self, host: str, port: int):
+        self.target = (host, port)
+        self.port = 0
+        self.server: asyncio.Server | None = None
+        self.pipes: list[asyncio.StreamWriter] = []
+
+    async def up(self) -> int:
+        self.server = await asyncio.start_server(self._client, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+        return self.port
+
+    async def down(self) -> None:
+        self.server.close()
+        await self.server.wait_closed()
+        for writer in self.pipes:
+            writer.transport.abort()
+        self.pipes = []
+
+    async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*self.target)
+        except OSError:
+            writer.transport.abort()
+            return
+        self.pipes += [writer, up_writer]
+
+        async def pump(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            try:
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                dst.transport.abort()
+
+        try:
+            await asyncio.gather(pump(reader, up_writer), pump(up_reader, writer))
+        except asyncio.CancelledError:  # the test's loop is shutting down
+            pass
+
+
+def test_redis_outage_keeps_the_session_and_loses_nothing(settings, rclient, kis_rest, tmp_path):
+    from urllib.parse import urlsplit
+
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS)
+    target = urlsplit(settings.redis_dsn)
+    proxy = RedisProxy(target.hostname or "127.0.0.1", target.port or 6379)
+
+    async def scenario():
+        port = await proxy.up()
+        via_proxy = redis.Redis(host="127.0.0.1", port=port, db=int((target.path or "/0").lstrip("/") or 0),
+                                decode_responses=True, socket_timeout=2, socket_connect_timeout=1)
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), retry_max_s=0.3, collect_stall_s=10.0)
+        collector = build_kis(s, SYMBOLS, via_proxy, approval_keys=[lambda: "apv-x"])
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await standin.wait_subscribed()
+        await standin.trades(9, per_frame=3)
+        await until(lambda: collector.stats.published == 9, what="first ticks published")
+        await proxy.down()
+        for _ in range(5):  # the broker keeps streaming and pinging while Redis is away
+            await standin.trades(6, per_frame=2)
+            await standin.pingpong()
+            await asyncio.sleep(0.2)
+        assert collector.stats.published == 9 and collector.stats.ticks == 39
+        await proxy.up()
+        await until(lambda: collector.stats.published == 39, timeout=15, what="backlog written after Redis is back")
+        stop.set()
+        await task
+        await standin.stop()
+        await proxy.down()
+        via_proxy.close()
+        return collector
+
+    collector = asyncio.run(scenario())
+    keys = [key_of(f) for f in stream_ticks(rclient, settings.stream)]
+    assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 39
+    assert collector.stats.reconnects == 0 and standin.connections == 1 and standin.pongs == 5

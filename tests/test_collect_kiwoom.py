@@ -39,7 +39,7 @@ def kiwoom_rest():
 def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
     values = dict(
         kiwoom_appkey=APPKEY, kiwoom_secretkey=SECRETKEY, kiwoom_base_url=rest_url, kiwoom_ws_url=ws_url,
-        broker_token_dir=tmp_path / "tokens", collect_stall_s=0.5, collect_session_hours="00:00-24:00",
+        broker_token_dir=tmp_path / "tokens", collect_stall_s=3.0, collect_session_hours="00:00-24:00",
         collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
     )
     values.update(extra)
@@ -79,7 +79,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
     standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: rest.token_state(t) == "ok")
 
     async def scenario():
-        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), collect_stall_s=1.5)
         collector = build_kiwoom(s, SYMBOLS, rclient, token=KiwoomClient(s).token)
         stop = asyncio.Event()
         task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
@@ -100,7 +100,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
         await standin.wait_registered(newer_than=seen)
 
         seen = standin.connections
-        standin.stall(1.5)
+        standin.stall(4.0)  # a 60 s stall scaled down with the watchdog (1.5 s)
         await standin.trades(7)
         await standin.wait_registered(newer_than=seen)
         await standin.trades(9, per_message=4)
