@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "trim": "sync:trim_cmd",
     "rebuild": "sync:rebuild_cmd",
     "export": "export:export_cmd",
+    "status": "status:status_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",
     "maintain": "run:maintain_cmd",
