@@ -169,3 +169,34 @@ def test_compaction_keeps_rows_and_reduces_files(lake, settings):
             break
     else:
         pytest.fail("no merged file holding the whole day")
+
+
+def test_init_interrupted_before_layout_is_completed(settings):
+    from tickvault.lake import open_connection, sql
+
+    con = open_connection(settings.lake_dir)  # a crash right after the tables were created
+    con.execute("BEGIN")
+    for statement in sql.statements("schema"):
+        con.execute(statement)
+    con.execute("COMMIT")
+    con.close()
+    with Lake(settings) as lake:
+        lake.init()
+        lake.upsert(make_ticks(30))
+    files = list((settings.lake_dir / "data").rglob("*.parquet"))
+    assert len(files) == 1 and f"trade_date={DAY.isoformat()}" in str(files[0])
+    assert pq.read_metadata(files[0]).row_group(0).column(0).compression == "ZSTD"
+
+
+def test_connect_gives_a_queryable_lake(lake):
+    from tickvault.lake import retry_locked
+
+    lake.upsert(make_ticks(40))
+    con = lake.connect(read_only=True)
+    try:
+        count = retry_locked("count", lambda: con.execute("SELECT count(*) FROM lake.ticks").fetchone()[0])
+        assert count == 40
+        with pytest.raises(Exception, match="read-only"):
+            con.execute("DELETE FROM lake.ticks")
+    finally:
+        con.close()

@@ -142,9 +142,12 @@ class Lake:
                 ).fetchone()[0])
                 if exists < 2:
                     self._run("create the lake tables", lambda con: [con.execute(s) for s in sql.statements("schema")], write=True)
+                    log.info("lake created at %s", self.lake_dir)
+                # Layout options cannot share the tables' transaction; the last one written
+                # marks the layout complete, so an init interrupted half-way is redone.
+                if not self._run("read the lake layout", lambda con: con.execute(sql.load("layout_done")).fetchone()[0]):
                     for statement in sql.statements("layout"):
                         self._run("set the lake layout", lambda con, s=statement: con.execute(s))
-                    log.info("lake created at %s", self.lake_dir)
             self._initialised = True
 
     # --- writes
