@@ -91,6 +91,7 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
      {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"}, "41 symbols need 2 KIS WebSocket sessions"),
     (["collect", "kiwoom", "--symbols", "005930"], {}, "Kiwoom keys missing"),
     (["collect", "replay", "--date", "2026-11-20", "--speed", "0"], {}, "speed must be > 0"),
+    (["collect", "kiwoom", "--symbols", "005930"], {"TICKVAULT_COLLECT_SESSION_HOURS": "9-5"}, "want 'HH:MM-HH:MM'"),
 ])
 def test_configuration_errors_are_one_line(settings, tmp_path, args, extra_env, message):
     env = base_env(settings, tmp_path)
@@ -104,3 +105,20 @@ def test_every_collect_command_has_help():
     for name in ("kis", "kiwoom", "pubsub", "replay"):
         result = CliRunner().invoke(cli, ["collect", name, "--help"])
         assert result.exit_code == 0 and "Usage" in result.output
+
+
+def test_collector_counters_as_prometheus_series():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tickvault.collectors.base import CollectorStats
+    from tickvault.collectors.metrics import CollectorMetrics
+
+    stats = CollectorStats(frames=7, ticks=12, published=12, reconnects=1, parse_errors=2, gaps=1, connected=True, last_frame_at=1.5e9)
+    registry = CollectorRegistry()
+    registry.register(CollectorMetrics({"kis": stats}))
+    text = generate_latest(registry).decode()
+    for line in ('tickvault_collector_frames_total{source="kis"} 7.0', 'tickvault_collector_reconnects_total{source="kis"} 1.0',
+                 'tickvault_collector_parse_errors_total{source="kis"} 2.0', 'tickvault_collector_connected{source="kis"} 1.0'):
+        assert line in text
+    stats.ticks += 3
+    assert 'tickvault_collector_ticks_total{source="kis"} 15.0' in generate_latest(registry).decode()
