@@ -1,0 +1,215 @@
+"""Foundation acceptance: the stream lands exactly once in both stores, whatever happens.
+
+Everything here is real: Redis streams, PostgreSQL, DuckLake files, archiver processes.
+The truth is the simulator's set of distinct ticks; the stores are read back through
+`tickvault export`, the same path an operator uses.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from datetime import date
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+import redis
+from click.testing import CliRunner
+
+from tickvault.cli import cli
+from tickvault.cli.archive import build_archiver
+from tickvault.config import Settings
+from tickvault.model import NATURAL_KEY, TICK_SCHEMA
+from tickvault.simulate import generate_day, publish
+from tickvault.stream import Publisher, group_info
+
+DAY = date(2026, 11, 20)
+
+
+def sort_key(table: pa.Table) -> pa.Table:
+    return table.cast(TICK_SCHEMA).sort_by([(k, "ascending") for k in NATURAL_KEY])
+
+
+def settings_env(s: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update(
+        TICKVAULT_PG_URL=s.pg_dsn,
+        TICKVAULT_REDIS_URL=s.redis_dsn,
+        TICKVAULT_PG_SCHEMA=s.pg_schema,
+        TICKVAULT_STREAM=s.stream,
+        TICKVAULT_LAKE_DIR=str(s.lake_dir),
+        TICKVAULT_HOT_MODE=s.hot_mode,
+    )
+    return env
+
+
+def export(s: Settings, source: str, out: Path) -> pa.Table:
+    result = CliRunner().invoke(
+        cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out)], env=settings_env(s), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return pq.read_table(out)
+
+
+def archive_until_idle(s: Settings, *groups: str) -> None:
+    threads = []
+    for group in groups:
+        archiver = build_archiver(s, group, consumer=f"test-{group}")
+        threads.append(threading.Thread(target=archiver.run_until_idle, kwargs={"idle_reads": 3}))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+
+def assert_stores_equal_truth(s: Settings, truth: pa.Table, tmp_path: Path) -> None:
+    expected = sort_key(truth)
+    for source in ("hot", "cold"):
+        got = export(s, source, tmp_path / f"{source}.parquet")
+        assert got.num_rows == expected.num_rows, f"{source}: {got.num_rows} rows, truth {expected.num_rows}"
+        assert got.equals(expected), f"{source} differs from the truth"
+
+
+def test_duplicated_shuffled_day_lands_exactly_once_in_both_stores(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    truth = generate_day(DAY, symbols=20, ticks=500_000, seed=7)
+    sent = publish(Publisher(rclient, settings.stream), truth, dup_rate=0.01, shuffle_window=50, seed=7)
+    assert sent.entries > truth.num_rows  # duplicates really were sent
+    archive_until_idle(settings, "hot", "cold")
+    assert_stores_equal_truth(settings, truth, tmp_path)
+    groups = group_info(rclient, settings.stream)
+    assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0
+
+
+def test_malformed_entries_are_dead_lettered_and_their_neighbours_stored(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    truth = generate_day(DAY, symbols=3, ticks=300, seed=3)
+    good = [dict(f) for f in (_fields(truth, i) for i in range(truth.num_rows))]
+    template = good[0]
+    bad = {
+        "missing field": {k: v for k, v in template.items() if k != "price"},
+        "malformed field": dict(template, extra="1"),
+        "non-numeric price": dict(template, price="abc"),
+        "volume <= 0": dict(template, volume="0"),
+        "cum_volume < volume": dict(template, volume="10", cum_volume="5"),
+        "unknown version": dict(template, v="9"),
+        "unparseable time": dict(template, ts="2026-13-45T99:00:00+09:00"),
+        "future time": dict(template, ts="2099-01-01T09:00:00+09:00"),
+    }
+    entries = good[:150] + list(bad.values()) + good[150:]
+    ids = Publisher(rclient, settings.stream).publish_fields(entries)
+    bad_ids = set(ids[150 : 150 + len(bad)])
+    archive_until_idle(settings, "hot", "cold")
+    letters = rclient.xrange(settings.dlq_stream)
+    for stage in ("archive-hot", "archive-cold"):
+        mine = [f for _, f in letters if f["stage"] == stage]
+        assert {f["entry_id"] for f in mine} == bad_ids
+        assert all(f["reason"] for f in mine)
+    reasons = " | ".join(f["reason"] for _, f in letters)
+    for expected in ("missing field(s): price", "unexpected field(s): extra", "not a decimal", "volume: must be > 0",
+                     "cum_volume 5 < volume 10", "unknown wire version", "unparseable time", "in the future"):
+        assert expected in reasons
+    assert_stores_equal_truth(settings, truth, tmp_path)
+
+
+def _fields(table: pa.Table, row: int) -> dict[str, str]:
+    from tickvault.simulate import WireEncoder
+
+    return WireEncoder(table).fields(row)
+
+
+def _start_archiver(s: Settings, which: str, log: Path) -> subprocess.Popen[bytes]:
+    with open(log, "ab") as out:
+        return subprocess.Popen(
+            [sys.executable, "-m", "tickvault.cli", "archive", which, "--consumer", "kill-test"],
+            env=settings_env(s), stdout=out, stderr=subprocess.STDOUT,
+        )
+
+
+def wait_drained(client: redis.Redis, s: Settings, groups: tuple[str, ...], timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        info = group_info(client, s.stream)
+        if all(g in info and info[g]["lag"] == 0 and info[g]["pending"] == 0 for g in groups):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"stream not drained in {timeout}s: {group_info(client, s.stream)}")
+
+
+def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    truth = generate_day(DAY, symbols=10, ticks=60_000, seed=11)
+    rng = random.Random(11)
+    publisher = threading.Thread(
+        target=publish, args=(Publisher(rclient, settings.stream), truth),
+        kwargs={"dup_rate": 0.01, "shuffle_window": 50, "seed": 11, "chunk": 500},
+    )
+    log = tmp_path / "archiver.log"
+    proc = _start_archiver(settings, "all", log)
+    publisher.start()
+    kills = 0
+    for _ in range(12):
+        time.sleep(rng.uniform(0.3, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        kills += 1
+        proc = _start_archiver(settings, "all", log)
+    publisher.join()
+    wait_drained(rclient, settings, ("hot", "cold"))
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0, log.read_text()[-3000:]
+    assert kills >= 10
+    assert_stores_equal_truth(settings, truth, tmp_path)
+
+
+def test_sigterm_finishes_the_batch_and_exits_zero(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    truth = generate_day(DAY, symbols=5, ticks=20_000, seed=5)
+    publish(Publisher(rclient, settings.stream), truth)
+    proc = _start_archiver(settings, "all", tmp_path / "a.log")
+    time.sleep(2.0)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=60) == 0
+    info = group_info(rclient, settings.stream)
+    assert info["hot"]["pending"] == 0 and info["cold"]["pending"] == 0  # nothing left half-done
+
+
+@pytest.fixture
+def owned_pg(tmp_path: Path):
+    """A PostgreSQL this test may stop: never the machine's shared server."""
+    from tickvault.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path / "pg")
+    server.start()
+    yield server
+    server.close()
+
+
+def test_hot_store_outage_is_retried_while_cold_keeps_going(owned_pg, settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    s = settings.model_copy(update={"pg_url": owned_pg.url, "retry_max_s": 2.0})
+    truth = generate_day(DAY, symbols=5, ticks=40_000, seed=21)
+    half = truth.num_rows // 2
+    first, second = truth.slice(0, half), truth.slice(half)
+    log = tmp_path / "archiver.log"
+    proc = _start_archiver(s, "all", log)
+    try:
+        publish(Publisher(rclient, s.stream), first)
+        wait_drained(rclient, s, ("hot", "cold"))
+        owned_pg.stop()
+        down_since = time.monotonic()
+        publish(Publisher(rclient, s.stream), second)
+        wait_drained(rclient, s, ("cold",))  # the lake is not held back by the hot outage
+        info = group_info(rclient, s.stream)
+        assert info["hot"]["lag"] + info["hot"]["pending"] > 0  # hot has not acked what it could not write
+        time.sleep(max(0.0, 30 - (time.monotonic() - down_since)))
+        owned_pg.start()
+        wait_drained(rclient, s, ("hot", "cold"))
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=60)
+    text = log.read_text()
+    assert "retrying" in text and "nothing is acked until it succeeds" in text
+    assert_stores_equal_truth(s, truth, tmp_path)
