@@ -11,5 +11,8 @@ ON CONFLICT (day, symbol) DO UPDATE SET
     -- repairs accumulate over the day's runs; the rest is the latest state
     repaired_hot = {table}.repaired_hot + excluded.repaired_hot,
     repaired_cold = {table}.repaired_cold + excluded.repaired_cold,
-    status = excluded.status,
+    -- a day repaired earlier stays "repaired" while it is otherwise ok
+    status = CASE WHEN excluded.status = 'ok'
+                       AND {table}.repaired_hot + {table}.repaired_cold > 0 THEN 'repaired'
+                  ELSE excluded.status END,
     checked_at = excluded.checked_at

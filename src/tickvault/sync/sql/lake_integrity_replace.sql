@@ -4,7 +4,9 @@ CREATE OR REPLACE TEMP TABLE integrity_new AS
 SELECT n.day, n.symbol, n.ticks, n.volume, n.gaps, n.missing_volume, n.duplicates,
        n.repaired_hot + coalesce(o.repaired_hot, 0) AS repaired_hot,
        n.repaired_cold + coalesce(o.repaired_cold, 0) AS repaired_cold,
-       n.status, n.checked_at
+       CASE WHEN n.status = 'ok' AND coalesce(o.repaired_hot, 0) + coalesce(o.repaired_cold, 0) > 0 THEN 'repaired'
+            ELSE n.status END AS status,
+       n.checked_at
 FROM integrity_rows n
 LEFT JOIN lake.integrity_report o ON o.day = n.day AND o.symbol = n.symbol;
 DELETE FROM lake.integrity_report

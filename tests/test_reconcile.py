@@ -1,0 +1,166 @@
+"""Reconcile on real PostgreSQL and DuckLake: planted differences are found and repaired both
+ways, repair is idempotent, ticks lost by both stay reported as gaps, and the integrity
+report lands in both stores."""
+
+from __future__ import annotations
+
+import json
+from datetime import date, datetime, timedelta, timezone
+
+import pyarrow as pa
+from click.testing import CliRunner
+
+from tickvault.cli import cli
+from tickvault.config import Settings
+from tickvault.model import kst_day_bounds
+from tickvault.simulate import generate_day
+from tickvault.sync import verify
+from tickvault.sync.integrity import read_integrity_report
+from tickvault.sync.reconcile import missing_from, reconcile, repair_windows
+from tickvault.sync.report import MinuteDiff
+from tickvault.sync.sides import HotSide, LakeSide
+
+from test_verify import DAY, cli_env, row_of, store_both, without
+
+UTC = timezone.utc
+
+
+def keys(table: pa.Table) -> set[tuple]:
+    return set(zip(*(table.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
+
+
+def stored(settings: Settings) -> tuple[set[tuple], set[tuple]]:
+    start, end = kst_day_bounds(DAY)
+    hot, cold = HotSide(settings), LakeSide(settings)
+    try:
+        return keys(hot.read_ticks(start, end)), keys(cold.read_ticks(start, end))
+    finally:
+        hot.close()
+        cold.close()
+
+
+def minute_of(table: pa.Table, row: int) -> datetime:
+    return table.column("ts")[row].as_py().replace(second=0, microsecond=0)
+
+
+def pick_rows_in_distinct_minutes(table: pa.Table, symbol: str, count: int) -> list[int]:
+    """Rows of ``symbol`` that each sit in a different minute (so the plants don't overlap)."""
+    out: list[int] = []
+    seen: set[datetime] = set()
+    nth = 20
+    while len(out) < count:
+        row = row_of(table, symbol, nth)
+        if minute_of(table, row) not in seen:
+            seen.add(minute_of(table, row))
+            out.append(row)
+        nth += 7
+    return out
+
+
+def test_planted_differences_are_found_and_repaired_both_ways(settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=3, ticks=3000, seed=11)
+    symbols = sorted(set(truth.column("symbol").to_pylist()))
+    hot_lost = pick_rows_in_distinct_minutes(truth, symbols[0], 3)
+    cold_lost = pick_rows_in_distinct_minutes(truth, symbols[1], 2) + [row_of(truth, symbols[0], 400)]
+    store_both(settings, without(truth, hot_lost), without(truth, cold_lost))
+
+    found = reconcile(settings, DAY, repair=False)
+    assert not found.consistent
+    expected_minutes = {(truth.column("symbol")[r].as_py(), minute_of(truth, r)) for r in hot_lost + cold_lost}
+    assert {(d.symbol, d.minute) for d in found.differences} == expected_minutes
+    assert found.added_to_hot == found.added_to_cold == 0
+    assert stored(settings) == (keys(truth) - keys(truth.take(hot_lost)), keys(truth) - keys(truth.take(cold_lost)))
+
+    repaired = reconcile(settings, DAY, repair=True)
+    assert repaired.added_to_hot == len(hot_lost)
+    assert repaired.added_to_cold == len(cold_lost)
+    assert repaired.consistent, repaired.after.reasons()
+    hot_keys, cold_keys = stored(settings)
+    assert hot_keys == cold_keys == keys(truth)
+    assert verify(settings, DAY).consistent
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=cli_env(settings))
+    assert result.exit_code == 0, result.output
+
+    # idempotent: nothing left to do
+    again = reconcile(settings, DAY, repair=True)
+    assert again.differences == [] and again.added_to_hot == again.added_to_cold == 0
+
+    # the integrity report: same rows in both stores, repairs accumulated
+    for side in (HotSide(settings), LakeSide(settings)):
+        rows = {r["symbol"]: r for r in read_integrity_report(side, DAY)}
+        side.close()
+        assert set(rows) == set(symbols)
+        assert rows[symbols[0]]["repaired_hot"] == 3 and rows[symbols[0]]["repaired_cold"] == 1
+        assert rows[symbols[1]]["repaired_cold"] == 2 and rows[symbols[1]]["repaired_hot"] == 0
+        assert rows[symbols[0]]["status"] == "repaired" and rows[symbols[2]]["status"] == "ok"
+        per_symbol = truth.filter(pa.compute.equal(truth.column("symbol"), symbols[2]))
+        assert rows[symbols[2]]["ticks"] == per_symbol.num_rows
+        assert rows[symbols[2]]["volume"] == pa.compute.sum(per_symbol.column("volume")).as_py()
+
+
+def test_ticks_lost_by_both_remain_gaps_with_exact_volume(settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=2, ticks=1500, seed=5)
+    symbol = truth.column("symbol")[0].as_py()
+    both_lost = [row_of(truth, symbol, 30), row_of(truth, symbol, 31), row_of(truth, symbol, 32)]
+    hot_only = [row_of(truth, symbol, 300)]  # a different minute
+    cold_only = [row_of(truth, symbol, 600)]
+    assert len({minute_of(truth, r) for r in (both_lost[0], hot_only[0], cold_only[0])}) == 3
+    store_both(settings, without(truth, both_lost + hot_only), without(truth, both_lost + cold_only))
+
+    report = reconcile(settings, DAY, repair=True)
+    assert report.added_to_hot == 1 and report.added_to_cold == 1
+    assert not report.consistent
+    lost_volume = sum(truth.column("volume")[r].as_py() for r in both_lost)
+    assert [(g.symbol, g.missing_volume) for g in report.after.gaps] == [(symbol, lost_volume)]
+    assert report.after.differences == []
+    gap = report.after.gaps[0]
+    assert gap.start_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 29)].as_py()
+    assert gap.end_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 33)].as_py()
+    rows = {r["symbol"]: r for r in read_integrity_report(HotSide(settings), DAY)}
+    assert rows[symbol]["gaps"] == 1 and rows[symbol]["missing_volume"] == lost_volume and rows[symbol]["status"] == "gaps"
+
+    result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["format"] == "tickvault.reconcile/1" and doc["after"]["missing_volume"] == lost_volume
+
+
+def test_reconcile_cli_repairs(settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=2, ticks=800, seed=2)
+    store_both(settings, without(truth, [5, 6, 7]), truth)
+    env = cli_env(settings)
+    result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat()], env=env)
+    assert result.exit_code == 1 and "--repair" in result.stderr
+    result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--repair", "--json"], env=env)
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.stdout)["added_to_hot"] == 3
+
+
+def test_until_leaves_the_latest_minutes_alone(settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=2, ticks=800, seed=4)
+    last = truth.num_rows - 1
+    late_ts = truth.column("ts")[last].as_py()
+    store_both(settings, truth, without(truth, [last]))
+    report = reconcile(settings, DAY, repair=True, until=late_ts - timedelta(minutes=1))
+    assert report.differences == [] and report.added_to_cold == 0
+
+
+# --- pure parts
+
+def test_repair_windows_merge_adjacent_minutes() -> None:
+    t = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
+    m = lambda k: t + timedelta(minutes=k)  # noqa: E731
+    diffs = [MinuteDiff("A", m(0), None, None), MinuteDiff("B", m(1), None, None), MinuteDiff("A", m(5), None, None)]
+    assert repair_windows(diffs) == [(m(0), m(2), ["A", "B"]), (m(5), m(6), ["A"])]
+    long = [MinuteDiff("A", m(k), None, None) for k in range(70)]
+    windows = repair_windows(long)
+    assert [(w[1] - w[0]) for w in windows] == [timedelta(minutes=30), timedelta(minutes=30), timedelta(minutes=10)]
+
+
+def test_missing_from_is_an_anti_join_on_the_natural_key() -> None:
+    ticks = generate_day(date(2026, 11, 20), symbols=2, ticks=50, seed=1)
+    other = without(ticks, [3, 9])
+    missing = missing_from(ticks, other)
+    assert keys(missing) == keys(ticks.take([3, 9]))
+    assert missing.schema == ticks.schema
+    assert missing_from(ticks, ticks).num_rows == 0
