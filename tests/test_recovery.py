@@ -218,3 +218,63 @@ def test_dry_run_writes_nothing(settings, tmp_path, day, truth):
     assert (lake.read_ticks(start, end).num_rows, hot.read_ticks(start, end).num_rows) == before
     assert not report_path(settings.lake_dir, day, "kis").exists()
     hot.close(), lake.close()
+
+
+def test_cli_recover_exit_codes_json_and_no_secrets(settings, tmp_path, day, truth, monkeypatch):
+    from click.testing import CliRunner
+
+    from tickvault.cli import cli
+
+    lake_t, hot_t, _ = plant(truth, day)
+    hot, lake = load(settings, lake_t, hot_t)
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
+        env = {
+            "TICKVAULT_PG_URL": settings.pg_dsn, "TICKVAULT_PG_SCHEMA": settings.pg_schema, "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
+            "TICKVAULT_STREAM": settings.stream, "TICKVAULT_HOT_MODE": "postgres", "TICKVAULT_KIS_APPKEY": KIS_KEY,
+            "TICKVAULT_KIS_APPSECRET": KIS_SECRET, "TICKVAULT_KIS_BASE_URL": server.url, "TICKVAULT_BROKER_TOKEN_DIR": str(tmp_path / "tok"),
+        }
+        for k, v in env.items():
+            monkeypatch.setenv(k, v)
+        runner = CliRunner()
+        dry = runner.invoke(cli, ["--log-level", "DEBUG", "recover", "--date", day.isoformat(), "--broker", "kis", "--dry-run"])
+        assert dry.exit_code == 1, dry.output
+        assert "dry run" in dry.stdout and "not complete" in dry.stderr and len(dry.stderr.strip().splitlines()) >= 1
+        real = runner.invoke(cli, ["--log-level", "DEBUG", "recover", "--date", day.isoformat(), "--broker", "kis", "--json"])
+        assert real.exit_code == 0, real.output
+        doc = json.loads(real.stdout)
+        assert doc["format"] == "tickvault.recovery/1" and doc["complete"] is True and doc["totals"]["ticks_recovered"] > 0
+        only = runner.invoke(cli, ["recover", "--date", day.isoformat(), "--symbols", SYMBOLS[0]])
+        assert only.exit_code == 0 and SYMBOLS[0] in only.stdout and SYMBOLS[1] not in only.stdout
+        bad = runner.invoke(cli, ["recover", "--date", "2026-13-01"])
+        assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
+        assert server.rejected == 0
+    monkeypatch.delenv("TICKVAULT_KIS_APPSECRET")
+    missing = CliRunner().invoke(cli, ["recover", "--date", day.isoformat(), "--broker", "kis"])
+    assert missing.exit_code == 1 and "TICKVAULT_KIS_APPSECRET" in missing.stderr
+    everything = dry.output + real.output + only.output + missing.output + report_path(settings.lake_dir, day, "kis").read_text()
+    for secret in (KIS_KEY, KIS_SECRET):
+        assert secret not in everything
+    hot.close(), lake.close()
+
+
+def test_schedule_runs_after_the_close_on_trading_days(settings):
+    from datetime import time as dtime
+
+    from tickvault.recovery import due_day, next_run
+
+    weekdays = lambda d: d.weekday() < 5  # noqa: E731
+    friday = datetime(2026, 11, 20, 16, 9, tzinfo=KST)
+    assert due_day(friday, settings, is_trading_day=weekdays) is None
+    assert due_day(friday + timedelta(minutes=1), settings, is_trading_day=weekdays) == date(2026, 11, 20)
+    assert due_day(friday + timedelta(minutes=1), settings, last_day=date(2026, 11, 20), is_trading_day=weekdays) is None
+    saturday = datetime(2026, 11, 21, 17, 0, tzinfo=KST)
+    assert due_day(saturday, settings, is_trading_day=weekdays) is None
+    assert next_run(friday + timedelta(minutes=5), settings, is_trading_day=weekdays) == datetime(2026, 11, 23, 16, 10, tzinfo=KST)
+    assert next_run(friday, settings, is_trading_day=weekdays).time() == dtime(16, 10)
+
+
+def test_scheduled_job_without_credentials_skips_with_a_reason(settings, caplog):
+    from tickvault.recovery import recover_day
+
+    assert recover_day(settings.model_copy(update={"recovery_broker": "kiwoom"}), date(2026, 11, 20)) is None
+    assert "TICKVAULT_KIWOOM_APPKEY" in caplog.text

@@ -29,9 +29,11 @@ COMMANDS: dict[str, str] = {
     "rebuild": "sync:rebuild_cmd",
     "export": "export:export_cmd",
     "status": "status:status_cmd",
+    "demo": "demo:demo_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",
     "maintain": "run:maintain_cmd",
+    "recover": "recover:recover_cmd",
 }
 
 

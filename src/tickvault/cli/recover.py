@@ -1,0 +1,61 @@
+"""`tickvault recover --date D [--broker kis|kiwoom] [--symbols …] [--dry-run] [--json]`."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import click
+
+from . import fail, get_settings
+
+
+def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+
+
+def _parse_symbols(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
+    symbols = [s.strip().upper() for v in values for s in v.split(",") if s.strip()]
+    for s in symbols:
+        if len(s) != 6 or not s.isalnum():
+            raise click.BadParameter(f"{s!r} is not a KRX short code (6 characters, e.g. 005930)")
+    return symbols or None
+
+
+@click.command("recover")
+@click.option("--date", "day", required=True, callback=_parse_day, help="KST trading date, YYYY-MM-DD.")
+@click.option("--broker", type=click.Choice(["kis", "kiwoom"]), default=None, help="Broker to compare with (default: setting recovery_broker).")
+@click.option("--symbols", multiple=True, callback=_parse_symbols, help="Only these symbols (comma-separated or repeated); default: every symbol archived that day.")
+@click.option("--dry-run", is_flag=True, help="Compare and plan, fetch what would be recovered, write nothing.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (format tickvault.recovery/1).")
+@click.pass_context
+def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list[str] | None, dry_run: bool, as_json: bool) -> None:
+    """Compare one day's archive with the broker's data and fill the gaps in both stores.
+
+    Exit 0 when the day is complete (every symbol agrees with the broker's minute bars,
+    no continuity gap, hot and cold consistent); 1 otherwise, with the reason on stderr.
+    Safe to re-run: a second run only re-reads the broker's minute bars.
+    """
+    from ..brokers import BrokerAuthError, BrokerError
+    from ..recovery import recover
+
+    settings = get_settings(ctx)
+    try:
+        report = recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run)
+    except BrokerAuthError as exc:
+        fail(f"{exc}")
+        return
+    except BrokerError as exc:
+        fail(f"{exc}; nothing was left half-done — re-run `tickvault recover --date {day}` later")
+        return
+    if as_json:
+        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(report.render())
+    if not report.complete:
+        reasons = report.reasons() or ["not complete"]
+        hint = "re-run without --dry-run to repair" if dry_run else "see the report; re-run on the trading day itself to fetch trades"
+        fail(f"{day} not complete: {reasons[0]} ({hint})")
