@@ -403,3 +403,27 @@ def test_redis_outage_keeps_the_session_and_loses_nothing(settings, rclient, kis
     keys = [key_of(f) for f in stream_ticks(rclient, settings.stream)]
     assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 39
     assert collector.stats.reconnects == 0 and standin.connections == 1 and standin.pongs == 5
+
+
+def test_wrong_app_secret_retries_and_never_logs_it(settings, rclient, kis_rest, tmp_path, caplog):
+    from tickvault.collectors.service import kis_approval_keys
+
+    caplog.set_level(logging.DEBUG)
+    rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS[:1])
+    wrong = "wrongSecret-4711-do-not-log"
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start(), kis_appsecret=wrong)
+        collector = build_kis(s, SYMBOLS[:1], rclient, approval_keys=kis_approval_keys(s))
+        stop = asyncio.Event()
+        task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
+        await until(lambda: collector.stats.reconnects >= 2, what="retries")
+        stop.set()
+        await task
+        await standin.stop()
+
+    asyncio.run(scenario())
+    assert "broker credential" in caplog.text and "approval key not issued" in caplog.text
+    assert wrong not in caplog.text and APPKEY not in caplog.text
+    assert not any(m for m in standin.received if "approval_key" in m)  # never subscribed without a key

@@ -15,6 +15,7 @@ from datetime import datetime
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from ..brokers.errors import BrokerError
 from ..model import UTC
 from .base import (
     WIRE_LOG,
@@ -95,6 +96,8 @@ class WsSession:
                 reason = f"connection closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
             except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
                 reason = f"cannot connect: {type(exc).__name__}: {exc}"
+            except BrokerError as exc:  # approval key / token not issued; its message is scrubbed of secrets
+                reason = f"broker credential: {exc}"
             except Exception as exc:  # noqa: BLE001 - a collector never dies of one bad session
                 log.exception("%s: unexpected error in the session", self.name)
                 reason = f"unexpected {type(exc).__name__}"
