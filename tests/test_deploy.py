@@ -1,0 +1,106 @@
+"""Deployment files: docker is not runnable here, so validate what can be validated — the
+compose file against the Compose Specification schema, the services and health checks the
+runbook relies on, and that every TICKVAULT_* variable used in deploy/ is a real setting."""
+
+from __future__ import annotations
+
+import json
+import re
+from importlib.resources import files
+from pathlib import Path
+
+import jsonschema
+import pytest
+import yaml
+
+from tickvault.config import CONFIG_ENV, Settings
+
+ROOT = Path(__file__).resolve().parents[1]
+DEPLOY = ROOT / "deploy"
+#: TICKVAULT_* names that are not settings fields but are still read by tickvault.
+NOT_FIELDS = {CONFIG_ENV}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict:
+    return yaml.safe_load((DEPLOY / "docker-compose.yml").read_text(encoding="utf-8"))
+
+
+def test_compose_file_matches_the_compose_spec(compose: dict) -> None:
+    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text(encoding="utf-8"))
+    jsonschema.validate(compose, schema, cls=jsonschema.Draft202012Validator)
+    broken = dict(compose, services={"tickvault": {"image": "x", "healthcheck": {"interval": 5}}})
+    with pytest.raises(jsonschema.ValidationError):  # the schema really checks something
+        jsonschema.validate(broken, schema, cls=jsonschema.Draft202012Validator)
+
+
+def test_services_health_checks_and_volumes(compose: dict) -> None:
+    services = compose["services"]
+    assert {"timescaledb", "redis", "init", "tickvault", "grafana"} <= set(services)
+    for name in ("timescaledb", "redis", "tickvault", "grafana"):
+        test = services[name]["healthcheck"]["test"]
+        assert test and not services[name]["healthcheck"].get("disable"), name
+    assert services["timescaledb"]["image"].startswith("timescale/timescaledb:")
+    assert services["tickvault"]["healthcheck"]["test"] == ["CMD", "tickvault", "health"]
+    assert services["tickvault"]["command"] == ["run"]
+    assert services["init"]["command"] == ["init", "--roles"]
+    assert services["tickvault"]["depends_on"]["init"]["condition"] == "service_completed_successfully"
+
+    redis_cmd = " ".join(services["redis"]["command"])
+    assert "--appendonly yes" in redis_cmd and "--appendfsync everysec" in redis_cmd
+    assert "--maxmemory-policy noeviction" in redis_cmd  # evicting the stream would lose ticks
+
+    declared = set(compose["volumes"])
+    mounts = {name: [v.split(":")[0] for v in svc.get("volumes", [])] for name, svc in services.items()}
+    assert "redisdata" in mounts["redis"] and "redisdata" in declared
+    assert "pgdata" in mounts["timescaledb"] and "pgdata" in declared
+    assert "lake" in mounts["tickvault"] and "lake" in mounts["init"] and "lake" in declared
+    for name, sources in mounts.items():
+        for source in sources:
+            if source.startswith("."):
+                assert (DEPLOY / source).exists(), f"{name} mounts missing {source}"
+            else:
+                assert source in declared, f"{name} mounts undeclared volume {source}"
+    for name, svc in services.items():
+        for dep in svc.get("depends_on", {}):
+            assert dep in services, f"{name} depends on unknown {dep}"
+    # the runtime role is the least-privilege writer, not the superuser
+    assert "TICKVAULT_PG_WRITER_ROLE" in services["tickvault"]["environment"]["TICKVAULT_PG_URL"]
+    assert services["tickvault"]["environment"]["TICKVAULT_METRICS_HOST"] == "0.0.0.0"
+    for published in (p for svc in services.values() for p in svc.get("ports", [])):
+        assert str(published).startswith("127.0.0.1:"), f"{published} is published beyond loopback"
+
+
+def _tickvault_names(text: str) -> set[str]:
+    return set(re.findall(r"\bTICKVAULT_[A-Z0-9_]+", text))
+
+
+def test_every_tickvault_variable_in_deploy_is_a_setting() -> None:
+    fields = {f"TICKVAULT_{name.upper()}" for name in Settings.model_fields} | NOT_FIELDS
+    used: dict[str, set[str]] = {}
+    for path in sorted(p for p in DEPLOY.rglob("*") if p.is_file()):
+        for name in _tickvault_names(path.read_text(encoding="utf-8")):
+            used.setdefault(name, set()).add(str(path.relative_to(ROOT)))
+    assert len(used) >= 10  # the scan found the compose file's variables
+    unknown = {name: sorted(paths) for name, paths in used.items() if name not in fields}
+    assert not unknown, f"not in config.Settings: {unknown}"
+    # and the check itself catches a typo
+    assert "TICKVAULT_PG_URLL" not in fields
+
+
+def test_env_example_sets_what_compose_requires(compose: dict) -> None:
+    env_names = set(re.findall(r"^([A-Z0-9_]+)=", (DEPLOY / ".env.example").read_text(encoding="utf-8"), re.M))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", (DEPLOY / "docker-compose.yml").read_text(encoding="utf-8")))
+    assert required and required <= env_names, required - env_names
+
+
+def test_systemd_units_are_complete() -> None:
+    units = {p.name: p.read_text(encoding="utf-8") for p in (DEPLOY / "systemd").iterdir()}
+    service = units["tickvault.service"]
+    for line in ("ExecStart=/opt/tickvault/venv/bin/tickvault run", "KillSignal=SIGTERM", "Restart=on-failure", "[Install]"):
+        assert line in service, line
+    assert "OnCalendar=" in units["tickvault-maintain.timer"]
+    assert "tickvault maintain" in units["tickvault-maintain.service"]
+    for name, text in units.items():
+        sections = re.findall(r"^\[(\w+)\]", text, re.M)
+        assert sections and sections[0] == "Unit", name
