@@ -254,3 +254,33 @@ def test_mode_detection_without_the_extension(settings):
         forced.init()
     with psycopg.connect(settings.pg_dsn) as conn:
         assert conn.execute("SELECT to_regnamespace(%s)", (settings.pg_schema + "_x",)).fetchone()[0] is None
+
+
+@pytest.fixture
+def writer_url(settings, test_id):
+    """A login role with row rights only (no CREATE), like the archivers' production role."""
+    role = f"tvtest_{test_id}_hw"
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE ROLE "{role}" LOGIN')
+    yield settings.pg_dsn.replace("postgres@", f"{role}@", 1)
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'DROP OWNED BY "{role}"')
+        conn.execute(f'DROP ROLE "{role}"')
+
+
+def test_writer_role_without_ddl_rights_archives_into_the_owners_schema(settings, writer_url):
+    writer_settings = settings.model_copy(update={"pg_url": writer_url})
+    with pytest.raises(HotStoreError, match="run `tickvault init` as the schema owner"):
+        HotStore(writer_settings).sink().prepare()
+    HotStore(settings).init()  # the owner
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'GRANT USAGE ON SCHEMA "{settings.pg_schema}" TO "{writer_url.split("@")[0].split("//")[1]}"')
+        conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{settings.pg_schema}" TO "{writer_url.split("@")[0].split("//")[1]}"')
+    sink = HotStore(writer_settings).sink()
+    sink.prepare()  # no DDL rights: uses the schema as init left it
+    today = datetime.now(UTC).astimezone(KST).date()
+    assert sink.write(table(day_ticks(today, ["005930"], 30)), settings.stream, "hot", "1-0") == 30  # partition made ahead
+    with pytest.raises(PermissionError, match="run `tickvault maintain`"):
+        sink.write(table(day_ticks(date(2025, 1, 6), ["005930"], 5)), settings.stream, "hot", "2-0")
+    sink.close()
+    assert HotStore(settings).count_ticks(today) == 30

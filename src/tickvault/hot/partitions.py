@@ -62,8 +62,14 @@ def create_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> 
             lo=sql.Literal(lo),
             hi=sql.Literal(hi),
         )
-        with conn.transaction():
-            conn.execute(stmt)
+        try:
+            with conn.transaction():
+                conn.execute(stmt)
+        except psycopg.errors.InsufficientPrivilege:
+            raise PermissionError(
+                f"no tick partition for KST day {day} and this role may not create it; "
+                "run `tickvault maintain` (or `tickvault init`) as the schema owner, or raise partitions_ahead_days"
+            ) from None
 
 
 def expired_days(days: Iterable[date], now: datetime, retention_days: int) -> list[date]:

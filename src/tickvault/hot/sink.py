@@ -13,7 +13,7 @@ import time
 import psycopg
 import pyarrow as pa
 
-from .store import HotStore
+from .store import HotStore, HotStoreError
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,17 @@ class HotSink:
         self._last_maintain = 0.0
 
     def prepare(self) -> None:
-        self.store.init()
+        """Create/upgrade the schema; a writer role without DDL rights uses the owner's schema as is."""
+        try:
+            self.store.init()
+        except psycopg.errors.InsufficientPrivilege as exc:
+            if not self.store.initialized():
+                raise HotStoreError(
+                    f"schema {self.store.schema} does not exist and this role may not create it "
+                    f"({str(exc).strip().splitlines()[0]}); run `tickvault init` as the schema owner first"
+                ) from None
+            log.info("hot: this role has no DDL rights; using schema %s as `tickvault init` left it", self.store.schema)
+            return
         self._maintain()
 
     def _connection(self) -> psycopg.Connection:

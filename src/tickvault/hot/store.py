@@ -75,6 +75,11 @@ class HotStore:
         self._extension_version = installed
         return installed
 
+    def initialized(self) -> bool:
+        """True when ``init`` has run for this schema (its mode is recorded)."""
+        with self.connect(autocommit=True) as conn:
+            return self._recorded_mode(conn) is not None
+
     def _recorded_mode(self, conn: psycopg.Connection) -> str | None:
         exists = conn.execute(sql_text("schema_exists.sql"), {"meta": f"{self.schema}.hot_meta"}).fetchone()[0]
         if not exists:
@@ -183,7 +188,10 @@ class HotStore:
         for day in sorted(days):
             start, end = kst_day_bounds(day)
             if start >= oldest:
-                timescale.refresh_candles(conn, self.schema, start, end)
+                try:
+                    timescale.refresh_candles(conn, self.schema, start, end)
+                except psycopg.Error as exc:  # the ticks are committed; the refresh policy catches up
+                    log.warning("hot: candles of %s not refreshed now (%s); the refresh policy will within the hour", day, str(exc).strip().splitlines()[0])
             else:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
 
