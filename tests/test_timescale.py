@@ -254,3 +254,12 @@ def test_compression_keeps_ticks_exact(ts_store):
     got = ts_store.read_ticks(*kst_day_bounds(day))
     assert got.to_pylist() == ticks.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]).to_pylist()
     assert ts_store.upsert(ticks) == 0  # a replay into a compressed chunk still adds nothing
+
+
+@pytest.mark.timescaledb
+def test_unsafe_policy_settings_are_refused_before_any_ddl(ts_settings):
+    unsafe = HotStore(ts_settings.model_copy(update={"tick_retention_days": 5}))
+    with pytest.raises(HotStoreError, match="tick_retention_days=5 must be greater"):
+        unsafe.init()
+    with psycopg.connect(ts_settings.pg_dsn) as conn:
+        assert conn.execute("SELECT to_regnamespace(%s)", (ts_settings.pg_schema,)).fetchone()[0] is None

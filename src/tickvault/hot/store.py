@@ -132,6 +132,10 @@ class HotStore:
                             f"schema {self.schema} was created in {recorded} mode but hot_mode={self.settings.hot_mode}; "
                             f"set TICKVAULT_HOT_MODE={recorded} (or auto), or use a new TICKVAULT_PG_SCHEMA and rebuild"
                         )
+                if mode == "timescaledb":
+                    from . import timescale
+
+                    timescale.policy_plan(self.settings)  # refuse unsafe policy settings before any DDL
                 conn.execute(query("common_schema.sql", self.schema))
                 conn.execute(query("meta_set.sql", self.schema), {"key": "mode", "value": mode})
                 if mode == "postgres":
