@@ -128,3 +128,40 @@ def test_prices_are_exact_decimals_in_arrow() -> None:
     batch = decode_entries([("1-0", good(price="0.0001"))], NOW)
     assert pa.types.is_decimal(batch.table.schema.field("price").type)
     assert batch.table.column("price").to_pylist() == [Decimal("0.0001")]
+
+
+# --- the vectorised decode path must agree with the per-entry rules exactly
+from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+
+from tickvault.model import _decode_fast, _decode_slow  # noqa: E402
+
+field_values = st.one_of(
+    st.sampled_from(["005930", "005930_NX", "5930", "005930\n", "1", "0", "-1", "10", "62700", "1234.5", "1E+3", " 5",
+                     "0.00001", "2026-11-20T09:00:01+09:00", "2026-11-20T09:00:01Z", "2026-11-20T09:00:01.5+09:00",
+                     "2026-11-20T09:00:01", "2099-01-01T00:00:00+09:00", "B", "S", "", "X", "sim", "KIS", "1"]),
+    st.text(max_size=8),
+)
+entry = st.fixed_dictionaries(
+    {"v": st.sampled_from(["1", "1", "1", "2"]), "symbol": field_values, "ts": field_values, "price": field_values,
+     "volume": field_values, "cum_volume": field_values, "source": field_values},
+    optional={"side": field_values, "received_at": field_values, "junk": field_values},
+)
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(st.lists(entry, min_size=1, max_size=5))
+def test_fast_and_per_entry_decoding_agree(fields_list: list[dict[str, str]]) -> None:
+    entries = [(f"{i}-0", f) for i, f in enumerate(fields_list)]
+    slow = _decode_slow(entries, NOW)
+    fast = _decode_fast(entries, NOW)
+    if fast is not None:  # the fast path only ever accepts whole batches the slow path accepts
+        assert not slow.dead
+        assert fast.ids == slow.ids
+        assert fast.table.equals(slow.table)
+
+
+def test_a_clean_batch_takes_the_fast_path() -> None:
+    entries = [(f"{i}-0", good(cum_volume=str(10 + i), ts=f"2026-11-20T09:00:{i:02d}+09:00")) for i in range(50)]
+    fast = _decode_fast(entries, NOW)
+    assert fast is not None and fast.table.num_rows == 50
+    assert fast.table.equals(_decode_slow(entries, NOW).table)
