@@ -1,0 +1,221 @@
+"""Ingest throughput of each sink and of the whole pipeline, next to the raw limits
+measured in the same run on the same rows:
+
+- hot:  HotSink.write (staged COPY + ON CONFLICT + candles + checkpoint) vs a raw binary
+        COPY into the same table layout, and vs a raw staged-COPY upsert (no candles);
+- cold: LakeSink.write (anti-join dedup + checkpoint, one DuckLake commit) vs a raw
+        DuckLake INSERT of the same batches;
+- dual: XADD -> both archivers (separate processes) until both groups are drained, vs
+        pipelined XADD + two consumer groups' XREADGROUP/XACK with no sink;
+- peak RSS of the archiver process during the dual run.
+
+    python bench/ingest.py [--ticks N]     (last line: JSON of all figures)
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psycopg
+import pyarrow as pa
+import redis
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DAY, Timer, emit, isolated_settings, ratio, say  # noqa: E402
+
+from tickvault.config import Settings  # noqa: E402
+from tickvault.hot import HotStore  # noqa: E402
+from tickvault.hot.copy import encode_binary_copy  # noqa: E402
+from tickvault.lake import Lake  # noqa: E402
+from tickvault.simulate import generate_day, publish  # noqa: E402
+from tickvault.stream import GroupConsumer, Publisher, connect, group_info  # noqa: E402
+
+RAW_TABLE = """
+CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
+  volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
+  UNIQUE (symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
+CREATE TABLE {s}.raw_ticks_d PARTITION OF {s}.raw_ticks FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
+CREATE TABLE {s}.raw_upsert (LIKE {s}.raw_ticks INCLUDING ALL);
+"""
+
+
+def batches(table: pa.Table, size: int) -> list[pa.Table]:
+    return [table.slice(i, size) for i in range(0, table.num_rows, size)]
+
+
+def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
+    parts = batches(table, settings.hot_batch_size)
+    store = HotStore(settings)
+    store.init()
+    sink = store.sink()
+    with Timer() as ours:
+        for n, part in enumerate(parts):
+            sink.write(part, settings.stream, "hot", f"{n + 1}-0")
+    payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
+    with store.connect(autocommit=True) as conn:
+        conn.execute(RAW_TABLE.format(s=settings.pg_schema, d=DAY.isoformat()))
+        with Timer() as raw_copy:
+            for payload in payloads:
+                with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY {settings.pg_schema}.raw_ticks FROM STDIN (FORMAT BINARY)") as cp:
+                    cp.write(payload)
+        conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
+        with Timer() as raw_upsert:
+            for payload in payloads:
+                with conn.transaction(), conn.cursor() as cur:
+                    with cur.copy("COPY raw_stage FROM STDIN (FORMAT BINARY)") as cp:
+                        cp.write(payload)
+                    cur.execute(f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT * FROM raw_stage ON CONFLICT DO NOTHING")
+    store.close()
+    n = table.num_rows
+    out = {
+        "hot_ticks_per_s": n / ours.seconds,
+        "hot_raw_copy_per_s": n / raw_copy.seconds,
+        "hot_raw_staged_upsert_per_s": n / raw_upsert.seconds,
+    }
+    out["hot_ratio_vs_raw_copy"] = ratio(out["hot_ticks_per_s"], out["hot_raw_copy_per_s"])
+    out["hot_ratio_vs_staged_upsert"] = ratio(out["hot_ticks_per_s"], out["hot_raw_staged_upsert_per_s"])
+    say("hot sink vs raw binary COPY (unique index)", out["hot_ticks_per_s"], out["hot_raw_copy_per_s"])
+    say("hot sink vs raw staged COPY + ON CONFLICT", out["hot_ticks_per_s"], out["hot_raw_staged_upsert_per_s"])
+    return out
+
+
+def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
+    parts = batches(table, settings.cold_batch_size)
+    lake = Lake(settings)
+    lake.init()
+    sink = lake.sink()
+    with Timer() as ours:
+        for n, part in enumerate(parts):
+            sink.write(part, settings.stream, "cold", f"{n + 1}-0")
+    lake.close()
+    raw_settings = settings.model_copy(update={"lake_dir": Path(settings.lake_dir).parent / "raw-lake"})
+    raw_lake = Lake(raw_settings)
+    raw_lake.init()
+    raw_lake.close()
+    con = raw_lake.connect()
+    with Timer() as raw:
+        for part in parts:
+            con.register("b", part)
+            con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM b ORDER BY symbol, cum_volume")
+            con.unregister("b")
+    con.close()
+    n = table.num_rows
+    out = {"cold_ticks_per_s": n / ours.seconds, "cold_raw_lake_write_per_s": n / raw.seconds}
+    out["cold_ratio_vs_raw"] = ratio(out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
+    say("cold sink vs raw DuckLake INSERT", out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
+    return out
+
+
+def _drain_raw(url: str, stream: str, group: str) -> None:
+    """No-sink consumer: XREADGROUP COUNT 1000 + XACK until the stream is drained."""
+    client = connect(url)
+    consumer = GroupConsumer(client, stream, group, "raw")
+    idle = 0
+    while idle < 3:
+        entries = consumer.read(1000, 100)
+        if entries:
+            idle = 0
+            consumer.ack([i for i, _ in entries])
+        else:
+            idle += 1
+
+
+def bench_raw_stream(settings: Settings, table: pa.Table) -> float:
+    client = connect(settings.redis_dsn)
+    for group in ("hot", "cold"):
+        client.xgroup_create(settings.stream, group, id="0", mkstream=True)
+    readers = [
+        subprocess.Popen([sys.executable, __file__, "--drain", settings.redis_dsn, settings.stream, g]) for g in ("hot", "cold")
+    ]
+    with Timer() as t:
+        publish(Publisher(client, settings.stream), table)
+        for r in readers:
+            r.wait()
+    client.delete(settings.stream)
+    return table.num_rows / (t.seconds - 0.3)  # readers stop after 3 idle 100 ms reads
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update(
+        TICKVAULT_PG_URL=settings.pg_dsn, TICKVAULT_REDIS_URL=settings.redis_dsn, TICKVAULT_PG_SCHEMA=settings.pg_schema,
+        TICKVAULT_STREAM=settings.stream, TICKVAULT_LAKE_DIR=str(settings.lake_dir), TICKVAULT_HOT_MODE=settings.hot_mode,
+        TICKVAULT_COLD_MAX_WAIT_MS=str(settings.cold_max_wait_ms),
+    )
+    return env
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
+    raw = bench_raw_stream(settings, table)
+    HotStore(settings).init()
+    Lake(settings).init()
+    client = connect(settings.redis_dsn)
+    procs = {
+        g: subprocess.Popen([sys.executable, "-m", "tickvault.cli", "--log-level", "WARNING", "archive", g], env=_env(settings))
+        for g in ("hot", "cold")
+    }
+    try:
+        time.sleep(2.0)  # both archivers connected and waiting
+        with Timer() as t:
+            publish(Publisher(client, settings.stream), table)
+            while True:
+                info = group_info(client, settings.stream)
+                if all(info.get(g, {}).get("lag", 1) == 0 and info.get(g, {}).get("pending", 1) == 0 for g in ("hot", "cold")):
+                    break
+                time.sleep(0.05)
+        rss = {g: peak_rss_mb(p.pid) for g, p in procs.items()}
+    finally:
+        for p in procs.values():
+            p.send_signal(signal.SIGTERM)
+            p.wait(60)
+    out = {
+        "dual_ticks_per_s": table.num_rows / t.seconds,
+        "dual_raw_stream_per_s": raw,
+        "archiver_hot_peak_rss_mb": round(rss["hot"], 1),
+        "archiver_cold_peak_rss_mb": round(rss["cold"], 1),
+    }
+    out["dual_ratio_vs_raw_stream"] = ratio(out["dual_ticks_per_s"], raw)
+    say("dual write XADD -> both stores vs raw stream", out["dual_ticks_per_s"], raw)
+    say("archiver peak RSS hot", rss["hot"], unit="MB")
+    say("archiver peak RSS cold", rss["cold"], unit="MB")
+    return out
+
+
+def run(ticks: int) -> dict[str, float]:
+    table = generate_day(DAY, symbols=50, ticks=ticks, seed=1)
+    print(f"ingest: {ticks:,} ticks, {os.cpu_count()} cores", flush=True)
+    results: dict[str, float] = {"ingest_ticks": ticks}
+    with isolated_settings("hot") as s:
+        results.update(bench_hot(s, table))
+    with isolated_settings("cold") as s:
+        results.update(bench_cold(s, table))
+    with isolated_settings("dual") as s:
+        results.update(bench_dual(s, table))
+    return {k: (round(v) if isinstance(v, float) and v > 100 else v) for k, v in results.items()}
+
+
+def main() -> None:
+    if len(sys.argv) == 5 and sys.argv[1] == "--drain":
+        _drain_raw(*sys.argv[2:])
+        return
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ticks", type=int, default=1_000_000)
+    emit(run(parser.parse_args().ticks))
+
+
+if __name__ == "__main__":
+    main()
