@@ -13,11 +13,13 @@ re-reads the minute bars.
 from __future__ import annotations
 
 import logging
+from importlib import resources
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
+from psycopg import sql
 
 from ..brokers.errors import BrokerError
 from ..config import Settings
@@ -30,6 +32,11 @@ from .sources import BrokerSource, TradesUnavailable, open_source
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 DEFAULT_UNTIL = "153000"
+SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a full-market day)
+
+
+def _sql(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
 
 
 def today_kst() -> date:
@@ -40,10 +47,10 @@ def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
     return day >= today - timedelta(days=settings.tick_retention_days - 1)
 
 
-def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool) -> dict[str, Any]:
+def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, sides: Sequence[Any]) -> dict[str, Any]:
     from ..sync import verify
 
-    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold")
+    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", sides=sides)
     data = report.to_dict()
     return {"consistent": data["consistent"], "reasons": data["reasons"], "missing_volume": data["missing_volume"],
             "gaps": len(data["gaps"]), "differences": len(data["differences"])}
@@ -89,45 +96,69 @@ class Recovery:
         with_hot = in_hot_retention(self.settings, self.day, self.today)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
         source = self._source or open_source(self.settings, self.broker)
+        from ..sync.sides import HotSide, LakeSide
+
+        lake_side = LakeSide(self.settings, lake)  # one lake attachment for every check of the run
+        sides = [HotSide(self.settings, hot), lake_side] if with_hot else [lake_side]
         try:
             if not self.dry_run:
                 lake.init()
                 if with_hot:
                     hot.init()
-            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot)
-            start, end = kst_day_bounds(self.day)
-            lake_ticks = lake.read_ticks(start, end, self.symbols)
-            hot_ticks = hot.read_ticks(start, end, self.symbols) if with_hot else TICK_SCHEMA.empty_table()
-            to_lake = missing_keys(hot_ticks, lake_ticks)
-            to_hot = missing_keys(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
-            if not self.dry_run:
-                if to_lake.num_rows:
-                    lake.upsert(to_lake)
-                if to_hot.num_rows:
-                    hot.upsert(to_hot)
-            archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
-            copied_lake, copied_hot = _counts(to_lake), _counts(to_hot)
-            in_lake, in_hot = _counts(lake_ticks), _counts(hot_ticks)
-            for symbol in self.symbols or sorted(archives):
-                archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
-                sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
-                                   lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0))
-                report.symbols.append(sym)
-                try:
-                    self._recover_symbol(source, archive, sym, hot, lake, with_hot)
-                except BrokerError as exc:
-                    sym.error = str(exc)
-                    log.error("recovery %s %s: %s", self.day, symbol, exc)
+            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, sides)
+            symbols = self.symbols or self._day_symbols(hot, lake_side, with_hot)
+            for first in range(0, len(symbols), SYMBOL_CHUNK):
+                self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
             report.calls = source.calls()
             if not self.dry_run:
-                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot)
+                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, sides)
         finally:
+            for side in sides:
+                side.close()
             if self._source is None:
                 source.close()
         report.finished_at = datetime.now(UTC)
         if not self.dry_run:
             self._store(report, hot, with_hot)
         return report
+
+    def _day_symbols(self, hot: Any, lake_side: Any, with_hot: bool) -> list[str]:
+        """Every symbol either store holds for the day."""
+        rows = lake_side.execute("list the day's symbols", _sql("lake_symbols.sql"), {"day": self.day}).fetchall()
+        found = {r[0] for r in rows}
+        if with_hot:
+            start, end = kst_day_bounds(self.day)
+            with hot.connect() as conn:
+                stmt = sql.SQL(_sql("hot_symbols.sql")).format(table=sql.Identifier(self.settings.pg_schema, "ticks"))
+                found |= {r[0] for r in conn.execute(stmt, {"start": start, "end": end}).fetchall()}
+        return sorted(found)
+
+    def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: Any, lake: Any, with_hot: bool) -> None:
+        """Copy between the stores, then ask the broker, for a bounded group of symbols."""
+        start, end = kst_day_bounds(self.day)
+        lake_ticks = lake.read_ticks(start, end, symbols)
+        hot_ticks = hot.read_ticks(start, end, symbols) if with_hot else TICK_SCHEMA.empty_table()
+        to_lake = missing_keys(hot_ticks, lake_ticks)
+        to_hot = missing_keys(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
+        if not self.dry_run:
+            if to_lake.num_rows:
+                lake.upsert(to_lake)
+            if to_hot.num_rows:
+                hot.upsert(to_hot)
+        archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
+        copied_lake, copied_hot = _counts(to_lake), _counts(to_hot)
+        in_lake, in_hot = _counts(lake_ticks), _counts(hot_ticks)
+        del lake_ticks, hot_ticks
+        for symbol in symbols:
+            archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
+            sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
+                               lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0))
+            report.symbols.append(sym)
+            try:
+                self._recover_symbol(source, archive, sym, hot, lake, with_hot)
+            except BrokerError as exc:
+                sym.error = str(exc)
+                log.error("recovery %s %s: %s", self.day, symbol, exc)
 
     def _store(self, report: RecoveryReport, hot: Any, with_hot: bool) -> None:
         path = write_json(report, self.settings.lake_dir)
@@ -182,6 +213,8 @@ class Recovery:
                 lake.upsert(table)
                 if with_hot:
                     hot.upsert(table)
+                    if hasattr(hot, "refresh_candles"):  # TimescaleDB: materialise the repaired minutes now
+                        hot.refresh_candles(min(t.ts for t in new) - timedelta(minutes=1), max(t.ts for t in new) + timedelta(minutes=1))
             sym.ticks_recovered = len(new)
             sym.volume_recovered = sum(t.volume for t in new)
             log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sym.volume_recovered, source.name)
