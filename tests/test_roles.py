@@ -171,3 +171,41 @@ def test_init_roles_through_the_cli(roled: Settings) -> None:
     assert f"writer {roled.pg_writer_role}, reader {roled.pg_reader_role}" in result.stdout
     with psycopg.connect(_as(roled.pg_dsn, roled.pg_reader_role)) as conn:
         assert conn.execute("SELECT count(*) FROM ticks").fetchone()[0] == 0
+
+
+def test_archiver_runs_as_the_writer_role(roled: Settings, rclient) -> None:
+    """`tickvault run` needs no DDL rights: the hot archiver and the metrics sampler work as the writer."""
+    from tickvault.metrics import MetricsSampler, PipelineMetrics
+    from tickvault.run import ArchiverRunnable
+    from tickvault.stream import Publisher
+
+    create_roles(roled)
+    writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
+    Publisher(rclient, writer.stream).publish(_ticks(50))
+    metrics = PipelineMetrics(writer)
+    runnable = ArchiverRunnable(writer, "hot", metrics, consumer="writer-test")
+    runnable.archiver.run_until_idle()
+    runnable.close()
+    sampler = MetricsSampler(metrics, writer, redis_client=None)
+    assert sampler.sample_once() > 0
+    sampler.writer.close()
+    with psycopg.connect(roled.pg_dsn) as conn:
+        assert conn.execute(f'SELECT count(*) FROM "{roled.pg_schema}".ticks').fetchone()[0] == 50
+        assert conn.execute(f'SELECT count(*) FROM "{roled.pg_schema}".metrics').fetchone()[0] > 0
+    assert metrics.value("tickvault_ingest_added_total", group="hot") == 50
+
+
+def test_writer_cannot_start_on_a_missing_schema(settings: Settings, test_id: str) -> None:
+    other = settings.model_copy(update={"pg_schema": f"t_{test_id}_absent", "pg_writer_role": f"tvtest_{test_id}_w",
+                                        "pg_reader_role": f"tvtest_{test_id}_r"})
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{other.pg_schema}"')
+    try:
+        create_roles(other)
+        writer = other.model_copy(update={"pg_url": _as(other.pg_dsn, other.pg_writer_role)})
+        with pytest.raises(Exception, match="run `tickvault init` as the schema owner"):
+            HotStore(writer).sink().prepare()
+    finally:
+        _drop_roles(settings.pg_dsn, other.pg_writer_role, other.pg_reader_role)
+        with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{other.pg_schema}" CASCADE')

@@ -4,6 +4,7 @@ PostgreSQL, Redis and a DuckLake lake (ingest, reconcile, trim, metrics table, e
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,7 +22,7 @@ import pytest
 from tickvault.config import Settings
 from tickvault.metrics import PipelineMetrics
 from tickvault.model import KST, Tick
-from tickvault.run import Component, DailyJob, PeriodicJob, Supervisor
+from tickvault.run import Component, DailyJob, Supervisor, run_job
 from tickvault.stream import Publisher
 
 
@@ -89,29 +90,15 @@ def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) ->
     assert len(attempts) == 3
 
 
-def test_periodic_job_records_failures_and_keeps_going(settings: Settings) -> None:
+def test_run_job_records_results_and_failures(settings: Settings) -> None:
     metrics = PipelineMetrics(settings)
-    calls: list[int] = []
-
-    def job() -> dict[str, float]:
-        calls.append(1)
-        if len(calls) == 1:
-            raise RuntimeError("store down")
-        return {"repaired_ticks": 5}
-
-    runner = PeriodicJob("reconcile", job, 0.05, metrics, first_delay_s=0.0)
-    thread = threading.Thread(target=runner.run)
-    thread.start()
-    deadline = time.monotonic() + 5
-    while len(calls) < 2:
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
-    runner.stop()
-    thread.join(5)
-    assert metrics.value("tickvault_job_runs_total", job="reconcile", result="failed") == 1
-    assert metrics.value("tickvault_job_runs_total", job="reconcile", result="ok") >= 1
-    assert metrics.value("tickvault_job_result", job="reconcile", field="repaired_ticks") == 5
-    assert metrics.value("tickvault_job_last_ok", job="reconcile") == 1
+    assert not run_job("recovery", lambda: (_ for _ in ()).throw(RuntimeError("broker down")), metrics)
+    assert metrics.value("tickvault_job_last_ok", job="recovery") == 0
+    assert run_job("recovery", lambda: {"gaps": 2, "ok": 1}, metrics)
+    assert metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 1
+    assert metrics.value("tickvault_job_runs_total", job="recovery", result="ok") == 1
+    assert metrics.value("tickvault_job_result", job="recovery", field="gaps") == 2
+    assert metrics.value("tickvault_job_last_success_timestamp_seconds", job="recovery") > 0
 
 
 def test_daily_job_runs_once_per_trading_day_after_its_time(settings: Settings) -> None:
@@ -221,8 +208,14 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
 
         # the trim job empties the stream once both groups acked everything
         _wait("stream trimmed", lambda: rclient.xlen(settings.stream) == 0, proc=proc)
-        # the reconciler ran (after its 10 s interval) and found the stores consistent
-        _wait("reconcile", lambda: 'tickvault_job_last_ok{job="reconcile"} 1.0' in _scrape(port), timeout_s=40, proc=proc)
+        # the sync scheduler reconciled (after its 10 s interval) and found the stores consistent
+        def reconciled() -> bool:
+            body = _scrape(port)
+            stamp = re.search(r"^tickvault_reconcile_last_run_timestamp_seconds ([0-9.e+]+)$", body, re.M)
+            return bool(stamp) and float(stamp.group(1)) > 0 and "\ntickvault_reconcile_consistent 1.0" in body
+
+        _wait("reconcile", reconciled, timeout_s=40, proc=proc)
+        assert "tickvault_stream_ceiling_alarm 0.0" in _scrape(port)
 
         def metrics_rows() -> int:
             with psycopg.connect(settings.pg_dsn) as conn:

@@ -3,8 +3,9 @@
 Components (each in its own thread, each restarted with backoff when it crashes):
 
 * ``archiver-hot`` / ``archiver-cold`` — the consume -> write -> ack loops (cli/archive.py);
-* ``reconcile`` — hot vs cold for today every ``reconcile_interval_s`` (tickvault.sync),
-  plus the safe stream trim every ``trim_interval_s`` when the sync area provides it;
+* ``sync`` (``--only reconcile``) — the sync area's scheduler: safe stream trims every
+  ``trim_interval_s``, today's reconcile every ``reconcile_interval_s``, the day's final
+  reconcile at ``reconcile_final_time``;
 * ``recovery`` — the daily broker comparison at ``recovery_time`` KST on trading days
   (tickvault.recovery);
 * ``metrics`` — the sampler into ``<schema>.metrics``; ``endpoint`` — Prometheus /metrics.
@@ -23,7 +24,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from typing import Any, Protocol
 
 from .config import Settings
@@ -170,29 +171,6 @@ class ArchiverRunnable:
         self.archiver.consumer.client.close()
 
 
-class PeriodicJob:
-    """Calls ``fn`` every ``interval_s`` (first call after one interval); failures are recorded, not fatal."""
-
-    def __init__(self, name: str, fn: Callable[[], dict[str, float] | None], interval_s: float, metrics: PipelineMetrics,
-                 first_delay_s: float | None = None) -> None:
-        self.name = name
-        self.fn = fn
-        self.interval_s = interval_s
-        self.first_delay_s = interval_s if first_delay_s is None else first_delay_s
-        self.metrics = metrics
-        self.stop_event = threading.Event()
-
-    def run(self) -> int:
-        wait = self.first_delay_s
-        while not self.stop_event.wait(wait):
-            run_job(self.name, self.fn, self.metrics)
-            wait = self.interval_s
-        return 0
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-
 class DailyJob:
     """Calls ``fn(day)`` once per KST trading day at ``at`` (HH:MM KST); catches up once if started late."""
 
@@ -274,56 +252,15 @@ def optional(module: str) -> Any | None:
         return None
 
 
-def _reconcile_module() -> Any | None:
-    module = optional("tickvault.sync.reconcile")
-    return module if module is not None and hasattr(module, "reconcile") else None
+def sync_scheduler(settings: Settings) -> Callable[[], Runnable] | None:
+    """The sync area's scheduler: safe trims, today's reconcile, the day's final reconcile.
 
-
-def _reconcile_numbers(report: Any) -> dict[str, float]:
-    return {
-        "ok": 1.0 if report.consistent else 0.0,
-        "differences": float(len(report.differences)),
-        "added_to_hot": float(report.added_to_hot),
-        "added_to_cold": float(report.added_to_cold),
-    }
-
-
-def reconcile_final(settings: Settings) -> Callable[[date], dict[str, float]] | None:
-    """The day's full reconcile after after-hours trading ended (``reconcile_final_time``)."""
-    module = _reconcile_module()
-    if module is None:
+    Its results land in tickvault.sync.state, which the metrics export (reconcile_*,
+    stream_ceiling_alarm)."""
+    module = optional("tickvault.sync.scheduler")
+    if module is None or not hasattr(module, "SyncScheduler"):
         return None
-    return lambda day: _reconcile_numbers(module.reconcile(settings, day, repair=True))
-
-
-def reconcile_today(settings: Settings) -> Callable[[], dict[str, float]] | None:
-    """Hot vs cold for today's KST date up to a settle margin, repairing both ways."""
-    module = _reconcile_module()
-    if module is None:
-        return None
-    settle = timedelta(seconds=settings.reconcile_settle_s)
-
-    def job() -> dict[str, float]:
-        now = datetime.now(KST)
-        report = module.reconcile(settings, now.date(), repair=True, until=now - settle)
-        return _reconcile_numbers(report)
-
-    return job
-
-
-def trim_stream(settings: Settings) -> Callable[[], dict[str, float]] | None:
-    """Safe trim below what both groups acked (tickvault.sync.trim)."""
-    module = optional("tickvault.sync.trim")
-    if module is None or not hasattr(module, "trim"):
-        return None
-
-    def job() -> dict[str, float]:
-        result = module.trim(settings)
-        numbers = {k: float(v) for k, v in vars(result).items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        numbers["ok"] = 0.0 if getattr(result, "alarm", None) else 1.0
-        return numbers
-
-    return job
+    return lambda: module.SyncScheduler(settings)
 
 
 def daily_recovery(settings: Settings) -> Callable[[date], dict[str, float]] | None:
@@ -331,16 +268,15 @@ def daily_recovery(settings: Settings) -> Callable[[date], dict[str, float]] | N
     module = optional("tickvault.recovery")
     if module is None:
         return None
-    for name in ("recover_day", "recover", "run_recovery"):
-        fn = getattr(module, name, None)
-        if callable(fn):
-            break
-    else:
-        log.warning("tickvault.recovery has no recover_day/recover function yet; daily recovery is skipped")
+    fn = getattr(module, "recover_day", None)
+    if not callable(fn):
+        log.warning("tickvault.recovery has no recover_day function; daily recovery is skipped")
         return None
 
     def job(day: date) -> dict[str, float]:
         report = fn(settings, day)
+        if report is None:  # no broker credentials: logged by recovery; not a verified day
+            return {"ok": 0.0, "skipped": 1.0}
         as_dict = report.to_dict() if hasattr(report, "to_dict") else (report if isinstance(report, dict) else {})
         numbers = {k: float(v) for k, v in as_dict.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
         complete = as_dict.get("complete", getattr(report, "complete", True))
@@ -370,18 +306,9 @@ def build_supervisor(settings: Settings, components: tuple[str, ...] = ALL_COMPO
         if group in components:
             sup.add(Component(f"archiver-{group}", lambda g=group: ArchiverRunnable(settings, g, metrics)))
     if "reconcile" in components:
-        job = reconcile_today(settings)
-        if job is not None:
-            sup.add(Component("reconcile", lambda: PeriodicJob("reconcile", job, settings.reconcile_interval_s, metrics)))
-        final = reconcile_final(settings)
-        if final is not None:
-            at = settings.reconcile_final_time
-            check = trading_day_check()
-            sup.add(Component("reconcile-final", lambda: DailyJob("reconcile-final", final, at, metrics, check)))
-        trim = trim_stream(settings)
-        if trim is not None:
-            interval = settings.trim_interval_s
-            sup.add(Component("trim", lambda: PeriodicJob("trim", trim, interval, metrics)))
+        scheduler = sync_scheduler(settings)
+        if scheduler is not None:
+            sup.add(Component("sync", scheduler))
     if "recovery" in components:
         recover = daily_recovery(settings)
         if recover is not None:
