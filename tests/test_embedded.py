@@ -127,6 +127,7 @@ def test_no_orphans_when_the_parent_is_killed() -> None:
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
+        proc.stdout.close()
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and any(_alive(p) for p in pids):
         time.sleep(0.1)
