@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import date
 from pathlib import Path
 
 import psutil
@@ -109,7 +110,7 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
 
 
 def test_checks_catch_a_lost_and_a_doubled_tick() -> None:
-    day = generate_day(__import__("datetime").date(2026, 11, 20), symbols=3, ticks=300, seed=1)
+    day = generate_day(date(2026, 11, 20), symbols=3, ticks=300, seed=1)
     assert cum_volume_breaks(day) == {}
     assert check_continuity("x", day).ok and check_no_duplicates("x", day).ok
     lost = pa.concat_tables([day.slice(0, 100), day.slice(101)])
