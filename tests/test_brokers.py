@@ -263,3 +263,13 @@ def test_secrets_never_in_logs_exceptions_or_reprs(truth, tmp_path, caplog):
     assert "kis: issued a new access token" in caplog.text
     for secret in [KIS_KEY, KIS_SECRET, KW_KEY, KW_SECRET, *tokens]:
         assert secret not in haystack, "a secret leaked into logs, reprs or exceptions"
+
+
+def test_kis_day_volume_today_and_past(truth, tmp_path):
+    last = {s: t[-1].cum_volume for s, t in index_truth(truth).items()}
+    with KisRestStandin(truth, DAY, KIS_KEY, KIS_SECRET) as server:
+        client = KisClient(kis_settings(server.url, tmp_path))
+        assert client.day_volume(SYMBOLS[0], DAY, today=DAY) == last[SYMBOLS[0]]
+        assert client.day_volume(SYMBOLS[1], DAY, today=DAY + timedelta(days=3)) == last[SYMBOLS[1]]
+        assert client.day_volume(SYMBOLS[1], DAY - timedelta(days=9), today=DAY) is None
+        assert server.calls_by_api == {"FHKST01010100": 1, "FHKST01010400": 2}

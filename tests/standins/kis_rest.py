@@ -23,6 +23,8 @@ TRS = {
     f"{QUOTES}/inquire-time-itemchartprice": "FHKST03010200",
     f"{QUOTES}/inquire-time-dailychartprice": "FHKST03010230",
     f"{QUOTES}/inquire-time-itemconclusion": "FHPST01060000",
+    f"{QUOTES}/inquire-price": "FHKST01010100",
+    f"{QUOTES}/inquire-daily-price": "FHKST01010400",
 }
 TODAY_BAR_ROWS = 30
 DAY_BAR_ROWS = 120
@@ -98,10 +100,14 @@ class KisRestStandin(StandinServer):
         q = request.query
         if q.get("FID_COND_MRKT_DIV_CODE") != "J":
             return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME FID_COND_MRKT_DIV_CODE")
+        trades = self.trades.get(q.get("FID_INPUT_ISCD", ""), [])
+        if tr_id == "FHKST01010100":
+            return self._price(trades)
+        if tr_id == "FHKST01010400":
+            return self._daily(trades)
         hour = q.get("FID_INPUT_HOUR_1", "")
         if len(hour) != 6 or not hour.isdigit():
             return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME FID_INPUT_HOUR_1")
-        trades = self.trades.get(q.get("FID_INPUT_ISCD", ""), [])
         until = datetime(self.day.year, self.day.month, self.day.day, int(hour[:2]), int(hour[2:4]), int(hour[4:]), tzinfo=KST)
         if tr_id == "FHKST03010200":
             return self._bars(trades, until, TODAY_BAR_ROWS)
@@ -110,6 +116,21 @@ class KisRestStandin(StandinServer):
                 return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output1": {}, "output2": []})
             return self._bars(trades, until, DAY_BAR_ROWS)
         return self._trades(trades, until)
+
+    def _price(self, trades: list[TruthTrade]) -> Reply:
+        last = trades[-1] if trades else None
+        output = {"stck_prpr": str(last.price) if last else "0", "acml_vol": str(last.cum_volume) if last else "0",
+                  "stck_oprc": str(trades[0].price) if trades else "0"}
+        return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output": output})
+
+    def _daily(self, trades: list[TruthTrade]) -> Reply:
+        rows = []
+        if trades:
+            rows.append({"stck_bsop_date": self.day.strftime("%Y%m%d"), "stck_clpr": str(trades[-1].price),
+                         "acml_vol": str(trades[-1].cum_volume), "stck_oprc": str(trades[0].price)})
+        earlier = self.day - timedelta(days=1)
+        rows.append({"stck_bsop_date": earlier.strftime("%Y%m%d"), "stck_clpr": "1000", "acml_vol": "12345", "stck_oprc": "1000"})
+        return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output": rows})
 
     def _bars(self, trades: list[TruthTrade], until: datetime, rows: int) -> Reply:
         limit = until.replace(second=0)

@@ -44,6 +44,8 @@ QUOTES = "/uapi/domestic-stock/v1/quotations"
 TODAY_BARS = (f"{QUOTES}/inquire-time-itemchartprice", "FHKST03010200")
 DAY_BARS = (f"{QUOTES}/inquire-time-dailychartprice", "FHKST03010230")
 TODAY_TRADES = (f"{QUOTES}/inquire-time-itemconclusion", "FHPST01060000")
+PRICE = (f"{QUOTES}/inquire-price", "FHKST01010100")
+DAILY_PRICE = (f"{QUOTES}/inquire-daily-price", "FHKST01010400")
 
 RATE_LIMITED = "EGW00201"
 TOKEN_EXPIRED = "EGW00123"
@@ -247,6 +249,27 @@ class KisClient:
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+        """The day's accumulated volume (``acml_vol``) in one call: inquire-price for today,
+        inquire-daily-price (last 30 days) for a past day; None when the broker has no row."""
+        if day == today:
+            path, tr_id = PRICE
+            output = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}).body.get("output") or {}
+            if isinstance(output, list):
+                output = output[0] if output else {}
+            value = output.get("acml_vol")
+            return to_int(value) if value not in (None, "") else None
+        path, tr_id = DAILY_PRICE
+        rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_PERIOD_DIV_CODE": "D",
+                                      "FID_ORG_ADJ_PRC": "1"}).body.get("output") or []
+        if isinstance(rows, dict):
+            rows = [rows]
+        want = day.strftime("%Y%m%d")
+        for row in rows:
+            if str(row.get("stck_bsop_date")) == want and row.get("acml_vol") not in (None, ""):
+                return to_int(row["acml_vol"])
+        return None
+
     def minute_bars_today(self, symbol: str, day: date, until: str = "153000") -> list[MinuteBar]:
         """Today's minute bars (FHKST03010200), paging backwards 30 rows at a time."""
         path, tr_id = TODAY_BARS

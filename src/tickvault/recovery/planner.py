@@ -177,6 +177,16 @@ class Recovery:
         sym.gaps_found = len(archive.missing)
         sym.missing_volume_found = sum(r.volume for r in archive.missing)
         sym.conflicts = archive.conflicts
+        if not archive.missing and not archive.conflicts:
+            # continuity holds, so the last cumulative volume is the stored day volume exactly;
+            # one call for the broker's day volume proves the symbol complete (no bars needed)
+            total = source.day_volume(sym.symbol, self.day, self.today)
+            stored = archive.ticks[-1].cum_volume if archive.ticks else 0
+            if total is not None and total == stored:
+                sym.ticks_after, sym.volume_after = len(archive.ticks), archive.volume
+                return
+            if total is not None:
+                sym.notes.append(f"broker day volume {total}, archive {stored}: checking minute bars")
         until = DEFAULT_UNTIL
         if archive.ticks:
             until = max(until, minute(archive.ticks[-1].ts).strftime("%H%M%S"))

@@ -24,6 +24,8 @@ class BrokerSource(Protocol):
     name: str
     exact_cum_volume: bool  # do its trades carry the cumulative volume?
 
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None: ...
+
     def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]: ...
 
     def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]: ...
@@ -39,6 +41,9 @@ class KisSource:
 
     def __init__(self, client: KisClient):
         self.client = client
+
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+        return self.client.day_volume(symbol, day, today)
 
     def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
         if day == today:
@@ -66,6 +71,9 @@ class KiwoomSource:
 
     def __init__(self, client: KiwoomClient):
         self.client = client
+
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+        return None  # the minute chart (one page holds a whole day) is the cheapest check
 
     def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
         return self.client.minute_bars(symbol, day)
