@@ -86,6 +86,16 @@ def test_prices_on_grid_inside_limits_and_cum_volume_consistent(day_table: pa.Ta
         assert rows["side"].iloc[[0, -1]].isna().all()  # auction prints have no aggressor
 
 
+def test_session_times_follow_the_calendar() -> None:
+    late = generate_day(date(2026, 1, 2), symbols=2, ticks=400, seed=1)  # first trading day of 2026: 10:00 open
+    kst = [t.astimezone(KST) for t in late.column("ts").to_pylist()]
+    assert min(kst).time().isoformat() == "10:00:00" and max(kst).time().isoformat() == "15:30:00"
+    assert all(t.time().isoformat() < "15:20:00" or t.time().isoformat() == "15:30:00" for t in kst)
+    weekend = generate_day(date(2026, 11, 21), symbols=2, ticks=400, seed=1)  # a Saturday: regular hours
+    kst = [t.astimezone(KST) for t in weekend.column("ts").to_pylist()]
+    assert min(kst).time().isoformat() == "09:00:00" and max(kst).time().isoformat() == "15:30:00"
+
+
 def test_wire_order_duplicates_and_bounded_shuffle() -> None:
     order = wire_order(10_000, dup_rate=0.01, shuffle_window=50, seed=3)
     counts = Counter(order.tolist())

@@ -9,17 +9,19 @@ Market shape (KRX rules since 2023-01-25): 6-digit codes; a previous close per s
 the ±30 % daily limits around it; prices on the tick-size grid; an opening-auction print at
 09:00:00, continuous trading 09:00–15:20 with a U-shaped intensity (busy open, busier
 close), no trades during the closing-auction call 15:20–15:30, and one closing-auction
-print at 15:30:00. cum_volume is the running day volume per symbol, so the natural key
+print at 15:30:00. Session times come from ``tickvault.calendar`` (the first trading day of
+the year and the exam day open late); a weekend or holiday is simulated with regular
+hours, so the demo works any day. cum_volume is the running day volume per symbol, so the natural key
 (symbol, ts, cum_volume) is unique even when one symbol trades several times a second.
 """
 
 from __future__ import annotations
 
 import re
-import time
+import time as clock
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from pathlib import Path
 
 import numpy as np
@@ -27,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from .model import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, UTC, WIRE_VERSION
+from .model import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WIRE_VERSION
 from .stream import Publisher
 
 #: Post-2023 KRX tick sizes for stocks: price < bound -> tick.
@@ -35,9 +37,38 @@ TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000], dtype=n
 TICK_SIZES = np.array([1, 5, 10, 50, 100, 500, 1_000], dtype=np.int64)
 PRICE_LIMIT = 0.30
 
-OPEN_S = 0  # seconds after 09:00:00 KST
-CONTINUOUS_END_S = 6 * 3600 + 20 * 60  # 15:20:00, start of the closing-auction call
-CLOSE_S = 6 * 3600 + 30 * 60  # 15:30:00, the closing-auction print
+REGULAR_OPEN = time(9, 0)
+REGULAR_CLOSE = time(15, 30)
+CLOSING_CALL = timedelta(minutes=10)  # closing-auction orders only, no trades, before the close
+
+
+@dataclass(frozen=True)
+class SessionTimes:
+    """When the simulated day trades: calendar times on KRX trading days (late opens included)."""
+
+    open: datetime
+    close: datetime  # the closing-auction print
+    trading_day: bool
+
+    @property
+    def continuous_s(self) -> int:
+        """Length of continuous trading (open until the closing call) in seconds."""
+        return int((self.close - CLOSING_CALL - self.open).total_seconds())
+
+    @property
+    def close_s(self) -> int:
+        return int((self.close - self.open).total_seconds())
+
+
+def session_times(day: date) -> SessionTimes:
+    """The KRX session of ``day``; a weekend or holiday is simulated with regular hours."""
+    from . import calendar
+
+    try:
+        session = calendar.session(day)
+    except ValueError:
+        return SessionTimes(datetime.combine(day, REGULAR_OPEN, KST), datetime.combine(day, REGULAR_CLOSE, KST), False)
+    return SessionTimes(session.open, session.close, True)
 
 
 def tick_size(price: np.ndarray) -> np.ndarray:
@@ -70,10 +101,10 @@ def symbol_codes(count: int, rng: np.random.Generator) -> list[str]:
     return [f"{n * 10:06d}" for n in np.sort(rng.choice(np.arange(1, 100_000), size=count, replace=False))]
 
 
-def _intensity_cdf() -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-CDF table of the intraday trade intensity (U-shape) over 09:00–15:20."""
-    t = np.arange(CONTINUOUS_END_S + 1, dtype=np.float64)
-    density = 1.0 + 5.0 * np.exp(-t / 900.0) + 2.0 * np.exp(-(CONTINUOUS_END_S - t) / 1500.0)
+def _intensity_cdf(continuous_s: int) -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-CDF table of the intraday trade intensity (U-shape) over continuous trading."""
+    t = np.arange(continuous_s + 1, dtype=np.float64)
+    density = 1.0 + 5.0 * np.exp(-t / 900.0) + 2.0 * np.exp(-(continuous_s - t) / 1500.0)
     cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
     return cdf / cdf[-1], t
 
@@ -119,13 +150,14 @@ def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int =
     last[starts + counts - 1] = True
 
     # Times (float seconds after 09:00): inverse-CDF draws, sorted inside each symbol's segment.
-    cdf, grid = _intensity_cdf()
+    hours = session_times(day)
+    cdf, grid = _intensity_cdf(hours.continuous_s)
     t = np.interp(rng.random(ticks), cdf, grid)
-    t = np.minimum(t, CONTINUOUS_END_S - 1e-3)
+    t = np.minimum(t, hours.continuous_s - 1e-3)
     order = np.lexsort((t, sym))  # sym is already grouped; sort times within each symbol
     t = t[order]
-    t[first] = OPEN_S
-    t[last] = CLOSE_S
+    t[first] = 0.0  # the opening-auction print
+    t[last] = hours.close_s  # the closing-auction print
 
     # Prices: a log random walk per symbol from an opening gap, clipped to the limits, snapped to the grid.
     daily_sigma = rng.uniform(0.008, 0.035, size=n_sym)
@@ -156,7 +188,7 @@ def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int =
     glob = np.lexsort((sym, t))
     sym, t, price, volume, cum_volume, side_idx, auction = (a[glob] for a in (sym, t, price, volume, cum_volume, side_idx, auction))
 
-    base_us = _session_start_us(day)
+    base_us = int(hours.open.timestamp()) * 1_000_000
     ts_us = base_us + np.floor(t).astype(np.int64) * 1_000_000
     latency_us = rng.integers(2_000, 60_000, size=ticks)
     received_us = base_us + np.rint(t * 1_000_000).astype(np.int64) + latency_us
@@ -174,11 +206,6 @@ def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int =
         pa.array(received_us, pa.int64()).cast(TICK_SCHEMA.field("received_at").type),
     ]
     return pa.table(columns, schema=TICK_SCHEMA)
-
-
-def _session_start_us(day: date) -> int:
-    start = datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST)
-    return int(start.astimezone(UTC).timestamp()) * 1_000_000
 
 
 def wire_order(rows: int, dup_rate: float = 0.0, shuffle_window: int = 0, seed: int = 0) -> np.ndarray:
@@ -276,21 +303,21 @@ def publish(
     pace: str = "max",
     on_progress: Callable[[int, int], None] | None = None,
     chunk: int = 5_000,
-    sleep: Callable[[float], None] = time.sleep,
+    sleep: Callable[[float], None] = clock.sleep,
 ) -> PublishResult:
     """Send ``table`` through the real publisher; ``pace='realtime'`` keeps exchange-time spacing."""
     if pace not in ("max", "realtime"):
         raise ValueError("pace must be 'max' or 'realtime'")
     order = wire_order(table.num_rows, dup_rate, shuffle_window, seed)
     encoder = WireEncoder(table)
-    started = time.monotonic()
+    started = clock.monotonic()
     sent = 0
     for part in _paced_chunks(order, encoder.ts_s, pace, chunk, started, sleep):
         publisher.publish_fields(encoder.fields(int(i)) for i in part)
         sent += len(part)
         if on_progress is not None:
             on_progress(sent, len(order))
-    return PublishResult(sent, table.num_rows, time.monotonic() - started)
+    return PublishResult(sent, table.num_rows, clock.monotonic() - started)
 
 
 def _paced_chunks(
@@ -305,7 +332,7 @@ def _paced_chunks(
     due = np.maximum.accumulate(ts_s[order]) - ts_s[order[0]]
     bounds = np.flatnonzero(np.diff(due)) + 1
     for part_idx, part in zip(np.split(np.arange(len(order)), bounds), np.split(order, bounds)):
-        wait = started + float(due[part_idx[0]]) - time.monotonic()
+        wait = started + float(due[part_idx[0]]) - clock.monotonic()
         if wait > 0:
             sleep(wait)
         for start in range(0, len(part), chunk):
@@ -349,6 +376,7 @@ __all__ = [
     "plan_day",
     "price_limits",
     "publish",
+    "session_times",
     "snap_to_grid",
     "tick_size",
     "wire_order",

@@ -41,7 +41,7 @@ def simulate_cmd(
     around a previous close, 09:00–15:20 continuous trading with a busy open and close,
     and a closing-auction print at 15:30:00.
     """
-    from ..simulate import day_of, describe, generate_day, publish, write_truth
+    from ..simulate import day_of, describe, generate_day, publish, session_times, write_truth
     from ..stream import Publisher, connect
 
     try:
@@ -54,6 +54,8 @@ def simulate_cmd(
         fail(str(exc), 2)
     if truth:
         write_truth(table, truth)
+    if not session_times(day).trading_day:
+        click.echo(f"note: {day.isoformat()} is not a KRX trading day; simulated with regular hours", err=True)
     summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "truth": truth}
     if not no_publish:
         settings = get_settings(ctx)
