@@ -50,7 +50,7 @@ class WriteResult:
     batch_rows: int
     batches: int
     reader: bool
-    mode: str  # "archiver": dedup anti-join + checkpoint; "raw": plain INSERT from Arrow
+    mode: str  # "archiver": dedup anti-join + checkpoint; "raw": plain INSERT; "parquet": file per batch
     rows_per_s: float
     commit_p50_ms: float
     commit_max_ms: float
@@ -104,11 +104,28 @@ def _raw_write(lake: Lake, batch: pa.Table) -> None:
     lake._run("raw insert", transaction, write=True)
 
 
+def _parquet_write(lake_dir: Path, batch: pa.Table, seq: int) -> None:
+    """The fallback design's write: one sorted zstd file per batch, atomically renamed in."""
+    import os
+
+    import pyarrow.parquet as pq
+
+    day = batch.column("ts")[0].as_py().astimezone(KST).date()
+    folder = Path(lake_dir) / "hive" / f"date={day.isoformat()}"
+    folder.mkdir(parents=True, exist_ok=True)
+    tmp = folder / f".part-{seq:06d}.parquet.tmp"
+    pq.write_table(batch.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]), tmp, compression="zstd")
+    with open(tmp, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(tmp, folder / f"part-{seq:06d}.parquet")
+
+
 def measure_write(lake_dir: Path, batch_rows: int, batches: int, reader: bool = False, mode: str = "archiver") -> WriteResult:
     """Commit ``batches`` batches of ``batch_rows`` ticks; rows/s over the whole run.
 
     mode "archiver" is ``Lake.write`` with a checkpoint (what the cold archiver does);
-    "raw" is a plain INSERT per batch, the floor the dedup is measured against.
+    "raw" is a plain INSERT per batch, the floor the dedup is measured against;
+    "parquet" is the hive-Parquet fallback's write (no dedup, no catalog), for comparison.
     """
     day = date(2026, 11, 20)
     data = synthetic_batches(day, batch_rows, batches)
@@ -126,11 +143,14 @@ def measure_write(lake_dir: Path, batch_rows: int, batches: int, reader: bool = 
         t = time.perf_counter()
         if mode == "raw":
             _raw_write(lake, batch)
+        elif mode == "parquet":
+            _parquet_write(lake_dir, batch, i)
         else:
             lake.write(batch, checkpoint=("bench", "cold", f"{i + 1}-0"))
         commits.append(time.perf_counter() - t)
     elapsed = time.perf_counter() - started
-    assert lake.count_ticks(day) == batch_rows * batches
+    if mode != "parquet":
+        assert lake.count_ticks(day) == batch_rows * batches
     lake.close()
     commits.sort()
     result = WriteResult(batch_rows, batches, reader, mode, round(batch_rows * batches / elapsed),
@@ -148,7 +168,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows per run")
     parser.add_argument("--batch", type=int, nargs="+", default=[10_000, 50_000])
-    parser.add_argument("--mode", nargs="+", default=["raw", "archiver"], choices=["raw", "archiver"])
+    parser.add_argument("--mode", nargs="+", default=["parquet", "raw", "archiver"], choices=["parquet", "raw", "archiver"])
     args = parser.parse_args(argv)
     for batch_rows in args.batch:
         for mode in args.mode:

@@ -82,7 +82,6 @@ def attach_sql(lake_dir: Path, alias: str = ALIAS, read_only: bool = False) -> s
         f"DATA_PATH '{data}'",
         "META_JOURNAL_MODE 'WAL'",
         "META_BUSY_TIMEOUT 0",
-        "DATA_INLINING_ROW_LIMIT 0",
     ]
     if read_only:
         options.append("READ_ONLY")
