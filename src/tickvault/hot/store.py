@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 MODES = ("postgres", "timescaledb")
 CANDLE_LEVELS = ("1m", "5m", "1h", "1d")
+UPSERT_SLICE_ROWS = 50_000
 
 
 class HotStoreError(RuntimeError):
@@ -176,8 +177,12 @@ class HotStore:
             batch = dedupe(table.select(list(TICK_SCHEMA.names)).cast(TICK_SCHEMA))
         except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
             raise ValueError(f"tick batch does not fit TICK_SCHEMA ({exc}); nothing was stored") from None
+        added = 0
         with self.connect(autocommit=True) as conn:
-            added = self.write(conn, batch)
+            # one transaction per slice: a rebuild of millions of rows neither holds one giant
+            # transaction nor loses progress; each slice is idempotent on its own
+            for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
+                added += self.write(conn, batch.slice(offset, UPSERT_SLICE_ROWS))
             if added and self.mode == "timescaledb":
                 self._refresh_days(conn, partitions.batch_days(batch))
         return added
