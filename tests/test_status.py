@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import time
 from datetime import date
 from pathlib import Path
 
+import psycopg
+import pytest
 from click.testing import CliRunner
+from test_hot_support import TSDB_ENV, tsdb_skip_reason
 
 from tickvault.cli import cli
 from tickvault.cli.archive import build_archiver
@@ -93,3 +98,27 @@ def test_status_says_what_is_missing_without_creating_it(settings: Settings, tmp
     assert report["cold"]["state"] == "missing"
     assert report["redis"]["state"] == "ok" and report["redis"]["groups"] == {}
     assert not Path(settings.lake_dir).exists()
+
+
+@pytest.mark.timescaledb
+def test_status_shows_timescaledb_mode_and_version(test_id: str, tmp_path: Path) -> None:
+    url = os.environ.get(TSDB_ENV)
+    reason = tsdb_skip_reason(url)
+    if reason:
+        pytest.skip(reason)
+    s = Settings(pg_url=url, pg_schema=f"t_{test_id}", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
+    try:
+        store = HotStore(s)
+        store.init()
+        store.upsert(generate_day(DAY, symbols=2, ticks=200, seed=1))
+        report = json.loads(_status(_env(s, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
+        assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
+        assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200
+    finally:
+        for attempt in range(5):  # a TimescaleDB background job may touch the schema's catalog rows
+            try:
+                with psycopg.connect(url, autocommit=True) as conn:
+                    conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+                break
+            except psycopg.errors.InternalError:
+                time.sleep(1 + attempt)
