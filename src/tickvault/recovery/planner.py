@@ -177,13 +177,19 @@ class Recovery:
         sym.gaps_found = len(archive.missing)
         sym.missing_volume_found = sum(r.volume for r in archive.missing)
         sym.conflicts = archive.conflicts
+        day_open = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
         if not archive.missing and not archive.conflicts:
             # continuity holds, so the last cumulative volume is the stored day volume exactly;
             # one call for the broker's day volume proves the symbol complete (no bars needed)
             total = source.day_volume(sym.symbol, self.day, self.today)
             stored = archive.ticks[-1].cum_volume if archive.ticks else 0
-            if total is not None and total == stored:
-                sym.ticks_after, sym.volume_after = len(archive.ticks), archive.volume
+            if total is not None and total > stored:
+                # only trades after the last stored tick can be missing: fetch just that tail
+                tail = (minute(archive.ticks[-1].ts) if archive.ticks else day_open, day_open + timedelta(days=1))
+                archive, _, _ = self._fetch_and_apply(source, archive, sym, [tail], hot, lake, with_hot)
+                stored = archive.ticks[-1].cum_volume if archive.ticks else 0
+            if total is not None and total == stored and not archive.missing:
+                self._finish(sym, archive)
                 return
             if total is not None:
                 sym.notes.append(f"broker day volume {total}, archive {stored}: checking minute bars")
@@ -194,52 +200,61 @@ class Recovery:
         broker_volume = {b.minute: b.volume for b in bars}
         disagreeing = _disagreeing(broker_volume, archive.minute_volumes())
         sym.minutes_disagreeing = len(disagreeing)
-        day_open = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
         windows = merge_windows([window_of(r, day_open) for r in archive.missing] +
                                 [(m, m + timedelta(minutes=1)) for m in disagreeing])
-        sym.windows = windows
-        conversion = Conversion()
-        unavailable: str | None = None
+        sym.windows = merge_windows(sym.windows + windows)
+        conversion, unavailable = Conversion(), None
         if windows:
-            try:
-                trades = source.trades(sym.symbol, self.day, self.today, windows)
-            except TradesUnavailable as exc:
-                unavailable = str(exc)
-                trades = []
-            if unavailable is None:
-                now = datetime.now(UTC)
-                if source.exact_cum_volume:
-                    conversion = from_exact(archive, trades, now)
-                else:
-                    conversion = from_anchored(archive, trades, windows[0][0], now)
-            if conversion.reason:
-                sym.notes.append(conversion.reason)
-            if unavailable:
-                sym.notes.append(unavailable)
-        new = conversion.ticks
-        if new:
-            table = ticks_to_table(new)
-            if not self.dry_run:
-                lake.upsert(table)
-                if with_hot:
-                    hot.upsert(table)
-                    if hasattr(hot, "refresh_candles"):  # TimescaleDB: materialise the repaired minutes now
-                        hot.refresh_candles(min(t.ts for t in new) - timedelta(minutes=1), max(t.ts for t in new) + timedelta(minutes=1))
-            sym.ticks_recovered = len(new)
-            sym.volume_recovered = sum(t.volume for t in new)
-            log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sym.volume_recovered, source.name)
-        after = analyse(sym.symbol, archive.ticks + [StoredTick(t.ts.astimezone(KST), t.price, t.volume, t.cum_volume) for t in new])
-        sym.ticks_after = len(after.ticks)
-        sym.volume_after = after.volume
-        sym.gaps_left = len(after.missing)
-        sym.missing_volume_left = sum(r.volume for r in after.missing)
-        sym.conflicts = after.conflicts
-        archive_after = after.minute_volumes()
+            archive, conversion, unavailable = self._fetch_and_apply(source, archive, sym, windows, hot, lake, with_hot)
+        self._finish(sym, archive)
+        archive_after = archive.minute_volumes()
         for m in _disagreeing(broker_volume, archive_after):
             b, a = broker_volume.get(m, 0), archive_after.get(m, 0)
             sym.still_disagreeing.append(Disagreement(m, b, a, _why(b, a, unavailable, conversion)))
-        if after.missing and not sym.still_disagreeing:
-            sym.notes.append(f"{len(after.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
+        if archive.missing and not sym.still_disagreeing:
+            sym.notes.append(f"{len(archive.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
+
+    def _fetch_and_apply(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, windows: list[tuple[datetime, datetime]],
+                         hot: Any, lake: Any, with_hot: bool) -> tuple[SymbolArchive, Conversion, str | None]:
+        """Broker trades for ``windows`` -> proven ticks -> both stores. Returns the archive with them."""
+        if not sym.windows:
+            sym.windows = list(windows)
+        try:
+            trades = source.trades(sym.symbol, self.day, self.today, windows)
+        except TradesUnavailable as exc:
+            sym.notes.append(str(exc))
+            return archive, Conversion(), str(exc)
+        now = datetime.now(UTC)
+        if source.exact_cum_volume:
+            conversion = from_exact(archive, trades, now)
+        else:
+            conversion = from_anchored(archive, trades, windows[0][0], now)
+        if conversion.reason:
+            sym.notes.append(conversion.reason)
+        new = conversion.ticks
+        if not new:
+            return archive, conversion, None
+        table = ticks_to_table(new)
+        if not self.dry_run:
+            lake.upsert(table)
+            if with_hot:
+                hot.upsert(table)
+                if hasattr(hot, "refresh_candles"):  # TimescaleDB: materialise the repaired minutes now
+                    hot.refresh_candles(min(t.ts for t in new) - timedelta(minutes=1), max(t.ts for t in new) + timedelta(minutes=1))
+        sym.ticks_recovered += len(new)
+        sym.volume_recovered += sum(t.volume for t in new)
+        log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sum(t.volume for t in new), source.name)
+        added = [StoredTick(t.ts.astimezone(KST), t.price, t.volume, t.cum_volume) for t in new]
+        return analyse(sym.symbol, archive.ticks + added), conversion, None
+
+    @staticmethod
+    def _finish(sym: SymbolReport, archive: SymbolArchive) -> None:
+        sym.ticks_after = len(archive.ticks)
+        sym.volume_after = archive.volume
+        sym.gaps_left = len(archive.missing)
+        sym.missing_volume_left = sum(r.volume for r in archive.missing)
+        sym.conflicts = archive.conflicts
+        sym.notes = list(dict.fromkeys(sym.notes))
 
 
 def _disagreeing(broker: dict[datetime, int], archive: dict[datetime, int]) -> list[datetime]:
