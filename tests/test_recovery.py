@@ -285,3 +285,23 @@ def test_scheduled_job_without_credentials_skips_with_a_reason(settings, caplog)
 
     assert recover_day(settings.model_copy(update={"recovery_broker": "kiwoom"}), date(2026, 11, 20)) is None
     assert "TICKVAULT_KIWOOM_APPKEY" in caplog.text
+
+
+def test_cli_hot_store_down_is_one_clear_line(settings, tmp_path, day, truth, monkeypatch):
+    from click.testing import CliRunner
+
+    from tickvault.cli import cli
+
+    lake = Lake(settings)
+    lake.init()
+    lake.upsert(truth)
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
+        for k, v in {"TICKVAULT_PG_URL": "postgresql://postgres@127.0.0.1:1/none", "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
+                     "TICKVAULT_KIS_APPKEY": KIS_KEY, "TICKVAULT_KIS_APPSECRET": KIS_SECRET, "TICKVAULT_KIS_BASE_URL": server.url,
+                     "TICKVAULT_BROKER_TOKEN_DIR": str(tmp_path / "tok"), "TICKVAULT_PG_SCHEMA": settings.pg_schema}.items():
+            monkeypatch.setenv(k, v)
+        result = CliRunner().invoke(cli, ["recover", "--date", day.isoformat()])
+    assert result.exit_code == 1
+    assert "hot store unreachable" in result.stderr and "TICKVAULT_PG_URL" in result.stderr
+    assert KIS_SECRET not in result.output
+    lake.close()
