@@ -8,7 +8,7 @@ from decimal import Decimal
 import psycopg
 import pyarrow as pa
 import pytest
-from test_hot_support import day_ticks, table
+from test_hot_support import day_ticks, stored_candles, table
 
 from tickvault.hot import HotStore, HotStoreError
 from tickvault.hot.partitions import partition_name
@@ -153,17 +153,21 @@ def test_partition_dropped_elsewhere_is_recreated_on_retry(store, settings):
 
 
 def test_retention_drops_whole_old_partitions_and_keeps_long_lived_candles(store, settings):
-    now = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+    now = datetime.now(UTC)
     very_old = (now - timedelta(days=400)).astimezone(KST).date()
     old = (now - timedelta(days=31)).astimezone(KST).date()
     recent = (now - timedelta(days=29)).astimezone(KST).date()
-    for day in (very_old, old, recent):
-        store.upsert(table(day_ticks(day, ["005930"], 30)))
+    # the old days' ticks arrived while they were inside the retention (candles were built)
+    long_memory = HotStore(settings.model_copy(update={"tick_retention_days": 1000}))
+    ticks = {day: day_ticks(day, ["005930"], 30, seed=day.toordinal()) for day in (very_old, old, recent)}
+    for day_of_ticks in ticks.values():
+        assert long_memory.upsert(table(day_of_ticks)) == 30
     with store.connect() as conn:
         conn.execute(
             f"INSERT INTO {settings.pg_schema}.metrics (ts, name, value) VALUES (%s, 'x', 1), (%s, 'x', 2)",
             (now - timedelta(days=31), now - timedelta(days=1)),
         )
+        candles_before = {level: stored_candles(conn, settings.pg_schema, level) for level in ("1m", "5m", "1h", "1d")}
     report = store.maintain(now=now)
     assert sorted(report["dropped_partitions"]) == sorted([partition_name(very_old), partition_name(old)])
     assert partition_name(recent) in partitions_of(store)
@@ -178,8 +182,16 @@ def test_retention_drops_whole_old_partitions_and_keeps_long_lived_candles(store
         assert days_in("1m") == {old, recent}
         assert days_in("1h") == {very_old, old, recent}
         assert days_in("1d") == {very_old, old, recent}
+        assert stored_candles(conn, settings.pg_schema, "1d") == candles_before["1d"]
         assert conn.execute(f"SELECT array_agg(value) FROM {settings.pg_schema}.metrics").fetchone()[0] == [2.0]
     assert store.maintain(now=now)["dropped_partitions"] == []
+    # a replay of a dropped day stores its ticks again (until the next maintenance) but must not
+    # count them twice in the candles that outlived them
+    assert store.upsert(table(ticks[old])) == 30
+    with store.connect() as conn:
+        for level in ("5m", "1h", "1d"):
+            assert stored_candles(conn, settings.pg_schema, level) == candles_before[level], level
+    assert store.maintain(now=now)["dropped_partitions"] == [partition_name(old)]
 
 
 def test_exact_decimal_and_null_round_trip(store):

@@ -6,6 +6,9 @@
 -- does not depend on arrival order. vwap = turnover / volume rounded half-up to 4 places,
 -- in integer arithmetic (the same formula as bars/candles_postgres.sql). Buckets: date_bin
 -- from origin 00:00 KST, so intraday buckets start at 09:00 KST and 1d = one KST trading date.
+-- Ticks of days past the tick retention are stored but leave candles alone: those days'
+-- candles were built while their ticks were kept, and after retention dropped the ticks a
+-- re-inserted tick would look new and be counted twice.
 WITH added AS (
     INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
     SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
@@ -27,6 +30,7 @@ delta_1m AS (
            min(cum_volume) AS open_cum,
            max(cum_volume) AS close_cum
     FROM added
+    WHERE ts >= %(candle_cutoff)s  -- days past tick retention keep the candles they have
     GROUP BY 1, 2
 ),
 {rollups}

@@ -162,11 +162,18 @@ class HotStore:
             return 0
         if self.mode == "postgres":
             self._ensure_days(partitions.batch_days(batch), conn)
+        params = {"candle_cutoff": self.candle_cutoff()} if self.mode == "postgres" else None
         try:
-            return write_batch(conn, self.schema, self.insert_sql(), batch, checkpoint)
+            return write_batch(conn, self.schema, self.insert_sql(), batch, checkpoint, params)
         except psycopg.Error:
             self._known_days = None  # a partition may have been dropped by another process
             raise
+
+    def candle_cutoff(self, now: datetime | None = None) -> datetime:
+        """Start of the oldest KST day still inside the tick retention. Ticks before it are
+        stored but change no candle (both modes): that day's candles are final."""
+        horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
+        return kst_day_bounds(partitions.today_kst(horizon))[0]
 
     def upsert(self, table: pa.Table) -> int:
         """Insert ticks not yet stored (reconcile, recovery, rebuild); returns rows added."""
@@ -193,7 +200,8 @@ class HotStore:
         retention may have dropped (a refresh there would rebuild candles from partial ticks)."""
         from . import timescale
 
-        oldest = datetime.now(UTC) - timedelta(days=self.settings.tick_retention_days - 2)
+        # one day of margin: a KST day spans two UTC-aligned chunks, the older may be gone already
+        oldest = self.candle_cutoff() + timedelta(days=1)
         for day in sorted(days):
             start, end = kst_day_bounds(day)
             if start >= oldest:

@@ -50,6 +50,7 @@ def write_batch(
     insert_sql: sql.Composed,
     batch: pa.Table,
     checkpoint: tuple[str, str, str] | None = None,
+    params: dict | None = None,
 ) -> int:
     """Stage and insert ``batch`` (TICK_SCHEMA); returns the rows actually added."""
     payload = encode_binary_copy(batch)
@@ -58,7 +59,7 @@ def write_batch(
             cur.execute(sql_text("stage.sql"))
             with cur.copy(sql_text("copy_stage.sql")) as copy:
                 copy.write(payload)
-            cur.execute(insert_sql)
+            cur.execute(insert_sql, params)
             row = cur.fetchone() if cur.description else None
             added = int(row[0]) if row is not None else max(cur.rowcount, 0)
             if checkpoint is not None:
