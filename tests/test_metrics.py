@@ -100,7 +100,9 @@ def test_sampler_reads_redis_and_fills_metrics_table(settings: Settings, rclient
     rclient.xadd(settings.dlq_stream, {"reason": "y"})
 
     with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{settings.pg_schema}"')  # no metrics table yet: the writer creates it
+        # a schema initialised before the metrics table existed: the writer adds the table
+        conn.execute(f'CREATE SCHEMA "{settings.pg_schema}"')
+        conn.execute(f'CREATE TABLE "{settings.pg_schema}".hot_meta (key text PRIMARY KEY, value text NOT NULL)')
 
     m = PipelineMetrics(settings)
     m.observe_commit(_commit("hot", _batch(100, datetime.now(UTC)), time.time()))
@@ -133,6 +135,18 @@ def test_sampler_reads_redis_and_fills_metrics_table(settings: Settings, rclient
     assert by_key[("tickvault_dlq_entries", "{}")] == 2
     assert by_key[("tickvault_ingest_rows_total", '{"group": "hot"}')] == 100
     assert any(name == "tickvault_host_cpu_percent" for name, _ in by_key)
+
+
+def test_sampler_never_creates_tables_in_an_uninitialised_schema(settings: Settings) -> None:
+    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{settings.pg_schema}"')
+    sampler = MetricsSampler(PipelineMetrics(settings), settings)
+    try:
+        assert sampler.sample_once() == 0
+    finally:
+        sampler.close()
+    with psycopg.connect(settings.pg_dsn) as conn:
+        assert conn.execute("SELECT to_regclass(%s)", (f"{settings.pg_schema}.metrics",)).fetchone()[0] is None
 
 
 def test_sampler_survives_a_down_database(settings: Settings) -> None:

@@ -379,9 +379,17 @@ class MetricsWriter:
 
         return sql.SQL(_sql(name)).format(schema=sql.Identifier(self.settings.pg_schema))
 
-    def ensure_table(self) -> None:
-        """Create the table if init has not (same definition as the hot store's)."""
-        self._connection().execute(self._stmt("metrics_table.sql"))
+    def ensure_table(self) -> bool:
+        """Create the table for a schema that `tickvault init` set up before metrics existed.
+
+        Never for a schema init has not set up yet: init creates the table itself (as a
+        hypertable in TimescaleDB mode, which a plain table with rows would prevent)."""
+        conn = self._connection()
+        initialised = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self.settings.pg_schema}.hot_meta",)).fetchone()[0]
+        if not initialised:
+            return False
+        conn.execute(self._stmt("metrics_table.sql"))
+        return True
 
     def write(self, rows: list[tuple[datetime, str, str, float]]) -> int:
         import psycopg
@@ -391,9 +399,12 @@ class MetricsWriter:
         try:
             return self._copy(rows)
         except psycopg.errors.UndefinedTable:
-            log.warning("metrics: %s.metrics missing; creating it (run `tickvault init` to create the full schema)", self.settings.pg_schema)
             self.close()
-            self.ensure_table()
+            if not self.ensure_table():
+                log.warning("metrics: schema %s is not initialised; run `tickvault init` (samples are kept only on /metrics until then)",
+                            self.settings.pg_schema)
+                return 0
+            log.warning("metrics: created the missing table %s.metrics", self.settings.pg_schema)
             return self._copy(rows)
         except psycopg.Error:
             self.close()
