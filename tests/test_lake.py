@@ -200,3 +200,22 @@ def test_connect_gives_a_queryable_lake(lake):
             con.execute("DELETE FROM lake.ticks")
     finally:
         con.close()
+
+
+def test_checkpoint_is_the_newest_and_survives_compaction(lake):
+    sink = lake.sink()
+    for i in range(5):
+        sink.write(make_ticks(20, start_cum=i * 100), "s", "cold", f"{i + 1}-0")
+        sink.write(make_ticks(20, start_cum=i * 100 + 50), "s", "other", f"{i + 1}-1")
+    assert lake.checkpoint("s", "cold") == "5-0"
+    assert lake.checkpoint("s", "other") == "5-1"
+    lake.compact(DAY)  # prunes the older checkpoint rows
+    con = lake.connect(read_only=True)
+    try:
+        rows = con.execute("SELECT consumer_group, last_id FROM lake.ingest_checkpoint ORDER BY 1").fetchall()
+    finally:
+        con.close()
+    assert rows == [("cold", "5-0"), ("other", "5-1")]
+    assert lake.checkpoint("s", "cold") == "5-0"
+    sink.write(make_ticks(20, start_cum=900), "s", "cold", "6-0")
+    assert lake.checkpoint("s", "cold") == "6-0"

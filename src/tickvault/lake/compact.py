@@ -37,6 +37,7 @@ def compact_day(lake: Lake, day: date) -> dict[str, int | float]:
         rows_before = lake.count_ticks(day)
         if files_before > 1:
             lake._run("merge small files", lambda con: [con.execute(s).fetchall() for s in sql.statements("merge")], write=False)
+        lake._run("prune old checkpoint rows", lambda con: con.execute(sql.load("prune_checkpoints")), write=True)
         files_after = lake.file_count(day)
         rows_after = lake.count_ticks(day)
     if rows_after != rows_before:

@@ -12,7 +12,7 @@ CREATE TABLE IF NOT EXISTS lake.ticks (
     received_at TIMESTAMPTZ,
     trade_date  DATE           NOT NULL
 );
--- One row per (stream, consumer group): the last stream id committed with data.
+-- Per (stream, consumer group) the newest row holds the last stream id committed with data.
 CREATE TABLE IF NOT EXISTS lake.ingest_checkpoint (
     stream         VARCHAR     NOT NULL,
     consumer_group VARCHAR     NOT NULL,

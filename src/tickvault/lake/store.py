@@ -180,9 +180,7 @@ class Lake:
             added = self._insert_new(con, batch) if batch.num_rows else 0
             if checkpoint is not None:
                 stream, group, last_id = checkpoint
-                for statement in sql.statements("set_checkpoint"):
-                    con.execute(statement, {"stream": stream, "group": group, "last_id": last_id} if "last_id" in statement
-                                else {"stream": stream, "group": group})
+                con.execute(sql.load("set_checkpoint"), {"stream": stream, "group": group, "last_id": last_id})
             return added
 
         with writer_lock(self.lake_dir):
