@@ -111,6 +111,24 @@ def test_daily_job_runs_once_per_trading_day_after_its_time(settings: Settings) 
     assert job.due(datetime(2026, 11, 28, 17, 0, tzinfo=KST)) is None  # Saturday
 
 
+def test_daily_job_retries_a_failed_day_a_few_times(settings: Settings) -> None:
+    metrics = PipelineMetrics(settings)
+    calls: list[object] = []
+
+    def flaky(day):
+        calls.append(day)
+        raise ConnectionError("broker down")
+
+    job = DailyJob("recovery", flaky, "16:10", metrics, lambda day: True, attempts=2, retry_after_s=0.0)
+    day = datetime(2026, 11, 26, 16, 30, tzinfo=KST)
+    assert job.due(day) == day.date()
+    assert not job.run_once(day.date())
+    assert job.due(day) == day.date()  # tried again
+    assert not job.run_once(day.date())
+    assert job.due(day) is None  # out of attempts for today
+    assert len(calls) == 2 and metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 2
+
+
 # ---------------------------------------------------------------------- the real process
 def _free_port() -> int:
     with socket.socket() as sock:

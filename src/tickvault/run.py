@@ -172,18 +172,25 @@ class ArchiverRunnable:
 
 
 class DailyJob:
-    """Calls ``fn(day)`` once per KST trading day at ``at`` (HH:MM KST); catches up once if started late."""
+    """Calls ``fn(day)`` once per KST trading day at ``at`` (HH:MM KST); catches up if started late.
+
+    A failed run is tried again ``retry_after_s`` later, at most ``attempts`` times a day
+    (a broker outage at 16:10 should not cost the day's verification)."""
 
     def __init__(self, name: str, fn: Callable[[date], dict[str, float] | None], at: str, metrics: PipelineMetrics,
-                 is_trading_day: Callable[[date], bool]) -> None:
+                 is_trading_day: Callable[[date], bool], attempts: int = 3, retry_after_s: float = 1800.0) -> None:
         hour, minute = (int(part) for part in at.split(":"))
         self.name = name
         self.fn = fn
         self.at = (hour, minute)
         self.metrics = metrics
         self.is_trading_day = is_trading_day
+        self.attempts = attempts
+        self.retry_after_s = retry_after_s
         self.stop_event = threading.Event()
-        self.last_day: date | None = None
+        self.last_day: date | None = None  # the day that is done (succeeded or out of attempts)
+        self._tries: dict[date, int] = {}
+        self._not_before = 0.0
 
     def due(self, now: datetime) -> date | None:
         """The KST day to run for at ``now``, or None."""
@@ -191,16 +198,26 @@ class DailyJob:
         day = local.date()
         if self.last_day == day or not self.is_trading_day(day):
             return None
-        if (local.hour, local.minute) < self.at:
+        if (local.hour, local.minute) < self.at or time.monotonic() < self._not_before:
             return None
         return day
+
+    def run_once(self, day: date) -> bool:
+        ok = run_job(self.name, lambda: self.fn(day), self.metrics)
+        tries = self._tries[day] = self._tries.get(day, 0) + 1
+        if ok or tries >= self.attempts:
+            self.last_day = day
+            self._tries.pop(day, None)
+        else:
+            log.warning("%s of %s: attempt %d of %d failed; next try in %.0f min", self.name, day, tries, self.attempts, self.retry_after_s / 60)
+            self._not_before = time.monotonic() + self.retry_after_s
+        return ok
 
     def run(self) -> int:
         while not self.stop_event.is_set():
             day = self.due(datetime.now(KST))
             if day is not None:
-                run_job(self.name, lambda: self.fn(day), self.metrics)
-                self.last_day = day  # one attempt per day; a failure shows in job_last_ok and the logs
+                self.run_once(day)
             self.stop_event.wait(30.0)
         return 0
 
@@ -233,8 +250,7 @@ def run_job(name: str, fn: Callable[[], dict[str, float] | None], metrics: Pipel
     try:
         results = fn() or {}
     except Exception as exc:  # noqa: BLE001 - a failed run is reported and retried on schedule
-        log.error("%s failed: %s: %s — it runs again on schedule; see the log above for details", name, type(exc).__name__, exc)
-        log.debug("%s traceback", name, exc_info=True)
+        log.error("%s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
         metrics.record_job(name, False, time.perf_counter() - started)
         return False
     ok = bool(results.pop("ok", 1))
