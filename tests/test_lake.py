@@ -219,3 +219,13 @@ def test_checkpoint_is_the_newest_and_survives_compaction(lake):
     assert lake.checkpoint("s", "cold") == "5-0"
     sink.write(make_ticks(20, start_cum=900), "s", "cold", "6-0")
     assert lake.checkpoint("s", "cold") == "6-0"
+
+
+def test_read_symbols_filter(lake):
+    lake.upsert(make_ticks(90))
+    start, end = kst_day_bounds(DAY)
+    two = lake.read_ticks(start, end, symbols=["035420", "005930", "005930"])
+    assert set(two.column("symbol").to_pylist()) == {"005930", "035420"} and two.num_rows == 60
+    assert lake.read_ticks(start, end, symbols=["999999"]).num_rows == 0
+    empty = lake.read_ticks(start, end, symbols=[])
+    assert empty.num_rows == 0 and empty.schema == TICK_SCHEMA

@@ -1,8 +1,10 @@
--- Ticks with $start <= ts < $end (optionally only $symbols), as of a snapshot.
--- {at} is empty or an "AT (VERSION => $as_of)" / "AT (TIMESTAMP => $as_of)" clause.
+-- Ticks with $start <= ts < $end, as of a snapshot, optionally only some symbols.
+-- {at} is empty or "AT (VERSION => $as_of)" / "AT (TIMESTAMP => $as_of)";
+-- {symbols} is empty or "AND symbol IN ($symbol_0, ...)" — a constant list, so DuckDB
+-- prunes row groups by their symbol min/max (files are sorted by symbol).
 SELECT symbol, ts, price, volume, cum_volume, side, source, received_at
 FROM lake.ticks {at}
 WHERE trade_date BETWEEN $first_day AND $last_day
   AND ts >= $start AND ts < $end
-  AND ($symbols IS NULL OR list_contains($symbols, symbol))
+  {symbols}
 ORDER BY symbol, trade_date, cum_volume

@@ -218,12 +218,18 @@ class Lake:
             "last_day": kst_date(end),
             "start": start,
             "end": end,
-            "symbols": list(symbols) if symbols is not None else None,
         }
         clause = at_clause(as_of)
         if clause:
             params["as_of"] = as_of
-        query = sql.load("read_ticks").replace("{at}", clause)
+        symbol_filter = ""
+        if symbols is not None:
+            wanted = sorted(set(symbols))
+            if not wanted:
+                return TICK_SCHEMA.empty_table()
+            params.update({f"symbol_{i}": s for i, s in enumerate(wanted)})
+            symbol_filter = "AND symbol IN (" + ", ".join(f"$symbol_{i}" for i in range(len(wanted))) + ")"
+        query = sql.load("read_ticks").replace("{at}", clause).replace("{symbols}", symbol_filter)
         table = self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table())
         return as_tick_schema(table)
 
