@@ -31,8 +31,6 @@ from tickvault.lake import Lake
 from tickvault.model import KST, PRICE_TYPE, TICK_SCHEMA, TS_TYPE
 from tickvault.query import QueryEngine
 
-SESSION_SECONDS = 6 * 3600 + 20 * 60  # 09:00-15:20 continuous trading
-
 
 def day_ticks(rng: np.random.Generator, day: date, symbols: list[str], per_symbol: int) -> pa.Table:
     """Continuous-session trades, several per second, open auction at the open, close at 15:30."""

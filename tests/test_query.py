@@ -4,17 +4,18 @@ the retention boundary, as_of on the lake, ticks, fill, conversions."""
 from __future__ import annotations
 
 from collections import Counter
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from test_bars import END, SESSIONS, START, SYMBOLS, as_rows, make_ticks, truth_bars
+from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
 
 from tickvault.hot import HotStore
 from tickvault.lake import Lake
 from tickvault.model import KST, UTC, Tick, ticks_to_table
 from tickvault.query import QueryEngine, QueryError, Segment, resolve_range, to_pandas, to_polars
+from tickvault.timeframe import parse_timeframe
 
 ACCEPTANCE_TFS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
 # "now" for the engine: 2026-01-06 12:00 KST with 10 days of hot retention -> the hot store keeps
@@ -79,7 +80,7 @@ def test_auto_plan_splits_at_the_first_full_hot_date(retained) -> None:
         Segment("cold", lo, datetime(2025, 12, 30, tzinfo=KST)),
         Segment("hot", datetime(2025, 12, 30, tzinfo=KST), hi),
     ]
-    tf_week = __import__("tickvault.timeframe", fromlist=["parse_timeframe"]).parse_timeframe("1w")
+    tf_week = parse_timeframe("1w")
     # a week bar must come whole from one store: split moves on to the next week's first date
     assert retained.plan("auto", lo, hi, tf_week)[1].start == datetime(2026, 1, 5, tzinfo=KST)
     assert retained.plan("auto", lo, datetime(2025, 12, 1, tzinfo=KST)) == [Segment("cold", lo, datetime(2025, 12, 1, tzinfo=KST))]
