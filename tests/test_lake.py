@@ -229,3 +229,24 @@ def test_read_symbols_filter(lake):
     assert lake.read_ticks(start, end, symbols=["999999"]).num_rows == 0
     empty = lake.read_ticks(start, end, symbols=[])
     assert empty.num_rows == 0 and empty.schema == TICK_SCHEMA
+
+
+def test_writer_lock_is_reentrant_and_excludes_other_threads(tmp_path):
+    import threading
+
+    from tickvault.lake.writelock import writer_lock
+
+    entered = threading.Event()
+
+    def other() -> None:
+        with writer_lock(tmp_path, timeout_s=30):
+            entered.set()
+
+    with writer_lock(tmp_path):
+        with writer_lock(tmp_path, timeout_s=1):  # same thread: no self-deadlock
+            pass
+        thread = threading.Thread(target=other)
+        thread.start()
+        assert not entered.wait(0.5), "another thread got the writer lock while it was held"
+    assert entered.wait(10)
+    thread.join()

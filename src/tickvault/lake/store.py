@@ -130,25 +130,40 @@ class Lake:
 
     # --- schema
     def init(self) -> None:
-        """Create the catalog, tables and layout options; idempotent."""
+        """Create the catalog, tables and layout options; idempotent.
+
+        An existing, complete lake is recognised without the writer lock, so readers
+        never wait for the archiver here.
+        """
         with self._mutex:
             if self._initialised:
                 return
             self.lake_dir.mkdir(parents=True, exist_ok=True)
-            with writer_lock(self.lake_dir):
-                exists = self._run("look up the lake tables", lambda con: con.execute(
-                    "SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND table_name IN ('ticks', 'ingest_checkpoint')",
-                    {"db": ALIAS},
-                ).fetchone()[0])
-                if exists < 2:
-                    self._run("create the lake tables", lambda con: [con.execute(s) for s in sql.statements("schema")], write=True)
-                    log.info("lake created at %s", self.lake_dir)
-                # Layout options cannot share the tables' transaction; the last one written
-                # marks the layout complete, so an init interrupted half-way is redone.
-                if not self._run("read the lake layout", lambda con: con.execute(sql.load("layout_done")).fetchone()[0]):
-                    for statement in sql.statements("layout"):
-                        self._run("set the lake layout", lambda con, s=statement: con.execute(s))
+            if not self._is_complete():
+                with writer_lock(self.lake_dir):
+                    self._create()
             self._initialised = True
+
+    def _is_complete(self) -> bool:
+        def check(con: duckdb.DuckDBPyConnection) -> bool:
+            tables = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE database_name = $db AND table_name IN ('ticks', 'ingest_checkpoint')",
+                {"db": ALIAS},
+            ).fetchone()[0]
+            return tables == 2 and bool(con.execute(sql.load("layout_done")).fetchone()[0])
+
+        return self._run("look up the lake tables", check)
+
+    def _create(self) -> None:
+        """Under the writer lock: tables in one transaction, then the layout options, which
+        cannot share it; the last option marks the layout complete, so an init interrupted
+        half-way is redone."""
+        if self._is_complete():
+            return
+        self._run("create the lake tables", lambda con: [con.execute(s) for s in sql.statements("schema")], write=True)
+        for statement in sql.statements("layout"):
+            self._run("set the lake layout", lambda con, s=statement: con.execute(s))
+        log.info("lake ready at %s", self.lake_dir)
 
     # --- writes
     def _insert_new(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:

@@ -20,6 +20,7 @@ LOCK_FILE = "writer.lock"
 
 _thread_locks: dict[str, threading.Lock] = {}
 _guard = threading.Lock()
+_held = threading.local()  # lock paths this thread holds (re-entry must not self-deadlock)
 
 
 def _thread_lock(path: Path) -> threading.Lock:
@@ -29,9 +30,18 @@ def _thread_lock(path: Path) -> threading.Lock:
 
 @contextmanager
 def writer_lock(lake_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
-    """Hold the lake's writer lock (flock works per open file, so also guard threads)."""
+    """Hold the lake's writer lock (flock works per open file, so also guard threads).
+
+    Re-entrant within one thread: compaction holds it while calling Lake methods.
+    """
     path = Path(lake_dir) / LOCK_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    key = str(path.resolve())
+    held: set[str] = getattr(_held, "paths", None) or set()
+    _held.paths = held
+    if key in held:
+        yield
+        return
     tlock = _thread_lock(path)
     if not tlock.acquire(timeout=timeout_s):
         raise TimeoutError(f"lake writer lock {path} busy for {timeout_s:.0f}s inside this process; retry later")
@@ -50,9 +60,11 @@ def writer_lock(lake_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
                             "(a compaction or upsert?); retry later"
                         ) from None
                     time.sleep(0.01)
+            held.add(key)
             try:
                 yield
             finally:
+                held.discard(key)
                 fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
