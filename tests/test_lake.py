@@ -250,3 +250,21 @@ def test_writer_lock_is_reentrant_and_excludes_other_threads(tmp_path):
         assert not entered.wait(0.5), "another thread got the writer lock while it was held"
     assert entered.wait(10)
     thread.join()
+
+
+def test_compaction_deletes_old_orphaned_files_only(lake, settings):
+    import os
+    import shutil
+
+    lake.upsert(make_ticks(30))
+    stored = next((settings.lake_dir / "data").rglob("*.parquet"))
+    old_orphan = stored.parent / "ducklake-killed-old.parquet"
+    new_orphan = stored.parent / "ducklake-in-flight.parquet"
+    shutil.copy(stored, old_orphan)
+    shutil.copy(stored, new_orphan)
+    two_hours_ago = datetime.now().timestamp() - 7200
+    os.utime(old_orphan, (two_hours_ago, two_hours_ago))
+    result = lake.compact(DAY)
+    assert result["orphans_deleted"] == 1
+    assert not old_orphan.exists() and new_orphan.exists() and stored.exists()
+    assert lake.count_ticks(DAY) == 30

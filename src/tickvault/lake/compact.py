@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 def compact_day(lake: Lake, day: date) -> dict[str, int | float]:
     """Merge the small files of ``day`` (and of any other day that has several).
 
+    Also prunes old checkpoint rows and deletes orphaned data files (older than an hour).
     Returns files before/after and rows for the day. Raises if the row count changed,
     which would mean a bug in the merge; the merge commits atomically either way.
     """
@@ -38,6 +39,7 @@ def compact_day(lake: Lake, day: date) -> dict[str, int | float]:
         if files_before > 1:
             lake._run("merge small files", lambda con: [con.execute(s).fetchall() for s in sql.statements("merge")], write=False)
         lake._run("prune old checkpoint rows", lambda con: con.execute(sql.load("prune_checkpoints")), write=True)
+        orphans = lake._run("delete orphaned files", lambda con: len(con.execute(sql.load("delete_orphans")).fetchall()))
         files_after = lake.file_count(day)
         rows_after = lake.count_ticks(day)
     if rows_after != rows_before:
@@ -47,4 +49,10 @@ def compact_day(lake: Lake, day: date) -> dict[str, int | float]:
         )
     seconds = time.perf_counter() - started
     log.info("compacted %s: %d -> %d files, %d rows, %.2fs", day, files_before, files_after, rows_after, seconds)
-    return {"files_before": files_before, "files_after": files_after, "rows": rows_after, "seconds": round(seconds, 3)}
+    return {
+        "files_before": files_before,
+        "files_after": files_after,
+        "rows": rows_after,
+        "orphans_deleted": orphans,
+        "seconds": round(seconds, 3),
+    }
