@@ -92,6 +92,7 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     """ducklake + sqlite from the PyPI wheels; never try to download anything."""
     con.execute("SET autoinstall_known_extensions = false")
     con.execute("SET TimeZone = 'UTC'")
+    con.execute("SET enable_progress_bar = false")  # never draw bars into archiver logs
     import_extension("ducklake", con=con)
     import_extension("sqlite", con=con)
 
