@@ -14,7 +14,11 @@ from pathlib import Path
 import psutil
 import psycopg
 import pyarrow as pa
+import pytest
 import redis
+from click.testing import CliRunner
+
+from tickvault.cli import cli
 
 from tickvault.demo import check_continuity, check_counts, check_no_duplicates, cum_volume_breaks
 from tickvault.simulate import generate_day
@@ -107,6 +111,24 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
         time.sleep(0.2)
     assert _server_processes() - before == set()
     assert list(tmp.iterdir()) == []
+
+
+def test_demo_fails_when_a_store_lost_a_tick(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The checks read the stores back; make the hot read-back lose one tick and the demo must fail."""
+    import tickvault.cli.export as export
+
+    real_read_day = export.read_day
+
+    def lossy_read_day(settings, source, day, symbols=None):
+        table = real_read_day(settings, source, day, symbols)
+        return pa.concat_tables([table.slice(0, 10), table.slice(11)]) if source == "hot" else table
+
+    monkeypatch.setattr(export, "read_day", lossy_read_day)
+    env = {"TICKVAULT_PG_URL": pg_url, "TICKVAULT_REDIS_URL": redis_url, "TICKVAULT_HOT_MODE": "postgres"}
+    result = CliRunner().invoke(cli, ["demo", "--date", DAY, "--symbols", "2", "--ticks", "500"], env=env)
+    assert result.exit_code == 1
+    assert "FAIL  1 symbols broken" in result.stdout
+    assert "demo checks FAILED: cum_volume continuous per symbol (hot), stored values equal generated (hot)" in result.stderr
 
 
 def test_checks_catch_a_lost_and_a_doubled_tick() -> None:

@@ -54,7 +54,7 @@ def demo_cmd(
     options = DemoOptions(day, symbols, ticks, seed, dup_rate, shuffle_window, keep)
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     progress = _progress_line if sys.stderr.isatty() else None
-    signal.signal(signal.SIGTERM, _raise_interrupt)  # stop everything we started, as on Ctrl-C
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # stop everything we started, as on Ctrl-C
     try:
         report = run_demo(settings, options, say=say, progress=progress)
     except KeyboardInterrupt:
@@ -64,6 +64,8 @@ def demo_cmd(
     except Exception as exc:  # noqa: BLE001 - setup failures: one line that says what to do
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         fail(f"demo could not run: {type(exc).__name__}: {first}")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     if as_json:
         click.echo(json.dumps(report.as_dict()))
     else:
