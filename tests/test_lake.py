@@ -143,6 +143,10 @@ def test_time_travel(lake):
     assert lake.read_ticks(start, end, as_of=moment).num_rows == 100
     with pytest.raises(TypeError):
         lake.read_ticks(start, end, as_of="yesterday")
+    with pytest.raises(ValueError, match="no snapshot"):
+        lake.read_ticks(start, end, as_of=lake.snapshot_id() + 100)
+    with pytest.raises(ValueError, match="no snapshot"):
+        lake.read_ticks(start, end, as_of=datetime(2020, 1, 1, tzinfo=UTC))
 
 
 def test_compaction_keeps_rows_and_reduces_files(lake, settings):

@@ -245,7 +245,15 @@ class Lake:
             params.update({f"symbol_{i}": s for i, s in enumerate(wanted)})
             symbol_filter = "AND symbol IN (" + ", ".join(f"$symbol_{i}" for i in range(len(wanted))) + ")"
         query = sql.load("read_ticks").replace("{at}", clause).replace("{symbols}", symbol_filter)
-        table = self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table())
+        try:
+            table = self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table())
+        except duckdb.InvalidInputException as exc:
+            if "No snapshot found" in str(exc):
+                raise ValueError(
+                    f"the lake has no snapshot at {as_of!r} (before its first commit, or a snapshot id not yet "
+                    "written); use a later time or a snapshot id from Lake.snapshot_id()"
+                ) from None
+            raise
         return as_tick_schema(table)
 
     def count_ticks(self, day: date) -> int:
