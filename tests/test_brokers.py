@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import stat
 import time
 from datetime import date, datetime, timedelta
