@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from datetime import date, datetime
 from pathlib import Path
@@ -150,3 +151,14 @@ def test_cli_rejects_bad_input(settings: Settings) -> None:
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
     too_few = runner.invoke(cli, ["simulate", "--symbols", "10", "--ticks", "5", "--no-publish"])
     assert too_few.exit_code == 2 and "at least 2 per symbol" in too_few.output
+
+
+def test_cli_json_summary_and_unreachable_redis(settings: Settings, rclient: redis.Redis) -> None:
+    env = {"TICKVAULT_REDIS_URL": settings.redis_dsn, "TICKVAULT_STREAM": settings.stream}
+    ok = CliRunner().invoke(cli, ["simulate", "--date", "2026-11-20", "--symbols", "2", "--ticks", "300", "--json"], env=env)
+    assert ok.exit_code == 0, ok.output
+    summary = json.loads(ok.stdout)
+    assert summary["entries"] == summary["ticks"] == 300 and summary["symbols"] == 2
+    assert summary["first_ts"] == "2026-11-20T09:00:00+09:00" and summary["last_ts"] == "2026-11-20T15:30:00+09:00"
+    down = CliRunner().invoke(cli, ["simulate", "--ticks", "10", "--symbols", "1"], env={"TICKVAULT_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"})
+    assert down.exit_code == 1 and "unreachable" in down.stderr and "s3cret" not in down.output

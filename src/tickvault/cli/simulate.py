@@ -60,21 +60,32 @@ def simulate_cmd(
     if not no_publish:
         settings = get_settings(ctx)
         client = connect(settings.redis_dsn)
+        where = settings.redis_dsn.rsplit("@", 1)[-1]  # never print a password
         try:
             client.ping()
         except Exception as exc:  # noqa: BLE001 - any connection failure gets the same advice
-            fail(f"Redis at {settings.redis_dsn} is unreachable ({exc}); start it or set TICKVAULT_REDIS_URL")
-        progress = _progress_printer() if sys.stderr.isatty() and not as_json else None
-        result = publish(
-            Publisher(client, settings.stream),
-            table,
-            dup_rate=dup_rate,
-            shuffle_window=shuffle_window,
-            seed=seed,
-            pace=pace,
-            on_progress=progress,
-        )
-        if progress is not None:
+            fail(f"Redis at {where} is unreachable ({exc}); start it or set TICKVAULT_REDIS_URL")
+        show = _progress_printer() if sys.stderr.isatty() and not as_json else None
+        sent = [0, 0]
+
+        def progress(done: int, total: int) -> None:
+            sent[0], sent[1] = done, total
+            if show is not None:
+                show(done, total)
+
+        try:
+            result = publish(
+                Publisher(client, settings.stream),
+                table,
+                dup_rate=dup_rate,
+                shuffle_window=shuffle_window,
+                seed=seed,
+                pace=pace,
+                on_progress=progress,
+            )
+        except KeyboardInterrupt:
+            fail(f"interrupted after {sent[0]} of {sent[1]} entries were published to {settings.stream}", 130)
+        if show is not None:
             click.echo("", err=True)
         client.close()
         summary.update(
