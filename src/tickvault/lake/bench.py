@@ -171,17 +171,23 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mode", nargs="+", default=["parquet", "raw", "archiver"], choices=["parquet", "raw", "archiver"])
     parser.add_argument("--repeat", type=int, default=1, help="runs per configuration; the median run is printed")
     args = parser.parse_args(argv)
-    for batch_rows in args.batch:
-        for mode in args.mode:
-            # the fallback has no catalog to read, so its "reader" would only measure CPU contention
-            for reader in (False,) if mode == "parquet" else (False, True):
-                runs = []
-                for _ in range(args.repeat):
-                    with tempfile.TemporaryDirectory() as tmp:
-                        runs.append(measure_write(Path(tmp) / "lake", batch_rows, max(1, args.rows // batch_rows), reader, mode))
-                runs.sort(key=lambda r: r.rows_per_s)
-                print(json.dumps(asdict(runs[len(runs) // 2]) | {"runs_rows_per_s": [r.rows_per_s for r in runs]}), flush=True)
-
+    configs = [
+        (batch_rows, mode, reader)
+        for batch_rows in args.batch
+        for mode in args.mode
+        # the fallback has no catalog to read, so its "reader" would only measure CPU contention
+        for reader in ((False,) if mode == "parquet" else (False, True))
+    ]
+    runs: dict[tuple, list[WriteResult]] = {config: [] for config in configs}
+    for _ in range(args.repeat):  # rounds over all configurations: load drifts hit each alike
+        for batch_rows, mode, reader in configs:
+            with tempfile.TemporaryDirectory() as tmp:
+                result = measure_write(Path(tmp) / "lake", batch_rows, max(1, args.rows // batch_rows), reader, mode)
+            runs[(batch_rows, mode, reader)].append(result)
+    for config in configs:
+        results = sorted(runs[config], key=lambda r: r.rows_per_s)
+        median = results[len(results) // 2]
+        print(json.dumps(asdict(median) | {"runs_rows_per_s": [r.rows_per_s for r in results]}), flush=True)
 
 if __name__ == "__main__":
     main()
