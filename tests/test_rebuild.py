@@ -22,21 +22,36 @@ from tickvault.sync.trim import group_positions, trim
 from test_verify import DAY, cli_env
 
 
-def drain(settings: Settings, which: str, consumer: str | None = None) -> None:
-    archiver = build_archiver(settings, which, consumer=consumer or f"{which}-1")
-    archiver.run_until_idle()
-    archiver.sink.close()
+class Archivers:
+    """The two archivers of one test, opened once (opening a lake costs about a second)."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.by_group = {g: build_archiver(settings, g, consumer=f"{g}-1") for g in ("hot", "cold")}
+
+    def drain(self, which: str) -> None:
+        self.by_group[which].run_until_idle()
+
+    def close(self) -> None:
+        for archiver in self.by_group.values():
+            archiver.sink.close()
 
 
-def test_stream_lost_while_hot_is_down_rebuild_hot_from_cold(settings: Settings, rclient: redis.Redis) -> None:
+@pytest.fixture
+def archivers(settings: Settings):
+    opened = Archivers(settings)
+    yield opened
+    opened.close()
+
+
+def test_stream_lost_while_hot_is_down_rebuild_hot_from_cold(settings: Settings, rclient: redis.Redis, archivers: Archivers) -> None:
     truth = generate_day(DAY, symbols=3, ticks=4000, seed=31)
     publisher = Publisher(rclient, settings.stream)
     publish(publisher, truth.slice(0, 1000))
-    drain(settings, "hot")
-    drain(settings, "cold")
+    archivers.drain("hot")
+    archivers.drain("cold")
     # hot goes down; the day goes on and the lake keeps up
     publish(publisher, truth.slice(1000, 2500))  # rows 1000..3499
-    drain(settings, "cold")
+    archivers.drain("cold")
     assert not verify(settings, DAY).consistent
     # Redis restarts without persistence: the stream and both groups are gone
     rclient.delete(settings.stream)
@@ -53,21 +68,21 @@ def test_stream_lost_while_hot_is_down_rebuild_hot_from_cold(settings: Settings,
 
     # the pipeline resumes: later ticks reach both stores through the recreated stream
     publish(publisher, truth.slice(3500))
-    drain(settings, "hot")
-    drain(settings, "cold")
+    archivers.drain("hot")
+    archivers.drain("cold")
     report = verify(settings, DAY)
     assert report.consistent, report.reasons()
     assert report.stores["hot"].ticks == report.stores["cold"].ticks == truth.num_rows
 
 
-def test_rebuild_after_a_backlog_moves_the_group_forward(settings: Settings, rclient: redis.Redis) -> None:
+def test_rebuild_after_a_backlog_moves_the_group_forward(settings: Settings, rclient: redis.Redis, archivers: Archivers) -> None:
     truth = generate_day(DAY, symbols=2, ticks=3000, seed=32)
     publisher = Publisher(rclient, settings.stream)
     publish(publisher, truth.slice(0, 500))
-    drain(settings, "hot")
-    drain(settings, "cold")
+    archivers.drain("hot")
+    archivers.drain("cold")
     publish(publisher, truth.slice(500, 1500))  # rows 500..1999
-    drain(settings, "cold")
+    archivers.drain("cold")
     # a hot consumer had taken some entries before dying
     rclient.xreadgroup("hot", "hot-1", {settings.stream: ">"}, count=100)
     last = rclient.xinfo_stream(settings.stream)["last-generated-id"]
@@ -83,8 +98,8 @@ def test_rebuild_after_a_backlog_moves_the_group_forward(settings: Settings, rcl
     # re-running is harmless, and new ticks flow to both
     assert rebuild(settings, "hot", kst_day_bounds(DAY)[0], wait_s=5).added == 0
     publish(publisher, truth.slice(2000))
-    drain(settings, "hot")
-    drain(settings, "cold")
+    archivers.drain("hot")
+    archivers.drain("cold")
     report = verify(settings, DAY)
     assert report.consistent, report.reasons()
     assert report.stores["hot"].ticks == truth.num_rows

@@ -74,6 +74,14 @@ def _last_id(client: redis.Redis, stream: str) -> str | None:
         return None
 
 
+def data_range(side: Side, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+    """[first tick, last tick] of the source within [start, end), as a half-open range to copy."""
+    row = side.rows("bounds", start, end, None)[0]
+    if not row["ticks"]:
+        return start, start
+    return max(start, row["first_ts"]), min(end, row["last_ts"] + timedelta(microseconds=1))
+
+
 def wait_for_group(client: redis.Redis, stream: str, group: str, last_id: str, wait_s: float) -> None:
     """Block until ``group`` has acked every entry <= ``last_id``, or raise RebuildError."""
     deadline = time.monotonic() + wait_s
@@ -158,9 +166,9 @@ def rebuild(
             log.warning("stream %s did not exist; created it with group %s at 0", stream, target)
         else:
             wait_for_group(client, stream, source, last_id, wait_s)
-        cursor = start
-        while cursor < end:
-            upper = min(cursor + chunk, end)
+        cursor, stop = data_range(src, start, end)
+        while cursor < stop:
+            upper = min(cursor + chunk, stop)
             ticks = src.read_ticks(cursor, upper)
             if ticks.num_rows:
                 result.read += ticks.num_rows
