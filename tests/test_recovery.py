@@ -172,7 +172,8 @@ def test_kis_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, 
     hot.close(), lake.close()
 
 
-def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, truth):
+def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, truth, caplog):
+    caplog.set_level(logging.DEBUG)
     lake_t, hot_t, planted = plant(truth, day)
     hot, lake = load(settings, lake_t, hot_t)
     with KiwoomRestStandin(truth, day, KW_KEY, KW_SECRET, rate_limit=5, page_rows=KW_PAGE) as server:
@@ -193,6 +194,9 @@ def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, da
         assert sum(r.ticks_recovered + r.copied_to_hot + r.copied_to_lake for r in again.symbols) == 0
         assert server.calls_by_api == {"ka10080": kiwoom_bar_calls(truth)}
         assert server.rejected == 0
+        text = report.render() + report_path(settings.lake_dir, day, "kiwoom").read_text() + caplog.text
+    for secret in (KW_KEY, KW_SECRET):
+        assert secret not in text
     hot.close(), lake.close()
 
 
