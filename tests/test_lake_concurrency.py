@@ -217,3 +217,34 @@ def test_failed_data_write_leaves_nothing_visible(settings):
     assert lake.count_ticks(other_day) == 50
     assert lake.checkpoint(settings.stream, "cold") == "2-0"
     lake.close()
+
+
+INITIALISER = r"""
+import sys, time
+from pathlib import Path
+from tickvault.config import Settings
+from tickvault.lake import Lake
+while not Path(sys.argv[2]).exists():
+    time.sleep(0.001)
+lake = Lake(Settings(lake_dir=sys.argv[1]))
+lake.init()
+print(lake.count_ticks(__import__("datetime").date(2026, 11, 20)))
+"""
+
+
+def test_processes_creating_the_same_lake_at_once(settings, tmp_path):
+    go = tmp_path / "go"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", INITIALISER, str(settings.lake_dir), str(go)],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]
+    time.sleep(1.5)
+    go.touch()
+    for proc in procs:
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 0, err
+        assert out.strip() == "0"
+    with Lake(settings) as lake:
+        assert lake.upsert(make_ticks(10)) == 10
+        assert lake.count_ticks(DAY) == 10

@@ -22,7 +22,7 @@ import pyarrow.compute as pc
 from ..config import Settings
 from ..model import TICK_SCHEMA, dedupe, kst_date
 from . import sql
-from .connection import ALIAS, LOCK_RETRY_SECONDS, is_lock_error, open_connection, retry_locked
+from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
 
 log = logging.getLogger(__name__)
@@ -89,7 +89,11 @@ class Lake:
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
-            self._con = open_connection(self.lake_dir)
+            if catalog_path(self.lake_dir).exists():
+                self._con = open_connection(self.lake_dir)
+            else:  # the first ATTACH creates the catalog: one process at a time
+                with writer_lock(self.lake_dir):
+                    self._con = open_connection(self.lake_dir)
         return self._con
 
     def _discard_connection(self) -> None:
