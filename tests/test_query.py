@@ -168,3 +168,20 @@ def test_pandas_and_polars_helpers(settings, both) -> None:
     pl_frame = to_polars(table)
     assert pl_frame.height == table.num_rows and str(pl_frame.schema["close"]) == "Float64"
     assert isinstance(table, pa.Table) and sorted(set(frame["symbol"])) == list(SYMBOLS)
+
+
+def test_hot_candle_tables_agree_with_query(settings, truth) -> None:
+    """The hot store's maintained candles_1m/5m/1h/1d (what Grafana reads) hold the same bars as
+    tickvault.query computes from ticks with session="all" — one definition of a bar."""
+    settings = settings.model_copy(update={"tick_retention_days": 3650})  # the test dates are in the past
+    hot = HotStore(settings)
+    hot.init()
+    hot.upsert(ticks_to_table(truth))
+    with QueryEngine(settings) as engine, hot.connect(autocommit=True) as conn:
+        for level in ("1m", "5m", "1h", "1d"):
+            mine = as_rows(engine.candles(None, level, START, END, source="hot", session="all"))
+            rows = conn.execute(
+                f"SELECT bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap "
+                f"FROM {settings.pg_schema}.candles_{level} ORDER BY symbol COLLATE \"C\", bucket"
+            ).fetchall()
+            assert [tuple(r) for r in rows] == mine, level
