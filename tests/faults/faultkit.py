@@ -1,0 +1,328 @@
+"""Shared plumbing of the fault-injection suite: scale, a publisher that survives a Redis
+restart, archiver processes, and the truth check every scenario ends with.
+
+The truth check is the one from the foundation tests (tests/test_ingest_e2e.py): each
+store is exported through `tickvault export` and compared with the simulator's truth.
+Before the equality assertion it counts what was lost, duplicated or unexpected, so a
+failure says how bad it is and the results table (``TICKVAULT_FAULT_REPORT``) holds the
+measured figures, not assumed zeros.
+
+Modes: short (CI) by default; ``TICKVAULT_SOAK=1`` multiplies rounds and ticks.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import redis
+
+from tickvault.config import Settings
+from tickvault.model import NATURAL_KEY
+from tickvault.simulate import WireEncoder, wire_order
+from tickvault.stream import group_info
+
+# The foundation tests' helpers (tests/ is on sys.path: pytest puts the rootdir conftest's
+# directory there). Only non-test names are imported, so nothing is collected twice.
+from test_ingest_e2e import DAY, export, settings_env, sort_key  # noqa: E402,F401
+
+SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
+MODE = "soak" if SOAK else "short"
+
+
+def scale(short: int, soak: int) -> int:
+    """The figure for the current mode (short in CI, soak with TICKVAULT_SOAK=1)."""
+    return soak if SOAK else short
+
+
+# --- publishing -------------------------------------------------------------------------
+
+
+@dataclass
+class PublishStats:
+    entries: int = 0  # stream entries acknowledged by Redis (re-sent chunks counted again)
+    retried_chunks: int = 0
+    seconds: float = 0.0
+    done: threading.Event = field(default_factory=threading.Event)
+
+
+class RetryingPublisher:
+    """Publishes a day's wire entries in chunks, retrying a chunk until Redis acknowledges it.
+
+    A chunk that failed half-way (Redis went down mid-pipeline) is sent again whole: some
+    entries then appear twice in the stream, which the stores' idempotent upsert absorbs.
+    That is exactly what a real collector does, so the truth check covers it.
+    """
+
+    def __init__(self, url: str, stream: str, chunk: int = 500):
+        self.url = url
+        self.stream = stream
+        self.chunk = chunk
+        self.stats = PublishStats()
+
+    def _client(self) -> redis.Redis:
+        return redis.Redis.from_url(self.url, decode_responses=True, socket_timeout=5, socket_connect_timeout=2)
+
+    def send(self, entries: list[Mapping[str, str]]) -> None:
+        client = self._client()
+        try:
+            for start in range(0, len(entries), self.chunk):
+                self._send_chunk(client, entries[start : start + self.chunk])
+        finally:
+            client.close()
+
+    def _send_chunk(self, client: redis.Redis, chunk: list[Mapping[str, str]]) -> None:
+        while True:
+            try:
+                pipe = client.pipeline(transaction=False)
+                for fields in chunk:
+                    pipe.xadd(self.stream, dict(fields))
+                pipe.execute()
+                self.stats.entries += len(chunk)
+                return
+            except (redis.ConnectionError, redis.TimeoutError):
+                self.stats.retried_chunks += 1
+                time.sleep(0.2)
+
+    def publish_day(self, truth: pa.Table, *, rate: float | None = None, dup_rate: float = 0.01,
+                    shuffle_window: int = 50, seed: int = 0, stop: threading.Event | None = None) -> None:
+        """Send the ticks of ``truth`` (with re-sent duplicates and local shuffling) at ``rate``/s,
+        until all are sent or ``stop`` is set; ``sent_truth`` then gives what was really sent."""
+        encoder = WireEncoder(truth)
+        self.order = wire_order(truth.num_rows, dup_rate, shuffle_window, seed)
+        self.sent_rows = 0
+        started = time.monotonic()
+        client = self._client()
+        try:
+            for start in range(0, len(self.order), self.chunk):
+                if stop is not None and stop.is_set():
+                    break
+                rows = self.order[start : start + self.chunk]
+                self._send_chunk(client, [encoder.fields(int(i)) for i in rows])
+                self.sent_rows = start + len(rows)
+                if rate:
+                    wait = started + self.sent_rows / rate - time.monotonic()
+                    if wait > 0:
+                        time.sleep(wait)
+        finally:
+            client.close()
+            self.stats.seconds = time.monotonic() - started
+            self.stats.done.set()
+
+    def sent_truth(self, truth: pa.Table) -> pa.Table:
+        """The distinct ticks among the entries actually published."""
+        return truth.take(np.unique(self.order[: self.sent_rows]))
+
+    def start_day(self, truth: pa.Table, **kwargs: object) -> threading.Thread:
+        thread = threading.Thread(target=self.publish_day, args=(truth,), kwargs=kwargs, daemon=True)
+        thread.start()
+        return thread
+
+
+# --- archiver processes -----------------------------------------------------------------
+
+
+def archiver_env(s: Settings, **extra: object) -> dict[str, str]:
+    env = settings_env(s)
+    env.update(
+        TICKVAULT_RETRY_MAX_S=str(s.retry_max_s),
+        TICKVAULT_COLD_MAX_WAIT_MS=str(s.cold_max_wait_ms),
+        TICKVAULT_CLAIM_IDLE_MS=str(s.claim_idle_ms),
+    )
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+class ArchiverProcess:
+    """One `tickvault archive <group>` child process with a stable consumer name and a log."""
+
+    def __init__(self, s: Settings, group: str, log: Path, consumer: str = "fault"):
+        self.settings = s
+        self.group = group
+        self.log = log
+        self.consumer = consumer
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+        self._log_offset = 0
+
+    def start(self) -> None:
+        self._log_offset = self.log.stat().st_size if self.log.exists() else 0
+        # Output goes through a pipe copied by a thread, not straight to a file: a child under a
+        # file-size limit (the disk-full test) must still be able to log its errors.
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "tickvault.cli", "archive", self.group, "--consumer", self.consumer],
+            env=archiver_env(self.settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        )
+        self._copier = threading.Thread(target=self._copy_output, args=(self.proc,), daemon=True)
+        self._copier.start()
+        self.starts += 1
+
+    def _copy_output(self, proc: subprocess.Popen[bytes]) -> None:
+        assert proc.stdout is not None
+        with open(self.log, "ab") as out:
+            for line in proc.stdout:
+                out.write(line)
+                out.flush()
+
+    def new_output(self) -> str:
+        try:
+            with open(self.log, "rb") as f:
+                f.seek(self._log_offset)
+                return f.read().decode(errors="replace")
+        except OSError:
+            return ""
+
+    def wait_started(self, timeout: float = 60) -> None:
+        """Until the archiver logged its start (connected, group ensured, reading)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if f"archiver {self.group} started" in self.new_output():
+                return
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"archiver {self.group} exited {self.proc.returncode}:\n{self.new_output()[-3000:]}")
+            time.sleep(0.05)
+        raise AssertionError(f"archiver {self.group} did not start in {timeout}s:\n{self.new_output()[-3000:]}")
+
+    def kill(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        self.proc.wait()
+        self._copier.join(10)
+
+    def stop(self, timeout: float = 60) -> int:
+        """SIGTERM: finish the batch in hand, ack, exit (0 expected)."""
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else 0
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            code = self.proc.wait(timeout)
+            self._copier.join(10)
+            return code
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+            raise AssertionError(f"archiver {self.group} ignored SIGTERM for {timeout}s:\n{self.log.read_text()[-3000:]}")
+
+
+def wait_drained(client: redis.Redis, s: Settings, groups: tuple[str, ...], timeout: float = 180) -> None:
+    """Until every named group has read everything and holds nothing pending."""
+    deadline = time.monotonic() + timeout
+    info: dict = {}
+    while time.monotonic() < deadline:
+        try:
+            info = group_info(client, s.stream)
+        except (redis.ConnectionError, redis.TimeoutError):
+            time.sleep(0.2)
+            continue
+        if all(g in info and info[g]["lag"] == 0 and info[g]["pending"] == 0 for g in groups):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"stream not drained in {timeout}s: {info}")
+
+
+def in_flight(client: redis.Redis, s: Settings, group: str) -> int:
+    """Entries delivered to ``group`` but not yet acked (a batch between read and ack)."""
+    info = group_info(client, s.stream)
+    return int(info.get(group, {}).get("pending", 0))
+
+
+# --- the truth check ----------------------------------------------------------------------
+
+
+def _keys(table: pa.Table) -> pa.Table:
+    return table.select(list(NATURAL_KEY))
+
+
+def _count_missing(left: pa.Table, right: pa.Table) -> int:
+    """Distinct natural keys of ``left`` absent from ``right``."""
+    lk = _keys(left).group_by(list(NATURAL_KEY)).aggregate([])
+    rk = _keys(right).group_by(list(NATURAL_KEY)).aggregate([])
+    return lk.join(rk, keys=list(NATURAL_KEY), join_type="left anti").num_rows
+
+
+def _duplicates(table: pa.Table) -> int:
+    """Rows beyond the first per natural key."""
+    return table.num_rows - _keys(table).group_by(list(NATURAL_KEY)).aggregate([]).num_rows
+
+
+@dataclass
+class TruthReport:
+    distinct: int
+    lost: dict[str, int]
+    duplicated: dict[str, int]
+    unexpected: dict[str, int]
+    values_equal: dict[str, bool]
+    hot_equals_cold: bool
+
+    @property
+    def clean(self) -> bool:
+        return (not any(self.lost.values()) and not any(self.duplicated.values()) and not any(self.unexpected.values())
+                and all(self.values_equal.values()) and self.hot_equals_cold)
+
+
+def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
+    """Export both stores, count lost / duplicated / unexpected ticks against the truth, compare hot with cold."""
+    expected = sort_key(truth)
+    got = {source: export(s, source, tmp_path / f"truth-{source}.parquet") for source in ("hot", "cold")}
+    report = TruthReport(
+        distinct=expected.num_rows,
+        lost={k: _count_missing(expected, t) for k, t in got.items()},
+        duplicated={k: _duplicates(t) for k, t in got.items()},
+        unexpected={k: _count_missing(t, expected) for k, t in got.items()},
+        values_equal={k: t.equals(expected) for k, t in got.items()},
+        hot_equals_cold=got["hot"].equals(got["cold"]),
+    )
+    return report
+
+
+def assert_truth(report: TruthReport) -> None:
+    assert report.clean, (
+        f"truth check failed: lost {report.lost}, duplicated {report.duplicated}, unexpected {report.unexpected}, "
+        f"values equal {report.values_equal}, hot == cold {report.hot_equals_cold}"
+    )
+
+
+# --- results table ------------------------------------------------------------------------
+
+
+def record(scenario: str, report: TruthReport, entries: int, faults: int, fault_kind: str, **details: object) -> None:
+    """One row of the fault results table (appended to $TICKVAULT_FAULT_REPORT when set)."""
+    row = {
+        "scenario": scenario,
+        "mode": MODE,
+        "ticks": report.distinct,
+        "entries_sent": entries,
+        "faults": faults,
+        "fault_kind": fault_kind,
+        "lost": sum(report.lost.values()),
+        "duplicated": sum(report.duplicated.values()),
+        "unexpected": sum(report.unexpected.values()),
+        "hot_equals_cold": report.hot_equals_cold,
+        **details,
+    }
+    print("FAULT-RESULT " + json.dumps(row, sort_keys=True))
+    path = os.environ.get("TICKVAULT_FAULT_REPORT")
+    if path:
+        with open(path, "a") as out:
+            out.write(json.dumps(row, sort_keys=True) + "\n")
+
+
+def distinct_count(table: pa.Table) -> int:
+    return _keys(table).group_by(list(NATURAL_KEY)).aggregate([]).num_rows
+
+
+__all__ = [
+    "DAY", "MODE", "SOAK", "ArchiverProcess", "RetryingPublisher", "TruthReport", "assert_truth", "distinct_count",
+    "in_flight", "record", "scale", "truth_check", "wait_drained", "pc",
+]
