@@ -9,6 +9,7 @@ snapshot: ``read_ticks(as_of=...)`` reads the lake as it was (reproducible backt
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from datetime import date, datetime
@@ -28,6 +29,32 @@ from .writelock import writer_lock
 log = logging.getLogger(__name__)
 
 AsOf = int | datetime | None
+
+
+class LakeStorageError(RuntimeError):
+    """The lake directory cannot take more data (disk full, quota, file-size limit)."""
+
+
+def storage_problem(directory: Path) -> str | None:
+    """Why a file cannot be written under ``directory`` right now, or None.
+
+    DuckDB and SQLite report a full disk as a bare "disk I/O error"; a 64 KiB probe
+    write turns that into the operating system's reason (ENOSPC, EDQUOT, EFBIG).
+    """
+    probe = Path(directory) / f".tickvault-space-probe-{os.getpid()}"
+    try:
+        with open(probe, "wb") as out:
+            out.write(bytes(65536))
+            out.flush()
+            os.fsync(out.fileno())
+    except OSError as exc:
+        return f"{exc.strerror or exc} (errno {exc.errno})"
+    finally:
+        try:
+            probe.unlink()
+        except OSError:
+            pass
+    return None
 
 
 def conform(table: pa.Table) -> pa.Table:
@@ -203,7 +230,16 @@ class Lake:
             return added
 
         with writer_lock(self.lake_dir):
-            return self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
+            try:
+                return self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
+            except duckdb.Error as exc:
+                problem = storage_problem(self.lake_dir)
+                if problem is None:
+                    raise
+                raise LakeStorageError(
+                    f"cannot write to the lake at {self.lake_dir}: {problem} — free space there (or lift the file-size "
+                    f"limit); nothing of this batch was committed ({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})"
+                ) from exc
 
     def upsert(self, ticks: pa.Table) -> int:
         """Insert ticks not yet stored (reconcile, recovery, rebuild). Returns rows added."""
