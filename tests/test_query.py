@@ -185,3 +185,14 @@ def test_hot_candle_tables_agree_with_query(settings, truth) -> None:
                 f"FROM {settings.pg_schema}.candles_{level} ORDER BY symbol COLLATE \"C\", bucket"
             ).fetchall()
             assert [tuple(r) for r in rows] == mine, level
+
+
+def test_hot_source_warns_when_the_range_predates_retention(retained, caplog) -> None:
+    lo, hi = resolve_range("2025-11-12", "2025-11-13")
+    with caplog.at_level("WARNING", logger="tickvault.query"):
+        assert retained.plan("hot", lo, hi) == [Segment("hot", lo, hi)]
+    assert "keeps ticks only after 2025-12-27" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="tickvault.query"):
+        retained.plan("hot", *resolve_range("2026-01-02", "2026-01-05"))
+    assert caplog.text == ""

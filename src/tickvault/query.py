@@ -208,6 +208,13 @@ class QueryEngine:
             if source == "hot":
                 raise QueryError("as_of pins the lake; the hot store has no snapshots — use source=cold or auto")
             return [Segment("cold", start, end)]
+        if source == "hot":
+            oldest_kept = kst_date(self.now() - timedelta(days=self.settings.tick_retention_days))
+            if kst_date(start) <= oldest_kept:
+                log.warning(
+                    "hot store keeps ticks only after %s (tick_retention_days=%d): earlier dates may be missing; "
+                    "use source auto or cold for them", oldest_kept, self.settings.tick_retention_days,
+                )
         if source != "auto":
             return [Segment(source, start, end)]
         last_day = kst_date(end - timedelta(microseconds=1))
