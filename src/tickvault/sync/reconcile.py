@@ -24,7 +24,7 @@ from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
 from .sides import HotSide, LakeSide, Side
-from .verify import build_report, compare, day_range, scan
+from .verify import build_report, compare, day_range, scan_all
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -141,12 +141,12 @@ def reconcile(
     start, end = day_range(day, until)
     hot, cold = sides if sides is not None else (HotSide(settings), LakeSide(settings))
     try:
-        scans = [scan(hot, start, end, symbols), scan(cold, start, end, symbols)]
+        scans = scan_all([hot, cold], start, end, symbols)
         differences = compare(*scans)
         report = ReconcileReport(day, differences, repair)
         if repair and differences:
             copy_missing(hot, cold, differences, report)
-            scans = [scan(hot, start, end, symbols), scan(cold, start, end, symbols)]
+            scans = scan_all([hot, cold], start, end, symbols)
         report.after = build_report(day, "both", symbols, [hot, cold], scans, start, end)
         report.seconds = time.perf_counter() - started
         if write_report:

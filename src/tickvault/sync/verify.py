@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
@@ -86,6 +87,14 @@ def describe_error(side: Side, exc: BaseException) -> str:
     if type(exc).__name__ == "UndefinedTable" or "does not exist" in text:
         return f"the {side.name} store has no tick table ({text}); run `tickvault init`"
     return f"{type(exc).__name__}: {text} — check that the {side.name} store is up; sync retries on its next run"
+
+
+def scan_all(sides: Sequence[Side], start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[SideScan]:
+    """Scan the stores at the same time (each query runs inside its own engine, off the GIL)."""
+    if len(sides) == 1:
+        return [scan(sides[0], start, end, symbols)]
+    with ThreadPoolExecutor(max_workers=len(sides), thread_name_prefix="tickvault-sync-scan") as pool:
+        return list(pool.map(lambda side: scan(side, start, end, symbols), sides))
 
 
 def add_details(side: Side, result: SideScan, start: datetime, end: datetime, symbols: Sequence[str] | None) -> None:
@@ -182,7 +191,7 @@ def verify(
     own = sides is None
     opened = list(sides) if sides is not None else open_sides(settings, source)
     try:
-        scans = [scan(side, start, end, symbols) for side in opened]
+        scans = scan_all(opened, start, end, symbols)
         return build_report(day, source, symbols, opened, scans, start, end)
     finally:
         if own:
