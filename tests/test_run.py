@@ -128,6 +128,11 @@ def test_daily_job_retries_a_failed_day_a_few_times(settings: Settings) -> None:
     assert job.due(day) is None  # out of attempts for today
     assert len(calls) == 2 and metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 2
 
+    skipping = DailyJob("recovery", lambda day: {"ok": 0.0, "skipped": 1.0}, "16:10", metrics, lambda day: True,
+                        attempts=3, retry_after_s=0.0)
+    assert not skipping.run_once(day.date())
+    assert skipping.due(day) is None  # no credentials: not retried today
+
 
 # ---------------------------------------------------------------------- the real process
 def _free_port() -> int:

@@ -203,9 +203,16 @@ class DailyJob:
         return day
 
     def run_once(self, day: date) -> bool:
-        ok = run_job(self.name, lambda: self.fn(day), self.metrics)
+        results: dict[str, float] = {}
+
+        def call() -> dict[str, float] | None:
+            out = self.fn(day)
+            results.update(out or {})
+            return out
+
+        ok = run_job(self.name, call, self.metrics)
         tries = self._tries[day] = self._tries.get(day, 0) + 1
-        if ok or tries >= self.attempts:
+        if ok or results.get("skipped") or tries >= self.attempts:  # a skip (no credentials) will not fix itself
             self.last_day = day
             self._tries.pop(day, None)
         else:
