@@ -108,8 +108,12 @@ def test_read_range_is_half_open(lake):
 def test_trade_date_is_the_kst_date(lake):
     # 23:30 UTC on the 19th is 08:30 KST on the 20th
     early = Tick("005930", datetime(2026, 11, 19, 23, 30, tzinfo=UTC), Decimal("100"), 1, 1, None, "sim")
-    lake.upsert(ticks_to_table([early]))
-    assert lake.count_ticks(DAY) == 1
+    # midnight KST exactly, and the last microsecond before it
+    midnight = Tick("005930", datetime(2026, 11, 20, 15, 0, tzinfo=UTC), Decimal("100"), 1, 2, None, "sim")
+    before = Tick("005930", datetime(2026, 11, 20, 14, 59, 59, 999999, tzinfo=UTC), Decimal("100"), 1, 3, None, "sim")
+    lake.upsert(ticks_to_table([early, midnight, before]))
+    assert lake.count_ticks(DAY) == 2
+    assert lake.count_ticks(date(2026, 11, 21)) == 1
     assert lake.count_ticks(date(2026, 11, 19)) == 0
 
 
