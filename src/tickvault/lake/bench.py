@@ -89,7 +89,8 @@ def synthetic_batches(day: date, batch_rows: int, batches: int, symbols: int = 2
 
 
 RAW_INSERT = (
-    "INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM tv_batch ORDER BY symbol, cum_volume"
+    "INSERT INTO lake.ticks SELECT *, DATE '1970-01-01' + CAST((epoch_us(ts) + 32400000000) // 86400000000 AS INTEGER) "
+    "FROM tv_batch ORDER BY symbol, cum_volume"
 )
 
 
