@@ -150,8 +150,9 @@ def test_until_leaves_the_latest_minutes_alone(settings: Settings) -> None:
 def test_repair_windows_merge_adjacent_minutes() -> None:
     t = datetime(2026, 11, 20, 0, 0, tzinfo=UTC)
     m = lambda k: t + timedelta(minutes=k)  # noqa: E731
-    diffs = [MinuteDiff("A", m(0), None, None), MinuteDiff("B", m(1), None, None), MinuteDiff("A", m(5), None, None)]
-    assert repair_windows(diffs) == [(m(0), m(2), ["A", "B"]), (m(5), m(6), ["A"])]
+    diffs = [MinuteDiff("A", m(0), None, None), MinuteDiff("B", m(1), None, None), MinuteDiff("A", m(5), None, None),
+             MinuteDiff("C", m(40), None, None)]
+    assert repair_windows(diffs) == [(m(0), m(6), ["A", "B"]), (m(40), m(41), ["C"])]
     long = [MinuteDiff("A", m(k), None, None) for k in range(70)]
     windows = repair_windows(long)
     assert [(w[1] - w[0]) for w in windows] == [timedelta(minutes=30), timedelta(minutes=30), timedelta(minutes=10)]

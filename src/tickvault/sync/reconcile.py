@@ -31,6 +31,8 @@ UTC = timezone.utc
 
 #: At most this many minutes of differing data are read into memory at once.
 REPAIR_WINDOW_MINUTES = 30
+#: Missing ticks are written in upserts of about this many rows.
+UPSERT_ROWS = 200_000
 
 
 @dataclass
@@ -67,17 +69,19 @@ class ReconcileReport:
 
 
 def repair_windows(differences: Sequence[MinuteDiff]) -> list[tuple[datetime, datetime, list[str]]]:
-    """Differing minutes merged into [start, end) windows (with their symbols) to read at once."""
+    """Differing minutes grouped into [start, end) windows of at most REPAIR_WINDOW_MINUTES,
+    each with the symbols that differ in it: few reads, each of bounded size."""
     minutes: dict[datetime, set[str]] = {}
     for d in differences:
         minutes.setdefault(d.minute, set()).add(d.symbol)
     windows: list[tuple[datetime, datetime, list[str]]] = []
     one = timedelta(minutes=1)
+    span = one * REPAIR_WINDOW_MINUTES
     start: datetime | None = None
     end: datetime | None = None
     symbols: set[str] = set()
     for minute in sorted(minutes):
-        if start is not None and end is not None and minute <= end and minute + one - start <= one * REPAIR_WINDOW_MINUTES:
+        if start is not None and minute + one - start <= span:
             end = minute + one
             symbols |= minutes[minute]
             continue
@@ -100,26 +104,41 @@ def missing_from(ticks: pa.Table, other: pa.Table) -> pa.Table:
 
 
 def copy_missing(hot: Side, cold: Side, differences: Sequence[MinuteDiff], report: ReconcileReport) -> None:
-    """Copy each side's missing ticks of the differing minutes from the other side."""
+    """Copy each side's missing ticks of the differing minutes from the other side.
+
+    Reads window by window; writes in few large upserts (each upsert is a transaction, and
+    a lake commit has a fixed cost).
+    """
+    pending: dict[str, list[pa.Table]] = {"hot": [], "cold": []}
+
+    def flush(side: Side) -> None:
+        tables = pending[side.name]
+        if not tables:
+            return
+        batch = pa.concat_tables(tables)
+        pending[side.name] = []
+        added = side.upsert(batch)
+        if side.name == "hot":
+            report.added_to_hot += added
+        else:
+            report.added_to_cold += added
+
     for start, end, symbols in repair_windows(differences):
         hot_ticks = hot.read_ticks(start, end, symbols)
         cold_ticks = cold.read_ticks(start, end, symbols)
-        to_hot = missing_from(cold_ticks, hot_ticks)
-        to_cold = missing_from(hot_ticks, cold_ticks)
-        if to_hot.num_rows:
-            report.added_to_hot += hot.upsert(to_hot)
-        if to_cold.num_rows:
-            report.added_to_cold += cold.upsert(to_cold)
-        for side, table in (("hot", to_hot), ("cold", to_cold)):
-            if table.num_rows:
-                counts = table.group_by("symbol").aggregate([("symbol", "count")])
-                for symbol, n in zip(counts.column("symbol").to_pylist(), counts.column("symbol_count").to_pylist()):
-                    per = report.added_by_symbol.setdefault(symbol, {"hot": 0, "cold": 0})
-                    per[side] += n
-        log.info(
-            "reconcile %s..%s (%d symbols): %d ticks copied to hot, %d to cold",
-            start.isoformat(), end.isoformat(), len(symbols), to_hot.num_rows, to_cold.num_rows,
-        )
+        for side, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
+            if not table.num_rows:
+                continue
+            pending[side.name].append(table)
+            counts = table.group_by("symbol").aggregate([("symbol", "count")])
+            for symbol, n in zip(counts.column("symbol").to_pylist(), counts.column("symbol_count").to_pylist()):
+                per = report.added_by_symbol.setdefault(symbol, {"hot": 0, "cold": 0})
+                per[side.name] += n
+            if sum(t.num_rows for t in pending[side.name]) >= UPSERT_ROWS:
+                flush(side)
+    flush(hot)
+    flush(cold)
+    log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
 
 
 def reconcile(
