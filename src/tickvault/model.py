@@ -18,6 +18,7 @@ from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
@@ -319,7 +320,8 @@ def dedupe(table: pa.Table) -> pa.Table:
     """Keep the first row of each natural key (a batch may carry redelivered duplicates)."""
     if table.num_rows < 2:
         return table
-    indexed = table.select(list(NATURAL_KEY)).append_column("_i", pa.array(range(table.num_rows), pa.int64()))
+    # np.arange, not range(): a Python range is converted int by int (~35 ms per 50k rows, twice per cold batch)
+    indexed = table.select(list(NATURAL_KEY)).append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
     first = indexed.group_by(list(NATURAL_KEY), use_threads=False).aggregate([("_i", "min")])
     if first.num_rows == table.num_rows:
         return table
