@@ -8,11 +8,12 @@ import json
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 
 from tickvault.cli import cli
 from tickvault.config import Settings
-from tickvault.model import kst_day_bounds
+from tickvault.model import KST, kst_day_bounds
 from tickvault.simulate import generate_day
 from tickvault.sync import verify
 from tickvault.sync.integrity import read_integrity_report
@@ -165,3 +166,9 @@ def test_missing_from_is_an_anti_join_on_the_natural_key() -> None:
     assert keys(missing) == keys(ticks.take([3, 9]))
     assert missing.schema == ticks.schema
     assert missing_from(ticks, ticks).num_rows == 0
+
+
+def test_days_beyond_hot_retention_are_refused(settings: Settings) -> None:
+    old = datetime.now(KST).date() - timedelta(days=settings.tick_retention_days + 1)
+    with pytest.raises(ValueError, match="retention"):
+        reconcile(settings, old, repair=True)

@@ -98,7 +98,11 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
-    report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols))
+    try:
+        report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols))
+    except ValueError as exc:
+        fail(str(exc))
+        return
     if as_json:
         _echo_json(report.to_dict())
     else:

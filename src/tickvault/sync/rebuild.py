@@ -25,9 +25,11 @@ from typing import Any
 import redis
 
 from ..config import Settings
+from ..model import KST, kst_day_bounds
 from ..stream import connect
 from .sides import HotSide, LakeSide, Side
 from .trim import group_positions, parse_id
+from .verify import hot_retention_start
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -144,6 +146,13 @@ def rebuild(
     if end <= start:
         raise ValueError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
     source = "cold" if target == "hot" else "hot"
+    if target == "hot":
+        oldest = kst_day_bounds(hot_retention_start(settings, datetime.now(KST).date()))[0]
+        if start < oldest:
+            log.warning("rebuild hot: --from %s is beyond the hot retention; starting at %s", start.isoformat(), oldest.isoformat())
+            start = oldest
+            if end <= start:
+                raise ValueError(f"the whole range is older than the hot store's retention ({settings.tick_retention_days} days)")
     started = time.perf_counter()
     own_client = client is None
     client = client or connect(settings.redis_dsn)
