@@ -58,11 +58,15 @@ print(sum(lake.upsert(batch) for batch in batches))
 
 
 def start_reader(settings, day, tmp_path):
+    """A reader process, returned once it has counted at least once (the lake is attached)."""
     stop_file = tmp_path / "stop-reader"
     proc = subprocess.Popen(
         [sys.executable, "-c", READER, str(settings.lake_dir), day.isoformat(), str(stop_file)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )
+    first = proc.stdout.readline()
+    assert first, f"reader died before its first count: {proc.stderr.read()}"
+    proc.first_line = first
     return proc, stop_file
 
 
@@ -70,7 +74,7 @@ def finish_reader(proc, stop_file) -> list[dict]:
     stop_file.touch()
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 0, err
-    return [json.loads(line) for line in out.splitlines()]
+    return [json.loads(line) for line in (proc.first_line + out).splitlines()]
 
 
 def test_second_process_counts_today_while_writer_commits(settings, tmp_path):
@@ -79,7 +83,6 @@ def test_second_process_counts_today_while_writer_commits(settings, tmp_path):
     lake = Lake(settings)
     lake.init()
     proc, stop_file = start_reader(settings, today, tmp_path)
-    time.sleep(1.5)  # let the reader attach and start counting
     sink = lake.sink()
     started = time.time()
     for i in range(batches):
@@ -110,7 +113,6 @@ def test_cold_archiver_with_a_concurrent_reader(settings, rclient, tmp_path):
     consumer = GroupConsumer(rclient, settings.stream, "cold", "cold-test")
     archiver = Archiver(consumer, lake.sink(), settings.dlq_stream, ArchiverOptions(batch_size=500, block_ms=50))
     proc, stop_file = start_reader(settings, today, tmp_path)
-    time.sleep(1.5)
     worker = threading.Thread(target=archiver.run)
     worker.start()
     ids += Publisher(rclient, settings.stream).publish_fields(fields[3000:])
