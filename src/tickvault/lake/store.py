@@ -11,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -29,6 +29,7 @@ from .writelock import writer_lock
 log = logging.getLogger(__name__)
 
 AsOf = int | datetime | None
+T = TypeVar("T")
 
 
 class LakeStorageError(RuntimeError):
@@ -132,10 +133,10 @@ class Lake:
                 pass
             self._con = None
 
-    def _run(self, what: str, fn, *, write: bool = False):
+    def _run(self, what: str, fn: Callable[[duckdb.DuckDBPyConnection], T], *, write: bool = False) -> T:
         """Run ``fn(con)`` (a transaction when ``write``), retrying catalog lock collisions."""
 
-        def attempt():
+        def attempt() -> T:
             con = self._connection()
             if not write:
                 return fn(con)
