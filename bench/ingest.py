@@ -19,6 +19,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -159,6 +160,43 @@ def peak_rss_mb(pid: int) -> float:
     return 0.0
 
 
+def anon_rss_mb(pid: int) -> float:
+    """Private (anonymous) resident memory: VmHWM also counts shared library pages
+    (DuckDB with its extensions, pyarrow, psycopg: ~110 MB of file-backed pages)."""
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return 0.0
+
+
+class AnonPeak:
+    """Samples RssAnon of some processes every 50 ms and keeps the maximum."""
+
+    def __init__(self, pids: dict[str, int]):
+        self.pids = pids
+        self.peak = {g: 0.0 for g in pids}
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            for g, pid in self.pids.items():
+                self.peak[g] = max(self.peak[g], anon_rss_mb(pid))
+            self._stop.wait(0.05)
+
+    def __enter__(self) -> "AnonPeak":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
     raw = bench_raw_stream(settings, table)
     HotStore(settings).init()
@@ -170,7 +208,7 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
     }
     try:
         time.sleep(2.0)  # both archivers connected and waiting
-        with Timer() as t:
+        with AnonPeak({g: p.pid for g, p in procs.items()}) as anon, Timer() as t:
             publish(Publisher(client, settings.stream), table)
             while True:
                 info = group_info(client, settings.stream)
@@ -187,11 +225,15 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
         "dual_raw_stream_per_s": raw,
         "archiver_hot_peak_rss_mb": round(rss["hot"], 1),
         "archiver_cold_peak_rss_mb": round(rss["cold"], 1),
+        "archiver_hot_peak_anon_mb": round(anon.peak["hot"], 1),
+        "archiver_cold_peak_anon_mb": round(anon.peak["cold"], 1),
     }
     out["dual_ratio_vs_raw_stream"] = ratio(out["dual_ticks_per_s"], raw)
     say("dual write XADD -> both stores vs raw stream", out["dual_ticks_per_s"], raw)
     say("archiver peak RSS hot", rss["hot"], unit="MB")
     say("archiver peak RSS cold", rss["cold"], unit="MB")
+    say("archiver peak private (anon) RSS hot", anon.peak["hot"], unit="MB")
+    say("archiver peak private (anon) RSS cold", anon.peak["cold"], unit="MB")
     return out
 
 

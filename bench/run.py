@@ -51,6 +51,8 @@ TARGETS = {
     "e2e_cold_fast_p99_under_250ms": ("latency.latency_coldwait100_cold_p99_ms", "<", 250, "cold e2e p99 < 250 ms at 20k/s (cold_max_wait_ms=100)"),
     "archiver_hot_rss_under_250mb": ("ingest.archiver_hot_peak_rss_mb", "<", 250, "hot archiver peak RSS < 250 MB"),
     "archiver_cold_rss_under_250mb": ("ingest.archiver_cold_peak_rss_mb", "<", 250, "cold archiver peak RSS < 250 MB"),
+    "archiver_hot_anon_under_250mb": ("ingest.archiver_hot_peak_anon_mb", "<", 250, "hot archiver peak private RSS < 250 MB"),
+    "archiver_cold_anon_under_250mb": ("ingest.archiver_cold_peak_anon_mb", "<", 250, "cold archiver peak private RSS < 250 MB"),
 }
 
 TEXT_FIGURE = re.compile(r"^\s*(?P<label>.+?)\s+(?P<value>[\d,]+(?:\.\d+)?)\s+ticks/s")
