@@ -89,12 +89,6 @@ def _empty(day: date, symbol: str, checked_at: datetime) -> dict[str, Any]:
     }
 
 
-def ensure_hot_table(side: HotSide) -> None:
-    table = side.table("integrity_report")
-    with side.store.connect() as conn:
-        conn.execute(sql.SQL(sql_text("hot_integrity_create")).format(table=table))
-
-
 def write_hot(side: HotSide, rows: list[dict[str, Any]]) -> None:
     table = side.table("integrity_report")
     with side.store.connect() as conn:
@@ -104,6 +98,7 @@ def write_hot(side: HotSide, rows: list[dict[str, Any]]) -> None:
 
 
 def ensure_lake_table(side: LakeSide) -> None:
+    """Create lake.integrity_report if missing (call with the lake's writer lock held)."""
     side.execute("create lake.integrity_report", sql_text("lake_integrity_create"))
 
 
@@ -111,8 +106,9 @@ def write_lake(side: LakeSide, rows: list[dict[str, Any]]) -> None:
     from ..lake.writelock import writer_lock
 
     batch = pa.Table.from_pylist(rows, schema=INTEGRITY_SCHEMA)
-    ensure_lake_table(side)
-    with writer_lock(side.lake.lake_dir):
+    with writer_lock(side.lake.lake_dir):  # the lake's writers are serialised (lake/writelock.py)
+        ensure_lake_table(side)
+
         def transaction() -> None:
             con = side.connection()
             con.execute("BEGIN TRANSACTION")
