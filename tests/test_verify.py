@@ -102,6 +102,11 @@ def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) 
     assert VerifyReport.gaps_from_dict(doc) == report.gaps
     assert "not consistent" in result.stderr
 
+    text = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--source", "cold", "--symbols", symbol], env=cli_env(settings))
+    assert text.exit_code == 1
+    assert f"gap  {symbol}" in text.stdout and f"missing volume {lost_volume}" in text.stdout
+    assert text.stdout.startswith("cold")
+
 
 def test_first_tick_of_the_day_missing_is_a_gap_from_day_start(settings: Settings) -> None:
     ticks = day_ticks(symbols=2, ticks=600)
