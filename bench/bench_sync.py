@@ -9,7 +9,10 @@ Uses its own schema (bench_sync) and a temporary lake, and removes both afterwar
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
+import subprocess
+import sys
 import statistics
 import tempfile
 import time
@@ -75,6 +78,12 @@ def main() -> None:
         t, report = timed(lambda: reconcile(settings, DAY, repair=True, sides=(hot_side, lake_side)))
         assert report.consistent and not report.differences, report.after.reasons()
         print(f"reconcile, clean {ticks.num_rows:,}-tick day (incl. integrity report): {t:.2f}s (median of 3)")
+        env = dict(os.environ, TICKVAULT_PG_URL=args.pg, TICKVAULT_PG_SCHEMA="bench_sync", TICKVAULT_HOT_MODE="postgres",
+                   TICKVAULT_LAKE_DIR=str(settings.lake_dir))
+        started = time.perf_counter()
+        subprocess.run([sys.executable, "-m", "tickvault.cli", "reconcile", "--date", DAY.isoformat()], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        print(f"`tickvault reconcile` as a command (process start, lake attach included): {time.perf_counter() - started:.2f}s")
         t, vr = timed(lambda: verify(settings, DAY, sides=[hot_side, lake_side]))
         assert vr.consistent
         print(f"verify, both stores: {t:.2f}s (median of 3)")
