@@ -20,7 +20,6 @@ from datetime import date
 from pathlib import Path
 
 import psycopg
-import pyarrow as pa
 
 from tickvault.config import Settings
 from tickvault.hot import HotStore
