@@ -5,16 +5,20 @@ report lands in both stores."""
 from __future__ import annotations
 
 import json
+import threading
 from datetime import date, datetime, timedelta, timezone
 
 import pyarrow as pa
 import pytest
+import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
 from tickvault.config import Settings
 from tickvault.model import KST, kst_day_bounds
-from tickvault.simulate import generate_day
+from tickvault.cli.archive import build_archiver
+from tickvault.simulate import generate_day, publish
+from tickvault.stream import Publisher, group_info
 from tickvault.sync import verify
 from tickvault.sync.integrity import read_integrity_report
 from tickvault.sync.reconcile import missing_from, reconcile, repair_windows
@@ -172,3 +176,47 @@ def test_days_beyond_hot_retention_are_refused(settings: Settings) -> None:
     old = datetime.now(KST).date() - timedelta(days=settings.tick_retention_days + 1)
     with pytest.raises(ValueError, match="retention"):
         reconcile(settings, old, repair=True)
+
+
+def test_reconcile_runs_alongside_both_archivers(settings: Settings, rclient: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
+    """Reconcile (with repair) while both archivers write: neither side errors or stalls,
+    and the day ends up complete and equal in both stores."""
+    import threading
+
+    from tickvault.cli.archive import build_archiver
+    from tickvault.simulate import publish
+    from tickvault.stream import Publisher, group_info
+
+    truth = generate_day(DAY, symbols=4, ticks=8000, seed=41)
+    archivers = [build_archiver(settings, g, consumer=f"{g}-1") for g in ("hot", "cold")]
+    for a in archivers:
+        a.sink.prepare()
+        a.consumer.ensure_group()
+    threads = [threading.Thread(target=a.run) for a in archivers]
+    for t in threads:
+        t.start()
+    publisher = Publisher(rclient, settings.stream)
+    reports = []
+    try:
+        for part in range(0, truth.num_rows, 2000):
+            publish(publisher, truth.slice(part, 2000))
+            reports.append(reconcile(settings, DAY, repair=True))
+        for _ in range(1200):
+            groups = group_info(rclient, settings.stream)
+            if all(groups[g]["lag"] == 0 and groups[g]["pending"] == 0 for g in ("hot", "cold")):
+                break
+            threading.Event().wait(0.05)
+    finally:
+        for a in archivers:
+            a.stop()
+        for t in threads:
+            t.join(30)
+        for a in archivers:
+            a.sink.close()
+    assert not any(t.is_alive() for t in threads)
+    assert "failed" not in caplog.text
+    final = reconcile(settings, DAY, repair=True)
+    assert final.consistent, final.after.reasons()
+    hot_keys, cold_keys = stored(settings)
+    assert hot_keys == cold_keys == keys(truth)
+    assert len(reports) == 4
