@@ -181,12 +181,6 @@ def test_days_beyond_hot_retention_are_refused(settings: Settings) -> None:
 def test_reconcile_runs_alongside_both_archivers(settings: Settings, rclient: redis.Redis, caplog: pytest.LogCaptureFixture) -> None:
     """Reconcile (with repair) while both archivers write: neither side errors or stalls,
     and the day ends up complete and equal in both stores."""
-    import threading
-
-    from tickvault.cli.archive import build_archiver
-    from tickvault.simulate import publish
-    from tickvault.stream import Publisher, group_info
-
     truth = generate_day(DAY, symbols=4, ticks=8000, seed=41)
     archivers = [build_archiver(settings, g, consumer=f"{g}-1") for g in ("hot", "cold")]
     for a in archivers:
