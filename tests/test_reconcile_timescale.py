@@ -1,0 +1,48 @@
+"""Verify and reconcile with the hot store in TimescaleDB mode (hypertable, compression):
+the same SQL must find and repair the same planted differences. Run with
+TICKVAULT_TEST_TSDB_URL set to a PostgreSQL with the timescaledb extension."""
+
+from __future__ import annotations
+
+import os
+
+import psycopg
+import pytest
+
+from tickvault.config import Settings
+from tickvault.hot import HotStore
+from tickvault.simulate import generate_day
+from tickvault.sync import verify
+from tickvault.sync.reconcile import reconcile
+
+from test_hot_support import TSDB_ENV, tsdb_skip_reason
+from test_verify import DAY, row_of, store_both, without
+
+
+@pytest.fixture
+def tsdb_settings(test_id, tmp_path):
+    url = os.environ.get(TSDB_ENV)
+    reason = tsdb_skip_reason(url)
+    if reason:
+        pytest.skip(reason)
+    s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks",
+                 lake_dir=tmp_path / "lake")
+    yield s
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+
+
+@pytest.mark.timescaledb
+def test_planted_differences_repaired_in_timescale_mode(tsdb_settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=3, ticks=2000, seed=51)
+    symbol = truth.column("symbol")[0].as_py()
+    hot_lost, cold_lost, both_lost = [row_of(truth, symbol, 40)], [row_of(truth, symbol, 500)], [row_of(truth, symbol, 300)]
+    store_both(tsdb_settings, without(truth, hot_lost + both_lost), without(truth, cold_lost + both_lost))
+    assert HotStore(tsdb_settings).mode == "timescaledb"
+
+    report = reconcile(tsdb_settings, DAY, repair=True)
+    assert report.added_to_hot == 1 and report.added_to_cold == 1
+    assert [g.missing_volume for g in report.after.gaps] == [truth.column("volume")[both_lost[0]].as_py()]
+    assert report.after.differences == []
+    after = verify(tsdb_settings, DAY)
+    assert after.stores["hot"].ticks == after.stores["cold"].ticks == truth.num_rows - 1
