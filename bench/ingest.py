@@ -51,33 +51,38 @@ def batches(table: pa.Table, size: int) -> list[pa.Table]:
 
 
 def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
+    """Sink and raw paths take turns batch by batch, so a busy neighbour on a shared machine
+    slows all three alike instead of whichever phase it happens to overlap."""
     parts = batches(table, settings.hot_batch_size)
     store = HotStore(settings)
     store.init()
     sink = store.sink()
-    with Timer() as ours:
-        for n, part in enumerate(parts):
-            sink.write(part, settings.stream, "hot", f"{n + 1}-0")
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
+    ours = raw_copy = raw_upsert = 0.0
     with store.connect(autocommit=True) as conn:
         conn.execute(RAW_TABLE.format(s=settings.pg_schema, d=DAY.isoformat()))
-        with Timer() as raw_copy:
-            for payload in payloads:
+        conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
+        for n, (part, payload) in enumerate(zip(parts, payloads)):
+            with Timer() as t:
+                sink.write(part, settings.stream, "hot", f"{n + 1}-0")
+            ours += t.seconds
+            with Timer() as t:
                 with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY {settings.pg_schema}.raw_ticks FROM STDIN (FORMAT BINARY)") as cp:
                     cp.write(payload)
-        conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
-        with Timer() as raw_upsert:
-            for payload in payloads:
+            raw_copy += t.seconds
+            with Timer() as t:
                 with conn.transaction(), conn.cursor() as cur:
                     with cur.copy("COPY raw_stage FROM STDIN (FORMAT BINARY)") as cp:
                         cp.write(payload)
                     cur.execute(f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT * FROM raw_stage ON CONFLICT DO NOTHING")
+            raw_upsert += t.seconds
+    sink.close()
     store.close()
     n = table.num_rows
     out = {
-        "hot_ticks_per_s": n / ours.seconds,
-        "hot_raw_copy_per_s": n / raw_copy.seconds,
-        "hot_raw_staged_upsert_per_s": n / raw_upsert.seconds,
+        "hot_ticks_per_s": n / ours,
+        "hot_raw_copy_per_s": n / raw_copy,
+        "hot_raw_staged_upsert_per_s": n / raw_upsert,
     }
     out["hot_ratio_vs_raw_copy"] = ratio(out["hot_ticks_per_s"], out["hot_raw_copy_per_s"])
     out["hot_ratio_vs_staged_upsert"] = ratio(out["hot_ticks_per_s"], out["hot_raw_staged_upsert_per_s"])
@@ -87,27 +92,30 @@ def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
 
 
 def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
+    """Sink and raw insert take turns batch by batch (see bench_hot)."""
     parts = batches(table, settings.cold_batch_size)
     lake = Lake(settings)
     lake.init()
     sink = lake.sink()
-    with Timer() as ours:
-        for n, part in enumerate(parts):
-            sink.write(part, settings.stream, "cold", f"{n + 1}-0")
-    lake.close()
     raw_settings = settings.model_copy(update={"lake_dir": Path(settings.lake_dir).parent / "raw-lake"})
     raw_lake = Lake(raw_settings)
     raw_lake.init()
     raw_lake.close()
     con = raw_lake.connect()
-    with Timer() as raw:
-        for part in parts:
+    ours = raw = 0.0
+    for n, part in enumerate(parts):
+        with Timer() as t:
+            sink.write(part, settings.stream, "cold", f"{n + 1}-0")
+        ours += t.seconds
+        with Timer() as t:
             con.register("b", part)
             con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM b ORDER BY symbol, cum_volume")
             con.unregister("b")
+        raw += t.seconds
     con.close()
+    lake.close()
     n = table.num_rows
-    out = {"cold_ticks_per_s": n / ours.seconds, "cold_raw_lake_write_per_s": n / raw.seconds}
+    out = {"cold_ticks_per_s": n / ours, "cold_raw_lake_write_per_s": n / raw}
     out["cold_ratio_vs_raw"] = ratio(out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
     say("cold sink vs raw DuckLake INSERT", out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
     return out

@@ -11,8 +11,8 @@ lines) and merged, prefixed by the bench name: ``ingest.hot_ratio_vs_staged_upse
 documented in BENCHMARKS.md. --quick shrinks every bench to a few minutes in total.
 
 Servers: TICKVAULT_BENCH_PG_URL / TICKVAULT_BENCH_REDIS_URL (default the local
-127.0.0.1:5432/test and :6379); every bench uses its own schema / stream / lake and
-removes them.
+127.0.0.1:5432/test and :6379); TICKVAULT_BENCH_TSDB_URL (optional) adds the TimescaleDB
+mode to bench_hot. Every bench uses its own schema / stream / lake and removes them.
 """
 
 from __future__ import annotations
@@ -38,6 +38,7 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
     "eod": ("eod.py", ["--ticks", "10000000"], ["--quick"]),
     "hot": ("bench_hot.py", ["--pg", PG_URL, "--ticks", "200000"], ["--pg", PG_URL, "--ticks", "50000"]),
     "query": ("bench_query.py", [], ["--ticks-per-day", "2000", "--symbols", "50", "--ticks-per-symbol", "2000", "--repeat", "3"]),
+    "sync": ("bench_sync.py", ["--pg", PG_URL], ["--pg", PG_URL, "--ticks", "200000", "--symbols", "50"]),
     "metrics": ("bench_metrics.py", ["--pg", PG_URL, "--redis", REDIS_URL], ["--pg", PG_URL, "--redis", REDIS_URL, "--ticks", "50000", "--rounds", "1"]),
 }
 
@@ -56,6 +57,7 @@ TARGETS = {
 }
 
 TEXT_FIGURE = re.compile(r"^\s*(?P<label>.+?)\s+(?P<value>[\d,]+(?:\.\d+)?)\s+ticks/s")
+TEXT_SECONDS = re.compile(r"^\s*(?P<label>[^:]+):\s*(?P<value>\d+(?:\.\d+)?)s\b")
 
 
 def slug(text: str) -> str:
@@ -77,6 +79,10 @@ def figures_of(lines: list[str]) -> dict[str, object]:
         m = TEXT_FIGURE.match(line)
         if m:
             found[f"{slug(m['label'])}_ticks_per_s"] = float(m["value"].replace(",", ""))
+            continue
+        m = TEXT_SECONDS.match(line)
+        if m:
+            found[f"{slug(m['label'])}_seconds"] = float(m["value"])
     return found
 
 
@@ -94,6 +100,8 @@ def flatten(value: dict, prefix: str = "") -> dict[str, object]:
 def run_bench(name: str, quick: bool) -> tuple[dict[str, object], float, int]:
     script, full, short = BENCHES[name]
     cmd = [sys.executable, str(HERE / script), *(short if quick else full)]
+    if name == "hot" and os.environ.get("TICKVAULT_BENCH_TSDB_URL"):
+        cmd += ["--tsdb", os.environ["TICKVAULT_BENCH_TSDB_URL"]]
     print(f"\n=== {name}: {' '.join(Path(c).name if c.endswith('.py') else c for c in cmd[1:])}", flush=True)
     started = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
