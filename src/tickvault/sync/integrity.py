@@ -102,12 +102,32 @@ def ensure_lake_table(side: LakeSide) -> None:
     side.execute("create lake.integrity_report", sql_text("lake_integrity_create"))
 
 
+COMPARED = ("ticks", "volume", "gaps", "missing_volume", "duplicates", "status")
+
+
+def unchanged(stored: list[dict[str, Any]], rows: list[dict[str, Any]]) -> bool:
+    """True when writing ``rows`` would change nothing but ``checked_at`` (no repairs either)."""
+    by_symbol = {r["symbol"]: r for r in stored}
+    for row in rows:
+        old = by_symbol.get(row["symbol"])
+        if old is None or row["repaired_hot"] or row["repaired_cold"]:
+            return False
+        status = "repaired" if row["status"] == "ok" and (old["repaired_hot"] or old["repaired_cold"]) else row["status"]
+        if any(old[k] != (status if k == "status" else row[k]) for k in COMPARED):
+            return False
+    return True
+
+
 def write_lake(side: LakeSide, rows: list[dict[str, Any]]) -> None:
+    """Each lake write is a commit with new files, so a run that changed nothing (the usual
+    scheduled reconcile) leaves the lake's rows as they are; the hot rows carry checked_at."""
     from ..lake.writelock import writer_lock
 
     batch = pa.Table.from_pylist(rows, schema=INTEGRITY_SCHEMA)
     with writer_lock(side.lake.lake_dir):  # the lake's writers are serialised (lake/writelock.py)
         ensure_lake_table(side)
+        if unchanged(read_integrity_report(side, rows[0]["day"]), rows):
+            return
 
         def transaction() -> None:
             con = side.connection()
