@@ -118,3 +118,18 @@ def test_rebuild_refuses_while_the_source_lags(settings: Settings, rclient: redi
         rebuild(settings, "hot", kst_day_bounds(DAY)[0].replace(tzinfo=None))
     out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", "yesterday"], env=cli_env(settings))
     assert out.exit_code != 0 and "ISO-8601" in out.output
+
+
+def test_rebuild_a_new_lake_creates_its_group_at_the_end(settings: Settings, rclient: redis.Redis, archivers: Archivers) -> None:
+    """A lake lost (or new): the cold group does not exist; rebuild cold copies from hot and
+    creates the group after everything hot already stored, so the trim can proceed."""
+    truth = generate_day(DAY, symbols=2, ticks=1200, seed=34)
+    publisher = Publisher(rclient, settings.stream)
+    publish(publisher, truth)
+    archivers.drain("hot")
+    assert trim(settings, client=rclient).trimmed == 0  # no cold group: nothing may go
+    result = rebuild(settings, "cold", kst_day_bounds(DAY)[0], wait_s=5)
+    assert result.added == truth.num_rows and result.acked_pending == 0
+    assert result.group_position == rclient.xinfo_stream(settings.stream)["last-generated-id"]
+    assert verify(settings, DAY).consistent
+    assert trim(settings, client=rclient).entries_after == 0
