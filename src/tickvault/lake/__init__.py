@@ -2,6 +2,6 @@
 
 from .connection import LakeLockedError, attach_sql, is_lock_error, open_connection, retry_locked
 from .sink import LakeSink
-from .store import Lake
+from .store import Lake, LakeStorageError
 
-__all__ = ["Lake", "LakeSink", "LakeLockedError", "attach_sql", "is_lock_error", "open_connection", "retry_locked"]
+__all__ = ["Lake", "LakeSink", "LakeLockedError", "LakeStorageError", "attach_sql", "is_lock_error", "open_connection", "retry_locked"]
