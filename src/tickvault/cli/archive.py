@@ -76,8 +76,13 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
 @click.command("archive")
 @click.argument("which", type=click.Choice(["hot", "cold", "all"]))
 @click.option("--consumer", help="Consumer name inside the group (default: <group>-<hostname>); keep it stable across restarts.")
+@click.option(
+    "--sync/--no-sync",
+    default=None,
+    help="Also run the reconciler and safe trimming on their schedules (default: on for `all`, off for one group).",
+)
 @click.pass_context
-def archive_cmd(ctx: click.Context, which: str, consumer: str | None) -> None:
+def archive_cmd(ctx: click.Context, which: str, consumer: str | None, sync: bool | None) -> None:
     """Consume the stream into the hot store, the lake, or both, until SIGTERM/SIGINT.
 
     Each batch is written durably, then acked; a store outage means retry with backoff,
@@ -86,6 +91,12 @@ def archive_cmd(ctx: click.Context, which: str, consumer: str | None) -> None:
     settings = get_settings(ctx)
     groups = ["hot", "cold"] if which == "all" else [which]
     archivers = [build_archiver(settings, g, consumer and f"{consumer}-{g}" if which == "all" else consumer) for g in groups]
+    scheduler = None
+    if sync if sync is not None else which == "all":
+        from ..sync.scheduler import SyncScheduler
+
+        scheduler = SyncScheduler(settings)
+        scheduler.start()
     install_signal_handlers(lambda: [a.stop() for a in archivers])
     codes: dict[str, int] = {}
 
@@ -104,6 +115,8 @@ def archive_cmd(ctx: click.Context, which: str, consumer: str | None) -> None:
     while any(t.is_alive() for t in threads):
         for t in threads:
             t.join(0.5)
+    if scheduler is not None:
+        scheduler.stop()
     for a in archivers:
         a.sink.close()
     sys.exit(max(codes.values(), default=0))
