@@ -209,3 +209,29 @@ def test_writer_cannot_start_on_a_missing_schema(settings: Settings, test_id: st
         _drop_roles(settings.pg_dsn, other.pg_writer_role, other.pg_reader_role)
         with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
             conn.execute(f'DROP SCHEMA IF EXISTS "{other.pg_schema}" CASCADE')
+
+
+def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Settings, tmp_path) -> None:
+    """`tickvault init` creates the report tables, so the writer's reconcile stores its integrity rows."""
+    from click.testing import CliRunner
+
+    from tickvault.cli import cli
+    from tickvault.lake import Lake
+    from tickvault.model import kst_date, ticks_to_table
+    from tickvault.sync.reconcile import reconcile
+
+    env = {
+        "TICKVAULT_PG_URL": roled.pg_dsn, "TICKVAULT_REDIS_URL": roled.redis_dsn, "TICKVAULT_PG_SCHEMA": roled.pg_schema,
+        "TICKVAULT_HOT_MODE": "postgres", "TICKVAULT_LAKE_DIR": str(roled.lake_dir),
+        "TICKVAULT_PG_WRITER_ROLE": roled.pg_writer_role, "TICKVAULT_PG_READER_ROLE": roled.pg_reader_role,
+    }
+    result = CliRunner().invoke(cli, ["init", "--roles"], env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
+    ticks = _ticks(30)
+    Lake(writer).upsert(ticks_to_table(ticks))  # hot lacks them all: reconcile repairs hot as the writer
+    report = reconcile(writer, kst_date(ticks[0].ts), repair=True)
+    assert report.added_to_hot == 30 and report.consistent
+    with psycopg.connect(roled.pg_dsn) as conn:
+        rows = conn.execute(f'SELECT symbol, ticks FROM "{roled.pg_schema}".integrity_report').fetchall()
+    assert rows and sum(n for _, n in rows) == 30

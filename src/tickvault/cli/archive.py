@@ -57,9 +57,16 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
     """Create or upgrade the hot schema and the lake; safe to re-run."""
     settings = get_settings(ctx)
     if hot:
+        from ..recovery.report import create_hot_table as create_recovery_report
+        from ..sync.integrity import create_hot_table as create_integrity_report
+
         store = open_hot(settings)
         store.init()
-        click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}")
+        with store.connect() as conn:  # report tables too, so the writer role never needs DDL
+            create_integrity_report(conn, settings.pg_schema)
+            create_recovery_report(conn, settings.pg_schema)
+        version = f" {store.extension_version}" if store.extension_version else ""
+        click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}{version}")
         store.close()
     if roles:
         from ..hot.roles import create_roles

@@ -17,6 +17,8 @@ from typing import Any
 
 from psycopg import sql
 
+from ..hot.ddl import ensure_table
+
 RECOVERY_FORMAT = "tickvault.recovery/1"
 
 
@@ -190,10 +192,16 @@ def _sql(name: str) -> str:
     return resources.files(__package__).joinpath(name).read_text()
 
 
+def create_hot_table(conn: Any, schema: str) -> None:
+    """<schema>.recovery_report, if missing (`tickvault init` creates it as the owner)."""
+    table = sql.Identifier(schema, "recovery_report")
+    ensure_table(conn, schema, "recovery_report", sql.SQL(_sql("report_schema.sql")).format(table=table))
+
+
 def write_hot(conn: Any, schema: str, report: RecoveryReport) -> int:
     """One row per (day, broker, symbol) in ``<schema>.recovery_report``; the latest run wins."""
     table = sql.Identifier(schema, "recovery_report")
-    conn.execute(sql.SQL(_sql("report_schema.sql")).format(table=table))
+    create_hot_table(conn, schema)
     ran_at = report.finished_at or datetime.now(timezone.utc)
     rows = [
         {

@@ -16,6 +16,8 @@ from typing import Any
 import pyarrow as pa
 from psycopg import sql
 
+from ..hot.ddl import ensure_table
+
 from .report import VerifyReport
 from .sides import HotSide, LakeSide, Side, split_statements, sql_text, store_errors
 
@@ -89,10 +91,16 @@ def _empty(day: date, symbol: str, checked_at: datetime) -> dict[str, Any]:
     }
 
 
+def create_hot_table(conn: Any, schema: str) -> None:
+    """<schema>.integrity_report, if missing (`tickvault init` creates it as the owner)."""
+    table = sql.Identifier(schema, "integrity_report")
+    ensure_table(conn, schema, "integrity_report", sql.SQL(sql_text("hot_integrity_create")).format(table=table))
+
+
 def write_hot(side: HotSide, rows: list[dict[str, Any]]) -> None:
     table = side.table("integrity_report")
     with side.store.connect() as conn:
-        conn.execute(sql.SQL(sql_text("hot_integrity_create")).format(table=table))
+        create_hot_table(conn, side.settings.pg_schema)
         with conn.cursor() as cur:
             cur.executemany(sql.SQL(sql_text("hot_integrity_upsert")).format(table=table), rows)
 
