@@ -288,3 +288,24 @@ def test_run_refuses_unknown_components(settings: Settings) -> None:
     result = _cli("run", "--only", "hot,bogus", env=_env(settings, _free_port()))
     assert result.returncode == 2
     assert "bogus" in result.stderr
+
+
+def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None:
+    from tickvault.lake import Lake
+    from tickvault.model import kst_date, ticks_to_table
+    from tickvault.run import daily_compaction
+
+    start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
+    ticks = [Tick("005930", start + timedelta(seconds=i), Decimal(70000), 1, i + 1, "B", "sim") for i in range(40)]
+    lake = Lake(settings)
+    for i in range(0, 40, 10):  # four commits: four small files
+        lake.upsert(ticks_to_table(ticks[i : i + 10]))
+    day = kst_date(start)
+    before = lake.file_count(day)
+    lake.close()
+    result = daily_compaction(settings)(day)
+    lake = Lake(settings)
+    assert before == 4 and lake.file_count(day) == 1
+    assert lake.count_ticks(day) == 40
+    assert isinstance(result, dict)
+    lake.close()

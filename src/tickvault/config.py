@@ -53,6 +53,7 @@ class Settings(BaseSettings):
     stream_max_entries: int = Field(20_000_000, ge=1000, description="Alarm when the stream holds more entries than this (never trimmed unconsumed)")
     reconcile_interval_s: int = Field(600, ge=10, description="Reconciler period for today's data inside run/archive")
     recovery_time: str = Field("16:10", description="KST time of the daily broker recovery on trading days")
+    compact_time: str = Field("16:40", description="KST time of the daily lake compaction (after recovery's upserts)")
 
     # --- metrics
     metrics_port: int = Field(9108, description="Prometheus endpoint port (/metrics)")

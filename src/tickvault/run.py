@@ -33,7 +33,7 @@ from .model import KST
 
 log = logging.getLogger(__name__)
 
-ALL_COMPONENTS = ("hot", "cold", "reconcile", "recovery", "metrics", "endpoint")
+ALL_COMPONENTS = ("hot", "cold", "reconcile", "recovery", "compact", "metrics", "endpoint")
 
 
 class Runnable(Protocol):
@@ -309,6 +309,22 @@ def daily_recovery(settings: Settings) -> Callable[[date], dict[str, float]] | N
     return job
 
 
+def daily_compaction(settings: Settings) -> Callable[[date], dict[str, float]]:
+    """Merge the day's small lake files once the day's writes (incl. recovery) are done."""
+
+    def job(day: date) -> dict[str, float]:
+        from .lake import Lake
+
+        lake = Lake(settings)
+        try:
+            result = lake.compact(day)
+        finally:
+            lake.close()
+        return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
+
+    return job
+
+
 def trading_day_check() -> Callable[[date], bool]:
     calendar = optional("tickvault.calendar")
     if calendar is not None and hasattr(calendar, "is_trading_day"):
@@ -337,6 +353,8 @@ def build_supervisor(settings: Settings, components: tuple[str, ...] = ALL_COMPO
         if recover is not None:
             check = trading_day_check()
             sup.add(Component("recovery", lambda: DailyJob("recovery", recover, settings.recovery_time, metrics, check)))
+    if "compact" in components:
+        sup.add(Component("compact", lambda: DailyJob("compact", daily_compaction(settings), settings.compact_time, metrics, trading_day_check())))
     if "metrics" in components:
         from .stream import connect
 

@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 @click.command("run")
 @click.option(
     "--only",
-    default="hot,cold,reconcile,recovery,metrics,endpoint",
+    default="hot,cold,reconcile,recovery,compact,metrics,endpoint",
     show_default=True,
-    help="Comma-separated components to run (hot, cold, reconcile, recovery, metrics, endpoint).",
+    help="Comma-separated components to run (hot, cold, reconcile, recovery, compact, metrics, endpoint).",
 )
 @click.option("--stop-timeout", default=120.0, show_default=True, help="Seconds to wait for components to finish after SIGTERM.")
 @click.pass_context
