@@ -23,9 +23,7 @@ import threading
 import time
 from pathlib import Path
 
-import psycopg
 import pyarrow as pa
-import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, Timer, emit, isolated_settings, ratio, say  # noqa: E402

@@ -189,7 +189,7 @@ def test_concurrent_writers_never_double_count(settings):
         try:
             for start in range(0, len(order), 150):
                 batch = table(order[start : start + 150])
-                for attempt in range(20):  # what the archiver does: retry the same batch
+                for _attempt in range(20):  # what the archiver does: retry the same batch
                     try:
                         total += sink.write(batch, settings.stream, "hot", f"{seed}-{start}")
                         break

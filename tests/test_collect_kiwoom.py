@@ -18,7 +18,7 @@ from tickvault.collectors.kiwoom import check_limit, real_to_fields
 from tickvault.collectors.service import build_kiwoom, read_gaps
 from tickvault.collectors.ws import run_sessions
 from tickvault.config import Settings
-from tickvault.model import KST, TICK_SCHEMA, UTC, InvalidTick
+from tickvault.model import TICK_SCHEMA, UTC, InvalidTick
 
 from standins.kiwoom_rest import KiwoomRestStandin
 from standins.kiwoom_ws import KiwoomWsStandin

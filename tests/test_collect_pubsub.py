@@ -11,7 +11,6 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 import pytest
-import redis
 
 from tickvault.cli.archive import build_archiver, open_hot, open_lake
 from tickvault.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client

@@ -12,10 +12,9 @@ from __future__ import annotations
 import io
 import logging
 import threading
-import time
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 import pyarrow as pa
@@ -23,10 +22,13 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ..config import Settings
-from ..model import KST, TICK_SCHEMA, UTC, dedupe, kst_day_bounds
+from ..model import TICK_SCHEMA, UTC, dedupe, kst_day_bounds
 from . import partitions
 from .sqlfiles import query, sql_text
 from .writer import postgres_write_sql, timescale_write_sql, write_batch
+
+if TYPE_CHECKING:
+    from .sink import HotSink
 
 log = logging.getLogger(__name__)
 
@@ -212,7 +214,7 @@ class HotStore:
             else:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
 
-    def sink(self) -> "HotSink":
+    def sink(self) -> HotSink:
         from .sink import HotSink
 
         return HotSink(self)

@@ -14,7 +14,7 @@ import threading
 from collections.abc import Callable, Sequence
 from datetime import date, datetime
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import duckdb
 import pyarrow as pa
@@ -25,6 +25,9 @@ from ..model import TICK_SCHEMA, dedupe, kst_date
 from . import sql
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
+
+if TYPE_CHECKING:
+    from .sink import LakeSink
 
 log = logging.getLogger(__name__)
 
