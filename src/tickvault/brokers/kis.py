@@ -15,10 +15,9 @@ or logged.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, time as dtime, timedelta, timezone
 from typing import Any
 
@@ -29,7 +28,8 @@ from ..model import KST
 from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, kst_at, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
-from .tokencache import CachedToken, TokenCache, default_token_dir
+from .session import BrokerSession
+from .tokencache import CachedToken
 
 log = logging.getLogger(__name__)
 
@@ -64,16 +64,7 @@ class KisResponse:
     headers: httpx.Headers
 
 
-@dataclass
-class CallStats:
-    calls: int = 0  # data calls sent (token calls excluded)
-    token_issues: int = 0
-    rate_retries: int = 0
-    token_reissues: int = 0
-    by_tr: dict[str, int] = field(default_factory=dict)
-
-
-class KisClient:
+class KisClient(BrokerSession):
     """Thread-safe KIS REST client for one app key."""
 
     broker = "kis"
@@ -92,46 +83,17 @@ class KisClient:
         self.retries = settings.broker_max_retries
         self.token_wait_s = settings.kis_token_wait_s
         self._sleep = sleep
-        self._cache = TokenCache(settings.broker_token_dir or default_token_dir(), "kis", self.base_url,
-                                 self._appkey.get_secret_value())
-        self._token: CachedToken | None = None
+        self._open_session(settings, self.base_url, self._appkey.get_secret_value(), transport)
         self._approval: str | None = None
-        self._lock = threading.RLock()
-        self.stats = CallStats()
         self._scrub = Scrubber(lambda: (self._appkey, self._appsecret, self._token.value if self._token else None, self._approval))
-        self._http = httpx.Client(base_url=self.base_url, timeout=settings.broker_timeout_s, transport=transport)
 
     def __repr__(self) -> str:
         return f"KisClient(base_url={self.base_url!r}, paper={self.paper})"
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> KisClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ auth
     def access_token(self) -> str:
         """A valid access token: from memory, else the disk cache, else freshly issued."""
-        with self._lock:
-            if self._token is not None and self._token.fresh():
-                return self._token.value
-            cached = self._cache.load()
-            if cached is not None:
-                self._token = cached
-                return cached.value
-            self._token = self._issue_token()
-            self._cache.save(self._token)
-            return self._token.value
-
-    def invalidate_token(self) -> None:
-        """Forget the token everywhere (the broker said it expired or is invalid)."""
-        with self._lock:
-            self._token = None
-            self._cache.clear()
+        return self._current_token()
 
     def _issue_token(self) -> CachedToken:
         payload = {

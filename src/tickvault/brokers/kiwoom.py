@@ -10,10 +10,9 @@ KIS's (0600) and held as a secret; messages are scrubbed of keys and tokens.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
@@ -24,7 +23,8 @@ from ..model import KST
 from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, parse_compact, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
-from .tokencache import CachedToken, TokenCache, default_token_dir
+from .session import BrokerSession
+from .tokencache import CachedToken
 
 log = logging.getLogger(__name__)
 
@@ -44,16 +44,7 @@ class KiwoomPage:
     next_key: str
 
 
-@dataclass
-class CallStats:
-    calls: int = 0
-    token_issues: int = 0
-    rate_retries: int = 0
-    token_reissues: int = 0
-    by_tr: dict[str, int] = field(default_factory=dict)
-
-
-class KiwoomClient:
+class KiwoomClient(BrokerSession):
     """Thread-safe Kiwoom REST client for one app key."""
 
     broker = "kiwoom"
@@ -69,44 +60,16 @@ class KiwoomClient:
         self.bucket = TokenBucket(settings.kiwoom_rate_per_s, sleep=sleep)
         self.retries = settings.broker_max_retries
         self._sleep = sleep
-        self._cache = TokenCache(settings.broker_token_dir or default_token_dir(), "kiwoom", self.base_url,
-                                 self._appkey.get_secret_value())
-        self._token: CachedToken | None = None
-        self._lock = threading.RLock()
-        self.stats = CallStats()
+        self._open_session(settings, self.base_url, self._appkey.get_secret_value(), transport)
         self._scrub = Scrubber(lambda: (self._appkey, self._secretkey, self._token.value if self._token else None))
-        self._http = httpx.Client(base_url=self.base_url, timeout=settings.broker_timeout_s, transport=transport)
 
     def __repr__(self) -> str:
         return f"KiwoomClient(base_url={self.base_url!r})"
 
-    def close(self) -> None:
-        self._http.close()
-
-    def __enter__(self) -> KiwoomClient:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
     # ------------------------------------------------------------------ auth
     def token(self) -> str:
         """A valid access token (au10001): memory, else disk cache, else freshly issued."""
-        with self._lock:
-            if self._token is not None and self._token.fresh():
-                return self._token.value
-            cached = self._cache.load()
-            if cached is not None:
-                self._token = cached
-                return cached.value
-            self._token = self._issue_token()
-            self._cache.save(self._token)
-            return self._token.value
-
-    def invalidate_token(self) -> None:
-        with self._lock:
-            self._token = None
-            self._cache.clear()
+        return self._current_token()
 
     def _issue_token(self) -> CachedToken:
         payload = {"grant_type": "client_credentials", "appkey": self._appkey.get_secret_value(),
