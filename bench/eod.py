@@ -22,7 +22,6 @@ import os
 import sys
 from pathlib import Path
 
-import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, Timer, emit, isolated_settings, say  # noqa: E402

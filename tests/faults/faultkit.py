@@ -25,7 +25,6 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import redis
 
 from tickvault.config import Settings
@@ -324,5 +323,5 @@ def distinct_count(table: pa.Table) -> int:
 
 __all__ = [
     "DAY", "MODE", "SOAK", "ArchiverProcess", "RetryingPublisher", "TruthReport", "assert_truth", "distinct_count",
-    "in_flight", "record", "scale", "truth_check", "wait_drained", "pc",
+    "in_flight", "record", "scale", "truth_check", "wait_drained",
 ]
