@@ -23,24 +23,14 @@ from tickvault.lake import Lake
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
 from tickvault.simulate import generate_day
 from tickvault.stream import connect
+from helpers import settings_env
 
 DAY = date(2026, 11, 20)
 BY_KEY = [(k, "ascending") for k in NATURAL_KEY]
 
 
-def _env(settings: Settings) -> dict[str, str]:
-    return {
-        "TICKVAULT_PG_URL": settings.pg_dsn,
-        "TICKVAULT_REDIS_URL": settings.redis_dsn,
-        "TICKVAULT_PG_SCHEMA": settings.pg_schema,
-        "TICKVAULT_STREAM": settings.stream,
-        "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
-        "TICKVAULT_HOT_MODE": settings.hot_mode,
-    }
-
-
 def _export(settings: Settings, source: str, out: Path, *extra: str) -> pa.Table:
-    result = CliRunner().invoke(cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out), *extra], env=_env(settings))
+    result = CliRunner().invoke(cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out), *extra], env=settings_env(settings))
     assert result.exit_code == 0, result.output
     return pq.read_table(out)
 
@@ -69,15 +59,15 @@ def test_export_both_stores_sorted_and_filtered(settings: Settings, tmp_path: Pa
 def test_export_refuses_a_missing_lake_and_a_bad_date(settings: Settings, tmp_path: Path) -> None:
     runner = CliRunner()
     out = tmp_path / "x.parquet"
-    missing = runner.invoke(cli, ["export", "--source", "cold", "--date", "2026-11-20", "--out", str(out)], env=_env(settings))
+    missing = runner.invoke(cli, ["export", "--source", "cold", "--date", "2026-11-20", "--out", str(out)], env=settings_env(settings))
     assert missing.exit_code == 1 and "no lake at" in missing.output and not out.exists()
     assert not Path(settings.lake_dir).exists()  # export never creates a lake
-    bad = runner.invoke(cli, ["export", "--source", "hot", "--date", "11/20", "--out", str(out)], env=_env(settings))
+    bad = runner.invoke(cli, ["export", "--source", "hot", "--date", "11/20", "--out", str(out)], env=settings_env(settings))
     assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
 
 
 def test_export_reports_a_down_hot_store(settings: Settings, tmp_path: Path) -> None:
-    env = _env(settings) | {"TICKVAULT_PG_URL": "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"}
+    env = settings_env(settings) | {"TICKVAULT_PG_URL": "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"}
     result = CliRunner().invoke(cli, ["export", "--source", "hot", "--date", "2026-11-20", "--out", str(tmp_path / "x.parquet")], env=env)
     assert result.exit_code == 1 and "cannot read the hot store" in result.output
 
@@ -85,7 +75,7 @@ def test_export_reports_a_down_hot_store(settings: Settings, tmp_path: Path) -> 
 def test_simulated_day_with_duplicates_and_shuffle_lands_exactly_once(settings: Settings, tmp_path: Path) -> None:
     """1 % re-sent, shuffled in windows of 50 -> both exports equal the truth file, every value."""
     truth_path = tmp_path / "truth.parquet"
-    env = _env(settings)
+    env = settings_env(settings)
     sim = CliRunner().invoke(
         cli,
         ["simulate", "--date", DAY.isoformat(), "--symbols", "20", "--ticks", "60000", "--seed", "11",

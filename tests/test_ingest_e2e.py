@@ -7,7 +7,6 @@ The truth is the simulator's set of distinct ticks; the stores are read back thr
 
 from __future__ import annotations
 
-import os
 import random
 import signal
 import subprocess
@@ -29,6 +28,7 @@ from tickvault.config import Settings
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import Publisher, group_info
+from helpers import subprocess_env
 
 DAY = date(2026, 11, 20)
 
@@ -37,22 +37,9 @@ def sort_key(table: pa.Table) -> pa.Table:
     return table.cast(TICK_SCHEMA).sort_by([(k, "ascending") for k in NATURAL_KEY])
 
 
-def settings_env(s: Settings) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
-    env.update(
-        TICKVAULT_PG_URL=s.pg_dsn,
-        TICKVAULT_REDIS_URL=s.redis_dsn,
-        TICKVAULT_PG_SCHEMA=s.pg_schema,
-        TICKVAULT_STREAM=s.stream,
-        TICKVAULT_LAKE_DIR=str(s.lake_dir),
-        TICKVAULT_HOT_MODE=s.hot_mode,
-    )
-    return env
-
-
 def export(s: Settings, source: str, out: Path) -> pa.Table:
     result = CliRunner().invoke(
-        cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out)], env=settings_env(s), catch_exceptions=False
+        cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out)], env=subprocess_env(s), catch_exceptions=False
     )
     assert result.exit_code == 0, result.output
     return pq.read_table(out)
@@ -127,7 +114,7 @@ def _start_archiver(s: Settings, which: str, log: Path) -> subprocess.Popen[byte
     with open(log, "ab") as out:
         return subprocess.Popen(
             [sys.executable, "-m", "tickvault.cli", "archive", which, "--consumer", "kill-test"],
-            env=settings_env(s), stdout=out, stderr=subprocess.STDOUT,
+            env=subprocess_env(s), stdout=out, stderr=subprocess.STDOUT,
         )
 
 

@@ -3,7 +3,6 @@ PostgreSQL, Redis and a DuckLake lake (ingest, reconcile, trim, metrics table, e
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
@@ -17,13 +16,13 @@ from decimal import Decimal
 from pathlib import Path
 
 import psycopg
-import pytest
 
 from tickvault.config import Settings
 from tickvault.metrics import PipelineMetrics
 from tickvault.model import KST, Tick
 from tickvault.run import Component, DailyJob, Supervisor, run_job
 from tickvault.stream import Publisher
+from helpers import subprocess_env
 
 
 CLI = [sys.executable, "-c", "from tickvault.cli import main; main()"]
@@ -142,22 +141,16 @@ def _free_port() -> int:
 
 
 def _env(s: Settings, port: int) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
-    env.update({
-        "TICKVAULT_PG_URL": s.pg_dsn,
-        "TICKVAULT_REDIS_URL": s.redis_dsn,
-        "TICKVAULT_PG_SCHEMA": s.pg_schema,
-        "TICKVAULT_STREAM": s.stream,
-        "TICKVAULT_LAKE_DIR": str(s.lake_dir),
-        "TICKVAULT_HOT_MODE": "postgres",
-        "TICKVAULT_METRICS_PORT": str(port),
-        "TICKVAULT_METRICS_INTERVAL_S": "0.5",
-        "TICKVAULT_RECONCILE_INTERVAL_S": "10",
-        "TICKVAULT_RECONCILE_SETTLE_S": "0",
-        "TICKVAULT_TRIM_INTERVAL_S": "1",
-        "TICKVAULT_COLD_MAX_WAIT_MS": "200",
-    })
-    return env
+    return subprocess_env(
+        s,
+        TICKVAULT_HOT_MODE="postgres",
+        TICKVAULT_METRICS_PORT=str(port),
+        TICKVAULT_METRICS_INTERVAL_S="0.5",
+        TICKVAULT_RECONCILE_INTERVAL_S="10",
+        TICKVAULT_RECONCILE_SETTLE_S="0",
+        TICKVAULT_TRIM_INTERVAL_S="1",
+        TICKVAULT_COLD_MAX_WAIT_MS="200",
+    )
 
 
 def _cli(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:

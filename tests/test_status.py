@@ -20,21 +20,9 @@ from tickvault.hot import HotStore
 from tickvault.lake import Lake
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import GroupConsumer, Publisher, connect
+from helpers import settings_env
 
 DAY = date(2026, 11, 20)
-
-
-def _env(settings: Settings, **override: str) -> dict[str, str]:
-    env = {
-        "TICKVAULT_PG_URL": settings.pg_dsn,
-        "TICKVAULT_REDIS_URL": settings.redis_dsn,
-        "TICKVAULT_PG_SCHEMA": settings.pg_schema,
-        "TICKVAULT_STREAM": settings.stream,
-        "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
-        "TICKVAULT_HOT_MODE": settings.hot_mode,
-    }
-    env.update(override)
-    return env
 
 
 def _status(env: dict[str, str], *extra: str):
@@ -54,7 +42,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     lake.init()
     lake.close()
 
-    result = _status(_env(settings), "--json")
+    result = _status(settings_env(settings), "--json")
     assert result.exit_code == 0, result.output
     report = json.loads(result.output)
     assert report["ok"] is True and report["date"] == "2026-11-20"
@@ -65,7 +53,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     assert report["hot"]["extension_version"] is None
     assert report["cold"]["ticks_today"] == 0
 
-    text = _status(_env(settings))
+    text = _status(settings_env(settings))
     assert text.exit_code == 0
     assert "1531 entries, dead letters 1" in text.output
     assert "hot     1500 ticks on 2026-11-20" in text.output
@@ -77,21 +65,21 @@ def test_status_keeps_going_when_servers_are_down(settings: Settings) -> None:
     lake = Lake(settings)
     lake.init()
     lake.close()
-    redis_down = _status(_env(settings, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json")
+    redis_down = _status(settings_env(settings, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json")
     assert redis_down.exit_code == 1
     report = json.loads(redis_down.stdout)
     assert report["redis"]["state"] == "down" and "unreachable" in report["redis"]["error"]
     assert report["hot"]["state"] == "ok" and report["cold"]["state"] == "ok"
     assert "not healthy: redis down" in redis_down.stderr
 
-    pg_down = _status(_env(settings, TICKVAULT_PG_URL="postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"))
+    pg_down = _status(settings_env(settings, TICKVAULT_PG_URL="postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2"))
     assert pg_down.exit_code == 1
     assert "hot     DOWN — PostgreSQL unreachable" in pg_down.stdout
     assert "cold    0 ticks" in pg_down.stdout and "stream  " in pg_down.stdout
 
 
 def test_status_says_what_is_missing_without_creating_it(settings: Settings, tmp_path: Path) -> None:
-    result = _status(_env(settings), "--json")
+    result = _status(settings_env(settings), "--json")
     assert result.exit_code == 1
     report = json.loads(result.stdout)
     assert report["hot"]["state"] == "missing" and "tickvault init" in report["hot"]["error"]
@@ -111,7 +99,7 @@ def test_status_shows_timescaledb_mode_and_version(test_id: str, tmp_path: Path)
         store = HotStore(s)
         store.init()
         store.upsert(generate_day(DAY, symbols=2, ticks=200, seed=1))
-        report = json.loads(_status(_env(s, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
+        report = json.loads(_status(settings_env(s, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
         assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
         assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200
     finally:

@@ -19,6 +19,7 @@ from tickvault.simulate import generate_day
 from tickvault.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.sync.gaps import LastTick, union_gaps
 from tickvault.sync.sides import HotSide, LakeSide
+from helpers import settings_env
 
 DAY = date(2026, 11, 20)
 UTC = timezone.utc
@@ -44,17 +45,6 @@ def store_both(settings: Settings, hot_ticks: pa.Table, cold_ticks: pa.Table) ->
     lake.close()
 
 
-def cli_env(settings: Settings) -> dict[str, str]:
-    return {
-        "TICKVAULT_PG_URL": settings.pg_dsn,
-        "TICKVAULT_REDIS_URL": settings.redis_dsn,
-        "TICKVAULT_PG_SCHEMA": settings.pg_schema,
-        "TICKVAULT_STREAM": settings.stream,
-        "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
-        "TICKVAULT_HOT_MODE": settings.hot_mode,
-    }
-
-
 def row_of(table: pa.Table, symbol: str, nth: int) -> int:
     """Index in ``table`` of the nth tick (by cum_volume) of ``symbol``."""
     idx = [i for i, s in enumerate(table.column("symbol").to_pylist()) if s == symbol]
@@ -69,7 +59,7 @@ def test_clean_day_is_consistent_and_cli_exits_0(settings: Settings) -> None:
     assert report.consistent, report.reasons()
     assert report.stores["hot"].ticks == report.stores["cold"].ticks == ticks.num_rows
     assert report.stores["hot"].volume == pc.sum(ticks.column("volume")).as_py()
-    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=settings_env(settings))
     assert result.exit_code == 0, result.output
     doc = json.loads(result.stdout)
     assert doc["format"] == VERIFY_FORMAT and doc["consistent"] is True and doc["gaps"] == []
@@ -94,7 +84,7 @@ def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) 
     for store in ("hot", "cold"):
         assert [g.missing_volume for g in report.stores[store].gaps] == [lost_volume]
 
-    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--json"], env=settings_env(settings))
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["missing_volume"] == lost_volume
@@ -102,7 +92,7 @@ def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) 
     assert VerifyReport.gaps_from_dict(doc) == report.gaps
     assert "not consistent" in result.stderr
 
-    text = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--source", "cold", "--symbols", symbol], env=cli_env(settings))
+    text = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat(), "--source", "cold", "--symbols", symbol], env=settings_env(settings))
     assert text.exit_code == 1
     assert f"gap  {symbol}" in text.stdout and f"missing volume {lost_volume}" in text.stdout
     assert text.stdout.startswith("cold")
@@ -187,7 +177,7 @@ def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None
 def test_verify_rejects_bad_input(settings: Settings) -> None:
     with pytest.raises(ValueError, match="source"):
         verify(settings, DAY, source="warm")
-    result = CliRunner().invoke(cli, ["verify", "--date", "20261120"], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["verify", "--date", "20261120"], env=settings_env(settings))
     assert result.exit_code != 0 and "YYYY-MM-DD" in result.output
 
 
