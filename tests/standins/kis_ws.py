@@ -11,21 +11,20 @@ for ``s`` seconds while the exchange keeps trading, ``send_raw`` sends any text.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
 import string
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from tickvault.collectors.kis import aes_encrypt
 from tickvault.model import KST
+
+from .ws_server import WsConn, WsStandinServer
 
 #: websockets logs whole frames at DEBUG; the collector tests grep the log for secrets, so
 #: the stand-in's own frame log (which sees the approval key) stays at INFO.
@@ -77,17 +76,14 @@ def _ack(tr_id: str, tr_key: str, code: str, msg: str, rt_cd: str = "0", output:
 
 
 @dataclass
-class Conn:
-    ws: ServerConnection
+class Conn(WsConn):
     subs: set[str] = field(default_factory=set)
-    stalled_until: float = 0.0
-    closed: bool = False
-
-    def live(self) -> bool:
-        return not self.closed and time.monotonic() >= self.stalled_until
 
 
-class KisWsStandin:
+class KisWsStandin(WsStandinServer[Conn]):
+    server_log = SERVER_LOG
+    drop_code = 1011
+
     def __init__(
         self,
         symbols: Sequence[str],
@@ -96,6 +92,7 @@ class KisWsStandin:
         valid_key: Callable[[str], bool] = bool,
         seed: int = 7,
     ):
+        super().__init__(Conn)
         self.symbols = list(symbols)
         self.max_subscriptions = max_subscriptions
         self.valid_key = valid_key
@@ -106,44 +103,9 @@ class KisWsStandin:
         self.price = {s: 50_000 + 100 * i for i, s in enumerate(self.symbols)}
         self.sent: list[Trade] = []
         self.lost: list[Trade] = []
-        self.conns: list[Conn] = []
-        self.connections = 0
         self.pongs = 0
         self.refused: list[tuple[str, str]] = []  # (symbol, msg_cd)
         self.unsubscribes = 0
-        self.received: list[str] = []  # every text frame from clients (secret checks)
-        self._server: Server | None = None
-        self._changed = asyncio.Event()
-
-    # --- lifecycle
-    async def start(self) -> str:
-        self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None, logger=SERVER_LOG)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://127.0.0.1:{port}"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        conn = Conn(ws)
-        self.conns.append(conn)
-        self.connections += 1
-        try:
-            async for message in ws:
-                text = message if isinstance(message, str) else message.decode()
-                self.received.append(text)
-                try:
-                    await self._on_text(conn, text)
-                except ConnectionClosed:
-                    pass  # the client left while we answered; keep reading what it sent before
-                self._notify()
-        except ConnectionClosed:
-            pass
-        finally:
-            conn.closed = True
-            self._notify()
 
     async def _on_text(self, conn: Conn, text: str) -> None:
         msg = json.loads(text)
@@ -176,10 +138,6 @@ class KisWsStandin:
             conn.subs.add(symbol)
             await conn.ws.send(_ack(tr_id, symbol, "OPSP0000", "SUBSCRIBE SUCCESS", output={"iv": self.cipher[1], "key": self.cipher[0]}))
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     # --- test controls
     def subscribed_conn(self, symbols: Sequence[str], newer_than: int = 0) -> Conn | None:
         for conn in self.conns[newer_than:]:
@@ -190,15 +148,7 @@ class KisWsStandin:
     async def wait_subscribed(self, symbols: Sequence[str] | None = None, newer_than: int = 0, timeout: float = 10.0) -> None:
         """Until a live connection (the ``newer_than``-th or later) holds all ``symbols``."""
         symbols = self.symbols if symbols is None else symbols
-        deadline = time.monotonic() + timeout
-        while self.subscribed_conn(symbols, newer_than) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no connection subscribed to {symbols} within {timeout}s")
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
-            except asyncio.TimeoutError:
-                pass
+        await self._wait_until(lambda: self.subscribed_conn(symbols, newer_than), timeout, f"no connection subscribed to {symbols}")
 
     def make_trade(self, symbol: str) -> Trade:
         volume = self.rng.randint(1, 500)
@@ -212,7 +162,7 @@ class KisWsStandin:
         for i in range(n):
             symbol = self.symbols[i % len(self.symbols)]
             made.setdefault(symbol, []).append(self.make_trade(symbol))
-        for symbol, trades in made.items():
+        for trades in made.values():
             for start in range(0, len(trades), per_frame):
                 await self._deliver(trades[start : start + per_frame], encrypt)
 
@@ -233,26 +183,3 @@ class KisWsStandin:
         for conn in self.conns:
             if conn.live():
                 await conn.ws.send(text)
-
-    async def send_raw(self, text: str) -> None:
-        for conn in self.conns:
-            if conn.live():
-                await conn.ws.send(text)
-
-    async def drop(self, abrupt: bool = False) -> None:
-        """Server-initiated disconnect of every current connection, mid-stream."""
-        for conn in self.conns:
-            if conn.closed:
-                continue
-            conn.closed = True
-            if abrupt:
-                conn.ws.transport.abort()
-            else:
-                await conn.ws.close(code=1011, reason="server going away")
-
-    def stall(self, seconds: float) -> None:
-        """The current connections go silent for ``seconds`` (no data, no PINGPONG)."""
-        until = time.monotonic() + seconds
-        for conn in self.conns:
-            if not conn.closed:
-                conn.stalled_until = until

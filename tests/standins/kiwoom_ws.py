@@ -8,19 +8,18 @@ the trades nobody could receive in ``lost``; ``drop``, ``stall``, ``ping``, ``se
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 import random
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
 from tickvault.model import KST
+
+from .ws_server import WsConn, WsStandinServer
 
 SERVER_LOG = logging.getLogger("standins.kiwoom_ws")  # frames carry the token: keep them out of DEBUG logs
 SERVER_LOG.setLevel(logging.INFO)
@@ -66,19 +65,18 @@ def real_element(t: Trade, prev_close: int) -> dict:
 
 
 @dataclass
-class Conn:
-    ws: ServerConnection
+class Conn(WsConn):
     logged_in: bool = False
     items: set[str] = field(default_factory=set)
-    stalled_until: float = 0.0
-    closed: bool = False
-
-    def live(self) -> bool:
-        return not self.closed and time.monotonic() >= self.stalled_until
 
 
-class KiwoomWsStandin:
+class KiwoomWsStandin(WsStandinServer[Conn]):
+    server_log = SERVER_LOG
+    path = "/api/dostk/websocket"
+    drop_code = 1001
+
     def __init__(self, symbols: Sequence[str], *, max_items: int = 100, valid_token: Callable[[str], bool] = bool, seed: int = 11):
+        super().__init__(Conn)
         self.symbols = list(symbols)
         self.max_items = max_items
         self.valid_token = valid_token
@@ -88,46 +86,13 @@ class KiwoomWsStandin:
         self.prev_close = dict(self.price)
         self.sent: list[Trade] = []
         self.lost: list[Trade] = []
-        self.conns: list[Conn] = []
-        self.connections = 0
         self.pongs = 0
         self.removes = 0
         self.logins_refused = 0
         self.regs_refused = 0
-        self.received: list[str] = []
-        self._server: Server | None = None
-        self._changed = asyncio.Event()
 
-    async def start(self) -> str:
-        self._server = await serve(self._handler, "127.0.0.1", 0, ping_interval=None, logger=SERVER_LOG)
-        port = self._server.sockets[0].getsockname()[1]
-        return f"ws://127.0.0.1:{port}/api/dostk/websocket"
-
-    async def stop(self) -> None:
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-
-    async def _handler(self, ws: ServerConnection) -> None:
-        conn = Conn(ws)
-        self.conns.append(conn)
-        self.connections += 1
-        try:
-            async for message in ws:
-                text = message if isinstance(message, str) else message.decode()
-                self.received.append(text)
-                try:
-                    await self._on_text(conn, json.loads(text))
-                except ConnectionClosed:
-                    pass  # the client left while we answered; keep reading what it sent before
-                self._notify()
-        except ConnectionClosed:
-            pass
-        finally:
-            conn.closed = True
-            self._notify()
-
-    async def _on_text(self, conn: Conn, msg: dict) -> None:
+    async def _on_text(self, conn: Conn, text: str) -> None:
+        msg = json.loads(text)
         trnm = msg.get("trnm")
         if trnm == "PING":
             self.pongs += 1
@@ -153,10 +118,6 @@ class KiwoomWsStandin:
             conn.items -= {i for d in msg.get("data", []) for i in d.get("item", [])}
             await conn.ws.send(json.dumps({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}))
 
-    def _notify(self) -> None:
-        self._changed.set()
-        self._changed = asyncio.Event()
-
     # --- test controls
     def registered_conn(self, newer_than: int = 0) -> Conn | None:
         for conn in self.conns[newer_than:]:
@@ -165,15 +126,7 @@ class KiwoomWsStandin:
         return None
 
     async def wait_registered(self, newer_than: int = 0, timeout: float = 10.0) -> None:
-        deadline = time.monotonic() + timeout
-        while self.registered_conn(newer_than) is None:
-            left = deadline - time.monotonic()
-            if left <= 0:
-                raise TimeoutError(f"no connection registered {self.symbols} within {timeout}s")
-            try:
-                await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
-            except asyncio.TimeoutError:
-                pass
+        await self._wait_until(lambda: self.registered_conn(newer_than), timeout, f"no connection registered {self.symbols}")
 
     def make_trade(self, symbol: str) -> Trade:
         volume = self.rng.randint(1, 300)
@@ -208,24 +161,3 @@ class KiwoomWsStandin:
         for conn in self.conns:
             if conn.live():
                 await conn.ws.send(json.dumps({"trnm": "PING"}))
-
-    async def send_raw(self, text: str) -> None:
-        for conn in self.conns:
-            if conn.live():
-                await conn.ws.send(text)
-
-    async def drop(self, abrupt: bool = False) -> None:
-        for conn in self.conns:
-            if conn.closed:
-                continue
-            conn.closed = True
-            if abrupt:
-                conn.ws.transport.abort()
-            else:
-                await conn.ws.close(code=1001, reason="server going away")
-
-    def stall(self, seconds: float) -> None:
-        until = time.monotonic() + seconds
-        for conn in self.conns:
-            if not conn.closed:
-                conn.stalled_until = until
