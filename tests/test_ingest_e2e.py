@@ -30,6 +30,8 @@ from tickvault.simulate import generate_day, publish
 from tickvault.stream import Publisher, group_info
 from helpers import subprocess_env
 
+settings_env = subprocess_env  # the name tests/faults/faultkit.py imports from here
+
 DAY = date(2026, 11, 20)
 
 

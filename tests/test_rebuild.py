@@ -19,7 +19,8 @@ from tickvault.sync import verify
 from tickvault.sync.rebuild import RebuildError, rebuild
 from tickvault.sync.trim import group_positions, trim
 
-from test_verify import DAY, cli_env
+from helpers import settings_env
+from test_verify import DAY
 
 
 class Archivers:
@@ -57,13 +58,13 @@ def test_stream_lost_while_hot_is_down_rebuild_hot_from_cold(settings: Settings,
     rclient.delete(settings.stream)
 
     start = kst_day_bounds(DAY)[0].isoformat()
-    out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", start, "--json"], env=cli_env(settings))
+    out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", start, "--json"], env=settings_env(settings))
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
     assert result["stream_existed"] is False and result["ticks_added"] == 2500
     assert group_positions(rclient, settings.stream) == {"hot": "0-1"}
 
-    out = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=cli_env(settings))
+    out = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
     assert out.exit_code == 0, out.output
 
     # the pipeline resumes: later ticks reach both stores through the recreated stream
@@ -116,7 +117,7 @@ def test_rebuild_refuses_while_the_source_lags(settings: Settings, rclient: redi
     assert group_positions(rclient, settings.stream) == before  # nothing moved
     with pytest.raises(ValueError, match="offset"):
         rebuild(settings, "hot", kst_day_bounds(DAY)[0].replace(tzinfo=None))
-    out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", "yesterday"], env=cli_env(settings))
+    out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", "yesterday"], env=settings_env(settings))
     assert out.exit_code != 0 and "ISO-8601" in out.output
 
 

@@ -25,7 +25,8 @@ from tickvault.sync.reconcile import missing_from, reconcile, repair_windows
 from tickvault.sync.report import MinuteDiff
 from tickvault.sync.sides import HotSide, LakeSide
 
-from test_verify import DAY, cli_env, row_of, store_both, without
+from helpers import settings_env
+from test_verify import DAY, row_of, store_both, without
 
 UTC = timezone.utc
 
@@ -83,7 +84,7 @@ def test_planted_differences_are_found_and_repaired_both_ways(settings: Settings
     hot_keys, cold_keys = stored(settings)
     assert hot_keys == cold_keys == keys(truth)
     assert verify(settings, DAY).consistent
-    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
     assert result.exit_code == 0, result.output
 
     # idempotent: nothing left to do
@@ -131,7 +132,7 @@ def test_ticks_lost_by_both_remain_gaps_with_exact_volume(settings: Settings) ->
     rows = {r["symbol"]: r for r in read_integrity_report(HotSide(settings), DAY)}
     assert rows[symbol]["gaps"] == 1 and rows[symbol]["missing_volume"] == lost_volume and rows[symbol]["status"] == "gaps"
 
-    result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--json"], env=cli_env(settings))
+    result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--json"], env=settings_env(settings))
     assert result.exit_code == 1
     doc = json.loads(result.stdout)
     assert doc["format"] == "tickvault.reconcile/1" and doc["after"]["missing_volume"] == lost_volume
@@ -140,7 +141,7 @@ def test_ticks_lost_by_both_remain_gaps_with_exact_volume(settings: Settings) ->
 def test_reconcile_cli_repairs(settings: Settings) -> None:
     truth = generate_day(DAY, symbols=2, ticks=800, seed=2)
     store_both(settings, without(truth, [5, 6, 7]), truth)
-    env = cli_env(settings)
+    env = settings_env(settings)
     result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat()], env=env)
     assert result.exit_code == 1 and "--repair" in result.stderr
     result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--repair", "--json"], env=env)

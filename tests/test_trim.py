@@ -20,7 +20,8 @@ from tickvault.stream import Publisher, group_info
 from tickvault.sync import state, verify
 from tickvault.sync.trim import group_positions, next_id, parse_id, trim
 
-from test_verify import DAY, cli_env
+from helpers import settings_env
+from test_verify import DAY
 
 FIELDS = {"v": "1", "symbol": "005930", "ts": "2026-11-20T09:00:00+09:00", "price": "100", "volume": "1", "cum_volume": "1", "source": "sim"}
 
@@ -107,7 +108,7 @@ def test_ceiling_raises_an_alarm_instead_of_trimming(settings: Settings, rclient
     assert state.snapshot()["stream_ceiling_alarm"] == 1.0
     assert first_id(rclient, small.stream) == ids[200]
 
-    env = cli_env(small) | {"TICKVAULT_STREAM_MAX_ENTRIES": "1000"}
+    env = settings_env(small) | {"TICKVAULT_STREAM_MAX_ENTRIES": "1000"}
     out = CliRunner().invoke(cli, ["trim", "--json"], env=env)
     assert out.exit_code == 2 and "ceiling" in out.stderr
     assert json.loads(out.stdout)["held_by"] == "hot"
