@@ -90,16 +90,6 @@ def union_by_key(*tables: pa.Table) -> pa.Table:
     return table.take(pa.compute.take(first.column("_i_min"), keep))
 
 
-def missing_keys(ticks: pa.Table, present: pa.Table) -> pa.Table:
-    """Rows of ``ticks`` whose natural key is absent from ``present``."""
-    if ticks.num_rows == 0 or present.num_rows == 0:
-        return ticks
-    keys = present.select(list(NATURAL_KEY)).append_column("_here", pa.array([True] * present.num_rows))
-    joined = ticks.join(keys, keys=list(NATURAL_KEY), join_type="left outer", use_threads=False)
-    out = joined.filter(pa.compute.is_null(joined.column("_here"))).drop_columns(["_here"])
-    return out.select(TICK_SCHEMA.names).cast(TICK_SCHEMA)
-
-
 def by_symbol(table: pa.Table) -> dict[str, SymbolArchive]:
     """Split a day's ticks per symbol and find the breaks in each cumulative volume."""
     rows: dict[str, list[StoredTick]] = defaultdict(list)

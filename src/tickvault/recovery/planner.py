@@ -24,7 +24,7 @@ from psycopg import sql
 from ..brokers.errors import BrokerError
 from ..config import Settings
 from ..model import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
-from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, missing_keys, union_by_key, window_of
+from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
 from .convert import Conversion, from_anchored, from_exact
 from .report import Disagreement, RecoveryReport, SymbolReport, write_hot, write_json
 from .sources import BrokerSource, TradesUnavailable, open_source
@@ -135,11 +135,13 @@ class Recovery:
 
     def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: Any, lake: Any, with_hot: bool) -> None:
         """Copy between the stores, then ask the broker, for a bounded group of symbols."""
+        from ..sync.reconcile import missing_from
+
         start, end = kst_day_bounds(self.day)
         lake_ticks = lake.read_ticks(start, end, symbols)
         hot_ticks = hot.read_ticks(start, end, symbols) if with_hot else TICK_SCHEMA.empty_table()
-        to_lake = missing_keys(hot_ticks, lake_ticks)
-        to_hot = missing_keys(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
+        to_lake = missing_from(hot_ticks, lake_ticks)
+        to_hot = missing_from(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
         if not self.dry_run:
             if to_lake.num_rows:
                 lake.upsert(to_lake)
