@@ -11,6 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pyarrow as pa
 import pytest
 
@@ -209,7 +210,7 @@ def test_failed_data_write_leaves_nothing_visible(settings):
     blocked.parent.mkdir(parents=True, exist_ok=True)
     blocked.write_text("not a directory")
     batch = pa.concat_tables([make_ticks(100, start_cum=0), make_ticks(50, day=other_day)])
-    with pytest.raises(Exception):
+    with pytest.raises(duckdb.Error):
         sink.write(batch, settings.stream, "cold", "2-0")
     assert lake.count_ticks(DAY) == 100
     assert lake.count_ticks(other_day) == 0
