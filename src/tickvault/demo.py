@@ -232,7 +232,8 @@ def run_demo(
             for a in archivers:
                 a.stop()
             for t in threads:
-                t.join(60)
+                if t.ident is not None:  # Ctrl-C may arrive before every thread was started
+                    t.join(60)
             for a in archivers:
                 a.sink.close()
                 a.consumer.client.close()
