@@ -14,6 +14,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
+from helpers import settings_env
 
 from tickvault.cli import cli
 from tickvault.cli.archive import build_archiver
@@ -23,7 +24,6 @@ from tickvault.lake import Lake
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
 from tickvault.simulate import generate_day
 from tickvault.stream import connect
-from helpers import settings_env
 
 DAY = date(2026, 11, 20)
 BY_KEY = [(k, "ascending") for k in NATURAL_KEY]

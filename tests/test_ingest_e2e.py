@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 import pytest
 import redis
 from click.testing import CliRunner
+from helpers import subprocess_env
 
 from tickvault.cli import cli
 from tickvault.cli.archive import build_archiver
@@ -28,7 +29,6 @@ from tickvault.config import Settings
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import Publisher, group_info
-from helpers import subprocess_env
 
 settings_env = subprocess_env  # the name tests/faults/faultkit.py imports from here
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from click.testing import CliRunner
+from helpers import settings_env
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 
 from tickvault.cli import cli
@@ -20,7 +21,6 @@ from tickvault.hot import HotStore
 from tickvault.lake import Lake
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import GroupConsumer, Publisher, connect
-from helpers import settings_env
 
 DAY = date(2026, 11, 20)
 

@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
+from helpers import settings_env
 
 from tickvault.cli import cli
 from tickvault.config import Settings
@@ -19,7 +20,6 @@ from tickvault.simulate import generate_day
 from tickvault.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.sync.gaps import LastTick, union_gaps
 from tickvault.sync.sides import HotSide, LakeSide
-from helpers import settings_env
 
 DAY = date(2026, 11, 20)
 UTC = timezone.utc
