@@ -27,3 +27,26 @@ def subprocess_env(settings: Settings, **override: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
     env.update(settings_env(settings, **override))
     return env
+
+
+def drop_schema(url: str, schema: str, attempts: int = 5) -> None:
+    """Drop a test schema. On TimescaleDB, unschedule its jobs first and retry: a policy job
+    that the scheduler starts during the drop fails it with "tuple concurrently deleted"."""
+    import time
+
+    import psycopg
+
+    for attempt in range(attempts):
+        try:
+            with psycopg.connect(url, autocommit=True) as conn:
+                if conn.execute("SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'").fetchone():
+                    conn.execute(
+                        "SELECT delete_job(job_id) FROM timescaledb_information.jobs "
+                        "WHERE hypertable_schema = %s OR proc_schema = %s", (schema, schema)
+                    )
+                conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+            return
+        except psycopg.errors.InternalError:
+            if attempt == attempts - 1:
+                raise
+            time.sleep(0.5)

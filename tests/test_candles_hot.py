@@ -17,6 +17,7 @@ from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_c
 from tickvault.config import Settings
 from tickvault.hot import HotStore
 from tickvault.model import KST, Tick, kst_day_bounds
+from helpers import drop_schema
 
 DAY = date(2026, 11, 20)
 LEVELS = ("1m", "5m", "1h", "1d")
@@ -95,8 +96,7 @@ def tsdb_settings(test_id, tmp_path):
         pytest.skip(reason)
     s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
     yield s
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

@@ -26,6 +26,7 @@ from tickvault.model import KST, kst_day_bounds
 from tickvault.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import Publisher
+from helpers import drop_schema
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 INTERVAL_S = 60
@@ -154,8 +155,7 @@ def tsdb_settings(settings: Settings) -> Iterator[Settings]:
         pytest.skip("TICKVAULT_TEST_TSDB_URL is not set (a PostgreSQL with the timescaledb extension)")
     s = settings.model_copy(update={"pg_url": url, "hot_mode": "timescaledb"})
     yield s
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

@@ -14,6 +14,7 @@ from tickvault.hot import HotStore
 from tickvault.lake import Lake
 from tickvault.model import ticks_to_table
 from tickvault.query import QueryEngine
+from helpers import drop_schema
 
 pytestmark = pytest.mark.timescaledb
 
@@ -39,8 +40,7 @@ def tsdb_settings(settings):
     s = settings.model_copy(update={"pg_url": url, "hot_mode": "timescaledb", "tick_retention_days": 3650, "compress_after_days": 3000,
                                      "candles_1m_retention_days": None})
     yield s
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    drop_schema(url, s.pg_schema)
 
 
 def test_timescale_hot_candles_equal_lake_and_truth(tsdb_settings) -> None:

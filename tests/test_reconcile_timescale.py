@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 
-import psycopg
 import pytest
 
 from tickvault.config import Settings
@@ -17,6 +16,7 @@ from tickvault.sync.reconcile import reconcile
 
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 from test_verify import DAY, row_of, store_both, without
+from helpers import drop_schema
 
 
 @pytest.fixture
@@ -28,8 +28,7 @@ def tsdb_settings(test_id, tmp_path):
     s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks",
                  lake_dir=tmp_path / "lake")
     yield s
-    with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

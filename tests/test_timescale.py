@@ -18,6 +18,7 @@ from tickvault.config import Settings
 from tickvault.hot import HotStore, HotStoreError
 from tickvault.hot.timescale import policy_plan, refresh_window_days
 from tickvault.model import KST, UTC, kst_day_bounds
+from helpers import drop_schema
 
 DAY = date(2026, 11, 20)
 
@@ -35,8 +36,7 @@ def tsdb_url() -> str:
 def ts_settings(tsdb_url, test_id, tmp_path):
     s = Settings(pg_url=tsdb_url, pg_schema=f"t_{test_id}", hot_mode="auto", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
     yield s
-    with psycopg.connect(tsdb_url, autocommit=True) as conn:
-        conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
+    drop_schema(tsdb_url, s.pg_schema)
 
 
 def pause_jobs(store: HotStore) -> dict[tuple[str, str], int]:
