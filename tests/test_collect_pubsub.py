@@ -158,7 +158,7 @@ def test_killed_connection_is_a_recorded_gap(settings, rclient, test_id):
         assert i < 1000, "bridge never came back"
     for j in range(i, i + 10):
         publish(j)
-    wait_for(lambda: bridge.stats.ticks == len(delivered))
+    wait_for(lambda: bridge.stats.ticks == len(delivered), timeout=30.0)
     bridge.stop()
     thread.join(5)
 

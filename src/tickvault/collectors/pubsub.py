@@ -213,12 +213,14 @@ class PubSubBridge:
             if message is None:
                 continue
             batch = [message]
-            while len(batch) < 1000:  # take whatever else is already buffered
-                more = pubsub.get_message(timeout=0)
-                if more is None:
-                    break
-                batch.append(more)
-            self._forward(batch, publisher)
+            try:
+                while len(batch) < 1000:  # take whatever else is already buffered
+                    more = pubsub.get_message(timeout=0)
+                    if more is None:
+                        break
+                    batch.append(more)
+            finally:  # the connection may die mid-batch: what was received is still forwarded
+                self._forward(batch, publisher)
 
     def _forward(self, batch: list[dict[str, Any]], publisher: Publisher) -> None:
         received_at = datetime.now(UTC)
