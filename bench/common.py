@@ -21,6 +21,7 @@ from tickvault.config import Settings
 DAY = date(2026, 11, 20)
 PG_URL = os.environ.get("TICKVAULT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TICKVAULT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
+TSDB_URL = os.environ.get("TICKVAULT_BENCH_TSDB_URL")  # a PostgreSQL with timescaledb: adds the TimescaleDB-mode hot bench
 
 
 @contextmanager
@@ -28,15 +29,15 @@ def isolated_settings(tag: str, **overrides: object) -> Iterator[Settings]:
     """Own schema, stream and lake dir, removed afterwards (benches never touch real data)."""
     run = uuid.uuid4().hex[:8]
     lake_dir = Path(tempfile.mkdtemp(prefix=f"tvbench-{tag}-"))
-    settings = Settings(
-        pg_url=PG_URL,
-        redis_url=REDIS_URL,
-        pg_schema=f"bench_{tag}_{run}",
-        stream=f"tvbench:{tag}:{run}:ticks",
-        lake_dir=lake_dir / "lake",
-        hot_mode="postgres",
-        **overrides,
-    )
+    fields: dict[str, object] = {
+        "pg_url": PG_URL,
+        "redis_url": REDIS_URL,
+        "pg_schema": f"bench_{tag}_{run}",
+        "stream": f"tvbench:{tag}:{run}:ticks",
+        "lake_dir": lake_dir / "lake",
+        "hot_mode": "postgres",
+    }
+    settings = Settings(**{**fields, **overrides})
     try:
         yield settings
     finally:

@@ -2,7 +2,9 @@
 measured in the same run on the same rows:
 
 - hot:  HotSink.write (staged COPY + ON CONFLICT + candles + checkpoint) vs a raw binary
-        COPY into the same table layout, and vs a raw staged-COPY upsert (no candles);
+        COPY of the same rows (prices as scaled bigint: no numeric conversion), and vs a raw
+        staged-COPY upsert into the same layout (numeric prices, unique key; no candles, no
+        checkpoint); in PostgreSQL mode, and in TimescaleDB mode when TICKVAULT_BENCH_TSDB_URL is set;
 - cold: LakeSink.write (anti-join dedup + checkpoint, one DuckLake commit) vs a raw
         DuckLake INSERT of the same batches;
 - dual: XADD -> both archivers (separate processes) until both groups are drained, vs
@@ -26,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, Timer, emit, isolated_settings, ratio, say  # noqa: E402
+from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say  # noqa: E402
 
 from tickvault.config import Settings  # noqa: E402
 from tickvault.hot import HotStore  # noqa: E402
@@ -40,7 +42,21 @@ CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price
   volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
   UNIQUE (symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
 CREATE TABLE {s}.raw_ticks_d PARTITION OF {s}.raw_ticks FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
-CREATE TABLE {s}.raw_upsert (LIKE {s}.raw_ticks INCLUDING ALL);
+CREATE TABLE {s}.raw_upsert (symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
+  volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
+  UNIQUE (symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
+CREATE TABLE {s}.raw_upsert_d PARTITION OF {s}.raw_upsert FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
+"""
+#: TimescaleDB mode's raw limit: the same rows into hypertables with 1-day chunks and the unique index
+RAW_HYPERTABLES = """
+CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
+  volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
+  UNIQUE (symbol, ts, cum_volume));
+SELECT create_hypertable('{s}.raw_ticks', 'ts', chunk_time_interval => interval '1 day');
+CREATE TABLE {s}.raw_upsert (symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
+  volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
+  UNIQUE (symbol, ts, cum_volume));
+SELECT create_hypertable('{s}.raw_upsert', 'ts', chunk_time_interval => interval '1 day');
 """
 
 
@@ -48,7 +64,7 @@ def batches(table: pa.Table, size: int) -> list[pa.Table]:
     return [table.slice(i, size) for i in range(0, table.num_rows, size)]
 
 
-def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
+def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[str, float]:
     """Sink and raw paths take turns batch by batch, so a busy neighbour on a shared machine
     slows all three alike instead of whichever phase it happens to overlap."""
     parts = batches(table, settings.hot_batch_size)
@@ -58,7 +74,8 @@ def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
     ours = raw_copy = raw_upsert = 0.0
     with store.connect(autocommit=True) as conn:
-        conn.execute(RAW_TABLE.format(s=settings.pg_schema, d=DAY.isoformat()))
+        layout = RAW_HYPERTABLES if settings.hot_mode == "timescaledb" else RAW_TABLE
+        conn.execute(layout.format(s=settings.pg_schema, d=DAY.isoformat()))
         conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
         for n, (part, payload) in enumerate(zip(parts, payloads)):
             with Timer() as t:
@@ -72,20 +89,25 @@ def bench_hot(settings: Settings, table: pa.Table) -> dict[str, float]:
                 with conn.transaction(), conn.cursor() as cur:
                     with cur.copy("COPY raw_stage FROM STDIN (FORMAT BINARY)") as cp:
                         cp.write(payload)
-                    cur.execute(f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT * FROM raw_stage ON CONFLICT DO NOTHING")
+                    cur.execute(
+                        f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, "
+                        "side, source, received_at FROM raw_stage ON CONFLICT DO NOTHING"
+                    )
             raw_upsert += t.seconds
     sink.close()
     store.close()
     n = table.num_rows
+    p = prefix
     out = {
-        "hot_ticks_per_s": n / ours,
-        "hot_raw_copy_per_s": n / raw_copy,
-        "hot_raw_staged_upsert_per_s": n / raw_upsert,
+        f"{p}_ticks_per_s": n / ours,
+        f"{p}_raw_copy_per_s": n / raw_copy,
+        f"{p}_raw_staged_upsert_per_s": n / raw_upsert,
     }
-    out["hot_ratio_vs_raw_copy"] = ratio(out["hot_ticks_per_s"], out["hot_raw_copy_per_s"])
-    out["hot_ratio_vs_staged_upsert"] = ratio(out["hot_ticks_per_s"], out["hot_raw_staged_upsert_per_s"])
-    say("hot sink vs raw binary COPY (unique index)", out["hot_ticks_per_s"], out["hot_raw_copy_per_s"])
-    say("hot sink vs raw staged COPY + ON CONFLICT", out["hot_ticks_per_s"], out["hot_raw_staged_upsert_per_s"])
+    out[f"{p}_ratio_vs_raw_copy"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
+    out[f"{p}_ratio_vs_staged_upsert"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
+    mode = settings.hot_mode
+    say(f"hot sink ({mode}) vs raw binary COPY (unique index)", out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
+    say(f"hot sink ({mode}) vs raw staged COPY + ON CONFLICT", out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
     return out
 
 
@@ -249,6 +271,9 @@ def run(ticks: int) -> dict[str, float]:
     results: dict[str, float] = {"ingest_ticks": ticks}
     with isolated_settings("hot") as s:
         results.update(bench_hot(s, table))
+    if TSDB_URL:
+        with isolated_settings("hotts", pg_url=TSDB_URL, hot_mode="timescaledb") as s:
+            results.update(bench_hot(s, table, prefix="hot_tsdb"))
     with isolated_settings("cold") as s:
         results.update(bench_cold(s, table))
     with isolated_settings("dual") as s:
