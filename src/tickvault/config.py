@@ -9,6 +9,7 @@ back to the conventional local ports (see ``Settings.pg_dsn`` / ``redis_dsn``).
 from __future__ import annotations
 
 import os
+import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -139,11 +140,36 @@ class Settings(BaseSettings):
         return f"{self.stream}:dlq"
 
 
+SECRET_FIELDS = tuple(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
+
+
+def check_secret_file(path: Path) -> None:
+    """A TOML file may hold secrets only when nobody but its owner can read it."""
+    with open(path, "rb") as handle:
+        names = tomllib.load(handle).keys()
+    held = sorted(set(names) & set(SECRET_FIELDS))
+    if held and path.stat().st_mode & 0o077:
+        raise PermissionError(
+            f"config file {path} holds secrets ({', '.join(held)}) but others can read it; run `chmod 600 {path}` "
+            "or move the secrets to TICKVAULT_* environment variables"
+        )
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
     """Settings from env + optional TOML; a missing TOML file is an error, not a silent default."""
+    previous = os.environ.get(CONFIG_ENV)
     if config_file is not None:
         path = Path(config_file)
         if not path.is_file():
             raise FileNotFoundError(f"config file {path} not found; pass an existing TOML file to --config")
-        os.environ[CONFIG_ENV] = str(path)
-    return Settings(**overrides)
+        os.environ[CONFIG_ENV] = str(path)  # the TOML source reads it; restored below
+    try:
+        toml_path = os.environ.get(CONFIG_ENV)
+        if toml_path:
+            check_secret_file(Path(toml_path))
+        return Settings(**overrides)
+    finally:
+        if previous is None:
+            os.environ.pop(CONFIG_ENV, None)
+        else:
+            os.environ[CONFIG_ENV] = previous
