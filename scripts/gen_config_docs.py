@@ -30,7 +30,8 @@ change the setting's description in `config.py` and run `python scripts/gen_conf
 Every option can be set as an environment variable (`TICKVAULT_<NAME>`), or in a TOML file named
 by `--config FILE` / `{CONFIG_ENV}` (keys are the lowercase names, e.g. `pg_schema = "tv"`);
 environment variables win over the file. Secrets are never printed or logged; keep them in the
-environment or in a file readable only by the service user (mode 0600).
+environment or in a file readable only by the service user (mode 0600): a TOML file holding a
+secret that others can read is refused.
 """
 
 
