@@ -31,7 +31,8 @@ def subprocess_env(settings: Settings, **override: str) -> dict[str, str]:
 
 def drop_schema(url: str, schema: str, attempts: int = 5) -> None:
     """Drop a test schema. On TimescaleDB, unschedule its jobs first and retry: a policy job
-    that the scheduler starts during the drop fails it with "tuple concurrently deleted"."""
+    that the scheduler starts during the drop fails it with "tuple concurrently deleted" or
+    a deadlock."""
     import time
 
     import psycopg
@@ -46,7 +47,7 @@ def drop_schema(url: str, schema: str, attempts: int = 5) -> None:
                     )
                 conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
             return
-        except psycopg.errors.InternalError:
+        except (psycopg.errors.InternalError, psycopg.errors.DeadlockDetected):
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5)

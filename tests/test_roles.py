@@ -12,6 +12,7 @@ from decimal import Decimal
 
 import psycopg
 import pytest
+from helpers import drop_schema
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
@@ -150,9 +151,8 @@ def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
         _check_privileges(s, "MATERIALIZED VIEW")  # writer inserts create chunks by themselves; the reader reads candle views
     finally:
         store.close()
+        drop_schema(url, s.pg_schema)
         _drop_roles(url, s.pg_writer_role, s.pg_reader_role)
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
 
 
 def test_init_roles_through_the_cli(roled: Settings) -> None:

@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import json
 import os
-import time
 from datetime import date
 from pathlib import Path
 
-import psycopg
 import pytest
 from click.testing import CliRunner
-from helpers import settings_env
+from helpers import drop_schema, settings_env
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 
 from tickvault.cli import cli
@@ -103,10 +101,4 @@ def test_status_shows_timescaledb_mode_and_version(test_id: str, tmp_path: Path)
         assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
         assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200
     finally:
-        for attempt in range(5):  # a TimescaleDB background job may touch the schema's catalog rows
-            try:
-                with psycopg.connect(url, autocommit=True) as conn:
-                    conn.execute(f'DROP SCHEMA IF EXISTS "{s.pg_schema}" CASCADE')
-                break
-            except psycopg.errors.InternalError:
-                time.sleep(1 + attempt)
+        drop_schema(url, s.pg_schema)
