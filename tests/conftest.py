@@ -108,6 +108,17 @@ def drop_test_state(s: Settings) -> None:
 
 
 @pytest.fixture
+def owned_pg(tmp_path: Path) -> Iterator[object]:
+    """A PostgreSQL this test may stop and restart: never the machine's shared server."""
+    from tickvault.embedded import EmbeddedPostgres
+
+    server = EmbeddedPostgres(tmp_path / "pg")
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
 def rclient(settings: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
     yield client

@@ -18,7 +18,6 @@ from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
-import pytest
 import redis
 from click.testing import CliRunner
 from helpers import subprocess_env
@@ -27,10 +26,8 @@ from tickvault.cli import cli
 from tickvault.cli.archive import build_archiver
 from tickvault.config import Settings
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
-from tickvault.simulate import generate_day, publish
+from tickvault.simulate import WireEncoder, generate_day, publish
 from tickvault.stream import Publisher, group_info
-
-settings_env = subprocess_env  # the name tests/faults/faultkit.py imports from here
 
 DAY = date(2026, 11, 20)
 
@@ -78,7 +75,8 @@ def test_duplicated_shuffled_day_lands_exactly_once_in_both_stores(settings: Set
 
 def test_malformed_entries_are_dead_lettered_and_their_neighbours_stored(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
     truth = generate_day(DAY, symbols=3, ticks=300, seed=3)
-    good = [dict(f) for f in (_fields(truth, i) for i in range(truth.num_rows))]
+    encoder = WireEncoder(truth)
+    good = [encoder.fields(i) for i in range(truth.num_rows)]
     template = good[0]
     bad = {
         "missing field": {k: v for k, v in template.items() if k != "price"},
@@ -104,12 +102,6 @@ def test_malformed_entries_are_dead_lettered_and_their_neighbours_stored(setting
                      "cum_volume 5 < volume 10", "unknown wire version", "unparseable time", "in the future"):
         assert expected in reasons
     assert_stores_equal_truth(settings, truth, tmp_path)
-
-
-def _fields(table: pa.Table, row: int) -> dict[str, str]:
-    from tickvault.simulate import WireEncoder
-
-    return WireEncoder(table).fields(row)
 
 
 def _start_archiver(s: Settings, which: str, log: Path) -> subprocess.Popen[bytes]:
@@ -164,17 +156,6 @@ def test_sigterm_finishes_the_batch_and_exits_zero(settings: Settings, rclient: 
     assert proc.wait(timeout=60) == 0
     info = group_info(rclient, settings.stream)
     assert info["hot"]["pending"] == 0 and info["cold"]["pending"] == 0  # nothing left half-done
-
-
-@pytest.fixture
-def owned_pg(tmp_path: Path):
-    """A PostgreSQL this test may stop: never the machine's shared server."""
-    from tickvault.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(tmp_path / "pg")
-    server.start()
-    yield server
-    server.close()
 
 
 def test_hot_store_outage_is_retried_while_cold_keeps_going(owned_pg, settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:

@@ -34,7 +34,8 @@ from tickvault.stream import group_info
 
 # The foundation tests' helpers (tests/ is on sys.path: pytest puts the rootdir conftest's
 # directory there). Only non-test names are imported, so nothing is collected twice.
-from test_ingest_e2e import DAY, export, settings_env, sort_key  # noqa: E402,F401
+from helpers import subprocess_env  # noqa: E402
+from test_ingest_e2e import DAY, export, sort_key  # noqa: E402,F401
 
 SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
 MODE = "soak" if SOAK else "short"
@@ -133,7 +134,7 @@ class RetryingPublisher:
 
 
 def archiver_env(s: Settings, **extra: object) -> dict[str, str]:
-    env = settings_env(s)
+    env = subprocess_env(s)
     env.update(
         TICKVAULT_RETRY_MAX_S=str(s.retry_max_s),
         TICKVAULT_COLD_MAX_WAIT_MS=str(s.cold_max_wait_ms),

@@ -42,16 +42,6 @@ def _crash(server) -> None:
 
 
 @pytest.fixture
-def owned_pg(tmp_path: Path):
-    from tickvault.embedded import EmbeddedPostgres
-
-    server = EmbeddedPostgres(tmp_path / "pg")
-    server.start()
-    yield server
-    server.close()
-
-
-@pytest.fixture
 def owned_redis(tmp_path: Path):
     from tickvault.embedded import EmbeddedRedis
 
