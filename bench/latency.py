@@ -48,7 +48,7 @@ UTC = timezone.utc
 def run_archiver(group: str, out: str) -> None:
     """Archive ``group`` with a latency observer until SIGTERM, then save (received_us, latency_us)."""
     from tickvault.archiver import Commit, install_signal_handlers
-    from tickvault.cli.archive import build_archiver
+    from tickvault.archiver import build_archiver
 
     settings = Settings()
     archiver = build_archiver(settings, group, consumer=f"latency-{group}")

@@ -123,7 +123,7 @@ def test_both_modes_give_identical_candles(settings, tsdb_settings):
 def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
     """A simulated day through Redis and the real hot archiver (1% duplicates, shuffled), with
     a tenth of the ticks arriving late, after the first refresh. Candles must equal the truth."""
-    from tickvault.cli.archive import build_archiver
+    from tickvault.archiver import build_archiver
     from tickvault.simulate import generate_day, publish
     from tickvault.stream import Publisher
 

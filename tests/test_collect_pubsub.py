@@ -12,7 +12,9 @@ from decimal import Decimal
 
 import pytest
 
-from tickvault.cli.archive import build_archiver, open_hot, open_lake
+from tickvault.archiver import build_archiver
+from tickvault.hot import HotStore
+from tickvault.lake import Lake
 from tickvault.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
 from tickvault.collectors.service import read_gaps
 from tickvault.model import KST, UTC, InvalidTick
@@ -113,7 +115,7 @@ def test_bridge_delivers_what_the_archivers_store_identically(settings, rclient,
     for group in ("hot", "cold"):
         build_archiver(settings, group).run_until_idle()
     start, end = datetime(2026, 11, 20, tzinfo=KST), datetime(2026, 11, 21, tzinfo=KST)
-    hot, lake = open_hot(settings), open_lake(settings)
+    hot, lake = HotStore(settings), Lake(settings)
     try:
         want = sorted(expected_row(m) for m in messages)
         assert stored_rows(hot.read_ticks(start, end)) == want

@@ -13,7 +13,9 @@ import pytest
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.cli.archive import build_archiver, open_hot, open_lake
+from tickvault.archiver import build_archiver
+from tickvault.hot import HotStore
+from tickvault.lake import Lake
 from tickvault.collectors.replay import in_time_order, parse_speed, replay
 from tickvault.config import Settings
 from tickvault.model import KST, TICK_SCHEMA, UTC, kst_day_bounds
@@ -34,7 +36,7 @@ def original(settings) -> pa.Table:
     received = pc.add(truth.column("ts"), pa.scalar(timedelta(milliseconds=40), pa.duration("us")))
     table = truth.set_column(TICK_SCHEMA.get_field_index("source"), "source", sources)
     table = table.set_column(TICK_SCHEMA.get_field_index("received_at"), "received_at", received.cast(TICK_SCHEMA.field("received_at").type))
-    lake = open_lake(settings)
+    lake = Lake(settings)
     lake.init()
     assert lake.upsert(table) == n
     lake.close()
@@ -76,7 +78,7 @@ def test_replay_archived_by_a_second_install_is_identical(settings, second_insta
     for group in ("hot", "cold"):
         build_archiver(second_install, group).run_until_idle()
     start, end = kst_day_bounds(DAY)
-    hot, lake = open_hot(second_install), open_lake(second_install)
+    hot, lake = HotStore(second_install), Lake(second_install)
     try:
         want = sorted_rows(original)
         assert sorted_rows(hot.read_ticks(start, end)) == want
@@ -95,7 +97,7 @@ def test_replay_into_the_live_stream_is_refused(settings, original):
 
 
 def test_symbols_filter_and_relabelled_source(settings, original, rclient):
-    lake = open_lake(settings)
+    lake = Lake(settings)
     table = lake.read_ticks(*kst_day_bounds(DAY), ["000660"])
     lake.close()
     published = replay(table, Publisher(rclient, f"{settings.stream}:r"), speed=None, source="replay")

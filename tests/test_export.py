@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from helpers import settings_env
 
 from tickvault.cli import cli
-from tickvault.cli.archive import build_archiver
+from tickvault.archiver import build_archiver
 from tickvault.config import Settings
 from tickvault.hot import HotStore
 from tickvault.lake import Lake

@@ -23,7 +23,7 @@ from click.testing import CliRunner
 from helpers import subprocess_env
 
 from tickvault.cli import cli
-from tickvault.cli.archive import build_archiver
+from tickvault.archiver import build_archiver
 from tickvault.config import Settings
 from tickvault.model import NATURAL_KEY, TICK_SCHEMA
 from tickvault.simulate import WireEncoder, generate_day, publish

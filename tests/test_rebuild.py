@@ -10,7 +10,7 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.cli.archive import build_archiver
+from tickvault.archiver import build_archiver
 from tickvault.config import Settings
 from tickvault.model import kst_day_bounds
 from tickvault.simulate import generate_day, publish

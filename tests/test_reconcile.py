@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from tickvault.cli import cli
 from tickvault.config import Settings
 from tickvault.model import KST, kst_day_bounds
-from tickvault.cli.archive import build_archiver
+from tickvault.archiver import build_archiver
 from tickvault.simulate import generate_day, publish
 from tickvault.stream import Publisher, group_info
 from tickvault.sync import verify

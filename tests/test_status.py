@@ -13,7 +13,7 @@ from helpers import drop_schema, settings_env
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 
 from tickvault.cli import cli
-from tickvault.cli.archive import build_archiver
+from tickvault.archiver import build_archiver
 from tickvault.config import Settings
 from tickvault.hot import HotStore
 from tickvault.lake import Lake

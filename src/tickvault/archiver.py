@@ -25,8 +25,9 @@ from typing import Protocol
 import pyarrow as pa
 import redis
 
+from .config import Settings
 from .model import DecodedBatch, decode_entries, dedupe
-from .stream import Entry, GroupConsumer, dead_letter
+from .stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name
 
 log = logging.getLogger(__name__)
 
@@ -199,6 +200,30 @@ class Archiver:
                 )
                 self.stop_event.wait(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.options.retry_max_s)
+
+
+def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
+    """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
+    if which == "hot":
+        from .hot import HotStore
+
+        sink: Sink = HotStore(settings).sink()
+        options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
+    else:
+        from .lake import Lake
+
+        sink = Lake(settings).sink()
+        options = ArchiverOptions(
+            batch_size=settings.cold_batch_size,
+            max_wait_ms=settings.cold_max_wait_ms,
+            block_ms=settings.block_ms,
+            retry_max_s=settings.retry_max_s,
+        )
+    group_consumer = GroupConsumer(
+        connect(settings.redis_dsn), settings.stream, which, consumer or default_consumer_name(which),
+        claim_idle_ms=settings.claim_idle_ms,
+    )
+    return Archiver(group_consumer, sink, settings.dlq_stream, options)
 
 
 def install_signal_handlers(stop: Callable[[], None]) -> None:

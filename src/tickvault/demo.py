@@ -144,7 +144,7 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Run the demo end to end and return its report; raises only on setup failures."""
-    from .cli.archive import build_archiver
+    from .archiver import build_archiver
     from .cli.export import read_day
     from .hot import HotStore
     from .lake import Lake

@@ -2,7 +2,7 @@
 
 Components (each in its own thread, each restarted with backoff when it crashes):
 
-* ``archiver-hot`` / ``archiver-cold`` — the consume -> write -> ack loops (cli/archive.py);
+* ``archiver-hot`` / ``archiver-cold`` — the consume -> write -> ack loops (archiver.py);
 * ``sync`` (``--only reconcile``) — the sync area's scheduler: safe stream trims every
   ``trim_interval_s``, today's reconcile every ``reconcile_interval_s``, the day's final
   reconcile at ``reconcile_final_time``;
@@ -147,7 +147,7 @@ class ArchiverRunnable:
     """An archiver wired to the metrics: commits observed, every stream read is a heartbeat."""
 
     def __init__(self, settings: Settings, group: str, metrics: PipelineMetrics, consumer: str | None = None) -> None:
-        from .cli.archive import build_archiver
+        from .archiver import build_archiver
 
         self.archiver = build_archiver(settings, group, consumer)
         self.archiver.observers.append(metrics.observe_commit)

@@ -8,44 +8,10 @@ import threading
 
 import click
 
-from ..archiver import Archiver, ArchiverOptions, install_signal_handlers
-from ..config import Settings
-from ..stream import GroupConsumer, connect, default_consumer_name
+from ..archiver import Archiver, build_archiver, install_signal_handlers
 from . import get_settings
 
 log = logging.getLogger(__name__)
-
-
-def open_hot(settings: Settings):
-    from ..hot import HotStore
-
-    return HotStore(settings)
-
-
-def open_lake(settings: Settings):
-    from ..lake import Lake
-
-    return Lake(settings)
-
-
-def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
-    """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
-    client = connect(settings.redis_dsn)
-    if which == "hot":
-        sink = open_hot(settings).sink()
-        options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
-    else:
-        sink = open_lake(settings).sink()
-        options = ArchiverOptions(
-            batch_size=settings.cold_batch_size,
-            max_wait_ms=settings.cold_max_wait_ms,
-            block_ms=settings.block_ms,
-            retry_max_s=settings.retry_max_s,
-        )
-    group_consumer = GroupConsumer(
-        client, settings.stream, which, consumer or default_consumer_name(which), claim_idle_ms=settings.claim_idle_ms
-    )
-    return Archiver(group_consumer, sink, settings.dlq_stream, options)
 
 
 @click.command("init")
@@ -60,7 +26,9 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
         from ..recovery.report import create_hot_table as create_recovery_report
         from ..sync.integrity import create_hot_table as create_integrity_report
 
-        store = open_hot(settings)
+        from ..hot import HotStore
+
+        store = HotStore(settings)
         store.init()
         with store.connect() as conn:  # report tables too, so the writer role never needs DDL
             create_integrity_report(conn, settings.pg_schema)
@@ -74,7 +42,9 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
         made = create_roles(settings)
         click.echo(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
     if cold:
-        lake = open_lake(settings)
+        from ..lake import Lake
+
+        lake = Lake(settings)
         lake.init()
         click.echo(f"lake ready: {settings.lake_dir}")
         lake.close()
