@@ -15,11 +15,11 @@ from datetime import date
 
 import psycopg
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.hot.copy import encode_binary_copy
-from tickvault.hot.sqlfiles import sql_text
-from tickvault.simulate import generate_day
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.copy import encode_binary_copy
+from tickvault.stores.hot.sqlfiles import sql_text
+from tickvault.dev.simulate import generate_day
 
 
 def rate(rows: int, seconds: float) -> str:

@@ -25,12 +25,12 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tickvault.archiver import Commit
-from tickvault.config import Settings
-from tickvault.metrics import MetricsSampler, PipelineMetrics
-from tickvault.run import ArchiverRunnable
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import Publisher
+from tickvault.services.archiver import Commit
+from tickvault.core.config import Settings
+from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
+from tickvault.ops.run import ArchiverRunnable
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import Publisher
 
 DAY = date(2026, 11, 25)
 
@@ -66,7 +66,7 @@ def one_run(base: Settings, group: str, table, with_metrics: bool, interval: flo
     })
     cleanup(s, client)
     try:
-        from tickvault.hot import HotStore
+        from tickvault.stores.hot import HotStore
 
         HotStore(s).init()  # the metrics table, and the hot schema for both sinks alike
         publish(Publisher(client, s.stream), table)

@@ -1,4 +1,4 @@
-"""Query benchmark: 15m bars from the lake through tickvault.query vs the same question written
+"""Query benchmark: 15m bars from the lake through tickvault.services.query vs the same question written
 by hand in DuckDB SQL over the same Parquet files, in the same run.
 
   A. one symbol over one simulated year of trading dates
@@ -25,11 +25,11 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-from tickvault import calendar as krx
-from tickvault.config import Settings
-from tickvault.lake import Lake
-from tickvault.model import KST, PRICE_TYPE, TICK_SCHEMA, TS_TYPE
-from tickvault.query import QueryEngine
+from tickvault.core import calendar as krx
+from tickvault.core.config import Settings
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import KST, PRICE_TYPE, TICK_SCHEMA, TS_TYPE
+from tickvault.services.query import QueryEngine
 
 
 def day_ticks(rng: np.random.Generator, day: date, symbols: list[str], per_symbol: int) -> pa.Table:

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import psycopg
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.simulate import generate_day
-from tickvault.sync import verify
-from tickvault.sync.reconcile import reconcile
-from tickvault.sync.sides import HotSide, LakeSide
-from tickvault.sync.verify import day_range, scan
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.dev.simulate import generate_day
+from tickvault.services.sync import verify
+from tickvault.services.sync.reconcile import reconcile
+from tickvault.services.sync.sides import HotSide, LakeSide
+from tickvault.services.sync.verify import day_range, scan
 
 DAY = date(2026, 11, 20)
 

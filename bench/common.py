@@ -16,7 +16,7 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tickvault.config import Settings
+from tickvault.core.config import Settings
 
 DAY = date(2026, 11, 20)
 PG_URL = os.environ.get("TICKVAULT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")

@@ -6,7 +6,7 @@ leaves one Parquet file per commit, as a live day does) and to the hot store thr
 hot store's upsert. Then, timed:
 
 - ``tickvault compact`` for the day (Lake.compact: merge the day's small files);
-- ``tickvault.sync.reconcile`` of the clean day (hot vs cold per symbol and minute,
+- ``tickvault.services.sync.reconcile`` of the clean day (hot vs cold per symbol and minute,
   repair on, nothing to repair), which must come out consistent.
 
 The load phases are timed too, for orientation only (bench/ingest.py measures ingest).
@@ -26,9 +26,9 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, Timer, emit, isolated_settings, say  # noqa: E402
 
-from tickvault.hot import HotStore  # noqa: E402
-from tickvault.lake import Lake  # noqa: E402
-from tickvault.simulate import generate_day  # noqa: E402
+from tickvault.stores.hot import HotStore  # noqa: E402
+from tickvault.stores.lake import Lake  # noqa: E402
+from tickvault.dev.simulate import generate_day  # noqa: E402
 
 PIECE = 1_000_000
 
@@ -91,7 +91,7 @@ def run(ticks: int, cold_batch: int) -> dict[str, float]:
         lake.close()
         store.close()
 
-        from tickvault.sync.reconcile import reconcile
+        from tickvault.services.sync.reconcile import reconcile
 
         with Timer() as t:
             report = reconcile(s, DAY, repair=True)

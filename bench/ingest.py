@@ -30,12 +30,12 @@ import pyarrow as pa
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say  # noqa: E402
 
-from tickvault.config import Settings  # noqa: E402
-from tickvault.hot import HotStore  # noqa: E402
-from tickvault.hot.copy import encode_binary_copy  # noqa: E402
-from tickvault.lake import Lake  # noqa: E402
-from tickvault.simulate import generate_day, publish  # noqa: E402
-from tickvault.stream import GroupConsumer, Publisher, connect, group_info  # noqa: E402
+from tickvault.core.config import Settings  # noqa: E402
+from tickvault.stores.hot import HotStore  # noqa: E402
+from tickvault.stores.hot.copy import encode_binary_copy  # noqa: E402
+from tickvault.stores.lake import Lake  # noqa: E402
+from tickvault.dev.simulate import generate_day, publish  # noqa: E402
+from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info  # noqa: E402
 
 RAW_TABLE = """
 CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,

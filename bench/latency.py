@@ -35,9 +35,9 @@ import redis
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, emit, isolated_settings, say  # noqa: E402
 
-from tickvault.config import Settings  # noqa: E402
-from tickvault.simulate import WireEncoder, generate_day  # noqa: E402
-from tickvault.stream import connect, group_info  # noqa: E402
+from tickvault.core.config import Settings  # noqa: E402
+from tickvault.dev.simulate import WireEncoder, generate_day  # noqa: E402
+from tickvault.core.stream import connect, group_info  # noqa: E402
 
 UTC = timezone.utc
 
@@ -47,8 +47,8 @@ UTC = timezone.utc
 
 def run_archiver(group: str, out: str) -> None:
     """Archive ``group`` with a latency observer until SIGTERM, then save (received_us, latency_us)."""
-    from tickvault.archiver import Commit, install_signal_handlers
-    from tickvault.archiver import build_archiver
+    from tickvault.services.archiver import Commit, install_signal_handlers
+    from tickvault.services.archiver import build_archiver
 
     settings = Settings()
     archiver = build_archiver(settings, group, consumer=f"latency-{group}")
@@ -109,8 +109,8 @@ def one_run(table: pa.Table, rate: int, seconds: float, warmup: float, cold_wait
     overrides = {} if cold_wait_ms is None else {"cold_max_wait_ms": cold_wait_ms}
     out: dict[str, float] = {}
     with isolated_settings(f"lat{tag}", **overrides) as s, tempfile.TemporaryDirectory(prefix="tvbench-lat-") as tmp:
-        from tickvault.hot import HotStore
-        from tickvault.lake import Lake
+        from tickvault.stores.hot import HotStore
+        from tickvault.stores.lake import Lake
 
         store, lake = HotStore(s), Lake(s)
         store.init(), lake.init()

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Write docs/configuration.md from tickvault.config.Settings (run after adding a setting).
+"""Write docs/configuration.md from tickvault.core.config.Settings (run after adding a setting).
 
 Sections follow the ``# --- title`` comments in config.py, so the reference reads in the
 same order as the code. ``--check`` exits 1 when the committed page is out of date.
@@ -16,15 +16,15 @@ from pathlib import Path
 
 from pydantic import SecretStr
 
-from tickvault import config
-from tickvault.config import CONFIG_ENV, Settings
+from tickvault.core import config
+from tickvault.core.config import CONFIG_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "configuration.md"
 
 HEADER = f"""# Configuration reference
 
-Generated from `tickvault.config.Settings` by `scripts/gen_config_docs.py` — do not edit by hand;
+Generated from `tickvault.core.config.Settings` by `scripts/gen_config_docs.py` — do not edit by hand;
 change the setting's description in `config.py` and run `python scripts/gen_config_docs.py`.
 
 Every option can be set as an environment variable (`TICKVAULT_<NAME>`), or in a TOML file named

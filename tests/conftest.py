@@ -18,7 +18,7 @@ import psycopg
 import pytest
 import redis
 
-from tickvault.config import Settings
+from tickvault.core.config import Settings
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
@@ -53,7 +53,7 @@ def pg_url(request: pytest.FixtureRequest, embedded_dir: Path) -> Iterator[str]:
     if _reachable(5432) and _pg_works(LOCAL_PG):
         yield LOCAL_PG
         return
-    from tickvault.embedded import EmbeddedPostgres
+    from tickvault.dev.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(embedded_dir / "pg")
     yield server.start()
@@ -69,7 +69,7 @@ def redis_url(embedded_dir: Path) -> Iterator[str]:
     if _reachable(6379):
         yield LOCAL_REDIS
         return
-    from tickvault.embedded import EmbeddedRedis
+    from tickvault.dev.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(embedded_dir / "redis")
     yield server.start()
@@ -110,7 +110,7 @@ def drop_test_state(s: Settings) -> None:
 @pytest.fixture
 def owned_pg(tmp_path: Path) -> Iterator[object]:
     """A PostgreSQL this test may stop and restart: never the machine's shared server."""
-    from tickvault.embedded import EmbeddedPostgres
+    from tickvault.dev.embedded import EmbeddedPostgres
 
     server = EmbeddedPostgres(tmp_path / "pg")
     server.start()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 
-from tickvault.config import Settings
+from tickvault.core.config import Settings
 
 
 def settings_env(settings: Settings, **override: str) -> dict[str, str]:

@@ -3,7 +3,7 @@ in plain Python from the truth ticks. Also home of the small multi-day truth dat
 tests/test_query*.py reuse.
 
 The independent computation knows the test days' sessions and period labels by heart (no
-tickvault.calendar), floors with Python's timedelta arithmetic, orders by (date, cum_volume)
+tickvault.core.calendar), floors with Python's timedelta arithmetic, orders by (date, cum_volume)
 and rounds vwap with Decimal — none of which the SQL shares.
 """
 
@@ -18,8 +18,8 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from tickvault.bars import CANDLE_COLUMNS, candles_duckdb, candles_postgres, fill_forward
-from tickvault.model import KST, UTC, Tick, ticks_to_table
+from tickvault.services.candles import CANDLE_COLUMNS, candles_duckdb, candles_postgres, fill_forward
+from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
 
 # day -> (open, close) in KST; the first trading day of 2026 opens at 10:00, 2025-11-13 is exam day.
 SESSIONS: dict[date, tuple[time, time]] = {
@@ -196,7 +196,7 @@ def test_daily_bars_never_on_weekends_or_holidays(duck) -> None:
 
 
 def test_postgres_bars_equal_duckdb_bars(settings, truth: list[Tick], duck) -> None:
-    from tickvault.hot import HotStore
+    from tickvault.stores.hot import HotStore
 
     store = HotStore(settings)
     store.init()

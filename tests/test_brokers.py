@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from tickvault.brokers import BrokerAuthError
-from tickvault.brokers.kis import KisClient
-from tickvault.brokers.kiwoom import KiwoomClient
-from tickvault.config import Settings
-from tickvault.model import KST
+from tickvault.services.brokers import BrokerAuthError
+from tickvault.services.brokers.kis import KisClient
+from tickvault.services.brokers.kiwoom import KiwoomClient
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST
 
 from standins.broker_http import index_truth, make_truth_day, minute_bars
 from standins.kis_rest import KisRestStandin

@@ -6,8 +6,8 @@ from datetime import date, datetime, time, timedelta
 
 import pytest
 
-from tickvault import calendar as krx
-from tickvault.model import KST
+from tickvault.core import calendar as krx
+from tickvault.core.wire import KST
 
 CLOSED = {
     2024: ["01-01", "02-09", "02-12", "03-01", "04-10", "05-01", "05-06", "05-15", "06-06", "08-15",

@@ -14,9 +14,9 @@ import psycopg
 import pytest
 from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.model import KST, Tick, kst_day_bounds
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.core.wire import KST, Tick, kst_day_bounds
 from helpers import drop_schema
 
 DAY = date(2026, 11, 20)
@@ -123,9 +123,9 @@ def test_both_modes_give_identical_candles(settings, tsdb_settings):
 def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
     """A simulated day through Redis and the real hot archiver (1% duplicates, shuffled), with
     a tenth of the ticks arriving late, after the first refresh. Candles must equal the truth."""
-    from tickvault.archiver import build_archiver
-    from tickvault.simulate import generate_day, publish
-    from tickvault.stream import Publisher
+    from tickvault.services.archiver import build_archiver
+    from tickvault.dev.simulate import generate_day, publish
+    from tickvault.core.stream import Publisher
 
     truth = generate_day(DAY, symbols=6, ticks=6000, seed=31)
     rng = random.Random(32)

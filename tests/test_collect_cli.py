@@ -17,7 +17,7 @@ import pytest
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.model import TICK_SCHEMA
+from tickvault.core.wire import TICK_SCHEMA
 
 from standins.kis_rest import KisRestStandin
 from standins.kis_ws import KisWsStandin
@@ -110,8 +110,8 @@ def test_every_collect_command_has_help():
 def test_collector_counters_as_prometheus_series():
     from prometheus_client import CollectorRegistry, generate_latest
 
-    from tickvault.collectors.base import CollectorStats
-    from tickvault.collectors.metrics import CollectorMetrics
+    from tickvault.services.collectors.base import CollectorStats
+    from tickvault.services.collectors.metrics import CollectorMetrics
 
     stats = CollectorStats(frames=7, ticks=12, published=12, reconnects=1, parse_errors=2, gaps=1, connected=True, last_frame_at=1.5e9)
     registry = CollectorRegistry()

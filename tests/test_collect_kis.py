@@ -12,13 +12,13 @@ import pyarrow as pa
 import pytest
 import redis
 
-from tickvault.brokers.kis import KisClient
-from tickvault.collectors.base import FatalCollectorError
-from tickvault.collectors.kis import FrameError, aes_encrypt, parse_frame, plan_sessions
-from tickvault.collectors.service import build_kis, read_gaps
-from tickvault.collectors.ws import run_sessions
-from tickvault.config import Settings
-from tickvault.model import KST, TICK_SCHEMA, UTC, parse_fields
+from tickvault.services.brokers.kis import KisClient
+from tickvault.services.collectors.base import FatalCollectorError
+from tickvault.services.collectors.kis import FrameError, aes_encrypt, parse_frame, plan_sessions
+from tickvault.services.collectors.service import build_kis, read_gaps
+from tickvault.services.collectors.ws import run_sessions
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, parse_fields
 
 from standins.kis_rest import KisRestStandin
 from standins.kis_ws import KisWsStandin, Trade, data_frame
@@ -296,7 +296,7 @@ def test_more_symbols_use_more_app_keys_one_session_each(settings, rclient, kis_
 
 
 def test_refused_approval_key_is_replaced_by_a_new_one(settings, rclient, kis_rest, tmp_path):
-    from tickvault.collectors.service import kis_approval_keys
+    from tickvault.services.collectors.service import kis_approval_keys
 
     rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS[:2], valid_key=lambda k: k.startswith("apv-") and not k.startswith("apv-0001"))
@@ -406,7 +406,7 @@ def test_redis_outage_keeps_the_session_and_loses_nothing(settings, rclient, kis
 
 
 def test_wrong_app_secret_retries_and_never_logs_it(settings, rclient, kis_rest, tmp_path, caplog):
-    from tickvault.collectors.service import kis_approval_keys
+    from tickvault.services.collectors.service import kis_approval_keys
 
     caplog.set_level(logging.DEBUG)
     rest, rest_url = kis_rest

@@ -12,13 +12,13 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from tickvault.brokers.kiwoom import KiwoomClient
-from tickvault.collectors.base import FatalCollectorError
-from tickvault.collectors.kiwoom import check_limit, real_to_fields
-from tickvault.collectors.service import build_kiwoom, read_gaps
-from tickvault.collectors.ws import run_sessions
-from tickvault.config import Settings
-from tickvault.model import TICK_SCHEMA, UTC, InvalidTick
+from tickvault.services.brokers.kiwoom import KiwoomClient
+from tickvault.services.collectors.base import FatalCollectorError
+from tickvault.services.collectors.kiwoom import check_limit, real_to_fields
+from tickvault.services.collectors.service import build_kiwoom, read_gaps
+from tickvault.services.collectors.ws import run_sessions
+from tickvault.core.config import Settings
+from tickvault.core.wire import TICK_SCHEMA, UTC, InvalidTick
 
 from standins.kiwoom_rest import KiwoomRestStandin
 from standins.kiwoom_ws import KiwoomWsStandin
@@ -173,7 +173,7 @@ def test_server_refusing_the_registration_stops_with_a_clear_error(settings, rcl
 
 
 def test_expired_token_is_reissued_after_a_refused_login(settings, rclient, kiwoom_rest, tmp_path):
-    from tickvault.collectors.service import kiwoom_token
+    from tickvault.services.collectors.service import kiwoom_token
 
     rest, rest_url = kiwoom_rest
     standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: rest.token_state(t) == "ok")

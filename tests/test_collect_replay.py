@@ -13,13 +13,13 @@ import pytest
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.collectors.replay import in_time_order, parse_speed, replay
-from tickvault.config import Settings
-from tickvault.model import KST, TICK_SCHEMA, UTC, kst_day_bounds
-from tickvault.stream import Publisher
+from tickvault.services.archiver import build_archiver
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.services.collectors.replay import in_time_order, parse_speed, replay
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, kst_day_bounds
+from tickvault.core.stream import Publisher
 
 from conftest import drop_test_state
 from standins.broker_http import make_truth_day

@@ -9,7 +9,7 @@ import pytest
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.config import CONFIG_ENV, load_settings
+from tickvault.core.config import CONFIG_ENV, load_settings
 
 
 @pytest.fixture(autouse=True)

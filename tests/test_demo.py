@@ -22,8 +22,8 @@ from click.testing import CliRunner
 
 from tickvault.cli import cli
 
-from tickvault.demo import check_continuity, check_counts, check_no_duplicates, cum_volume_breaks
-from tickvault.simulate import generate_day
+from tickvault.dev.demo import check_continuity, check_counts, check_no_duplicates, cum_volume_breaks
+from tickvault.dev.simulate import generate_day
 
 DAY = "2026-11-20"
 

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 import yaml
 
-from tickvault.config import CONFIG_ENV, Settings
+from tickvault.core.config import CONFIG_ENV, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 DEPLOY = ROOT / "deploy"

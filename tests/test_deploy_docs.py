@@ -7,7 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from tickvault.config import Settings
+from tickvault.core.config import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "gen_config_docs.py"

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 import redis
 
-from tickvault.embedded import EmbeddedPostgres, EmbeddedRedis
+from tickvault.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 
 
 def _alive(pid: int) -> bool:
@@ -110,7 +110,7 @@ def test_redis_appendonly_survives_restart(tmp_path: Path) -> None:
 
 CHILD = """
 import sys, time
-from tickvault.embedded import EmbeddedPostgres, EmbeddedRedis
+from tickvault.dev.embedded import EmbeddedPostgres, EmbeddedRedis
 pg = EmbeddedPostgres(); pg.start()
 rd = EmbeddedRedis(); rd.start()
 print(pg.proc.pid, rd.proc.pid, pg.data_dir.parent, rd.base_dir, flush=True)

@@ -17,13 +17,13 @@ from click.testing import CliRunner
 from helpers import settings_env
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.model import NATURAL_KEY, TICK_SCHEMA
-from tickvault.simulate import generate_day
-from tickvault.stream import connect
+from tickvault.services.archiver import build_archiver
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA
+from tickvault.dev.simulate import generate_day
+from tickvault.core.stream import connect
 
 DAY = date(2026, 11, 20)
 BY_KEY = [(k, "ascending") for k in NATURAL_KEY]

@@ -17,15 +17,15 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tickvault.calendar import previous_trading_day
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.hot.roles import create_roles
-from tickvault.metrics import MetricsSampler, PipelineMetrics
-from tickvault.model import KST, kst_day_bounds
-from tickvault.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import Publisher
+from tickvault.core.calendar import previous_trading_day
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.roles import create_roles
+from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
+from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import Publisher
 from helpers import drop_schema
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"

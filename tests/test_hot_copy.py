@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from test_hot_support import day_ticks, table
 
-from tickvault.hot import HotStore
-from tickvault.hot.copy import HEADER, TRAILER, encode_binary_copy
-from tickvault.model import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
+from tickvault.core.wire import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
 
 DAY = date(2026, 11, 20)
 
@@ -58,7 +58,7 @@ def test_required_nulls_are_refused_by_the_encoder():
 
 
 def test_upsert_in_slices_counts_every_row_once(settings, monkeypatch):
-    import tickvault.hot.store as store_module
+    import tickvault.stores.hot.store as store_module
 
     monkeypatch.setattr(store_module, "UPSERT_SLICE_ROWS", 70)
     store = HotStore(settings)

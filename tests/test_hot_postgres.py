@@ -10,9 +10,9 @@ import pyarrow as pa
 import pytest
 from test_hot_support import day_ticks, stored_candles, table
 
-from tickvault.hot import HotStore, HotStoreError
-from tickvault.hot.partitions import partition_name
-from tickvault.model import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.stores.hot import HotStore, HotStoreError
+from tickvault.stores.hot.partitions import partition_name
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 
 DAY = date(2026, 11, 20)
 

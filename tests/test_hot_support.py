@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 
-from tickvault.model import KST, Tick, ticks_to_table
+from tickvault.core.wire import KST, Tick, ticks_to_table
 
 TICK_SIZES = ((2000, 1), (5000, 5), (20000, 10), (50000, 50), (200000, 100), (500000, 500))
 

@@ -23,11 +23,11 @@ from click.testing import CliRunner
 from helpers import subprocess_env
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.config import Settings
-from tickvault.model import NATURAL_KEY, TICK_SCHEMA
-from tickvault.simulate import WireEncoder, generate_day, publish
-from tickvault.stream import Publisher, group_info
+from tickvault.services.archiver import build_archiver
+from tickvault.core.config import Settings
+from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA
+from tickvault.dev.simulate import WireEncoder, generate_day, publish
+from tickvault.core.stream import Publisher, group_info
 
 DAY = date(2026, 11, 20)
 

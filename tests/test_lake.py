@@ -9,8 +9,8 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tickvault.lake import Lake
-from tickvault.model import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 
 DAY = date(2026, 11, 20)
 
@@ -180,7 +180,7 @@ def test_compaction_keeps_rows_and_reduces_files(lake, settings):
 
 
 def test_init_interrupted_before_layout_is_completed(settings):
-    from tickvault.lake import open_connection, sql
+    from tickvault.stores.lake import open_connection, sql
 
     con = open_connection(settings.lake_dir)  # a crash right after the tables were created
     con.execute("BEGIN")
@@ -197,7 +197,7 @@ def test_init_interrupted_before_layout_is_completed(settings):
 
 
 def test_connect_gives_a_queryable_lake(lake):
-    from tickvault.lake import retry_locked
+    from tickvault.stores.lake import retry_locked
 
     lake.upsert(make_ticks(40))
     con = lake.connect(read_only=True)
@@ -242,7 +242,7 @@ def test_read_symbols_filter(lake):
 def test_writer_lock_is_reentrant_and_excludes_other_threads(tmp_path):
     import threading
 
-    from tickvault.lake.writelock import writer_lock
+    from tickvault.stores.lake.writelock import writer_lock
 
     entered = threading.Event()
 

@@ -10,8 +10,8 @@ import sys
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.lake import Lake
-from tickvault.model import kst_day_bounds
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import kst_day_bounds
 
 from test_lake import DAY, make_ticks
 

@@ -15,11 +15,11 @@ import duckdb
 import pyarrow as pa
 import pytest
 
-from tickvault.archiver import Archiver, ArchiverOptions
-from tickvault.lake import Lake, LakeLockedError
-from tickvault.lake.connection import catalog_path
-from tickvault.model import KST, Tick, decode_entries, kst_day_bounds
-from tickvault.stream import GroupConsumer, Publisher
+from tickvault.services.archiver import Archiver, ArchiverOptions
+from tickvault.stores.lake import Lake, LakeLockedError
+from tickvault.stores.lake.connection import catalog_path
+from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
+from tickvault.core.stream import GroupConsumer, Publisher
 
 from test_lake import DAY, make_ticks
 
@@ -27,8 +27,8 @@ READER = r"""
 import json, sys, time
 from datetime import date
 from pathlib import Path
-from tickvault.config import Settings
-from tickvault.lake import Lake
+from tickvault.core.config import Settings
+from tickvault.stores.lake import Lake
 
 lake_dir, day, stop_file = sys.argv[1], date.fromisoformat(sys.argv[2]), Path(sys.argv[3])
 lake = Lake(Settings(lake_dir=lake_dir))
@@ -45,8 +45,8 @@ UPSERTER = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[2])
-from tickvault.config import Settings
-from tickvault.lake import Lake
+from tickvault.core.config import Settings
+from tickvault.stores.lake import Lake
 from test_lake import make_ticks
 
 lake = Lake(Settings(lake_dir=sys.argv[1]))
@@ -225,8 +225,8 @@ def test_failed_data_write_leaves_nothing_visible(settings):
 INITIALISER = r"""
 import sys, time
 from pathlib import Path
-from tickvault.config import Settings
-from tickvault.lake import Lake
+from tickvault.core.config import Settings
+from tickvault.stores.lake import Lake
 while not Path(sys.argv[2]).exists():
     time.sleep(0.001)
 lake = Lake(Settings(lake_dir=sys.argv[1]))

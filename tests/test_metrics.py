@@ -14,11 +14,11 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from tickvault.archiver import Commit
-from tickvault.config import Settings
-from tickvault.metrics import MetricsSampler, MetricsWriter, PipelineMetrics, serve
-from tickvault.model import Tick, ticks_to_table
-from tickvault.stream import Publisher
+from tickvault.services.archiver import Commit
+from tickvault.core.config import Settings
+from tickvault.ops.metrics import MetricsSampler, MetricsWriter, PipelineMetrics, serve
+from tickvault.core.wire import Tick, ticks_to_table
+from tickvault.core.stream import Publisher
 
 
 def _batch(n: int, received: datetime, start_cum: int = 0) -> pa.Table:
@@ -182,7 +182,7 @@ def test_endpoint_serves_the_series(settings: Settings) -> None:
 
 
 def test_window_is_bounded() -> None:
-    from tickvault.metrics import _Window
+    from tickvault.ops.metrics import _Window
 
     w = _Window(cap=1000)
     w.add(np.arange(5000, dtype=float))

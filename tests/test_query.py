@@ -1,4 +1,4 @@
-"""tickvault.query over real stores: hot == cold == independent truth, auto stitching across
+"""tickvault.services.query over real stores: hot == cold == independent truth, auto stitching across
 the retention boundary, as_of on the lake, ticks, fill, conversions."""
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ import pyarrow as pa
 import pytest
 from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
 
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.model import KST, UTC, Tick, ticks_to_table
-from tickvault.query import QueryEngine, QueryError, Segment, resolve_range, to_pandas, to_polars
-from tickvault.timeframe import parse_timeframe
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
+from tickvault.services.query import QueryEngine, QueryError, Segment, resolve_range, to_pandas, to_polars
+from tickvault.core.timeframe import parse_timeframe
 
 ACCEPTANCE_TFS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
 # "now" for the engine: 2026-01-06 12:00 KST with 10 days of hot retention -> the hot store keeps
@@ -172,7 +172,7 @@ def test_pandas_and_polars_helpers(settings, both) -> None:
 
 def test_hot_candle_tables_agree_with_query(settings, truth) -> None:
     """The hot store's maintained candles_1m/5m/1h/1d (what Grafana reads) hold the same bars as
-    tickvault.query computes from ticks with session="all" — one definition of a bar."""
+    tickvault.services.query computes from ticks with session="all" — one definition of a bar."""
     settings = settings.model_copy(update={"tick_retention_days": 3650})  # the test dates are in the past
     hot = HotStore(settings)
     hot.init()
@@ -189,10 +189,10 @@ def test_hot_candle_tables_agree_with_query(settings, truth) -> None:
 
 def test_hot_source_warns_when_the_range_predates_retention(retained, caplog) -> None:
     lo, hi = resolve_range("2025-11-12", "2025-11-13")
-    with caplog.at_level("WARNING", logger="tickvault.query"):
+    with caplog.at_level("WARNING", logger="tickvault.services.query"):
         assert retained.plan("hot", lo, hi) == [Segment("hot", lo, hi)]
     assert "keeps ticks only after 2025-12-27" in caplog.text
     caplog.clear()
-    with caplog.at_level("WARNING", logger="tickvault.query"):
+    with caplog.at_level("WARNING", logger="tickvault.services.query"):
         retained.plan("hot", *resolve_range("2026-01-02", "2026-01-05"))
     assert caplog.text == ""

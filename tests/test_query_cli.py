@@ -12,10 +12,10 @@ from click.testing import CliRunner
 from test_bars import make_ticks
 
 from tickvault.cli import cli
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.model import ticks_to_table
-from tickvault.query import QueryEngine
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import ticks_to_table
+from tickvault.services.query import QueryEngine
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import duckdb
 import pytest
 from test_bars import SESSIONS, make_ticks
 
-from tickvault.bars.lake_views import lake_script
-from tickvault.lake import Lake
-from tickvault.lake.connection import load_extensions
-from tickvault.model import KST, ticks_to_table
-from tickvault.query import QueryEngine
+from tickvault.services.candles.lake_views import lake_script
+from tickvault.stores.lake import Lake
+from tickvault.stores.lake.connection import load_extensions
+from tickvault.core.wire import KST, ticks_to_table
+from tickvault.services.query import QueryEngine
 
 
 @pytest.fixture

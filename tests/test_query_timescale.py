@@ -10,10 +10,10 @@ import psycopg
 import pytest
 from test_bars import END, START, as_rows, make_ticks, truth_bars
 
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.model import ticks_to_table
-from tickvault.query import QueryEngine
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import ticks_to_table
+from tickvault.services.query import QueryEngine
 from helpers import drop_schema
 
 pytestmark = pytest.mark.timescaledb

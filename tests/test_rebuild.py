@@ -10,14 +10,14 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.config import Settings
-from tickvault.model import kst_day_bounds
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import Publisher
-from tickvault.sync import verify
-from tickvault.sync.rebuild import RebuildError, rebuild
-from tickvault.sync.trim import group_positions, trim
+from tickvault.services.archiver import build_archiver
+from tickvault.core.config import Settings
+from tickvault.core.wire import kst_day_bounds
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import Publisher
+from tickvault.services.sync import verify
+from tickvault.services.sync.rebuild import RebuildError, rebuild
+from tickvault.services.sync.trim import group_positions, trim
 
 from helpers import settings_env
 from test_verify import DAY

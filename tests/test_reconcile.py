@@ -14,16 +14,16 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.config import Settings
-from tickvault.model import KST, kst_day_bounds
-from tickvault.archiver import build_archiver
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import Publisher, group_info
-from tickvault.sync import verify
-from tickvault.sync.integrity import read_integrity_report
-from tickvault.sync.reconcile import missing_from, reconcile, repair_windows
-from tickvault.sync.report import MinuteDiff
-from tickvault.sync.sides import HotSide, LakeSide
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.services.archiver import build_archiver
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import Publisher, group_info
+from tickvault.services.sync import verify
+from tickvault.services.sync.integrity import read_integrity_report
+from tickvault.services.sync.reconcile import missing_from, reconcile, repair_windows
+from tickvault.services.sync.report import MinuteDiff
+from tickvault.services.sync.sides import HotSide, LakeSide
 
 from helpers import settings_env
 from test_verify import DAY, row_of, store_both, without

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
-from tickvault.config import Settings
-from tickvault.model import KST
-from tickvault.sync import state
-from tickvault.sync.scheduler import SyncScheduler, parse_kst_time
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST
+from tickvault.services.sync import state
+from tickvault.services.sync.scheduler import SyncScheduler, parse_kst_time
 
 import pytest
 

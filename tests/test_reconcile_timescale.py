@@ -8,11 +8,11 @@ import os
 
 import pytest
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.simulate import generate_day
-from tickvault.sync import verify
-from tickvault.sync.reconcile import reconcile
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.dev.simulate import generate_day
+from tickvault.services.sync import verify
+from tickvault.services.sync.reconcile import reconcile
 
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 from test_verify import DAY, row_of, store_both, without

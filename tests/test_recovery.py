@@ -13,14 +13,14 @@ import pyarrow.compute as pc
 import pytest
 from pydantic import SecretStr
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.model import KST, kst_day_bounds
-from tickvault.recovery import recover
-from tickvault.recovery.planner import today_kst
-from tickvault.recovery.report import report_path
-from tickvault.sync import verify
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.services.recovery import recover
+from tickvault.services.recovery.planner import today_kst
+from tickvault.services.recovery.report import report_path
+from tickvault.services.sync import verify
 
 from standins.broker_http import index_truth, make_truth_day, minute_bars
 from standins.kis_rest import KisRestStandin
@@ -271,7 +271,7 @@ def test_cli_recover_exit_codes_json_and_no_secrets(settings, tmp_path, day, tru
 def test_schedule_runs_after_the_close_on_trading_days(settings):
     from datetime import time as dtime
 
-    from tickvault.recovery import due_day, next_run
+    from tickvault.services.recovery import due_day, next_run
 
     weekdays = lambda d: d.weekday() < 5  # noqa: E731
     friday = datetime(2026, 11, 20, 16, 9, tzinfo=KST)
@@ -285,7 +285,7 @@ def test_schedule_runs_after_the_close_on_trading_days(settings):
 
 
 def test_scheduled_job_without_credentials_skips_with_a_reason(settings, caplog):
-    from tickvault.recovery import recover_day
+    from tickvault.services.recovery import recover_day
 
     assert recover_day(settings.model_copy(update={"recovery_broker": "kiwoom"}), date(2026, 11, 20)) is None
     assert "TICKVAULT_KIWOOM_APPKEY" in caplog.text

@@ -5,10 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tickvault.brokers.common import BrokerTrade
-from tickvault.model import KST, UTC
-from tickvault.recovery.archive import StoredTick, analyse, merge_windows, window_of
-from tickvault.recovery.convert import from_anchored, from_exact
+from tickvault.services.brokers.common import BrokerTrade
+from tickvault.core.wire import KST, UTC
+from tickvault.services.recovery.archive import StoredTick, analyse, merge_windows, window_of
+from tickvault.services.recovery.convert import from_anchored, from_exact
 
 T0 = datetime(2026, 11, 20, 10, 0, 0, tzinfo=KST)
 NOW = datetime(2026, 11, 20, 7, 10, tzinfo=UTC)

@@ -17,11 +17,11 @@ from pathlib import Path
 
 import psycopg
 
-from tickvault.config import Settings
-from tickvault.metrics import PipelineMetrics
-from tickvault.model import KST, Tick
-from tickvault.run import Component, DailyJob, Supervisor, run_job
-from tickvault.stream import Publisher
+from tickvault.core.config import Settings
+from tickvault.ops.metrics import PipelineMetrics
+from tickvault.core.wire import KST, Tick
+from tickvault.ops.run import Component, DailyJob, Supervisor, run_job
+from tickvault.core.stream import Publisher
 from helpers import subprocess_env
 
 
@@ -260,7 +260,7 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
 
 def test_health_reports_a_stale_archiver(settings: Settings) -> None:
     from tickvault.cli.run import check_endpoint
-    from tickvault.metrics import serve
+    from tickvault.ops.metrics import serve
 
     metrics = PipelineMetrics(settings)
     metrics.set_component("archiver-hot", True)
@@ -284,9 +284,9 @@ def test_run_refuses_unknown_components(settings: Settings) -> None:
 
 
 def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None:
-    from tickvault.lake import Lake
-    from tickvault.model import kst_date, ticks_to_table
-    from tickvault.run import daily_compaction
+    from tickvault.stores.lake import Lake
+    from tickvault.core.wire import kst_date, ticks_to_table
+    from tickvault.ops.run import daily_compaction
 
     start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
     ticks = [Tick("005930", start + timedelta(seconds=i), Decimal(70000), 1, i + 1, "B", "sim") for i in range(40)]

@@ -13,12 +13,12 @@ from helpers import drop_schema, settings_env
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import GroupConsumer, Publisher, connect
+from tickvault.services.archiver import build_archiver
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import GroupConsumer, Publisher, connect
 
 DAY = date(2026, 11, 20)
 

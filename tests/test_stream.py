@@ -8,9 +8,9 @@ from decimal import Decimal
 
 import redis
 
-from tickvault.config import Settings
-from tickvault.model import KST, DeadLetter, Tick
-from tickvault.stream import GroupConsumer, Publisher, dead_letter, group_info
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, DeadLetter, Tick
+from tickvault.core.stream import GroupConsumer, Publisher, dead_letter, group_info
 
 
 def make_ticks(n: int) -> list[Tick]:

@@ -4,7 +4,7 @@ from datetime import date
 
 import pytest
 
-from tickvault.timeframe import TimeframeError, parse_timeframe
+from tickvault.core.timeframe import TimeframeError, parse_timeframe
 
 
 @pytest.mark.parametrize(

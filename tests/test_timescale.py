@@ -14,10 +14,10 @@ import psycopg
 import pytest
 from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
 
-from tickvault.config import Settings
-from tickvault.hot import HotStore, HotStoreError
-from tickvault.hot.timescale import policy_plan, refresh_window_days
-from tickvault.model import KST, UTC, kst_day_bounds
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore, HotStoreError
+from tickvault.stores.hot.timescale import policy_plan, refresh_window_days
+from tickvault.core.wire import KST, UTC, kst_day_bounds
 from helpers import drop_schema
 
 DAY = date(2026, 11, 20)

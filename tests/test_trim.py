@@ -13,12 +13,12 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-from tickvault.archiver import build_archiver
-from tickvault.config import Settings
-from tickvault.simulate import generate_day, publish
-from tickvault.stream import Publisher, group_info
-from tickvault.sync import state, verify
-from tickvault.sync.trim import group_positions, next_id, parse_id, trim
+from tickvault.services.archiver import build_archiver
+from tickvault.core.config import Settings
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.core.stream import Publisher, group_info
+from tickvault.services.sync import state, verify
+from tickvault.services.sync.trim import group_positions, next_id, parse_id, trim
 
 from helpers import settings_env
 from test_verify import DAY

@@ -13,13 +13,13 @@ from click.testing import CliRunner
 from helpers import settings_env
 
 from tickvault.cli import cli
-from tickvault.config import Settings
-from tickvault.hot import HotStore
-from tickvault.lake import Lake
-from tickvault.simulate import generate_day
-from tickvault.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
-from tickvault.sync.gaps import LastTick, union_gaps
-from tickvault.sync.sides import HotSide, LakeSide
+from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
+from tickvault.dev.simulate import generate_day
+from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
+from tickvault.services.sync.gaps import LastTick, union_gaps
+from tickvault.services.sync.sides import HotSide, LakeSide
 
 DAY = date(2026, 11, 20)
 UTC = timezone.utc

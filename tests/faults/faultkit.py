@@ -27,10 +27,10 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-from tickvault.config import Settings
-from tickvault.model import NATURAL_KEY
-from tickvault.simulate import WireEncoder, wire_order
-from tickvault.stream import group_info
+from tickvault.core.config import Settings
+from tickvault.core.wire import NATURAL_KEY
+from tickvault.dev.simulate import WireEncoder, wire_order
+from tickvault.core.stream import group_info
 
 # The foundation tests' helpers (tests/ is on sys.path: pytest puts the rootdir conftest's
 # directory there). Only non-test names are imported, so nothing is collected twice.

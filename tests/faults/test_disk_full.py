@@ -27,10 +27,10 @@ import redis
 
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, record, scale, truth_check, wait_drained
 from test_ingest_e2e import DAY
-from tickvault.config import Settings
-from tickvault.lake import Lake
-from tickvault.simulate import generate_day
-from tickvault.stream import group_info
+from tickvault.core.config import Settings
+from tickvault.stores.lake import Lake
+from tickvault.dev.simulate import generate_day
+from tickvault.core.stream import group_info
 
 
 @contextmanager

@@ -20,10 +20,10 @@ from hypothesis import HealthCheck, Phase, given, settings as hsettings, strateg
 
 from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
 from test_ingest_e2e import DAY
-from tickvault.config import Settings
-from tickvault.model import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS
-from tickvault.simulate import WireEncoder, generate_day
-from tickvault.stream import Publisher
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS
+from tickvault.dev.simulate import WireEncoder, generate_day
+from tickvault.core.stream import Publisher
 
 MALFORMED = 10_000
 

@@ -1,7 +1,7 @@
 """PostgreSQL and Redis restarted under the running pipeline — servers this test owns.
 
 Never the machine's shared servers: each test starts an embedded PostgreSQL or Redis
-(tickvault.embedded) in its own temp directory and stops/kills only that.
+(tickvault.dev.embedded) in its own temp directory and stops/kills only that.
 
 PostgreSQL: alternately a fast shutdown (SIGINT) and an immediate shutdown (SIGQUIT: no
 checkpoint, crash recovery at the next start — what a crash of the server looks like).
@@ -30,8 +30,8 @@ import redis
 
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, record, scale, truth_check, wait_drained
 from test_ingest_e2e import DAY
-from tickvault.config import Settings
-from tickvault.simulate import generate_day
+from tickvault.core.config import Settings
+from tickvault.dev.simulate import generate_day
 
 
 def _crash(server) -> None:
@@ -43,7 +43,7 @@ def _crash(server) -> None:
 
 @pytest.fixture
 def owned_redis(tmp_path: Path):
-    from tickvault.embedded import EmbeddedRedis
+    from tickvault.dev.embedded import EmbeddedRedis
 
     server = EmbeddedRedis(tmp_path / "redis", appendonly=True)
     server.start()

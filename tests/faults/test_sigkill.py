@@ -18,8 +18,8 @@ from pathlib import Path
 import redis
 
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, in_flight, record, scale, truth_check, wait_drained
-from tickvault.config import Settings
-from tickvault.simulate import generate_day
+from tickvault.core.config import Settings
+from tickvault.dev.simulate import generate_day
 from test_ingest_e2e import DAY
 
 

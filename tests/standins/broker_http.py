@@ -17,7 +17,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pyarrow as pa
 
-from tickvault.model import KST
+from tickvault.core.wire import KST
 
 
 @dataclass(frozen=True)
@@ -255,7 +255,7 @@ def make_truth_day(day: date, symbols: list[str], trades_per_symbol: int, seed: 
     import random
     from decimal import Decimal
 
-    from tickvault.model import TICK_SCHEMA, UTC
+    from tickvault.core.wire import TICK_SCHEMA, UTC
 
     rng = random.Random(seed)
     cols: dict[str, list[Any]] = {name: [] for name in TICK_SCHEMA.names}

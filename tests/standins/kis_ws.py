@@ -21,8 +21,8 @@ from datetime import datetime
 
 from websockets.exceptions import ConnectionClosed
 
-from tickvault.collectors.kis import aes_encrypt
-from tickvault.model import KST
+from tickvault.services.collectors.kis import aes_encrypt
+from tickvault.core.wire import KST
 
 from .ws_server import WsConn, WsStandinServer
 

@@ -16,7 +16,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from tickvault.model import KST
+from tickvault.core.wire import KST
 
 from .broker_http import Reply, Request, StandinServer, TruthTrade, minute_bars
 

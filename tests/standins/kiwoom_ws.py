@@ -17,7 +17,7 @@ from datetime import datetime
 
 from websockets.exceptions import ConnectionClosed
 
-from tickvault.model import KST
+from tickvault.core.wire import KST
 
 from .ws_server import WsConn, WsStandinServer
 

@@ -14,7 +14,7 @@ import sys
 
 import click
 
-from ..config import Settings, load_settings
+from ..core.config import Settings, load_settings
 
 #: command name -> "module:attribute" (relative to tickvault.cli)
 COMMANDS: dict[str, str] = {

@@ -8,7 +8,7 @@ import threading
 
 import click
 
-from ..archiver import Archiver, build_archiver, install_signal_handlers
+from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from . import get_settings
 
 log = logging.getLogger(__name__)
@@ -23,10 +23,10 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
     """Create or upgrade the hot schema and the lake; safe to re-run."""
     settings = get_settings(ctx)
     if hot:
-        from ..recovery.report import create_hot_table as create_recovery_report
-        from ..sync.integrity import create_hot_table as create_integrity_report
+        from ..services.recovery.report import create_hot_table as create_recovery_report
+        from ..services.sync.integrity import create_hot_table as create_integrity_report
 
-        from ..hot import HotStore
+        from ..stores.hot import HotStore
 
         store = HotStore(settings)
         store.init()
@@ -37,12 +37,12 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
         click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}{version}")
         store.close()
     if roles:
-        from ..hot.roles import create_roles
+        from ..stores.hot.roles import create_roles
 
         made = create_roles(settings)
         click.echo(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
     if cold:
-        from ..lake import Lake
+        from ..stores.lake import Lake
 
         lake = Lake(settings)
         lake.init()
@@ -70,7 +70,7 @@ def archive_cmd(ctx: click.Context, which: str, consumer: str | None, sync: bool
     archivers = [build_archiver(settings, g, consumer and f"{consumer}-{g}" if which == "all" else consumer) for g in groups]
     scheduler = None
     if sync if sync is not None else which == "all":
-        from ..sync.scheduler import SyncScheduler
+        from ..services.sync.scheduler import SyncScheduler
 
         scheduler = SyncScheduler(settings)
         scheduler.start()

@@ -37,8 +37,8 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
 
 def _run_ws(build) -> None:
     """Run a WebSocket collector until SIGTERM/SIGINT; exit 1 with the reason on a fatal error."""
-    from ..collectors.base import FatalCollectorError
-    from ..collectors.ws import run_sessions
+    from ..services.collectors.base import FatalCollectorError
+    from ..services.collectors.ws import run_sessions
 
     async def main() -> None:
         stop = asyncio.Event()
@@ -56,7 +56,7 @@ def _run_ws(build) -> None:
 
 
 def _check_session_hours(hours: str) -> None:
-    from ..collectors.base import parse_hours
+    from ..services.collectors.base import parse_hours
 
     try:
         parse_hours(hours)
@@ -83,10 +83,10 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     Needs TICKVAULT_KIS_APPKEY/APPSECRET; each app key holds
     TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS symbols, more symbols need TICKVAULT_KIS_WS_EXTRA_APPS.
     """
-    from ..collectors.base import FatalCollectorError
-    from ..collectors.kis import plan_sessions
-    from ..collectors.service import build_kis, kis_apps
-    from ..stream import connect
+    from ..services.collectors.base import FatalCollectorError
+    from ..services.collectors.kis import plan_sessions
+    from ..services.collectors.service import build_kis, kis_apps
+    from ..core.stream import connect
 
     settings = get_settings(ctx)
     wanted = read_symbols(symbols, symbols_file)
@@ -106,8 +106,8 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
 @click.pass_context
 def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None) -> None:
     """Kiwoom real-time trades (0B) until SIGTERM. Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY."""
-    from ..collectors.service import build_kiwoom
-    from ..stream import connect
+    from ..services.collectors.service import build_kiwoom
+    from ..core.stream import connect
 
     settings = get_settings(ctx)
     wanted = read_symbols(symbols, symbols_file)
@@ -129,9 +129,9 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     Pub/sub keeps nothing: messages published while this bridge is down are lost
     (the windows are recorded in <stream>:gaps for recovery).
     """
-    from ..archiver import install_signal_handlers
-    from ..collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
-    from ..stream import connect
+    from ..services.archiver import install_signal_handlers
+    from ..services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
+    from ..core.stream import connect
 
     settings = get_settings(ctx)
     try:
@@ -158,10 +158,10 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     """Re-publish one day of the lake into a separate stream, paced like the original."""
     import threading
 
-    from ..archiver import install_signal_handlers
-    from ..collectors.replay import parse_speed, replay
-    from ..model import SOURCE_RE, kst_day_bounds
-    from ..stream import Publisher, connect
+    from ..services.archiver import install_signal_handlers
+    from ..services.collectors.replay import parse_speed, replay
+    from ..core.wire import SOURCE_RE, kst_day_bounds
+    from ..core.stream import Publisher, connect
 
     settings = get_settings(ctx)
     try:
@@ -174,7 +174,7 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     if relabel is not None and not SOURCE_RE.match(relabel):
         fail(f"--source must be a short lowercase name, got {relabel!r}")
     trading_day: date = day.date()
-    from ..lake import Lake
+    from ..stores.lake import Lake
 
     lake = Lake(settings)
     try:

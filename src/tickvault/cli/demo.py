@@ -41,8 +41,8 @@ def demo_cmd(
     cum_volume continuity per symbol, stored values equal to the generated ones, no dead
     letters. Exit 0 only if every check passes.
     """
-    from ..demo import DemoOptions, DemoStalled, run_demo
-    from ..simulate import day_of
+    from ..dev.demo import DemoOptions, DemoStalled, run_demo
+    from ..dev.simulate import day_of
 
     settings = get_settings(ctx)
     try:

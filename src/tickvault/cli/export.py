@@ -12,8 +12,8 @@ import click
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ..config import Settings
-from ..model import NATURAL_KEY, TICK_SCHEMA, kst_day_bounds
+from ..core.config import Settings
+from ..core.wire import NATURAL_KEY, TICK_SCHEMA, kst_day_bounds
 from . import fail, get_settings
 
 
@@ -25,7 +25,7 @@ def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] 
     """All ticks of one KST date from ``source`` ('hot' or 'cold'), sorted by the natural key."""
     start, end = kst_day_bounds(day)
     if source == "hot":
-        from ..hot import HotStore
+        from ..stores.hot import HotStore
 
         store = HotStore(settings)
         try:
@@ -33,8 +33,8 @@ def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] 
         finally:
             store.close()
     elif source == "cold":
-        from ..lake import Lake
-        from ..lake.connection import catalog_path
+        from ..stores.lake import Lake
+        from ..stores.lake.connection import catalog_path
 
         if not catalog_path(settings.lake_dir).exists():
             raise ExportError(f"no lake at {settings.lake_dir}; set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)")
@@ -77,7 +77,7 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
     Rows are sorted by (symbol, ts, cum_volume) with the columns of the tick schema, so
     exports of the two stores can be compared byte for byte.
     """
-    from ..simulate import day_of
+    from ..dev.simulate import day_of
 
     settings = get_settings(ctx)
     try:

@@ -29,8 +29,8 @@ def compact_cmd(ctx: click.Context, day_text: str, as_json: bool) -> None:
     """
     day = parse_day(day_text)
     settings = get_settings(ctx)
-    from ..lake import Lake
-    from ..lake.connection import catalog_path
+    from ..stores.lake import Lake
+    from ..stores.lake.connection import catalog_path
 
     if not catalog_path(settings.lake_dir).exists():
         fail(f"no lake at {settings.lake_dir} (no catalog file); check TICKVAULT_LAKE_DIR or run `tickvault init`")

@@ -15,7 +15,7 @@ from typing import Any
 import click
 import pyarrow as pa
 
-from ..model import KST
+from ..core.wire import KST
 from . import fail, get_settings
 
 FORMATS = ("table", "csv", "json", "parquet")
@@ -105,7 +105,7 @@ def emit(table: pa.Table, fmt: str, out: str | None) -> None:
 
 
 def _run(ctx: click.Context, query: Callable[[Any], pa.Table], fmt: str, out: str | None) -> None:
-    from ..query import QueryEngine, QueryError
+    from ..services.query import QueryEngine, QueryError
 
     settings = get_settings(ctx)
     try:
@@ -160,8 +160,8 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
 
     Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
     """
-    from ..bars.lake_views import lake_script
-    from ..lake.connection import catalog_path
+    from ..services.candles.lake_views import lake_script
+    from ..stores.lake.connection import catalog_path
 
     settings = get_settings(ctx)
     if not catalog_path(Path(settings.lake_dir)).exists():

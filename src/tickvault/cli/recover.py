@@ -39,8 +39,8 @@ def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list
     no continuity gap, hot and cold consistent); 1 otherwise, with the reason on stderr.
     Safe to re-run: a second run only re-reads the broker's minute bars.
     """
-    from ..brokers import BrokerAuthError, BrokerError
-    from ..recovery import recover
+    from ..services.brokers import BrokerAuthError, BrokerError
+    from ..services.recovery import recover
 
     settings = get_settings(ctx)
     try:

@@ -12,7 +12,7 @@ import urllib.request
 
 import click
 
-from ..config import Settings
+from ..core.config import Settings
 from . import fail, get_settings
 
 log = logging.getLogger(__name__)
@@ -33,7 +33,7 @@ def run_cmd(ctx: click.Context, only: str, stop_timeout: float) -> None:
     A crashed component is restarted with backoff. SIGTERM/SIGINT stop everything: each
     archiver finishes and acks the batch in hand. Metrics: http://METRICS_HOST:METRICS_PORT/metrics.
     """
-    from ..run import build_supervisor
+    from ..ops.run import build_supervisor
 
     settings = get_settings(ctx)
     components = tuple(part.strip() for part in only.split(",") if part.strip())
@@ -151,7 +151,7 @@ def maintain_cmd(ctx: click.Context, as_json: bool) -> None:
     The writer role cannot create or drop partitions; run this daily with the owner's
     TICKVAULT_PG_URL (systemd timer or cron). In TimescaleDB mode the database's jobs do it.
     """
-    from ..hot import HotStore
+    from ..stores.hot import HotStore
 
     settings = get_settings(ctx)
     store = HotStore(settings)

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from ..config import Settings
+from ..core.config import Settings
 from . import fail, get_settings
 
 OK, DOWN, MISSING = "ok", "down", "missing"
@@ -26,7 +26,7 @@ def _first_line(exc: BaseException) -> str:
 def redis_status(settings: Settings) -> dict[str, Any]:
     import redis
 
-    from ..stream import group_info
+    from ..core.stream import group_info
 
     out: dict[str, Any] = {"state": DOWN, "stream": settings.stream, "dlq_stream": settings.dlq_stream}
     client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True, socket_connect_timeout=3, socket_timeout=10)
@@ -54,7 +54,7 @@ def redis_status(settings: Settings) -> dict[str, Any]:
 def hot_status(settings: Settings, day: date) -> dict[str, Any]:
     import psycopg
 
-    from ..hot import HotStore
+    from ..stores.hot import HotStore
 
     out: dict[str, Any] = {"state": DOWN, "schema": settings.pg_schema}
     store = HotStore(settings)
@@ -78,13 +78,13 @@ def hot_status(settings: Settings, day: date) -> dict[str, Any]:
 
 
 def cold_status(settings: Settings, day: date) -> dict[str, Any]:
-    from ..lake.connection import catalog_path
+    from ..stores.lake.connection import catalog_path
 
     out: dict[str, Any] = {"state": DOWN, "lake_dir": str(settings.lake_dir)}
     if not catalog_path(settings.lake_dir).exists():
         out.update(state=MISSING, error=f"no lake at {settings.lake_dir}; run `tickvault init` or set TICKVAULT_LAKE_DIR")
         return out
-    from ..lake import Lake
+    from ..stores.lake import Lake
 
     lake = Lake(settings)
     try:
@@ -143,7 +143,7 @@ def render(report: dict[str, Any]) -> str:
 def status_cmd(ctx: click.Context, day_text: str | None, as_json: bool) -> None:
     """Stream length, per-group lag and pending, DLQ length, and the day's tick counts
     in the hot store and the lake. Exit 1 when any part is down or missing."""
-    from ..simulate import day_of
+    from ..dev.simulate import day_of
 
     settings = get_settings(ctx)
     try:

@@ -8,7 +8,7 @@ from datetime import date, datetime
 
 import click
 
-from ..model import KST
+from ..core.wire import KST
 from . import fail, get_settings
 
 DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
@@ -55,7 +55,7 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
     Reports gaps (with the exact missing volume), duplicate ticks and, with --source both,
     minutes where hot and cold differ. Exit 0 only when everything is consistent.
     """
-    from ..sync import verify
+    from ..services.sync import verify
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
@@ -94,7 +94,7 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
     Cheap when nothing differs (one aggregate query per store). Writes the day's
     integrity report to both stores. Exit 0 when the day ends up consistent.
     """
-    from ..sync.reconcile import reconcile
+    from ..services.sync.reconcile import reconcile
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
@@ -127,7 +127,7 @@ def trim_cmd(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     Exits 2 when the stream is over its ceiling (stream_max_entries / stream_max_memory_mb)
     because a group lags: that is an alarm, not something trimming may fix.
     """
-    from ..sync.trim import trim
+    from ..services.sync.trim import trim
 
     settings = get_settings(ctx)
     result = trim(settings, dry_run=dry_run)
@@ -157,7 +157,7 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     For a store whose backlog outgrew the stream, or after the stream was lost. Safe to
     re-run. Runbook: docs/sync.md.
     """
-    from ..sync.rebuild import RebuildError, rebuild
+    from ..services.sync.rebuild import RebuildError, rebuild
 
     settings = get_settings(ctx)
     begin = parse_time(start)

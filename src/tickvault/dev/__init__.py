@@ -1,0 +1,1 @@
+"""Development tools: embedded servers, the simulator and the demo (the [demo] extra)."""

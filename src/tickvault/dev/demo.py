@@ -1,0 +1,358 @@
+"""`tickvault demo`: the whole pipeline on one machine, then proof that nothing was lost or doubled.
+
+With nothing configured it starts embedded PostgreSQL and Redis (PyPI wheels) and puts
+the lake in a temporary directory; with TICKVAULT_PG_URL / TICKVAULT_REDIS_URL set it
+uses those servers under a fresh schema and stream name, and removes them afterwards.
+A simulated day (with re-sent duplicates and shuffled order, as real feeds deliver) goes
+through the real publisher into the stream while both archivers run; then the stores are
+read back and checked against what was generated. Everything the demo started is stopped
+on the way out, also on Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from ..services.archiver import Archiver, Commit
+from ..core.config import Settings
+from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
+
+STALL_TIMEOUT_S = 180.0
+
+
+@dataclass
+class DemoOptions:
+    day: date
+    symbols: int = 20
+    ticks: int = 200_000
+    seed: int = 0
+    dup_rate: float = 0.01
+    shuffle_window: int = 50
+    keep: bool = False  # shared servers: leave the demo schema and stream in place
+
+
+@dataclass
+class Check:
+    name: str
+    ok: bool
+    detail: str
+
+
+@dataclass
+class DemoReport:
+    options: DemoOptions
+    servers: dict[str, str] = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: dict[str, int] = field(default_factory=dict)
+    checks: list[Check] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return bool(self.checks) and all(c.ok for c in self.checks)
+
+    def as_dict(self) -> dict[str, Any]:
+        o = self.options
+        return {
+            "ok": self.ok,
+            "date": o.day.isoformat(),
+            "symbols": o.symbols,
+            "ticks": o.ticks,
+            "seed": o.seed,
+            "dup_rate": o.dup_rate,
+            "shuffle_window": o.shuffle_window,
+            "servers": self.servers,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.items()},
+            "counts": self.counts,
+            "checks": [{"name": c.name, "ok": c.ok, "detail": c.detail} for c in self.checks],
+        }
+
+
+# ---------------------------------------------------------------- checks (pure; tested directly)
+def check_counts(generated: int, hot: int, cold: int) -> Check:
+    return Check("generated == hot == cold", generated == hot == cold, f"{generated} == {hot} == {cold}")
+
+
+def check_no_duplicates(name: str, table: pa.Table) -> Check:
+    extra = table.num_rows - dedupe(table).num_rows
+    return Check(f"no duplicate ticks ({name})", extra == 0, "none" if extra == 0 else f"{extra} duplicated natural keys")
+
+
+def cum_volume_breaks(table: pa.Table) -> dict[str, int]:
+    """Per symbol, how many ticks do not continue the running day volume (cum = previous cum + volume).
+
+    A lost tick shows up as a jump, a doubled one as a repeat; the first tick of a day
+    must carry cum_volume == volume (the day starts at zero).
+    """
+    if table.num_rows == 0:
+        return {}
+    ordered = table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
+    symbols = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    volume = ordered.column("volume").to_numpy()
+    cum = ordered.column("cum_volume").to_numpy()
+    new_symbol = np.ones(len(symbols), dtype=bool)
+    new_symbol[1:] = symbols[1:] != symbols[:-1]
+    previous = np.concatenate([[0], cum[:-1]])
+    expected = np.where(new_symbol, volume, previous + volume)
+    bad = cum != expected
+    out: dict[str, int] = {}
+    for symbol in np.unique(symbols[bad]):
+        out[str(symbol)] = int(bad[symbols == symbol].sum())
+    return out
+
+
+def check_continuity(name: str, table: pa.Table) -> Check:
+    breaks = cum_volume_breaks(table)
+    n_symbols = len(set(table.column("symbol").to_pylist()))
+    if not breaks:
+        return Check(f"cum_volume continuous per symbol ({name})", True, f"{n_symbols}/{n_symbols} symbols")
+    worst = ", ".join(f"{s}: {n}" for s, n in sorted(breaks.items())[:5])
+    return Check(f"cum_volume continuous per symbol ({name})", False, f"{len(breaks)} symbols broken ({worst})")
+
+
+def check_equal(name: str, stored: pa.Table, truth: pa.Table) -> Check:
+    ok = stored.cast(TICK_SCHEMA).equals(truth)
+    return Check(f"stored values equal generated ({name})", ok, "all columns equal" if ok else "values differ (export both and compare)")
+
+
+# ---------------------------------------------------------------- running it
+def use_embedded(settings: Settings) -> tuple[bool, bool]:
+    """(embedded PostgreSQL?, embedded Redis?): embedded unless the URL is configured."""
+    return settings.pg_url is None, settings.redis_url is None
+
+
+def _server_label(url: str) -> str:
+    return url.split("@")[-1] if "@" in url else url.split("//")[-1]
+
+
+def run_demo(
+    settings: Settings,
+    options: DemoOptions,
+    say: Callable[[str], None] = print,
+    progress: Callable[[str], None] | None = None,
+) -> DemoReport:
+    """Run the demo end to end and return its report; raises only on setup failures."""
+    from ..services.archiver import build_archiver
+    from ..cli.export import read_day
+    from ..stores.hot import HotStore
+    from ..stores.lake import Lake
+    from .simulate import generate_day, publish
+    from ..core.stream import Publisher, connect
+
+    report = DemoReport(options)
+    embed_pg, embed_redis = use_embedded(settings)
+    run_id = uuid.uuid4().hex[:8]
+    with ExitStack() as stack:
+        started = time.monotonic()
+        pg_url, redis_url = settings.pg_url, settings.redis_url
+        if embed_pg or embed_redis:
+            from .embedded import EmbeddedPostgres, EmbeddedRedis
+
+            say("starting embedded servers (PostgreSQL and Redis from their PyPI wheels) ...")
+            if embed_pg:
+                pg = stack.enter_context(EmbeddedPostgres())
+                pg_url = pg.url
+            if embed_redis:
+                rd = stack.enter_context(EmbeddedRedis())
+                redis_url = rd.url
+        lake_dir = Path(tempfile.mkdtemp(prefix="tickvault-demo-lake-"))
+        stack.callback(shutil.rmtree, lake_dir, True)
+        demo = settings.model_copy(
+            update={
+                "pg_url": pg_url,
+                "redis_url": redis_url,
+                "pg_schema": f"demo_{run_id}",
+                "stream": f"tickvault:demo:{run_id}:ticks",
+                "lake_dir": lake_dir,
+            }
+        )
+        if not options.keep or embed_pg:
+            stack.callback(_drop_schema, demo)
+        if not options.keep or embed_redis:
+            stack.callback(_drop_stream, demo)
+        report.servers = {
+            "postgres": ("embedded " if embed_pg else "") + _server_label(demo.pg_dsn),
+            "redis": ("embedded " if embed_redis else "") + _server_label(demo.redis_dsn),
+            "schema": demo.pg_schema,
+            "stream": demo.stream,
+            "lake": str(lake_dir),
+        }
+        report.timings["servers"] = time.monotonic() - started
+        say(
+            f"servers: PostgreSQL {report.servers['postgres']} (schema {demo.pg_schema}), "
+            f"Redis {report.servers['redis']} (stream {demo.stream}), lake in a temp dir"
+        )
+
+        hot_store = HotStore(demo)
+        hot_store.init()
+        lake = Lake(demo)
+        lake.init()
+        lake.close()
+        report.servers["hot_mode"] = hot_store.mode
+
+        t0 = time.monotonic()
+        truth = generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
+        report.timings["generate"] = time.monotonic() - t0
+        say(
+            f"simulating {options.day.isoformat()}: {options.symbols} symbols, {truth.num_rows} ticks "
+            f"(seed {options.seed}; {options.dup_rate:.1%} re-sent, shuffled within {options.shuffle_window})"
+        )
+
+        processed = {"hot": 0, "cold": 0}
+        published = [0, 0]
+
+        def observe(commit: Commit) -> None:
+            processed[commit.group] += commit.entries
+
+        archivers: list[Archiver] = []
+        for group in ("hot", "cold"):
+            archiver = build_archiver(demo, group, consumer=f"demo-{group}")
+            archiver.observers.append(observe)
+            archivers.append(archiver)
+        threads = [threading.Thread(target=a.run, name=f"demo-{a.sink.name}", daemon=True) for a in archivers]
+
+        stopped = threading.Event()
+
+        def stop_archivers() -> None:
+            if stopped.is_set():
+                return
+            stopped.set()
+            for a in archivers:
+                a.stop()
+            for t in threads:
+                if t.ident is not None:  # Ctrl-C may arrive before every thread was started
+                    t.join(60)
+            for a in archivers:
+                a.sink.close()
+                a.consumer.client.close()
+
+        stack.callback(stop_archivers)
+        for t in threads:
+            t.start()
+
+        def show() -> None:
+            if progress is not None:
+                done, total = published
+                progress(f"published {done}/{total}   hot {processed['hot']}   cold {processed['cold']}")
+
+        client = connect(demo.redis_dsn)
+        stack.callback(client.close)
+        t0 = time.monotonic()
+
+        def on_publish(done: int, total: int) -> None:
+            published[0], published[1] = done, total
+            show()
+
+        result = publish(
+            Publisher(client, demo.stream),
+            truth,
+            dup_rate=options.dup_rate,
+            shuffle_window=options.shuffle_window,
+            seed=options.seed,
+            on_progress=on_publish,
+        )
+        report.timings["publish"] = time.monotonic() - t0
+        report.counts["entries"] = result.entries
+        done_at = _wait_caught_up(client, demo.stream, processed, threads, show)
+        for group, at in done_at.items():
+            report.timings[f"{group}_caught_up"] = at - t0
+        if progress is not None:
+            progress("")
+        stop_archivers()
+        say(
+            f"published {result.entries} entries in {report.timings['publish']:.1f} s; "
+            f"hot caught up after {report.timings['hot_caught_up']:.1f} s, cold after {report.timings['cold_caught_up']:.1f} s"
+        )
+
+        t0 = time.monotonic()
+        truth_sorted = truth.sort_by([(k, "ascending") for k in NATURAL_KEY])
+        hot_ticks = read_day(demo, "hot", options.day)
+        cold_ticks = read_day(demo, "cold", options.day)
+        report.counts.update(generated=truth.num_rows, hot=hot_store.count_ticks(options.day), cold=_cold_count(demo, options.day))
+        dlq = int(client.xlen(demo.dlq_stream))
+        report.counts["dead_letters"] = dlq
+        report.checks = [
+            check_counts(truth.num_rows, report.counts["hot"], report.counts["cold"]),
+            check_no_duplicates("hot", hot_ticks),
+            check_no_duplicates("cold", cold_ticks),
+            check_continuity("hot", hot_ticks),
+            check_continuity("cold", cold_ticks),
+            check_equal("hot", hot_ticks, truth_sorted),
+            check_equal("cold", cold_ticks, truth_sorted),
+            Check("no dead letters", dlq == 0, f"{dlq} in {demo.dlq_stream}"),
+        ]
+        report.timings["check"] = time.monotonic() - t0
+        hot_store.close()
+        if options.keep and not embed_pg:
+            say(f"kept schema {demo.pg_schema} and stream {demo.stream} (--keep); the temp lake was removed")
+    return report
+
+
+class DemoStalled(RuntimeError):
+    """The archivers stopped making progress; the message says where to look."""
+
+
+def _wait_caught_up(client, stream: str, processed: dict[str, int], threads: list[threading.Thread], show: Callable[[], None]) -> dict[str, float]:
+    """Until both groups have read the stream's last entry and have nothing pending."""
+    done: dict[str, float] = {}
+    last_progress = time.monotonic()
+    seen = dict(processed)
+    while len(done) < 2:
+        show()
+        last_id = client.xinfo_stream(stream)["last-generated-id"]
+        for g in client.xinfo_groups(stream):
+            if g["name"] not in done and g["last-delivered-id"] == last_id and int(g["pending"]) == 0:
+                done[g["name"]] = time.monotonic()
+        if processed != seen:
+            seen, last_progress = dict(processed), time.monotonic()
+        if time.monotonic() - last_progress > STALL_TIMEOUT_S:
+            raise DemoStalled(f"archivers made no progress for {STALL_TIMEOUT_S:.0f} s (hot {processed['hot']}, cold {processed['cold']}); see the log above")
+        if not all(t.is_alive() for t in threads):
+            raise DemoStalled("an archiver thread ended unexpectedly; see the log above")
+        time.sleep(0.2)
+    show()
+    return done
+
+
+def _cold_count(settings: Settings, day: date) -> int:
+    from ..stores.lake import Lake
+
+    lake = Lake(settings)
+    try:
+        return lake.count_ticks(day)
+    finally:
+        lake.close()
+
+
+def _drop_schema(settings: Settings) -> None:
+    import psycopg
+    from psycopg import sql
+
+    try:
+        with psycopg.connect(settings.pg_dsn, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(settings.pg_schema)))
+    except psycopg.Error:
+        pass  # embedded server already gone, or shared server unreachable: nothing more to do
+
+
+def _drop_stream(settings: Settings) -> None:
+    import redis
+
+    try:
+        client = redis.Redis.from_url(settings.redis_dsn, socket_connect_timeout=3)
+        client.delete(settings.stream, settings.dlq_stream)
+        client.close()
+    except redis.RedisError:
+        pass

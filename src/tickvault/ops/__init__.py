@@ -1,0 +1,1 @@
+"""Operations: the supervisor, scheduling, metrics, status and health."""

@@ -1,0 +1,237 @@
+"""The consume -> write -> ack loop shared by both sinks (the kdb+ "rdb/hdb subscriber").
+
+Invariant: an entry is acked only after the batch holding it is durable in the sink (or,
+if it failed validation, durable in the dead-letter stream). A crash anywhere therefore
+leaves the entry pending, it is re-read on restart, and the sink's idempotent upsert on
+(symbol, ts, cum_volume) makes the second write harmless.
+
+The sink also records the highest stream id it committed, in the same transaction as the
+data. It is an audit/resume marker (status, rebuild), not a skip filter: with several
+consumers and XAUTOCLAIM, ids are not delivered in order, so "id <= checkpoint" does not
+prove an entry was written.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import pyarrow as pa
+import redis
+
+from ..core.config import Settings
+from ..core.wire import DecodedBatch, decode_entries, dedupe
+from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name
+
+log = logging.getLogger(__name__)
+
+
+class Sink(Protocol):
+    """A store the archiver writes to. Implementations: hot.HotSink, lake.LakeSink."""
+
+    name: str  # also the consumer group: "hot" or "cold"
+
+    def prepare(self) -> None:
+        """Create/upgrade whatever the sink needs; idempotent."""
+
+    def write(self, batch: pa.Table, stream: str, group: str, last_id: str) -> int:
+        """Durably upsert ``batch`` (TICK_SCHEMA, no duplicate keys) and record ``last_id``
+        as the group's checkpoint in the same transaction. Returns rows actually added."""
+
+    def checkpoint(self, stream: str, group: str) -> str | None:
+        """The last stream id committed for (stream, group), or None."""
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class Commit:
+    """What one durable write did; handed to observers (metrics)."""
+
+    group: str
+    entries: int
+    rows: int
+    added: int
+    dead: int
+    write_seconds: float
+    committed_at: float
+    batch: pa.Table
+
+
+@dataclass
+class ArchiverOptions:
+    batch_size: int = 5000
+    max_wait_ms: int = 0  # >0: gather reads up to batch_size or this long before writing
+    block_ms: int = 200
+    retry_initial_s: float = 0.5
+    retry_max_s: float = 30.0
+
+
+@dataclass
+class Archiver:
+    consumer: GroupConsumer
+    sink: Sink
+    dlq_stream: str
+    options: ArchiverOptions = field(default_factory=ArchiverOptions)
+    observers: list[Callable[[Commit], None]] = field(default_factory=list)
+    stop_event: threading.Event = field(default_factory=threading.Event)
+
+    def stop(self) -> None:
+        self.stop_event.set()
+
+    def run(self) -> int:
+        """Loop until stopped. Returns 0 after a clean stop, 75 if it stopped with a batch unwritten."""
+        self._call_with_retry("prepare", self.sink.prepare)
+        self._call_with_retry("create consumer group", self.consumer.ensure_group)
+        log.info("archiver %s started (stream %s, consumer %s)", self.sink.name, self.consumer.stream, self.consumer.consumer)
+        while not self.stop_event.is_set():
+            entries = self._gather()
+            if not entries:
+                continue
+            if not self.process(entries):
+                log.warning("archiver %s stopping with %d entries unwritten; they stay pending", self.sink.name, len(entries))
+                return 75
+        log.info("archiver %s stopped cleanly", self.sink.name)
+        return 0
+
+    def run_until_idle(self, idle_reads: int = 2) -> None:
+        """Process everything currently in the stream, then return (tests, demo, rebuild)."""
+        self.sink.prepare()
+        self.consumer.ensure_group()
+        empty = 0
+        while empty < idle_reads and not self.stop_event.is_set():
+            entries = self._gather()
+            if entries:
+                empty = 0
+                if not self.process(entries):
+                    return
+            else:
+                empty += 1
+
+    def _gather(self) -> list[Entry]:
+        entries = self._read(self.options.batch_size, self.options.block_ms)
+        if not entries or self.options.max_wait_ms <= 0:
+            return entries
+        deadline = time.monotonic() + self.options.max_wait_ms / 1000
+        while len(entries) < self.options.batch_size and not self.stop_event.is_set():
+            left_ms = int((deadline - time.monotonic()) * 1000)
+            if left_ms <= 0:
+                break
+            more = self._read(self.options.batch_size - len(entries), min(left_ms, self.options.block_ms))
+            if not more:
+                break
+            entries.extend(more)
+        return entries
+
+    def _read(self, count: int, block_ms: int) -> list[Entry]:
+        try:
+            return self.consumer.read(count, block_ms)
+        except redis.ConnectionError as exc:
+            log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.sink.name, exc)
+            self.consumer.reclaim_now()
+            self.stop_event.wait(1.0)
+            return []
+
+    def process(self, entries: list[Entry]) -> bool:
+        """Write one batch durably, dead-letter the invalid entries, then ack all. False if stopped unwritten."""
+        decoded: DecodedBatch = decode_entries(entries)
+        batch = dedupe(decoded.table)
+        last_id = entries[-1][0]
+        started = time.perf_counter()
+        added = self._call_with_retry(
+            f"write {batch.num_rows} ticks",
+            lambda: self.sink.write(batch, self.consumer.stream, self.consumer.group, last_id) if batch.num_rows else 0,
+        )
+        if added is None:
+            return False
+        write_seconds = time.perf_counter() - started
+        ok = self._call_with_retry(
+            "dead-letter + ack",
+            lambda: self._finish(entries, decoded),
+        )
+        if ok is None:
+            return False
+        commit = Commit(
+            group=self.consumer.group,
+            entries=len(entries),
+            rows=batch.num_rows,
+            added=added,
+            dead=len(decoded.dead),
+            write_seconds=write_seconds,
+            committed_at=time.time(),
+            batch=batch,
+        )
+        for observer in self.observers:
+            try:
+                observer(commit)
+            except Exception:  # an observer must never stop archiving
+                log.exception("archiver observer failed")
+        return True
+
+    def _finish(self, entries: list[Entry], decoded: DecodedBatch) -> bool:
+        if decoded.dead:
+            for letter in decoded.dead[:3]:
+                log.warning("dead letter %s: %s", letter.entry_id, letter.reason)
+            dead_letter(self.consumer.client, self.dlq_stream, decoded.dead, stage=f"archive-{self.sink.name}")
+        self.consumer.ack([entry_id for entry_id, _ in entries])
+        return True
+
+    def _call_with_retry(self, what: str, fn: Callable[[], object]):
+        """Retry with jittered exponential backoff until it works or the archiver is stopped."""
+        delay = self.options.retry_initial_s
+        attempt = 0
+        while True:
+            try:
+                return fn()
+            except Exception as exc:  # noqa: BLE001 - every failure of a store is retried, never dropped
+                attempt += 1
+                if self.stop_event.is_set():
+                    log.error("archiver %s: %s failed (%s) and a stop was requested; leaving it pending", self.sink.name, what, exc)
+                    return None
+                log.error(
+                    "archiver %s: %s failed (attempt %d: %s: %s); retrying in %.1fs — nothing is acked until it succeeds",
+                    self.sink.name, what, attempt, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", delay,
+                )
+                self.stop_event.wait(delay * (0.5 + random.random() / 2))
+                delay = min(delay * 2, self.options.retry_max_s)
+
+
+def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
+    """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
+    if which == "hot":
+        from ..stores.hot import HotStore
+
+        sink: Sink = HotStore(settings).sink()
+        options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
+    else:
+        from ..stores.lake import Lake
+
+        sink = Lake(settings).sink()
+        options = ArchiverOptions(
+            batch_size=settings.cold_batch_size,
+            max_wait_ms=settings.cold_max_wait_ms,
+            block_ms=settings.block_ms,
+            retry_max_s=settings.retry_max_s,
+        )
+    group_consumer = GroupConsumer(
+        connect(settings.redis_dsn), settings.stream, which, consumer or default_consumer_name(which),
+        claim_idle_ms=settings.claim_idle_ms,
+    )
+    return Archiver(group_consumer, sink, settings.dlq_stream, options)
+
+
+def install_signal_handlers(stop: Callable[[], None]) -> None:
+    """SIGTERM/SIGINT: finish the batch in hand, ack, exit 0."""
+
+    def handler(signum: int, _frame: object) -> None:
+        log.info("signal %s received: finishing the current batch", signal.Signals(signum).name)
+        stop()
+
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)

@@ -1,0 +1,279 @@
+"""Daily recovery: compare the archive with the broker, fetch trades only where they differ.
+
+For one KST date: verify both stores (sync.verify); copy ticks one store lacks from the
+other; fetch the broker's minute bars of every archived symbol (a handful of calls per
+symbol); the repair set is the union of continuity gaps and minutes whose volume differs
+from the broker's bar; only for those windows are the broker's trades fetched (KIS: per
+window; Kiwoom: one backwards pass per symbol). Trades become ticks (source
+"recovery") only where they fill a proven hole; they go to the lake and, inside the hot
+retention, to the hot store. Idempotent: a second run finds nothing to do and only
+re-reads the minute bars.
+"""
+
+from __future__ import annotations
+
+import logging
+from importlib import resources
+from collections.abc import Sequence
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+from psycopg import sql
+
+from ..brokers.errors import BrokerError
+from ...core.config import Settings
+from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
+from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
+from .convert import Conversion, from_anchored, from_exact
+from .report import Disagreement, RecoveryReport, SymbolReport, write_hot, write_json
+from .sources import BrokerSource, TradesUnavailable, open_source
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+DEFAULT_UNTIL = "153000"
+SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a full-market day)
+
+
+def _sql(name: str) -> str:
+    return resources.files(__package__).joinpath(name).read_text()
+
+
+def today_kst() -> date:
+    return datetime.now(KST).date()
+
+
+def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
+    return day >= today - timedelta(days=settings.tick_retention_days - 1)
+
+
+def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, sides: Sequence[Any]) -> dict[str, Any]:
+    from ..sync import verify
+
+    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", sides=sides)
+    data = report.to_dict()
+    return {"consistent": data["consistent"], "reasons": data["reasons"], "missing_volume": data["missing_volume"],
+            "gaps": len(data["gaps"]), "differences": len(data["differences"])}
+
+
+def _counts(table: pa.Table) -> dict[str, int]:
+    if table.num_rows == 0:
+        return {}
+    grouped = table.group_by("symbol").aggregate([("symbol", "count")])
+    return dict(zip(grouped.column("symbol").to_pylist(), grouped.column("symbol_count").to_pylist()))
+
+
+class Recovery:
+    """One recovery run of one day through one broker."""
+
+    def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
+                 dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
+                 hot: Any = None, lake: Any = None):
+        self.settings = settings
+        self.day = day
+        self.broker = broker or (source.name if source else settings.recovery_broker)
+        self.symbols = sorted(set(symbols)) if symbols else None
+        self.dry_run = dry_run
+        self.today = today or today_kst()
+        self._source = source
+        self._hot = hot
+        self._lake = lake
+
+    # ------------------------------------------------------------------ stores
+    def _stores(self) -> tuple[Any, Any]:
+        if self._lake is None:
+            from ...stores.lake import Lake
+
+            self._lake = Lake(self.settings)
+        if self._hot is None:
+            from ...stores.hot import HotStore
+
+            self._hot = HotStore(self.settings)
+        return self._hot, self._lake
+
+    def run(self) -> RecoveryReport:
+        hot, lake = self._stores()
+        with_hot = in_hot_retention(self.settings, self.day, self.today)
+        report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
+        source = self._source or open_source(self.settings, self.broker)
+        from ..sync.sides import HotSide, LakeSide
+
+        lake_side = LakeSide(self.settings, lake)  # one lake attachment for every check of the run
+        sides = [HotSide(self.settings, hot), lake_side] if with_hot else [lake_side]
+        try:
+            if not self.dry_run:
+                lake.init()
+                if with_hot:
+                    hot.init()
+            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, sides)
+            symbols = self.symbols or self._day_symbols(hot, lake_side, with_hot)
+            for first in range(0, len(symbols), SYMBOL_CHUNK):
+                self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
+            report.calls = source.calls()
+            if not self.dry_run:
+                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, sides)
+        finally:
+            for side in sides:
+                side.close()
+            if self._source is None:
+                source.close()
+        report.finished_at = datetime.now(UTC)
+        if not self.dry_run:
+            self._store(report, hot, with_hot)
+        return report
+
+    def _day_symbols(self, hot: Any, lake_side: Any, with_hot: bool) -> list[str]:
+        """Every symbol either store holds for the day."""
+        rows = lake_side.execute("list the day's symbols", _sql("lake_symbols.sql"), {"day": self.day}).fetchall()
+        found = {r[0] for r in rows}
+        if with_hot:
+            start, end = kst_day_bounds(self.day)
+            with hot.connect() as conn:
+                stmt = sql.SQL(_sql("hot_symbols.sql")).format(table=sql.Identifier(self.settings.pg_schema, "ticks"))
+                found |= {r[0] for r in conn.execute(stmt, {"start": start, "end": end}).fetchall()}
+        return sorted(found)
+
+    def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: Any, lake: Any, with_hot: bool) -> None:
+        """Copy between the stores, then ask the broker, for a bounded group of symbols."""
+        from ..sync.reconcile import missing_from
+
+        start, end = kst_day_bounds(self.day)
+        lake_ticks = lake.read_ticks(start, end, symbols)
+        hot_ticks = hot.read_ticks(start, end, symbols) if with_hot else TICK_SCHEMA.empty_table()
+        to_lake = missing_from(hot_ticks, lake_ticks)
+        to_hot = missing_from(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
+        if not self.dry_run:
+            if to_lake.num_rows:
+                lake.upsert(to_lake)
+            if to_hot.num_rows:
+                hot.upsert(to_hot)
+        archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
+        copied_lake, copied_hot = _counts(to_lake), _counts(to_hot)
+        in_lake, in_hot = _counts(lake_ticks), _counts(hot_ticks)
+        del lake_ticks, hot_ticks
+        for symbol in symbols:
+            archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
+            sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
+                               lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0))
+            report.symbols.append(sym)
+            try:
+                self._recover_symbol(source, archive, sym, hot, lake, with_hot)
+            except BrokerError as exc:
+                sym.error = str(exc)
+                log.error("recovery %s %s: %s", self.day, symbol, exc)
+
+    def _store(self, report: RecoveryReport, hot: Any, with_hot: bool) -> None:
+        path = write_json(report, self.settings.lake_dir)
+        log.info("recovery report written to %s", path)
+        try:
+            with hot.connect() as conn:
+                write_hot(conn, self.settings.pg_schema, report)
+                conn.commit()
+        except Exception as exc:  # the JSON copy exists; a down hot store must not hide the result
+            log.error("recovery report not stored in the hot table (%s: %s); the JSON copy is at %s", type(exc).__name__, exc, path)
+
+    # ------------------------------------------------------------------ one symbol
+    def _recover_symbol(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, hot: Any, lake: Any, with_hot: bool) -> None:
+        sym.ticks_before = len(archive.ticks)  # the union of both stores
+        sym.volume_before = archive.volume
+        sym.gaps_found = len(archive.missing)
+        sym.missing_volume_found = sum(r.volume for r in archive.missing)
+        sym.conflicts = archive.conflicts
+        day_open = datetime(self.day.year, self.day.month, self.day.day, tzinfo=KST)
+        if not archive.missing and not archive.conflicts:
+            # continuity holds, so the last cumulative volume is the stored day volume exactly;
+            # one call for the broker's day volume proves the symbol complete (no bars needed)
+            total = source.day_volume(sym.symbol, self.day, self.today)
+            stored = archive.ticks[-1].cum_volume if archive.ticks else 0
+            if total is not None and total > stored:
+                # only trades after the last stored tick can be missing: fetch just that tail
+                tail = (minute(archive.ticks[-1].ts) if archive.ticks else day_open, day_open + timedelta(days=1))
+                archive, _, _ = self._fetch_and_apply(source, archive, sym, [tail], hot, lake, with_hot)
+                stored = archive.ticks[-1].cum_volume if archive.ticks else 0
+            if total is not None and total == stored and not archive.missing:
+                self._finish(sym, archive)
+                return
+            if total is not None:
+                sym.notes.append(f"broker day volume {total}, archive {stored}: checking minute bars")
+        until = DEFAULT_UNTIL
+        if archive.ticks:
+            until = max(until, minute(archive.ticks[-1].ts).strftime("%H%M%S"))
+        bars = source.minute_bars(sym.symbol, self.day, self.today, until)
+        broker_volume = {b.minute: b.volume for b in bars}
+        disagreeing = _disagreeing(broker_volume, archive.minute_volumes())
+        sym.minutes_disagreeing = len(disagreeing)
+        windows = merge_windows([window_of(r, day_open) for r in archive.missing] +
+                                [(m, m + timedelta(minutes=1)) for m in disagreeing])
+        sym.windows = merge_windows(sym.windows + windows)
+        conversion, unavailable = Conversion(), None
+        if windows:
+            archive, conversion, unavailable = self._fetch_and_apply(source, archive, sym, windows, hot, lake, with_hot)
+        self._finish(sym, archive)
+        archive_after = archive.minute_volumes()
+        for m in _disagreeing(broker_volume, archive_after):
+            b, a = broker_volume.get(m, 0), archive_after.get(m, 0)
+            sym.still_disagreeing.append(Disagreement(m, b, a, _why(b, a, unavailable, conversion)))
+        if archive.missing and not sym.still_disagreeing:
+            sym.notes.append(f"{len(archive.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
+
+    def _fetch_and_apply(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, windows: list[tuple[datetime, datetime]],
+                         hot: Any, lake: Any, with_hot: bool) -> tuple[SymbolArchive, Conversion, str | None]:
+        """Broker trades for ``windows`` -> proven ticks -> both stores. Returns the archive with them."""
+        if not sym.windows:
+            sym.windows = list(windows)
+        try:
+            trades = source.trades(sym.symbol, self.day, self.today, windows)
+        except TradesUnavailable as exc:
+            sym.notes.append(str(exc))
+            return archive, Conversion(), str(exc)
+        now = datetime.now(UTC)
+        if source.exact_cum_volume:
+            conversion = from_exact(archive, trades, now)
+        else:
+            conversion = from_anchored(archive, trades, windows[0][0], now)
+        if conversion.reason:
+            sym.notes.append(conversion.reason)
+        new = conversion.ticks
+        if not new:
+            return archive, conversion, None
+        table = ticks_to_table(new)
+        if not self.dry_run:
+            lake.upsert(table)
+            if with_hot:
+                hot.upsert(table)
+                if hasattr(hot, "refresh_candles"):  # TimescaleDB: materialise the repaired minutes now
+                    hot.refresh_candles(min(t.ts for t in new) - timedelta(minutes=1), max(t.ts for t in new) + timedelta(minutes=1))
+        sym.ticks_recovered += len(new)
+        sym.volume_recovered += sum(t.volume for t in new)
+        log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sum(t.volume for t in new), source.name)
+        added = [StoredTick(t.ts.astimezone(KST), t.price, t.volume, t.cum_volume) for t in new]
+        return analyse(sym.symbol, archive.ticks + added), conversion, None
+
+    @staticmethod
+    def _finish(sym: SymbolReport, archive: SymbolArchive) -> None:
+        sym.ticks_after = len(archive.ticks)
+        sym.volume_after = archive.volume
+        sym.gaps_left = len(archive.missing)
+        sym.missing_volume_left = sum(r.volume for r in archive.missing)
+        sym.conflicts = archive.conflicts
+        sym.notes = list(dict.fromkeys(sym.notes))
+
+
+def _disagreeing(broker: dict[datetime, int], archive: dict[datetime, int]) -> list[datetime]:
+    return sorted(m for m in set(broker) | set(archive) if broker.get(m, 0) != archive.get(m, 0))
+
+
+def _why(broker: int, archive: int, unavailable: str | None, conversion: Conversion) -> str:
+    if archive > broker:
+        return "the archive holds more volume than the broker's bar (broker bar incomplete, or ticks the broker does not know)"
+    if unavailable:
+        return "bars only: " + unavailable
+    if conversion.reason:
+        return conversion.reason
+    return "the broker's trade list for this minute does not add up to its bar"
+
+
+def recover(settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
+            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None) -> RecoveryReport:
+    """Run recovery for one KST date; see the module docstring."""
+    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source).run()

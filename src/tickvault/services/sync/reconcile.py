@@ -1,0 +1,195 @@
+"""Hot vs cold, per (symbol, minute), and repair of whichever side misses ticks.
+
+Both stores only ever hold real ticks, so their union is the truth: for a minute whose
+fingerprints differ, each side's ticks the other lacks are upserted into the other (by
+natural key, idempotent; running it twice adds nothing the second time). When nothing
+differs the cost is one aggregate query per store. Reads don't lock the stores and the
+writes are ordinary idempotent upserts, so the archivers keep running meanwhile.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+from typing import Any
+
+import pyarrow as pa
+
+from ...core.config import Settings
+from ...core.wire import KST, NATURAL_KEY, TICK_SCHEMA
+from . import state
+from .integrity import integrity_rows, write_integrity_report
+from .report import MinuteDiff, VerifyReport
+from .sides import HotSide, LakeSide, Side
+from .verify import build_report, compare, day_range, hot_retention_start, scan_all
+
+log = logging.getLogger(__name__)
+UTC = timezone.utc
+
+#: At most this many minutes of differing data are read into memory at once.
+REPAIR_WINDOW_MINUTES = 30
+#: Missing ticks are written in upserts of about this many rows.
+UPSERT_ROWS = 200_000
+
+
+@dataclass
+class ReconcileReport:
+    day: date
+    differences: list[MinuteDiff]  # found before any repair
+    repair: bool
+    added_to_hot: int = 0
+    added_to_cold: int = 0
+    added_by_symbol: dict[str, dict[str, int]] = field(default_factory=dict)  # symbol -> {"hot": n, "cold": n}
+    after: VerifyReport | None = None  # the state once done (after the repair, if any)
+    seconds: float = 0.0
+    report_written: dict[str, str] = field(default_factory=dict)  # store -> "ok" or the error
+
+    @property
+    def consistent(self) -> bool:
+        return self.after is not None and self.after.consistent
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": "tickvault.reconcile/1",
+            "date": self.day.isoformat(),
+            "repair": self.repair,
+            "consistent": self.consistent,
+            "differences_found": len(self.differences),
+            "differences": [d.to_dict() for d in self.differences],
+            "added_to_hot": self.added_to_hot,
+            "added_to_cold": self.added_to_cold,
+            "added_by_symbol": self.added_by_symbol,
+            "seconds": round(self.seconds, 3),
+            "integrity_report": self.report_written,
+            "after": self.after.to_dict() if self.after else None,
+        }
+
+
+def repair_windows(differences: Sequence[MinuteDiff]) -> list[tuple[datetime, datetime, list[str]]]:
+    """Differing minutes grouped into [start, end) windows of at most REPAIR_WINDOW_MINUTES,
+    each with the symbols that differ in it: few reads, each of bounded size."""
+    minutes: dict[datetime, set[str]] = {}
+    for d in differences:
+        minutes.setdefault(d.minute, set()).add(d.symbol)
+    windows: list[tuple[datetime, datetime, list[str]]] = []
+    one = timedelta(minutes=1)
+    span = one * REPAIR_WINDOW_MINUTES
+    start: datetime | None = None
+    end: datetime | None = None
+    symbols: set[str] = set()
+    for minute in sorted(minutes):
+        if start is not None and minute + one - start <= span:
+            end = minute + one
+            symbols |= minutes[minute]
+            continue
+        if start is not None and end is not None:
+            windows.append((start, end, sorted(symbols)))
+        start, end, symbols = minute, minute + one, set(minutes[minute])
+    if start is not None and end is not None:
+        windows.append((start, end, sorted(symbols)))
+    return windows
+
+
+def missing_from(ticks: pa.Table, other: pa.Table) -> pa.Table:
+    """Rows of ``ticks`` whose natural key is not in ``other``."""
+    if ticks.num_rows == 0 or other.num_rows == 0:
+        return ticks
+    keys = other.select(list(NATURAL_KEY)).append_column("_present", pa.array([True] * other.num_rows))
+    joined = ticks.join(keys, keys=list(NATURAL_KEY), join_type="left outer", use_threads=False)
+    new = joined.filter(pa.compute.is_null(joined.column("_present"))).drop_columns(["_present"])
+    return new.select(list(TICK_SCHEMA.names)).cast(TICK_SCHEMA)
+
+
+def copy_missing(hot: Side, cold: Side, differences: Sequence[MinuteDiff], report: ReconcileReport) -> None:
+    """Copy each side's missing ticks of the differing minutes from the other side.
+
+    Reads window by window; writes in few large upserts (each upsert is a transaction, and
+    a lake commit has a fixed cost).
+    """
+    pending: dict[str, list[pa.Table]] = {"hot": [], "cold": []}
+
+    def flush(side: Side) -> None:
+        tables = pending[side.name]
+        if not tables:
+            return
+        batch = pa.concat_tables(tables)
+        pending[side.name] = []
+        added = side.upsert(batch)
+        if side.name == "hot":
+            report.added_to_hot += added
+        else:
+            report.added_to_cold += added
+
+    for start, end, symbols in repair_windows(differences):
+        hot_ticks = hot.read_ticks(start, end, symbols)
+        cold_ticks = cold.read_ticks(start, end, symbols)
+        for side, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
+            if not table.num_rows:
+                continue
+            pending[side.name].append(table)
+            counts = table.group_by("symbol").aggregate([("symbol", "count")])
+            for symbol, n in zip(counts.column("symbol").to_pylist(), counts.column("symbol_count").to_pylist()):
+                per = report.added_by_symbol.setdefault(symbol, {"hot": 0, "cold": 0})
+                per[side.name] += n
+            if sum(t.num_rows for t in pending[side.name]) >= UPSERT_ROWS:
+                flush(side)
+    flush(hot)
+    flush(cold)
+    log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
+
+
+def reconcile(
+    settings: Settings,
+    day: date,
+    repair: bool = False,
+    *,
+    symbols: Sequence[str] | None = None,
+    until: datetime | None = None,
+    write_report: bool = True,
+    sides: tuple[Side, Side] | None = None,
+) -> ReconcileReport:
+    """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways.
+
+    ``until`` cuts the day (the scheduler leaves the last minutes to the archivers). After
+    the run a row per (day, symbol) goes to both stores' ``integrity_report``.
+    """
+    oldest = hot_retention_start(settings, datetime.now(KST).date())
+    if day < oldest:
+        raise ValueError(
+            f"{day} is older than the hot store's retention (tick_retention_days={settings.tick_retention_days}, "
+            f"oldest day kept: {oldest}); only the lake holds it — use `tickvault verify --date {day} --source cold`"
+        )
+    started = time.perf_counter()
+    start, end = day_range(day, until)
+    hot, cold = sides if sides is not None else (HotSide(settings), LakeSide(settings))
+    try:
+        scans = scan_all([hot, cold], start, end, symbols)
+        differences = compare(*scans)
+        report = ReconcileReport(day, differences, repair)
+        if repair and differences:
+            copy_missing(hot, cold, differences, report)
+            scans = scan_all([hot, cold], start, end, symbols)
+        report.after = build_report(day, "both", symbols, [hot, cold], scans, start, end)
+        report.seconds = time.perf_counter() - started
+        if write_report:
+            rows = integrity_rows(report.after, scans, report.added_by_symbol)
+            report.report_written = write_integrity_report(hot, cold, day, rows)
+        report.seconds = time.perf_counter() - started
+        state.record_reconcile(
+            report.consistent, len(differences), report.added_to_hot + report.added_to_cold, report.seconds
+        )
+        log.info(
+            "reconcile %s: %d differing minute(s), %d ticks added to hot, %d to cold, %s in %.2fs",
+            day, len(differences), report.added_to_hot, report.added_to_cold,
+            "consistent" if report.consistent else "NOT consistent: " + "; ".join(report.after.reasons()),
+            report.seconds,
+        )
+        return report
+    finally:
+        if sides is None:
+            hot.close()
+            cold.close()
+

@@ -1,0 +1,92 @@
+"""PostgreSQL mode: one range partition of ``ticks`` per KST day, created on demand and
+dropped whole for retention (no DELETE, no bloat). There is deliberately no default
+partition: a row without its day's partition fails loudly and the batch is retried after
+the partition is created, instead of landing somewhere retention would never drop."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+
+import numpy as np
+import psycopg
+import pyarrow as pa
+from psycopg import sql
+
+from ...core.wire import KST, TS_TYPE, kst_day_bounds
+from .sqlfiles import query
+
+NAME_RE = re.compile(r"^ticks_p(\d{8})$")
+_US_PER_DAY = 86_400_000_000
+_KST_OFFSET_US = 9 * 3_600_000_000  # Korea has had no DST since 1988
+
+
+def partition_name(day: date) -> str:
+    return f"ticks_p{day:%Y%m%d}"
+
+
+def batch_days(batch: pa.Table) -> set[date]:
+    """Distinct KST dates of a batch's ``ts``, computed on the array (no per-row objects)."""
+    if batch.num_rows == 0:
+        return set()
+    micros = np.asarray(batch.column("ts").cast(TS_TYPE).cast(pa.int64()), dtype=np.int64)
+    day_numbers = np.unique((micros + _KST_OFFSET_US) // _US_PER_DAY)
+    epoch = date(1970, 1, 1)
+    return {epoch + timedelta(days=int(n)) for n in day_numbers}
+
+
+def existing_days(conn: psycopg.Connection, schema: str) -> set[date]:
+    rows = conn.execute(query("pg_partition_list.sql", schema), {"parent": f"{schema}.ticks"}).fetchall()
+    days = set()
+    for (name,) in rows:
+        match = NAME_RE.match(name)
+        if match:
+            days.add(datetime.strptime(match.group(1), "%Y%m%d").date())
+    return days
+
+
+def _lock_key(schema: str) -> sql.Literal:
+    return sql.Literal(f"tickvault.partitions.{schema}")
+
+
+def create_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> None:
+    """Create the missing day partitions, each in its own short transaction."""
+    for day in sorted(days):
+        lo, hi = kst_day_bounds(day)
+        stmt = query(
+            "pg_partition_create.sql",
+            schema,
+            lock_key=_lock_key(schema),
+            partition=sql.Identifier(partition_name(day)),
+            lo=sql.Literal(lo),
+            hi=sql.Literal(hi),
+        )
+        try:
+            with conn.transaction():
+                conn.execute(stmt)
+        except psycopg.errors.InsufficientPrivilege:
+            raise PermissionError(
+                f"no tick partition for KST day {day} and this role may not create it; "
+                "run `tickvault maintain` (or `tickvault init`) as the schema owner, or raise partitions_ahead_days"
+            ) from None
+
+
+def expired_days(days: Iterable[date], now: datetime, retention_days: int) -> list[date]:
+    """Days whose whole range ended more than ``retention_days`` ago (TimescaleDB's drop_after rule)."""
+    cutoff = now - timedelta(days=retention_days)
+    return sorted(day for day in days if kst_day_bounds(day)[1] <= cutoff)
+
+
+def drop_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> list[str]:
+    dropped = []
+    for day in sorted(days):
+        name = partition_name(day)
+        with conn.transaction():
+            conn.execute(query("pg_partition_drop.sql", schema, lock_key=_lock_key(schema), partition=sql.Identifier(name)))
+        dropped.append(name)
+    return dropped
+
+
+def today_kst(now: datetime) -> date:
+    return now.astimezone(KST).date()

@@ -1,0 +1,62 @@
+"""Create the writer and reader roles of one installation (`tickvault init --roles`).
+
+Runs as the schema's owner (the role that ran `tickvault init`). The owner keeps DDL:
+in PostgreSQL mode, creating tick partitions ahead and retention drops need it, so
+`tickvault maintain` runs as the owner (docs/operations.md); in TimescaleDB mode the
+database's own jobs do that, and the writer's inserts create chunks by themselves.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from psycopg import sql
+
+from ...core.config import Settings
+from .sqlfiles import sql_text
+from .store import HotStore
+
+_ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+@dataclass
+class RolesResult:
+    schema: str
+    writer: str
+    reader: str
+    writer_password_set: bool
+    reader_password_set: bool
+
+
+def _check_name(name: str, setting: str) -> str:
+    if not _ROLE_NAME.match(name):
+        raise ValueError(f"{setting}={name!r} is not a plain lowercase role name (letters, digits, _); change TICKVAULT_{setting.upper()}")
+    return name
+
+
+def create_roles(settings: Settings) -> RolesResult:
+    """Create (or refresh the grants of) the writer and reader roles; idempotent."""
+    writer = _check_name(settings.pg_writer_role, "pg_writer_role")
+    reader = _check_name(settings.pg_reader_role, "pg_reader_role")
+    if writer == reader:
+        raise ValueError("pg_writer_role and pg_reader_role must differ: the reader must not be able to write")
+    statements = sql.SQL(sql_text("roles.sql")).format(
+        schema=sql.Identifier(settings.pg_schema),
+        writer=sql.Identifier(writer),
+        reader=sql.Identifier(reader),
+        writer_name=sql.Literal(writer),
+        reader_name=sql.Literal(reader),
+    )
+    passwords = {writer: settings.pg_writer_password, reader: settings.pg_reader_password}
+    with HotStore(settings).connect(autocommit=True) as conn:
+        with conn.transaction():
+            conn.execute(statements)
+            for role, secret in passwords.items():
+                if secret is not None:
+                    conn.execute(
+                        sql.SQL(sql_text("roles_password.sql")).format(
+                            role=sql.Identifier(role), password=sql.Literal(secret.get_secret_value())
+                        )
+                    )
+    return RolesResult(settings.pg_schema, writer, reader, passwords[writer] is not None, passwords[reader] is not None)
