@@ -358,7 +358,7 @@ def test_the_minimal_table_parses() -> None:
 @pytest.mark.parametrize(
     ("old", "new", "complaint"),
     [
-        ('end = "15:20" },\n    { name = "close"', 'end = "08:00" },\n    { name = "close"', "start 09:00 must be before end 08:00"),
+        ('end = "15:20" },\n    { name = "close"', 'end = "08:00" },\n    { name = "close"', "start 9:00:00 must be before end 8:00:00"),
         ('name = "open", kind = "auction", start = "08:30", end = "09:00"', 'name = "open", kind = "auction", start = "08:30", end = "09:30"', "'open' and 'cont' overlap"),
         ('kind = "auction"', 'kind = "call"', "kind 'call'"),
         ('venue = "NXT"', 'venue = "XYZ"', "venue 'XYZ'"),
@@ -399,3 +399,11 @@ def test_two_rules_of_one_venue_may_not_start_the_same_day() -> None:
     twin = '\n[[rule]]\nvenue = "NXT"\nname = "n2"\neffective_from = 2025-03-04\nsessions = [{ name = "main", kind = "continuous", start = "09:00", end = "15:20" }]\n'
     with pytest.raises(ConfigError, match="starts the same day as 'n'"):
         krx.parse_session_table(MINIMAL + twin)
+
+
+def test_a_special_day_may_drop_a_session_another_one_overlaps() -> None:
+    text = MINIMAL.replace('end = "09:00" }', 'end = "09:00", overlaps = ["pre"] },\n    { name = "pre", kind = "pre", start = "08:30", end = "08:40" }')
+    text = text.replace('[[rule]]\nvenue = "NXT"', '[rule.first_trading_day]\ndrop = ["pre"]\n\n[[rule]]\nvenue = "NXT"')
+    rule = krx.parse_session_table(text).rule(date(2026, 1, 2), "KRX")
+    assert [s.name for s in rule.plans["first_trading_day"].sessions] == ["open", "cont", "close"]
+    assert [s.name for s in rule.plans["regular"].sessions] == ["pre", "open", "cont", "close"]

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal, get_args
+from typing import Any, Literal, cast, get_args
 
 import holidays
 
@@ -134,8 +134,8 @@ class SessionSpec:
     kind: SessionKind
     start: timedelta
     end: timedelta
-    overlaps: frozenset[str] = frozenset()
-    match_grace: timedelta = timedelta(0)
+    overlaps: frozenset[str]
+    match_grace: timedelta
 
     @property
     def trades(self) -> tuple[timedelta, timedelta] | None:
@@ -152,7 +152,7 @@ class DayPlan:
     """A venue's sessions on one kind of day under one rule, ordered by start."""
 
     sessions: tuple[SessionSpec, ...]
-    unconfirmed: tuple[str, ...] = ()
+    unconfirmed: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -208,15 +208,12 @@ def _offset(text: Any, where: str) -> timedelta:
     return timedelta(hours=t.hour, minutes=t.minute, seconds=t.second)
 
 
-def _hhmm(offset: timedelta) -> str:
-    seconds = int(offset.total_seconds())
-    return f"{seconds // 3600:02}:{seconds // 60 % 60:02}" + (f":{seconds % 60:02}" if seconds % 60 else "")
-
-
 def _session(row: Any, where: str) -> SessionSpec:
     if not isinstance(row, dict):
         raise _fail(where, "a session must be a table like { name = ..., kind = ..., start = ..., end = ... }")
     _keys(row, where, {"name", "kind", "start", "end"}, {"overlaps", "match_grace_minutes"})
+    if not isinstance(row["name"], str) or not row["name"]:
+        raise _fail(where, f"name {row['name']!r} must be a non-empty string")
     where = f"{where} '{row['name']}'"
     if row["kind"] not in SESSION_KINDS:
         raise _fail(where, f"kind {row['kind']!r} is not one of {', '.join(SESSION_KINDS)}")
@@ -234,7 +231,14 @@ def _session(row: Any, where: str) -> SessionSpec:
     )
 
 
-def _patched(regular: tuple[SessionSpec, ...], patch: Any, where: str) -> DayPlan:
+def _note(row: Mapping[str, Any], where: str) -> tuple[str, ...]:
+    note = row.get("unconfirmed", "")
+    if not isinstance(note, str):
+        raise _fail(where, "unconfirmed must be a sentence in quotes")
+    return (note,) if note else ()
+
+
+def _patched(regular: DayPlan, patch: Any, where: str) -> DayPlan:
     """A special day's sessions: shift everything, then set the moved ones, then drop."""
     if not isinstance(patch, dict):
         raise _fail(where, "a special day must be a table")
@@ -245,14 +249,13 @@ def _patched(regular: tuple[SessionSpec, ...], patch: Any, where: str) -> DayPla
         raise _fail(where, f"shift_minutes {shift!r} must be a whole number")
     if not isinstance(move, dict) or not isinstance(drop, list):
         raise _fail(where, "move must be a table of name = [start, end], drop a list of names")
-    names = {s.name for s in regular}
     for name in [*move, *drop]:
-        if name not in names:
+        if name not in {s.name for s in regular.sessions}:
             raise _fail(where, f"no session named {name!r} in this rule")
     if set(move) & set(drop):
         raise _fail(where, f"{', '.join(sorted(set(move) & set(drop)))} both moved and dropped")
     out = []
-    for s in regular:
+    for s in regular.sessions:
         if s.name in drop:
             continue
         start, end = s.start + timedelta(minutes=shift), s.end + timedelta(minutes=shift)
@@ -262,8 +265,7 @@ def _patched(regular: tuple[SessionSpec, ...], patch: Any, where: str) -> DayPla
                 raise _fail(where, f"move {s.name} = {times!r}: want [\"HH:MM\", \"HH:MM\"]")
             start, end = _offset(times[0], f"{where} {s.name}"), _offset(times[1], f"{where} {s.name}")
         out.append(SessionSpec(s.name, s.kind, start, end, s.overlaps, s.match_grace))
-    note = patch.get("unconfirmed")
-    return DayPlan(tuple(out), (note,) if note else ())
+    return DayPlan(tuple(out), regular.unconfirmed + _note(patch, where))
 
 
 def _check_plan(plan: DayPlan, venue: Venue, where: str) -> DayPlan:
@@ -275,11 +277,9 @@ def _check_plan(plan: DayPlan, venue: Venue, where: str) -> DayPlan:
     if len(set(names)) != len(names):
         raise _fail(where, f"session names repeat: {', '.join(sorted(n for n in set(names) if names.count(n) > 1))}")
     for s in sessions:
-        if not s.overlaps <= set(names):
-            raise _fail(f"{where} '{s.name}'", f"overlaps names unknown session(s) {', '.join(sorted(s.overlaps - set(names)))}")
         if not timedelta(0) <= s.start < s.end:
-            raise _fail(f"{where} '{s.name}'", f"start {_hhmm(s.start)} must be before end {_hhmm(s.end)}")
-        if max(s.end, s.trades[1] if s.trades else s.end) > _DAY:
+            raise _fail(f"{where} '{s.name}'", f"start {s.start} must be before end {s.end}")
+        if (s.trades[1] if s.trades else s.end) > _DAY:
             raise _fail(f"{where} '{s.name}'", "runs past midnight; a session ends on its own date")
     for i, a in enumerate(sessions):
         for b in sessions[i + 1:]:
@@ -313,12 +313,15 @@ def _rule(row: Any, index: int) -> SessionRule:
         raise _fail(where, f"effective_to {stop} is before effective_from {start}")
     if not isinstance(row["sessions"], list):
         raise _fail(where, "sessions must be a list of session tables")
-    regular = tuple(_session(s, f"{where} session") for s in row["sessions"])
-    rule_note = (row["unconfirmed"],) if row.get("unconfirmed") else ()
-    plans: dict[DayType, DayPlan] = {"regular": _check_plan(DayPlan(regular, rule_note), venue, where)}
+    regular = DayPlan(tuple(_session(s, f"{where} session") for s in row["sessions"]), _note(row, where))
+    names = {s.name for s in regular.sessions}
+    for s in regular.sessions:
+        if not s.overlaps <= names:
+            raise _fail(f"{where} '{s.name}'", f"overlaps names unknown session(s) {', '.join(sorted(s.overlaps - names))}")
+    plans: dict[DayType, DayPlan] = {"regular": _check_plan(regular, venue, where)}
     for special in SPECIAL_DAYS:
-        patch = _patched(regular, row.get(special, {}), f"{where} {special}")
-        plans[special] = _check_plan(DayPlan(patch.sessions, rule_note + patch.unconfirmed), venue, f"{where} {special}")
+        patched = _patched(regular, row.get(special, {}), f"{where} {special}")
+        plans[special] = _check_plan(patched, venue, f"{where} {special}")
     return SessionRule(venue, row["name"], start, stop, plans)
 
 
@@ -382,14 +385,14 @@ class SessionWindow:
 
     def has_trade_time(self, ts: datetime) -> bool:
         """True when a trade of this session may carry the instant ``ts``."""
-        return self.trades_start is not None and self.trades_start <= ts < self.trades_end  # type: ignore[operator]
+        return self.trades_start is not None and self.trades_end is not None and self.trades_start <= ts < self.trades_end
 
 
 def _venue(venue: str) -> Venue:
     name = venue.upper() if isinstance(venue, str) else venue
     if name not in VENUES:
         raise QueryError(f"unknown venue {venue!r}: use one of {', '.join(VENUES)}")
-    return name  # type: ignore[return-value]
+    return cast(Venue, name)
 
 
 def day_type(day: date | datetime | str) -> DayType:
