@@ -100,22 +100,22 @@ def iter_trading_days(start: date | str, end: date | str) -> Iterator[date]:
     while d <= last:
         if is_trading_day(d):
             yield d
-        d += _DAY
+        d += timedelta(days=1)
 
 
 def next_trading_day(day: date | str) -> date:
     """The first trading date strictly after ``day``."""
-    d = _as_date(day) + _DAY
+    d = _as_date(day) + timedelta(days=1)
     while not is_trading_day(d):
-        d += _DAY
+        d += timedelta(days=1)
     return d
 
 
 def previous_trading_day(day: date | str) -> date:
     """The last trading date strictly before ``day``."""
-    d = _as_date(day) - _DAY
+    d = _as_date(day) - timedelta(days=1)
     while not is_trading_day(d):
-        d -= _DAY
+        d -= timedelta(days=1)
     return d
 
 
