@@ -18,8 +18,8 @@ import psycopg
 from tickvault.core.config import Settings
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.copy import encode_binary_copy
-from tickvault.stores.hot.sqlfiles import sql_text
 from tickvault.dev.simulate import generate_day
+from tickvault.stores.contract import StreamPosition
 
 
 def rate(rows: int, seconds: float) -> str:
@@ -32,23 +32,22 @@ def bench_mode(url: str, mode: str, table, batch: int) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
     store = HotStore(settings)
-    sink = store.sink()
-    sink.prepare()
+    store.init()
     try:
         for label in ("new", "replay (all duplicates)"):
             started = time.perf_counter()
             for n, offset in enumerate(range(0, table.num_rows, batch)):
-                sink.write(table.slice(offset, batch), "bench", "hot", f"{n + 1}-0")
-            print(f"  {mode:<12} HotSink.write {label:<24} {rate(table.num_rows, time.perf_counter() - started)}")
+                store.write(table.slice(offset, batch), StreamPosition("bench", "hot", f"{n + 1}-0"))
+            print(f"  {mode:<12} HotStore.write {label:<23} {rate(table.num_rows, time.perf_counter() - started)}")
         with store.connect(autocommit=True) as conn:
-            conn.execute(sql_text("stage.sql").replace("tv_stage", "raw_copy").replace("ON COMMIT DELETE ROWS", ""))
+            conn.execute(store.sql("write", "create_stage").as_string(conn).replace("tv_stage", "raw_copy").replace("ON COMMIT DELETE ROWS", ""))
             payload = encode_binary_copy(table)
             started = time.perf_counter()
-            with conn.cursor() as cur, cur.copy(sql_text("copy_stage.sql").replace("tv_stage", "raw_copy")) as copy:
+            with conn.cursor() as cur, cur.copy(store.sql("write", "copy_stage").as_string(conn).replace("tv_stage", "raw_copy")) as copy:
                 copy.write(payload)
             print(f"  {mode:<12} raw binary COPY, no index          {rate(table.num_rows, time.perf_counter() - started)}")
     finally:
-        sink.close()
+        store.close()
         with psycopg.connect(url, autocommit=True) as conn:
             conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")
 

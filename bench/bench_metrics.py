@@ -75,7 +75,7 @@ def one_run(base: Settings, group: str, table, with_metrics: bool, interval: flo
         if not with_metrics:  # bare: undo what ArchiverRunnable attached
             runnable.archiver.observers.clear()
             del runnable.archiver.consumer.read  # the instance attribute; the class's read is back
-        runnable.archiver.sink.prepare()
+        runnable.archiver.store.init()
         runnable.archiver.consumer.ensure_group()
         sampler = MetricsSampler(metrics, s, redis_client=redis.Redis.from_url(s.redis_dsn, decode_responses=True))
         spent = [0.0]

@@ -27,7 +27,6 @@ from tickvault.stores.lake import Lake
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
-from tickvault.services.sync.sides import HotSide, LakeSide
 from tickvault.services.sync.verify import day_range, scan
 
 DAY = date(2026, 11, 20)
@@ -70,11 +69,10 @@ def main() -> None:
             conn.execute("ANALYZE bench_sync.ticks")
 
         start, end = day_range(DAY)
-        hot_side, lake_side = HotSide(settings, hot), LakeSide(settings, lake)
-        t_hot, _ = timed(lambda: scan(hot_side, start, end, None))
-        t_lake, _ = timed(lambda: scan(lake_side, start, end, None))
+        t_hot, _ = timed(lambda: scan(hot, start, end, None))
+        t_lake, _ = timed(lambda: scan(lake, start, end, None))
         print(f"per-minute fingerprint query: hot {t_hot:.2f}s, lake {t_lake:.2f}s (median of 3)")
-        t, report = timed(lambda: reconcile(settings, DAY, repair=True, sides=(hot_side, lake_side)))
+        t, report = timed(lambda: reconcile(settings, DAY, repair=True, stores=(hot, lake)))
         assert report.consistent and not report.differences, report.after.reasons()
         print(f"reconcile, clean {ticks.num_rows:,}-tick day (incl. integrity report): {t:.2f}s (median of 3)")
         env = dict(os.environ, TICKVAULT_PG_URL=args.pg, TICKVAULT_PG_SCHEMA="bench_sync", TICKVAULT_HOT_MODE="postgres",
@@ -83,7 +81,7 @@ def main() -> None:
         subprocess.run([sys.executable, "-m", "tickvault.cli", "reconcile", "--date", DAY.isoformat()], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         print(f"`tickvault reconcile` as a command (process start, lake attach included): {time.perf_counter() - started:.2f}s")
-        t, vr = timed(lambda: verify(settings, DAY, sides=[hot_side, lake_side]))
+        t, vr = timed(lambda: verify(settings, DAY, stores=[hot, lake]))
         assert vr.consistent
         print(f"verify, both stores: {t:.2f}s (median of 3)")
 
@@ -104,12 +102,11 @@ def main() -> None:
         )
         con.close()
         started = time.perf_counter()
-        report = reconcile(settings, DAY, repair=True, sides=(hot_side, lake_side))
+        report = reconcile(settings, DAY, repair=True, stores=(hot, lake))
         print(
             f"reconcile --repair with {len(report.differences)} differing minutes: {time.perf_counter() - started:.2f}s, "
             f"added {report.added_to_hot} to hot, {report.added_to_cold} to cold, consistent={report.consistent}"
         )
-        lake_side.close()
         lake.close()
     finally:
         with psycopg.connect(args.pg, autocommit=True) as conn:

@@ -29,6 +29,7 @@ from common import DAY, Timer, emit, isolated_settings, say  # noqa: E402
 from tickvault.stores.hot import HotStore  # noqa: E402
 from tickvault.stores.lake import Lake  # noqa: E402
 from tickvault.dev.simulate import generate_day  # noqa: E402
+from tickvault.stores.contract import StreamPosition
 
 PIECE = 1_000_000
 
@@ -57,14 +58,13 @@ def run(ticks: int, cold_batch: int) -> dict[str, float]:
         store, lake = HotStore(s), Lake(s)
         store.init()
         lake.init()
-        sink = lake.sink()
         load_cold = load_hot = 0.0
         commits = 0
         for table in pieces(ticks):
             with Timer() as t:
                 for start in range(0, table.num_rows, cold_batch):
                     commits += 1
-                    sink.write(table.slice(start, cold_batch), s.stream, "cold", f"{commits}-0")
+                    lake.write(table.slice(start, cold_batch), StreamPosition(s.stream, "cold", f"{commits}-0"))
             load_cold += t.seconds
             with Timer() as t:
                 for start in range(0, table.num_rows, 200_000):
@@ -72,7 +72,7 @@ def run(ticks: int, cold_batch: int) -> dict[str, float]:
             load_hot += t.seconds
             del table
             gc.collect()
-        say("eod load: lake (cold sink, archiver-sized commits)", ticks / load_cold)
+        say("eod load: lake (cold lake, archiver-sized commits)", ticks / load_cold)
         say("eod load: hot store upsert", ticks / load_hot)
         files_before = lake.file_count(DAY)
         with Timer() as t:

@@ -36,6 +36,7 @@ from tickvault.stores.hot.copy import encode_binary_copy  # noqa: E402
 from tickvault.stores.lake import Lake  # noqa: E402
 from tickvault.dev.simulate import generate_day, publish  # noqa: E402
 from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info  # noqa: E402
+from tickvault.stores.contract import StreamPosition
 
 RAW_TABLE = """
 CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
@@ -70,7 +71,6 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     parts = batches(table, settings.hot_batch_size)
     store = HotStore(settings)
     store.init()
-    sink = store.sink()
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
     ours = raw_copy = raw_upsert = 0.0
     with store.connect(autocommit=True) as conn:
@@ -79,7 +79,7 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
         conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
         for n, (part, payload) in enumerate(zip(parts, payloads)):
             with Timer() as t:
-                sink.write(part, settings.stream, "hot", f"{n + 1}-0")
+                store.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
             ours += t.seconds
             with Timer() as t:
                 with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY {settings.pg_schema}.raw_ticks FROM STDIN (FORMAT BINARY)") as cp:
@@ -94,7 +94,7 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
                         "side, source, received_at FROM raw_stage ON CONFLICT DO NOTHING"
                     )
             raw_upsert += t.seconds
-    sink.close()
+    store.close()
     store.close()
     n = table.num_rows
     p = prefix
@@ -106,8 +106,8 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     out[f"{p}_ratio_vs_raw_copy"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     out[f"{p}_ratio_vs_staged_upsert"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
     mode = settings.hot_mode
-    say(f"hot sink ({mode}) vs raw binary COPY (unique index)", out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
-    say(f"hot sink ({mode}) vs raw staged COPY + ON CONFLICT", out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
+    say(f"hot store ({mode}) vs raw binary COPY (unique index)", out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
+    say(f"hot store ({mode}) vs raw staged COPY + ON CONFLICT", out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
     return out
 
 
@@ -116,7 +116,6 @@ def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
     parts = batches(table, settings.cold_batch_size)
     lake = Lake(settings)
     lake.init()
-    sink = lake.sink()
     raw_settings = settings.model_copy(update={"lake_dir": Path(settings.lake_dir).parent / "raw-lake"})
     raw_lake = Lake(raw_settings)
     raw_lake.init()
@@ -125,7 +124,7 @@ def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
     ours = raw = 0.0
     for n, part in enumerate(parts):
         with Timer() as t:
-            sink.write(part, settings.stream, "cold", f"{n + 1}-0")
+            lake.write(part, StreamPosition(settings.stream, "cold", f"{n + 1}-0"))
         ours += t.seconds
         with Timer() as t:
             con.register("b", part)
@@ -137,7 +136,7 @@ def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
     n = table.num_rows
     out = {"cold_ticks_per_s": n / ours, "cold_raw_lake_write_per_s": n / raw}
     out["cold_ratio_vs_raw"] = ratio(out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
-    say("cold sink vs raw DuckLake INSERT", out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
+    say("cold lake vs raw DuckLake INSERT", out["cold_ticks_per_s"], out["cold_raw_lake_write_per_s"])
     return out
 
 

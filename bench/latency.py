@@ -64,7 +64,7 @@ def run_archiver(group: str, out: str) -> None:
     archiver.observers.append(observe)
     install_signal_handlers(archiver.stop)
     archiver.run()
-    archiver.sink.close()
+    archiver.store.close()
     np.save(out, np.stack([np.concatenate(received or [np.empty(0, np.int64)]), np.concatenate(latency or [np.empty(0, np.int64)])]))
 
 

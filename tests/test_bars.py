@@ -1,4 +1,4 @@
-"""Bars from the bar SQL (DuckDB and PostgreSQL) against bars computed here, independently,
+"""Bars from both stores' candle SQL (DuckDB on the lake, PostgreSQL) against bars computed here, independently,
 in plain Python from the truth ticks. Also home of the small multi-day truth data set that
 tests/test_query*.py reuse.
 
@@ -14,12 +14,13 @@ from collections import defaultdict
 from datetime import date, datetime, time, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
-import duckdb
 import pyarrow as pa
 import pytest
 
-from tickvault.services.candles import CANDLE_COLUMNS, candles_duckdb, candles_postgres, fill_forward
+from tickvault.core.bars import CANDLE_COLUMNS, fill_forward
+from tickvault.core.config import Settings
 from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
+from tickvault.stores.lake import Lake
 
 # day -> (open, close) in KST; the first trading day of 2026 opens at 10:00, 2025-11-13 is exam day.
 SESSIONS: dict[date, tuple[time, time]] = {
@@ -142,13 +143,13 @@ def truth() -> list[Tick]:
 
 
 @pytest.fixture(scope="module")
-def duck(truth: list[Tick]):
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'Asia/Seoul'")  # the SQL must not depend on the session time zone
-    # stored newest-first, so any tie broken by storage order instead of cum_volume shows up
-    con.register("truth_ticks", ticks_to_table(list(reversed(truth)) + bogus_weekend_ticks()))
-    yield con
-    con.close()
+def lake(truth: list[Tick], tmp_path_factory: pytest.TempPathFactory):
+    """A real lake holding the truth ticks (and the bogus weekend ones)."""
+    store = Lake(Settings(lake_dir=tmp_path_factory.mktemp("lake")))
+    store.init()
+    store.upsert(ticks_to_table(list(reversed(truth)) + bogus_weekend_ticks()))
+    yield store
+    store.close()
 
 
 def test_data_set_has_the_awkward_cases(truth: list[Tick]) -> None:
@@ -161,23 +162,23 @@ def test_data_set_has_the_awkward_cases(truth: list[Tick]) -> None:
 
 @pytest.mark.parametrize("session", ["regular", "all"])
 @pytest.mark.parametrize("tf", TIMEFRAMES)
-def test_duckdb_bars_match_independent_truth(duck, truth: list[Tick], tf: str, session: str) -> None:
-    got = candles_duckdb(duck, "truth_ticks", tf, START, END, session=session)
+def test_duckdb_bars_match_independent_truth(lake, truth: list[Tick], tf: str, session: str) -> None:
+    got = lake.candles(tf, START, END, session=session)
     expected = truth_bars(truth, tf, session)
     assert len(got) == len(expected) > 0
     assert as_rows(got) == expected
 
 
-def test_duckdb_symbol_filter_and_partial_range(duck, truth: list[Tick]) -> None:
+def test_duckdb_symbol_filter_and_partial_range(lake, truth: list[Tick]) -> None:
     start = _at(date(2025, 11, 13), time(11, 7))
     end = _at(date(2026, 1, 2), time(12))
-    got = candles_duckdb(duck, "truth_ticks", "15m", start, end, symbols=["005930"], session="all")
+    got = lake.candles("15m", start, end, symbols=["005930"], session="all")
     expected = [r for r in truth_bars(truth, "15m", "all", start, end) if r[1] == "005930"]
     assert as_rows(got) == expected
 
 
-def test_four_hour_bars_on_normal_and_late_open_days(duck) -> None:
-    got = candles_duckdb(duck, "truth_ticks", "4h", START, END, symbols=["005930"])
+def test_four_hour_bars_on_normal_and_late_open_days(lake) -> None:
+    got = lake.candles("4h", START, END, symbols=["005930"])
     starts = defaultdict(list)
     for bucket in got.column("bucket").to_pylist():
         local = bucket.astimezone(KST)
@@ -187,35 +188,35 @@ def test_four_hour_bars_on_normal_and_late_open_days(duck) -> None:
     assert starts[date(2025, 11, 13)] == [time(10), time(14)]  # exam day: 10:00-16:30
 
 
-def test_daily_bars_never_on_weekends_or_holidays(duck) -> None:
+def test_daily_bars_never_on_weekends_or_holidays(lake) -> None:
     for session in ("regular", "all"):
-        got = candles_duckdb(duck, "truth_ticks", "1d", START, END, session=session)
+        got = lake.candles("1d", START, END, session=session)
         days = {b.astimezone(KST).date() for b in got.column("bucket").to_pylist()}
         assert days == set(SESSIONS)
         assert BOGUS_DAY not in days
 
 
-def test_postgres_bars_equal_duckdb_bars(settings, truth: list[Tick], duck) -> None:
+def test_postgres_bars_equal_duckdb_bars(settings, truth: list[Tick], lake) -> None:
     from tickvault.stores.hot import HotStore
 
     store = HotStore(settings)
     store.init()
     store.upsert(ticks_to_table(list(reversed(truth)) + bogus_weekend_ticks()))
-    with store.connect() as conn:
-        for tf in ("1m", "5m", "4h", "1d", "1w", "1mo"):
-            for session in ("regular", "all"):
-                pg = candles_postgres(conn, settings.pg_schema, tf, START, END, session=session)
-                dk = candles_duckdb(duck, "truth_ticks", tf, START, END, session=session)
-                assert pg.equals(dk), (tf, session)
-        some = candles_postgres(conn, settings.pg_schema, "15m", START, END, symbols=["069500", "000660"])
+    for tf in ("1m", "5m", "4h", "1d", "1w", "1mo"):
+        for session in ("regular", "all"):
+            pg = store.candles(tf, START, END, session=session)
+            dk = lake.candles(tf, START, END, session=session)
+            assert pg.equals(dk), (tf, session)
+    some = store.candles("15m", START, END, symbols=["069500", "000660"])
+    store.close()
     assert set(some.column("symbol").to_pylist()) == {"069500", "000660"}
     assert as_rows(some) == [r for r in truth_bars(truth, "15m", "regular") if r[1] in ("069500", "000660")]
 
 
-def test_fill_forward_carries_close_with_zero_volume(duck) -> None:
+def test_fill_forward_carries_close_with_zero_volume(lake) -> None:
     day = date(2026, 1, 5)
     start, end = _at(day, time(0)), _at(day + timedelta(days=1), time(0))
-    bars = candles_duckdb(duck, "truth_ticks", "1m", start, end, symbols=["005930"])
+    bars = lake.candles("1m", start, end, symbols=["005930"])
     filled = fill_forward(bars, "1m", start, end, now=end)
     rows = as_rows(filled)
     buckets = [r[0].astimezone(KST).time() for r in rows]
@@ -233,10 +234,10 @@ def test_fill_forward_carries_close_with_zero_volume(duck) -> None:
     assert len(rows) > len(real)
 
 
-def test_fill_forward_stops_at_now(duck) -> None:
+def test_fill_forward_stops_at_now(lake) -> None:
     day = date(2026, 1, 5)
     start, end = _at(day, time(0)), _at(day + timedelta(days=1), time(0))
-    bars = candles_duckdb(duck, "truth_ticks", "30m", start, _at(day, time(11)), symbols=["005930"])
+    bars = lake.candles("30m", start, _at(day, time(11)), symbols=["005930"])
     filled = fill_forward(bars, "30m", start, end, now=_at(day, time(12, 10)))
     last = filled.column("bucket").to_pylist()[-1].astimezone(KST).time()
     assert last == time(12)

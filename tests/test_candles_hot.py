@@ -18,6 +18,7 @@ from tickvault.core.config import Settings
 from tickvault.stores.hot import HotStore
 from tickvault.core.wire import KST, Tick, kst_day_bounds
 from helpers import drop_schema
+from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 LEVELS = ("1m", "5m", "1h", "1d")
@@ -47,15 +48,14 @@ def deliver(store: HotStore, ticks: list[Tick], stream: str, seed: int) -> int:
     rng = random.Random(seed)
     shuffled = ticks[:]
     rng.shuffle(shuffled)
-    sink = store.sink()
-    sink.prepare()
+    store.init()
     added = 0
     for n, start in enumerate(range(0, len(shuffled), 97)):
         batch = table(shuffled[start : start + 97])
-        added += sink.write(batch, stream, "hot", f"{n + 1}-0")
+        added += store.write(batch, StreamPosition(stream, "hot", f"{n + 1}-0"))
         if n % 3 == 0:
-            assert sink.write(batch, stream, "hot", f"{n + 1}-1") == 0
-    sink.close()
+            assert store.write(batch, StreamPosition(stream, "hot", f"{n + 1}-1")) == 0
+    store.close()
     return added
 
 
@@ -143,7 +143,7 @@ def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
         publish(Publisher(rclient, s.stream), part, dup_rate=0.01, shuffle_window=50, seed=seed)
         archiver = build_archiver(s, "hot", consumer="test-hot")
         archiver.run_until_idle(idle_reads=3)
-        archiver.sink.close()
+        archiver.store.close()
         store.refresh_candles(*window)
         with store.connect() as conn:
             for level in LEVELS:
@@ -184,14 +184,14 @@ def test_concurrent_writers_never_double_count(settings):
         rng = random.Random(seed)
         order = ticks[:]
         rng.shuffle(order)
-        sink = HotStore(settings).sink()
+        store = HotStore(settings)
         total = 0
         try:
             for start in range(0, len(order), 150):
                 batch = table(order[start : start + 150])
                 for _attempt in range(20):  # what the archiver does: retry the same batch
                     try:
-                        total += sink.write(batch, settings.stream, "hot", f"{seed}-{start}")
+                        total += store.write(batch, StreamPosition(settings.stream, "hot", f"{seed}-{start}"))
                         break
                     except (psycopg.errors.DeadlockDetected, psycopg.errors.SerializationFailure):
                         continue
@@ -201,7 +201,7 @@ def test_concurrent_writers_never_double_count(settings):
         except BaseException as exc:  # noqa: BLE001 - reported by the main thread
             errors.append(exc)
         finally:
-            sink.close()
+            store.close()
 
     threads = [threading.Thread(target=writer, args=(seed,)) for seed in (1, 2, 3)]
     for t in threads:

@@ -92,7 +92,7 @@ def test_simulated_day_with_duplicates_and_shuffle_lands_exactly_once(settings: 
     for t in threads:
         t.join(600)
     for a in archivers:
-        a.sink.close()
+        a.store.close()
     assert not any(t.is_alive() for t in threads)
 
     truth = pq.read_table(truth_path)

@@ -89,7 +89,7 @@ def _fill(s: Settings, rclient) -> tuple[datetime, datetime]:
 def _check_every_panel(s: Settings, rclient, test_id: str) -> int:
     start, end = _fill(s, rclient)
     roles = s.model_copy(update={"pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r"})
-    create_roles(roles)
+    create_roles(HotStore(roles))
     ran = 0
     try:
         with psycopg.connect(_as(s.pg_dsn, roles.pg_reader_role), autocommit=True) as conn:

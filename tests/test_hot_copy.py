@@ -11,6 +11,8 @@ import pytest
 from test_hot_support import day_ticks, table
 
 from tickvault.stores.hot import HotStore
+from tickvault.core.errors import InvalidTick
+from tickvault.stores.contract import conform
 from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
 from tickvault.core.wire import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
 
@@ -50,11 +52,11 @@ def test_text_nulls_and_extremes_round_trip(settings):
     assert got.to_pylist() == batch.to_pylist()
 
 
-def test_required_nulls_are_refused_by_the_encoder():
+def test_required_nulls_are_refused_before_any_write():
     batch = table(day_ticks(DAY, ["005930"], 3))
     bad = batch.set_column(batch.schema.get_field_index("price"), pa.field("price", TICK_SCHEMA.field("price").type), pa.array([Decimal(1), None, Decimal(2)], TICK_SCHEMA.field("price").type))
-    with pytest.raises(ValueError, match="null value.*'price'"):
-        encode_binary_copy(bad)
+    with pytest.raises(InvalidTick, match="1 null.*price"):
+        conform(bad)
 
 
 def test_upsert_in_slices_counts_every_row_once(settings, monkeypatch):

@@ -13,6 +13,8 @@ from test_hot_support import day_ticks, stored_candles, table
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.partitions import partition_name
 from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.errors import StoreError, StoreNotInitialized
+from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 
@@ -79,24 +81,22 @@ def test_upsert_is_idempotent_by_natural_key(store):
 
 
 def test_sink_write_records_checkpoint_and_keeps_the_highest_id(store, settings):
-    sink = store.sink()
-    sink.prepare()
+    store.init()
     ticks = day_ticks(DAY, ["005930"], 100)
-    assert sink.write(table(ticks[:50]), settings.stream, "hot", "1700000000000-5") == 50
+    assert store.write(table(ticks[:50]), StreamPosition(settings.stream, "hot", "1700000000000-5")) == 50
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-5"
     # a redelivered, older batch (XAUTOCLAIM) adds nothing and never moves the checkpoint back
-    assert sink.write(table(ticks[:10]), settings.stream, "hot", "1699999999999-9") == 0
+    assert store.write(table(ticks[:10]), StreamPosition(settings.stream, "hot", "1699999999999-9")) == 0
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-5"
-    assert sink.write(table(ticks[50:]), settings.stream, "hot", "1700000000000-12") == 50
+    assert store.write(table(ticks[50:]), StreamPosition(settings.stream, "hot", "1700000000000-12")) == 50
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-12"
     assert store.checkpoint(settings.stream, "cold") is None
-    sink.close()
+    store.close()
 
 
 def test_checkpoint_and_ticks_commit_together(store, settings):
     """Make the checkpoint statement fail after the ticks were inserted: nothing may remain."""
-    sink = store.sink()
-    sink.prepare()
+    store.init()
     with store.connect() as conn:
         conn.execute(
             f"""CREATE FUNCTION {settings.pg_schema}.boom() RETURNS trigger LANGUAGE plpgsql AS
@@ -105,17 +105,18 @@ def test_checkpoint_and_ticks_commit_together(store, settings):
                 FOR EACH ROW EXECUTE FUNCTION {settings.pg_schema}.boom();"""
         )
     ticks = table(day_ticks(DAY, ["005930"], 200))
-    with pytest.raises(psycopg.errors.RaiseException):
-        sink.write(ticks, settings.stream, "hot", "9-9")
+    with pytest.raises(StoreError, match="checkpoint refused") as refused:
+        store.write(ticks, StreamPosition(settings.stream, "hot", "9-9"))
+    assert isinstance(refused.value.__cause__, psycopg.errors.RaiseException)
     assert store.count_ticks(DAY) == 0
     assert store.checkpoint(settings.stream, "hot") is None
     with store.connect() as conn:
         assert conn.execute(f"SELECT count(*) FROM {settings.pg_schema}.candles_1m").fetchone()[0] == 0
     # the retry (same batch, working checkpoint) stores everything exactly once
-    assert sink.write(ticks, settings.stream, "hot", "10-1") == 200
+    assert store.write(ticks, StreamPosition(settings.stream, "hot", "10-1")) == 200
     assert store.count_ticks(DAY) == 200
     assert store.checkpoint(settings.stream, "hot") == "10-1"
-    sink.close()
+    store.close()
 
 
 def test_partitions_created_on_demand_and_ahead(store, settings):
@@ -147,7 +148,7 @@ def test_partition_dropped_elsewhere_is_recreated_on_retry(store, settings):
     with store.connect() as conn:
         conn.execute(f"DROP TABLE {settings.pg_schema}.{partition_name(DAY)}")
     batch = table(day_ticks(DAY, ["005930"], 10))
-    with pytest.raises(psycopg.errors.CheckViolation):
+    with pytest.raises(StoreError, match="no partition"):
         store.upsert(batch)  # the cached partition list is stale: loud failure, nothing stored
     assert store.upsert(batch) == 10  # the retry re-reads partitions and creates the day
 
@@ -282,17 +283,17 @@ def writer_url(settings, test_id):
 
 def test_writer_role_without_ddl_rights_archives_into_the_owners_schema(settings, writer_url):
     writer_settings = settings.model_copy(update={"pg_url": writer_url})
-    with pytest.raises(HotStoreError, match="run `tickvault init` as the schema owner"):
-        HotStore(writer_settings).sink().prepare()
+    with pytest.raises(StoreNotInitialized, match="run `tickvault init` as the schema owner"):
+        HotStore(writer_settings).init()
     HotStore(settings).init()  # the owner
     with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
         conn.execute(f'GRANT USAGE ON SCHEMA "{settings.pg_schema}" TO "{writer_url.split("@")[0].split("//")[1]}"')
         conn.execute(f'GRANT SELECT, INSERT, UPDATE, DELETE ON ALL TABLES IN SCHEMA "{settings.pg_schema}" TO "{writer_url.split("@")[0].split("//")[1]}"')
-    sink = HotStore(writer_settings).sink()
-    sink.prepare()  # no DDL rights: uses the schema as init left it
+    writer_store = HotStore(writer_settings)
+    writer_store.init()  # no DDL rights: uses the schema as init left it
     today = datetime.now(UTC).astimezone(KST).date()
-    assert sink.write(table(day_ticks(today, ["005930"], 30)), settings.stream, "hot", "1-0") == 30  # partition made ahead
-    with pytest.raises(PermissionError, match="run `tickvault maintain`"):
-        sink.write(table(day_ticks(date(2025, 1, 6), ["005930"], 5)), settings.stream, "hot", "2-0")
-    sink.close()
+    assert writer_store.write(table(day_ticks(today, ["005930"], 30)), StreamPosition(settings.stream, "hot", "1-0")) == 30  # partition made ahead
+    with pytest.raises(StoreError, match="run `tickvault maintain`"):
+        writer_store.write(table(day_ticks(date(2025, 1, 6), ["005930"], 5)), StreamPosition(settings.stream, "hot", "2-0"))
+    writer_store.close()
     assert HotStore(settings).count_ticks(today) == 30

@@ -11,6 +11,8 @@ import pytest
 
 from tickvault.stores.lake import Lake
 from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.errors import QueryError
+from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 
@@ -62,10 +64,9 @@ def test_init_is_idempotent(settings):
 
 def test_write_is_idempotent_and_checkpointed(lake):
     batch = make_ticks(300)
-    sink = lake.sink()
-    assert sink.write(batch, "s", "cold", "1-0") == 300
-    assert sink.write(batch, "s", "cold", "2-0") == 0
-    assert sink.write(batch.slice(100, 150), "s", "cold", "3-0") == 0
+    assert lake.write(batch, StreamPosition("s", "cold", "1-0")) == 300
+    assert lake.write(batch, StreamPosition("s", "cold", "2-0")) == 0
+    assert lake.write(batch.slice(100, 150), StreamPosition("s", "cold", "3-0")) == 0
     assert lake.count_ticks(DAY) == 300
     assert lake.checkpoint("s", "cold") == "3-0"
     assert lake.checkpoint("s", "hot") is None
@@ -145,7 +146,7 @@ def test_time_travel(lake):
     assert lake.read_ticks(start, end).num_rows == 250
     assert lake.read_ticks(start, end, as_of=first_snapshot).num_rows == 100
     assert lake.read_ticks(start, end, as_of=moment).num_rows == 100
-    with pytest.raises(TypeError):
+    with pytest.raises(QueryError, match="snapshot id"):
         lake.read_ticks(start, end, as_of="yesterday")
     with pytest.raises(ValueError, match="no snapshot"):
         lake.read_ticks(start, end, as_of=lake.snapshot_id() + 100)
@@ -180,12 +181,13 @@ def test_compaction_keeps_rows_and_reduces_files(lake, settings):
 
 
 def test_init_interrupted_before_layout_is_completed(settings):
-    from tickvault.stores.lake import open_connection, sql
+    from tickvault.stores.lake import open_connection
+    from tickvault.stores.sqlfiles import load
 
     con = open_connection(settings.lake_dir)  # a crash right after the tables were created
     con.execute("BEGIN")
-    for statement in sql.statements("schema"):
-        con.execute(statement)
+    for statement in load("tickvault.stores.lake", "schema.sql")["create_tables"].split():
+        con.execute(statement.duckdb())
     con.execute("COMMIT")
     con.close()
     with Lake(settings) as lake:
@@ -211,10 +213,9 @@ def test_connect_gives_a_queryable_lake(lake):
 
 
 def test_checkpoint_is_the_newest_and_survives_compaction(lake):
-    sink = lake.sink()
     for i in range(5):
-        sink.write(make_ticks(20, start_cum=i * 100), "s", "cold", f"{i + 1}-0")
-        sink.write(make_ticks(20, start_cum=i * 100 + 50), "s", "other", f"{i + 1}-1")
+        lake.write(make_ticks(20, start_cum=i * 100), StreamPosition("s", "cold", f"{i + 1}-0"))
+        lake.write(make_ticks(20, start_cum=i * 100 + 50), StreamPosition("s", "other", f"{i + 1}-1"))
     assert lake.checkpoint("s", "cold") == "5-0"
     assert lake.checkpoint("s", "other") == "5-1"
     lake.compact(DAY)  # prunes the older checkpoint rows
@@ -225,7 +226,7 @@ def test_checkpoint_is_the_newest_and_survives_compaction(lake):
         con.close()
     assert rows == [("cold", "5-0"), ("other", "5-1")]
     assert lake.checkpoint("s", "cold") == "5-0"
-    sink.write(make_ticks(20, start_cum=900), "s", "cold", "6-0")
+    lake.write(make_ticks(20, start_cum=900), StreamPosition("s", "cold", "6-0"))
     assert lake.checkpoint("s", "cold") == "6-0"
 
 

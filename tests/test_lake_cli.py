@@ -14,6 +14,7 @@ from tickvault.stores.lake import Lake
 from tickvault.core.wire import kst_day_bounds
 
 from test_lake import DAY, make_ticks
+from tickvault.stores.contract import StreamPosition
 
 
 def env_for(settings) -> dict[str, str]:
@@ -58,7 +59,7 @@ def test_compact_while_ingesting_loses_and_duplicates_nothing(settings):
     written = 8
     during = 0
     while proc.poll() is None or written < 12:  # keep ingesting for as long as the compaction runs
-        lake.sink().write(make_ticks(50, start_cum=written * 100), settings.stream, "cold", f"{written}-0")
+        lake.write(make_ticks(50, start_cum=written * 100), StreamPosition(settings.stream, "cold", f"{written}-0"))
         during += proc.poll() is None
         written += 1
     out, err = proc.communicate(timeout=300)

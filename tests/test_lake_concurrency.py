@@ -16,7 +16,9 @@ import pyarrow as pa
 import pytest
 
 from tickvault.services.archiver import Archiver, ArchiverOptions
-from tickvault.stores.lake import Lake, LakeLockedError
+from tickvault.core.errors import LakeLocked, StoreError
+from tickvault.stores.contract import StreamPosition
+from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import catalog_path
 from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
 from tickvault.core.stream import GroupConsumer, Publisher
@@ -84,11 +86,10 @@ def test_second_process_counts_today_while_writer_commits(settings, tmp_path):
     lake = Lake(settings)
     lake.init()
     proc, stop_file = start_reader(settings, today, tmp_path)
-    sink = lake.sink()
     started = time.time()
     for i in range(batches):
         batch = make_ticks(batch_rows, day=today, start_cum=i * batch_rows)
-        assert sink.write(batch, settings.stream, "cold", f"{i + 1}-0") == batch_rows
+        assert lake.write(batch, StreamPosition(settings.stream, "cold", f"{i + 1}-0")) == batch_rows
         time.sleep(0.02)
     finished = time.time()
     reads = finish_reader(proc, stop_file)
@@ -111,8 +112,9 @@ def test_cold_archiver_with_a_concurrent_reader(settings, rclient, tmp_path):
     ids = Publisher(rclient, settings.stream).publish_fields(fields[:3000])
 
     lake = Lake(settings)
+    lake.init()  # readers never create a lake
     consumer = GroupConsumer(rclient, settings.stream, "cold", "cold-test")
-    archiver = Archiver(consumer, lake.sink(), settings.dlq_stream, ArchiverOptions(batch_size=500, block_ms=50))
+    archiver = Archiver(consumer, lake, settings.dlq_stream, ArchiverOptions(batch_size=500, block_ms=50))
     proc, stop_file = start_reader(settings, today, tmp_path)
     worker = threading.Thread(target=archiver.run)
     worker.start()
@@ -177,8 +179,7 @@ con.rollback()
 def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
     lake = Lake(settings, lock_budget_s=1.0)
     lake.init()
-    sink = lake.sink()
-    sink.write(make_ticks(100), settings.stream, "cold", "1-0")
+    lake.write(make_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
     # another process holds the catalog's write lock (SQLite locks are per process, so
     # the blocker must live in a different one)
     release = tmp_path / "release"
@@ -186,14 +187,14 @@ def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
                                stdout=subprocess.PIPE, text=True)
     try:
         assert blocker.stdout.readline().strip() == "locked"
-        with pytest.raises(LakeLockedError, match="locked"):
-            sink.write(make_ticks(200), settings.stream, "cold", "2-0")
+        with pytest.raises(LakeLocked, match="locked"):
+            lake.write(make_ticks(200), StreamPosition(settings.stream, "cold", "2-0"))
     finally:
         release.touch()
         blocker.wait(30)
     assert lake.count_ticks(DAY) == 100
     assert lake.checkpoint(settings.stream, "cold") == "1-0"
-    assert sink.write(make_ticks(200), settings.stream, "cold", "2-0") == 100  # the archiver's retry
+    assert lake.write(make_ticks(200), StreamPosition(settings.stream, "cold", "2-0")) == 100  # the archiver's retry
     assert lake.checkpoint(settings.stream, "cold") == "2-0"
     lake.close()
 
@@ -201,8 +202,7 @@ def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
 def test_failed_data_write_leaves_nothing_visible(settings):
     lake = Lake(settings)
     lake.init()
-    sink = lake.sink()
-    sink.write(make_ticks(100), settings.stream, "cold", "1-0")
+    lake.write(make_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
     other_day = DAY.replace(day=21)
     # the partition directory of the new day cannot be created: the Parquet write fails
     # the way a full disk does, in the middle of the transaction
@@ -210,13 +210,13 @@ def test_failed_data_write_leaves_nothing_visible(settings):
     blocked.parent.mkdir(parents=True, exist_ok=True)
     blocked.write_text("not a directory")
     batch = pa.concat_tables([make_ticks(100, start_cum=0), make_ticks(50, day=other_day)])
-    with pytest.raises(duckdb.Error):
-        sink.write(batch, settings.stream, "cold", "2-0")
+    with pytest.raises(StoreError):
+        lake.write(batch, StreamPosition(settings.stream, "cold", "2-0"))
     assert lake.count_ticks(DAY) == 100
     assert lake.count_ticks(other_day) == 0
     assert lake.checkpoint(settings.stream, "cold") == "1-0"
     blocked.unlink()
-    assert sink.write(batch, settings.stream, "cold", "2-0") == 50
+    assert lake.write(batch, StreamPosition(settings.stream, "cold", "2-0")) == 50
     assert lake.count_ticks(other_day) == 50
     assert lake.checkpoint(settings.stream, "cold") == "2-0"
     lake.close()

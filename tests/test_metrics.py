@@ -16,6 +16,7 @@ import pyarrow as pa
 
 from tickvault.services.archiver import Commit
 from tickvault.core.config import Settings
+from tickvault.stores.hot import HotStore
 from tickvault.ops.metrics import MetricsSampler, MetricsWriter, PipelineMetrics, serve
 from tickvault.core.wire import Tick, ticks_to_table
 from tickvault.core.stream import Publisher
@@ -99,16 +100,13 @@ def test_sampler_reads_redis_and_fills_metrics_table(settings: Settings, rclient
     rclient.xadd(settings.dlq_stream, {"reason": "x"})
     rclient.xadd(settings.dlq_stream, {"reason": "y"})
 
-    with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
-        # a schema initialised before the metrics table existed: the writer adds the table
-        conn.execute(f'CREATE SCHEMA "{settings.pg_schema}"')
-        conn.execute(f'CREATE TABLE "{settings.pg_schema}".hot_meta (key text PRIMARY KEY, value text NOT NULL)')
-
     m = PipelineMetrics(settings)
     m.observe_commit(_commit("hot", _batch(100, datetime.now(UTC)), time.time()))
     samples: list[int] = []
     sampler = MetricsSampler(m, settings, redis_client=rclient, on_sample=samples.append)
     try:
+        assert sampler.sample_once() == 0  # not initialised yet: kept on /metrics only, no error
+        HotStore(settings).init()
         written = sampler.sample_once()
         written_again = sampler.sample_once()
     finally:
@@ -121,7 +119,7 @@ def test_sampler_reads_redis_and_fills_metrics_table(settings: Settings, rclient
     assert m.value("tickvault_redis_memory_bytes") > 0
     assert 0 < m.value("tickvault_host_memory_used_percent") <= 100
     assert m.value("tickvault_process_rss_bytes") > 10_000_000
-    assert written > 30 and samples == [written, written_again]
+    assert written > 30 and samples == [0, written, written_again]
 
     with psycopg.connect(settings.pg_dsn) as conn:
         rows = conn.execute(

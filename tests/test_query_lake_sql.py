@@ -9,7 +9,7 @@ import duckdb
 import pytest
 from test_bars import SESSIONS, make_ticks
 
-from tickvault.services.candles.lake_views import lake_script
+from tickvault.stores.lake.views import lake_script
 from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import load_extensions
 from tickvault.core.wire import KST, ticks_to_table

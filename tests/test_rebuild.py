@@ -34,7 +34,7 @@ class Archivers:
 
     def close(self) -> None:
         for archiver in self.by_group.values():
-            archiver.sink.close()
+            archiver.store.close()
 
 
 @pytest.fixture

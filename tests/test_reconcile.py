@@ -20,10 +20,10 @@ from tickvault.services.archiver import build_archiver
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.core.stream import Publisher, group_info
 from tickvault.services.sync import verify
-from tickvault.services.sync.integrity import read_integrity_report
 from tickvault.services.sync.reconcile import missing_from, reconcile, repair_windows
 from tickvault.services.sync.report import MinuteDiff
-from tickvault.services.sync.sides import HotSide, LakeSide
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 from helpers import settings_env
 from test_verify import DAY, row_of, store_both, without
@@ -37,7 +37,7 @@ def keys(table: pa.Table) -> set[tuple]:
 
 def stored(settings: Settings) -> tuple[set[tuple], set[tuple]]:
     start, end = kst_day_bounds(DAY)
-    hot, cold = HotSide(settings), LakeSide(settings)
+    hot, cold = HotStore(settings), Lake(settings)
     try:
         return keys(hot.read_ticks(start, end)), keys(cold.read_ticks(start, end))
     finally:
@@ -92,16 +92,16 @@ def test_planted_differences_are_found_and_repaired_both_ways(settings: Settings
     assert again.differences == [] and again.added_to_hot == again.added_to_cold == 0
 
     # a run that changes nothing leaves the lake's rows alone (each lake write is a commit)
-    lake = LakeSide(settings)
-    snapshots = lake.execute("count snapshots", "SELECT count(*) FROM lake.snapshots()").fetchone()[0]
+    lake = Lake(settings)
+    snapshots = lake.snapshot_id()
     reconcile(settings, DAY, repair=True)
-    assert lake.execute("count snapshots", "SELECT count(*) FROM lake.snapshots()").fetchone()[0] == snapshots
+    assert lake.snapshot_id() == snapshots
     lake.close()
 
     # the integrity report: same rows in both stores, repairs accumulated
-    for side in (HotSide(settings), LakeSide(settings)):
-        rows = {r["symbol"]: r for r in read_integrity_report(side, DAY)}
-        side.close()
+    for store in (HotStore(settings), Lake(settings)):
+        rows = {r["symbol"]: r for r in store.read_integrity_report(DAY)}
+        store.close()
         assert set(rows) == set(symbols)
         assert rows[symbols[0]]["repaired_hot"] == 3 and rows[symbols[0]]["repaired_cold"] == 1
         assert rows[symbols[1]]["repaired_cold"] == 2 and rows[symbols[1]]["repaired_hot"] == 0
@@ -129,7 +129,7 @@ def test_ticks_lost_by_both_remain_gaps_with_exact_volume(settings: Settings) ->
     gap = report.after.gaps[0]
     assert gap.start_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 29)].as_py()
     assert gap.end_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 33)].as_py()
-    rows = {r["symbol"]: r for r in read_integrity_report(HotSide(settings), DAY)}
+    rows = {r["symbol"]: r for r in HotStore(settings).read_integrity_report(DAY)}
     assert rows[symbol]["gaps"] == 1 and rows[symbol]["missing_volume"] == lost_volume and rows[symbol]["status"] == "gaps"
 
     result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--json"], env=settings_env(settings))
@@ -192,7 +192,7 @@ def test_reconcile_runs_alongside_both_archivers(settings: Settings, rclient: re
     truth = generate_day(DAY, symbols=4, ticks=8000, seed=41)
     archivers = [build_archiver(settings, g, consumer=f"{g}-1") for g in ("hot", "cold")]
     for a in archivers:
-        a.sink.prepare()
+        a.store.init()
         a.consumer.ensure_group()
     threads = [threading.Thread(target=a.run) for a in archivers]
     for t in threads:
@@ -214,7 +214,7 @@ def test_reconcile_runs_alongside_both_archivers(settings: Settings, rclient: re
         for t in threads:
             t.join(30)
         for a in archivers:
-            a.sink.close()
+            a.store.close()
     assert not any(t.is_alive() for t in threads)
     assert "failed" not in caplog.text
     final = reconcile(settings, DAY, repair=True)

@@ -103,15 +103,15 @@ def _check_privileges(s: Settings, candles_kind: str = "TABLE") -> None:
 
 
 def test_reader_cannot_write_and_writer_cannot_drop(roled: Settings) -> None:
-    result = create_roles(roled)
+    result = create_roles(HotStore(roled))
     assert (result.writer, result.reader) == (roled.pg_writer_role, roled.pg_reader_role)
     _check_privileges(roled)
 
 
 def test_roles_are_idempotent_and_cover_tables_created_later(roled: Settings) -> None:
     s = roled.model_copy(update={"pg_writer_password": SecretStr("w-secret"), "pg_reader_password": SecretStr("r-secret")})
-    create_roles(s)
-    create_roles(s)  # again: no error, same grants
+    create_roles(HotStore(s))
+    create_roles(HotStore(s))  # again: no error, same grants
     with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE TABLE "{s.pg_schema}".later (x int)')  # e.g. a table added by an upgrade
         conn.execute(f'INSERT INTO "{s.pg_schema}".later VALUES (1)')
@@ -129,9 +129,9 @@ def test_roles_are_idempotent_and_cover_tables_created_later(roled: Settings) ->
 
 def test_bad_role_names_are_refused(settings: Settings) -> None:
     with pytest.raises(ValueError, match="TICKVAULT_PG_WRITER_ROLE"):
-        create_roles(settings.model_copy(update={"pg_writer_role": 'evil"; DROP'}))
+        create_roles(HotStore(settings.model_copy(update={"pg_writer_role": 'evil"; DROP'})))
     with pytest.raises(ValueError, match="must differ"):
-        create_roles(settings.model_copy(update={"pg_writer_role": "same_role", "pg_reader_role": "same_role"}))
+        create_roles(HotStore(settings.model_copy(update={"pg_writer_role": "same_role", "pg_reader_role": "same_role"})))
 
 
 @pytest.mark.timescaledb
@@ -147,7 +147,7 @@ def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
     try:
         store.init()
         assert store.mode == "timescaledb"
-        create_roles(s)
+        create_roles(HotStore(s))
         _check_privileges(s, "MATERIALIZED VIEW")  # writer inserts create chunks by themselves; the reader reads candle views
     finally:
         store.close()
@@ -179,7 +179,7 @@ def test_archiver_runs_as_the_writer_role(roled: Settings, rclient) -> None:
     from tickvault.ops.run import ArchiverRunnable
     from tickvault.core.stream import Publisher
 
-    create_roles(roled)
+    create_roles(HotStore(roled))
     writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
     Publisher(rclient, writer.stream).publish(_ticks(50))
     metrics = PipelineMetrics(writer)
@@ -201,10 +201,10 @@ def test_writer_cannot_start_on_a_missing_schema(settings: Settings, test_id: st
     with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{other.pg_schema}"')
     try:
-        create_roles(other)
+        create_roles(HotStore(other))
         writer = other.model_copy(update={"pg_url": _as(other.pg_dsn, other.pg_writer_role)})
         with pytest.raises(Exception, match="run `tickvault init` as the schema owner"):
-            HotStore(writer).sink().prepare()
+            HotStore(writer).init()
     finally:
         _drop_roles(settings.pg_dsn, other.pg_writer_role, other.pg_reader_role)
         with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:

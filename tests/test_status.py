@@ -35,7 +35,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     GroupConsumer(client, settings.stream, "cold", "c").ensure_group()  # cold group exists but has read nothing
     hot = build_archiver(settings, "hot", consumer="h")
     hot.run_until_idle()
-    hot.sink.close()
+    hot.store.close()
     lake = Lake(settings)
     lake.init()
     lake.close()

@@ -19,6 +19,7 @@ from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.timescale import policy_plan, refresh_window_days
 from tickvault.core.wire import KST, UTC, kst_day_bounds
 from helpers import drop_schema
+from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 
@@ -147,26 +148,24 @@ def test_init_creates_hypertable_caggs_and_jobs_and_is_idempotent(ts_settings):
 
 @pytest.mark.timescaledb
 def test_write_path_is_unchanged_and_idempotent(ts_store, ts_settings):
-    sink = ts_store.sink()
-    sink.prepare()
+    ts_store.init()
     ticks = table(day_ticks(DAY, ["005930", "000660"], 300))
-    assert sink.write(ticks, ts_settings.stream, "hot", "5-1") == 600
-    assert sink.write(ticks, ts_settings.stream, "hot", "5-2") == 0
+    assert ts_store.write(ticks, StreamPosition(ts_settings.stream, "hot", "5-1")) == 600
+    assert ts_store.write(ticks, StreamPosition(ts_settings.stream, "hot", "5-2")) == 0
     assert ts_store.checkpoint(ts_settings.stream, "hot") == "5-2"
     assert ts_store.upsert(ticks) == 0
     got = ts_store.read_ticks(*kst_day_bounds(DAY))
     assert got.to_pylist() == ticks.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]).to_pylist()
     assert ts_store.count_ticks(DAY) == 600
-    sink.close()
+    ts_store.close()
 
 
 def sink_write(store: HotStore, ticks) -> int:
     """The archiver's path: no refresh of its own, the policies (here: the test) refresh."""
-    sink = store.sink()
     try:
-        return sink.write(table(ticks), "tvtest:stream", "hot", "1-0")
+        return store.write(table(ticks), StreamPosition("tvtest:stream", "hot", "1-0"))
     finally:
-        sink.close()
+        store.close()
 
 
 @pytest.mark.timescaledb

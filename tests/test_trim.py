@@ -139,7 +139,7 @@ def test_stopped_hot_archiver_is_never_trimmed_past_and_catches_up(settings: Set
     cold = build_archiver(settings, "cold", consumer="cold-1")
     publish(publisher, first)
     hot.run_until_idle()  # hot is up for the first part of the day, then goes down
-    hot.sink.close()
+    hot.store.close()
     crashed: list[str] = []
 
     cold.consumer.ensure_group()
@@ -165,14 +165,14 @@ def test_stopped_hot_archiver_is_never_trimmed_past_and_catches_up(settings: Set
     finally:
         cold.stop()
         cold_thread.join(30)
-        cold.sink.close()
+        cold.store.close()
     result = trim(settings, client=rclient)
     assert result.held_by == "hot" and result.safe_min_id == crashed[0] == first_id(rclient, settings.stream)
     assert rclient.xlen(settings.stream) == rest.num_rows  # the first part was trimmed (acked by both)
 
     restarted = build_archiver(settings, "hot", consumer="hot-1")
     restarted.run_until_idle()
-    restarted.sink.close()
+    restarted.store.close()
     trim(settings, client=rclient)
     assert rclient.xlen(settings.stream) == 0
     report = verify(settings, DAY)

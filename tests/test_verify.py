@@ -19,7 +19,8 @@ from tickvault.stores.lake import Lake
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
-from tickvault.services.sync.sides import HotSide, LakeSide
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
 UTC = timezone.utc
@@ -135,12 +136,12 @@ def test_duplicates_and_overlaps_in_the_lake_are_reported(settings: Settings) ->
     ticks = day_ticks(symbols=2, ticks=400)
     store_both(settings, ticks, ticks)
     symbol = ticks.column("symbol")[0].as_py()
-    lake = LakeSide(settings)
+    lake = Lake(settings).connect()
     # write behind the lake's dedup: a plain second copy of one tick, and a conflicting tick
     # that claims an existing cumulative volume one second later
     row = ticks.slice(row_of(ticks, symbol, 5), 1)
     shifted = row.set_column(1, row.schema.field("ts"), pa.array([row.column("ts")[0].as_py() + timedelta(seconds=1)], row.schema.field("ts").type))
-    con = lake.connection()
+    con = lake
     con.register("extra", pa.concat_tables([row, shifted]))
     con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM extra")
     lake.close()
@@ -167,11 +168,11 @@ def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None
     store_both(settings, odd, odd)
     start = datetime(2026, 11, 19, 15, tzinfo=UTC)
     end = start + timedelta(days=1)
-    hot = HotSide(settings).rows("minutes", start, end, None)
-    cold = LakeSide(settings).rows("minutes", start, end, None)
+    with HotStore(settings) as hot_store, Lake(settings) as lake:
+        hot = hot_store.minute_fingerprints(start, end, None)
+        cold = lake.minute_fingerprints(start, end, None)
     assert len(hot) > 100
-    norm = lambda rows: [{k: int(v) if k != "symbol" else v for k, v in r.items()} for r in rows]  # noqa: E731
-    assert norm(hot) == norm(cold)
+    assert hot == cold
 
 
 def test_verify_rejects_bad_input(settings: Settings) -> None:

@@ -124,7 +124,7 @@ def test_lake_disk_full_is_retried_and_resumes(mechanism: str, settings: Setting
             publisher.publish_day(second, seed=52)
             wait_drained(rclient, s, ("hot",))  # the hot side is not held back
             text = wait_for_log(cold, error_text)
-            assert "LakeStorageError: cannot write to the lake at" in text and "nothing is acked until it succeeds" in text
+            assert "StorageFull: cannot write to the lake at" in text and "nothing is acked until it succeeds" in text
             failures_before = text.count(error_text)
             time.sleep(3.0)  # several retries while full
             assert cold_backlog(rclient, s) > 0, "the cold group acked entries it could not write"

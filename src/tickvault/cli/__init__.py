@@ -41,6 +41,18 @@ COMMANDS: dict[str, str] = {
 
 
 class LazyGroup(click.Group):
+    def invoke(self, ctx: click.Context) -> object:
+        """Every error tickvault raises on purpose becomes one line on stderr (no traceback)."""
+        from ..core.errors import TickvaultError
+
+        try:
+            return super().invoke(ctx)
+        except TickvaultError as exc:
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            fail(str(exc))
+            return None
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
 
@@ -62,6 +74,8 @@ def cli(ctx: click.Context, config_file: str | None, log_level: str) -> None:
     """tickvault archives Korean stock-market ticks with zero loss: a Redis stream
     lands exactly once in a hot PostgreSQL/TimescaleDB store and a cold Parquet lake."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    # the pool logs every failed connection attempt; the store reports an outage in one line itself
+    logging.getLogger("psycopg.pool").setLevel(max(logging.ERROR, logging.getLogger().level))
     ctx.obj = {"config_file": config_file}
 
 

@@ -22,25 +22,19 @@ log = logging.getLogger(__name__)
 def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
     """Create or upgrade the hot schema and the lake; safe to re-run."""
     settings = get_settings(ctx)
-    if hot:
-        from ..services.recovery.report import create_hot_table as create_recovery_report
-        from ..services.sync.integrity import create_hot_table as create_integrity_report
-
+    if hot or roles:
         from ..stores.hot import HotStore
 
-        store = HotStore(settings)
-        store.init()
-        with store.connect() as conn:  # report tables too, so the writer role never needs DDL
-            create_integrity_report(conn, settings.pg_schema)
-            create_recovery_report(conn, settings.pg_schema)
-        version = f" {store.extension_version}" if store.extension_version else ""
-        click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}{version}")
-        store.close()
-    if roles:
-        from ..stores.hot.roles import create_roles
+        with HotStore(settings) as store:
+            if hot:
+                store.init()  # report tables too, so the writer role never needs DDL
+                version = f" {store.extension_version}" if store.extension_version else ""
+                click.echo(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}{version}")
+            if roles:
+                from ..stores.hot.roles import create_roles
 
-        made = create_roles(settings)
-        click.echo(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
+                made = create_roles(store)
+                click.echo(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
     if cold:
         from ..stores.lake import Lake
 
@@ -79,14 +73,14 @@ def archive_cmd(ctx: click.Context, which: str, consumer: str | None, sync: bool
 
     def run(a: Archiver) -> None:
         try:
-            codes[a.sink.name] = a.run()
+            codes[a.store.name] = a.run()
         except Exception:
-            log.exception("archiver %s crashed", a.sink.name)
-            codes[a.sink.name] = 1
+            log.exception("archiver %s crashed", a.store.name)
+            codes[a.store.name] = 1
             for other in archivers:
                 other.stop()
 
-    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.sink.name}") for a in archivers]
+    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.store.name}") for a in archivers]
     for t in threads:
         t.start()
     while any(t.is_alive() for t in threads):
@@ -95,5 +89,5 @@ def archive_cmd(ctx: click.Context, which: str, consumer: str | None, sync: bool
     if scheduler is not None:
         scheduler.stop()
     for a in archivers:
-        a.sink.close()
+        a.store.close()
     sys.exit(max(codes.values(), default=0))

@@ -160,7 +160,7 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
 
     Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
     """
-    from ..services.candles.lake_views import lake_script
+    from ..stores.lake.views import lake_script
     from ..stores.lake.connection import catalog_path
 
     settings = get_settings(ctx)

@@ -39,6 +39,7 @@ def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list
     no continuity gap, hot and cold consistent); 1 otherwise, with the reason on stderr.
     Safe to re-run: a second run only re-reads the broker's minute bars.
     """
+    from ..core.errors import TickvaultError
     from ..services.brokers import BrokerAuthError, BrokerError
     from ..services.recovery import recover
 
@@ -51,15 +52,8 @@ def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list
     except BrokerError as exc:
         fail(f"{exc}; what was recovered so far is stored — re-run `tickvault recover --date {day}` later")
         return
-    except Exception as exc:  # a store down or unreadable: say which, no traceback
-        import duckdb
-        import psycopg
-
-        if isinstance(exc, psycopg.OperationalError):
-            fail(f"hot store unreachable ({str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}); check TICKVAULT_PG_URL and the server, then re-run")
-        if isinstance(exc, duckdb.Error):
-            fail(f"lake unreadable ({type(exc).__name__}: {str(exc).splitlines()[0]}); check TICKVAULT_LAKE_DIR, then re-run")
-        raise
+    except TickvaultError as exc:  # a store down or unreadable: say which, no traceback
+        fail(f"{exc}; then re-run")
     if as_json:
         click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
     else:

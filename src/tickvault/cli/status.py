@@ -52,23 +52,20 @@ def redis_status(settings: Settings) -> dict[str, Any]:
 
 
 def hot_status(settings: Settings, day: date) -> dict[str, Any]:
-    import psycopg
-
+    from ..core.errors import StoreUnavailable
     from ..stores.hot import HotStore
 
     out: dict[str, Any] = {"state": DOWN, "schema": settings.pg_schema}
     store = HotStore(settings)
     try:
-        with store.connect(autocommit=True) as conn:
-            exists = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{settings.pg_schema}.ticks",)).fetchone()[0]
-        if not exists:
+        if not store.initialized():
             out.update(state=MISSING, error=f"no tickvault tables in schema {settings.pg_schema}; run `tickvault init`")
             return out
         out["mode"] = store.mode
         out["extension_version"] = store.extension_version
         out["ticks_today"] = store.count_ticks(day)
         out["state"] = OK
-    except psycopg.OperationalError as exc:
+    except StoreUnavailable as exc:
         out["error"] = f"PostgreSQL unreachable: {_first_line(exc)}"
     except Exception as exc:  # noqa: BLE001 - any other failure is still reported, not raised
         out["error"] = f"hot store unreadable: {_first_line(exc)}"

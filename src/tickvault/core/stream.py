@@ -71,6 +71,12 @@ def dead_letter(client: redis.Redis, dlq_stream: str, letters: Sequence[DeadLett
     pipe.execute()
 
 
+def parse_id(entry_id: str) -> tuple[int, int]:
+    """A stream id ("1700000000000-3") as a sortable (ms, seq) pair."""
+    ms, _, seq = entry_id.partition("-")
+    return int(ms), int(seq or 0)
+
+
 def default_consumer_name(group: str) -> str:
     return f"{group}-{socket.gethostname()}"
 

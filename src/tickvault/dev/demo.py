@@ -221,7 +221,7 @@ def run_demo(
             archiver = build_archiver(demo, group, consumer=f"demo-{group}")
             archiver.observers.append(observe)
             archivers.append(archiver)
-        threads = [threading.Thread(target=a.run, name=f"demo-{a.sink.name}", daemon=True) for a in archivers]
+        threads = [threading.Thread(target=a.run, name=f"demo-{a.store.name}", daemon=True) for a in archivers]
 
         stopped = threading.Event()
 
@@ -235,7 +235,7 @@ def run_demo(
                 if t.ident is not None:  # Ctrl-C may arrive before every thread was started
                     t.join(60)
             for a in archivers:
-                a.sink.close()
+                a.store.close()
                 a.consumer.client.close()
 
         stack.callback(stop_archivers)

@@ -40,8 +40,6 @@ import threading
 import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
-from functools import cache
-from importlib.resources import files
 from pathlib import Path
 from typing import Any
 
@@ -54,9 +52,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from ..services.archiver import Commit
 from ..core.config import Settings
+from ..core.errors import StoreNotInitialized
 from ..core.stream import GROUPS, group_info
+from ..services.archiver import Commit
 
 log = logging.getLogger(__name__)
 
@@ -65,11 +64,6 @@ QUANTILES = (0.5, 0.9, 0.99, 1.0)
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0)
 #: Latencies kept per group and interval for percentiles; larger intervals are strided.
 RESERVOIR = 200_000
-
-
-@cache
-def _sql(name: str) -> str:
-    return files(__package__).joinpath(name).read_text(encoding="utf-8")
 
 
 class _Window:
@@ -360,70 +354,27 @@ class PipelineMetrics:
 
 
 class MetricsWriter:
-    """Appends metric rows to ``<schema>.metrics`` over one reused connection."""
+    """Appends metric rows to the hot store's ``metrics`` table (the store owns the SQL)."""
 
     def __init__(self, settings: Settings) -> None:
-        self.settings = settings
-        self._conn = None
+        from ..stores.hot import HotStore
 
-    def _connection(self):
-        import psycopg
-
-        if self._conn is None or self._conn.closed or self._conn.broken:
-            self.close()
-            self._conn = psycopg.connect(self.settings.pg_dsn, autocommit=True, application_name="tickvault-metrics", connect_timeout=10)
-        return self._conn
-
-    def _stmt(self, name: str):
-        from psycopg import sql
-
-        return sql.SQL(_sql(name)).format(schema=sql.Identifier(self.settings.pg_schema))
-
-    def ensure_table(self) -> bool:
-        """Create the table for a schema that `tickvault init` set up before metrics existed.
-
-        Never for a schema init has not set up yet: init creates the table itself (as a
-        hypertable in TimescaleDB mode, which a plain table with rows would prevent)."""
-        conn = self._connection()
-        initialised = conn.execute("SELECT to_regclass(%s) IS NOT NULL", (f"{self.settings.pg_schema}.hot_meta",)).fetchone()[0]
-        if not initialised:
-            return False
-        conn.execute(self._stmt("metrics_table.sql"))
-        return True
+        self.store = HotStore(settings)
 
     def write(self, rows: list[tuple[datetime, str, str, float]]) -> int:
-        import psycopg
-
+        """Rows written; 0 (with a warning) while the schema is not initialised."""
         if not rows:
             return 0
         try:
-            return self._copy(rows)
-        except psycopg.errors.UndefinedTable:
-            self.close()
-            if not self.ensure_table():
-                log.warning("metrics: schema %s is not initialised; run `tickvault init` (samples are kept only on /metrics until then)",
-                            self.settings.pg_schema)
-                return 0
-            log.warning("metrics: created the missing table %s.metrics", self.settings.pg_schema)
-            return self._copy(rows)
-        except psycopg.Error:
-            self.close()
-            raise
-
-    def _copy(self, rows: list[tuple[datetime, str, str, float]]) -> int:
-        conn = self._connection()
-        with conn.transaction(), conn.cursor() as cur, cur.copy(self._stmt("metrics_copy.sql")) as copy:
-            for row in rows:
-                copy.write_row(row)
+            self.store.write_metrics(rows)
+        except StoreNotInitialized:
+            log.warning("metrics: schema %s is not initialised; run `tickvault init` (samples are kept only on /metrics until then)",
+                        self.store.schema)
+            return 0
         return len(rows)
 
     def close(self) -> None:
-        if self._conn is not None:
-            try:
-                self._conn.close()
-            except Exception:  # noqa: BLE001 - a broken connection may fail to close; it is gone anyway
-                pass
-        self._conn = None
+        self.store.close()
 
 
 class MetricsSampler:

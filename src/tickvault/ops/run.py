@@ -167,7 +167,7 @@ class ArchiverRunnable:
         self.archiver.stop()
 
     def close(self) -> None:
-        self.archiver.sink.close()
+        self.archiver.store.close()
         self.archiver.consumer.client.close()
 
 

@@ -1,14 +1,14 @@
-"""The consume -> write -> ack loop shared by both sinks (the kdb+ "rdb/hdb subscriber").
+"""The consume -> write -> ack loop shared by both stores (the kdb+ "rdb/hdb subscriber").
 
-Invariant: an entry is acked only after the batch holding it is durable in the sink (or,
+Invariant: an entry is acked only after the batch holding it is durable in the store (or,
 if it failed validation, durable in the dead-letter stream). A crash anywhere therefore
-leaves the entry pending, it is re-read on restart, and the sink's idempotent upsert on
-(symbol, ts, cum_volume) makes the second write harmless.
+leaves the entry pending, it is re-read on restart, and the store's idempotent upsert on
+natural key makes the second write harmless.
 
-The sink also records the highest stream id it committed, in the same transaction as the
-data. It is an audit/resume marker (status, rebuild), not a skip filter: with several
-consumers and XAUTOCLAIM, ids are not delivered in order, so "id <= checkpoint" does not
-prove an entry was written.
+The store also records the highest stream id it committed (``StreamPosition``), in the same
+transaction as the data. It is an audit marker (status, rebuild), not a skip filter: with
+several consumers and XAUTOCLAIM, ids are not delivered in order, so "id <= checkpoint" does
+not prove an entry was written.
 """
 
 from __future__ import annotations
@@ -20,34 +20,15 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
-
 import pyarrow as pa
 import redis
 
 from ..core.config import Settings
+from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name, parse_id
 from ..core.wire import DecodedBatch, decode_entries, dedupe
-from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name
+from ..stores.contract import StreamPosition, TickStore
 
 log = logging.getLogger(__name__)
-
-
-class Sink(Protocol):
-    """A store the archiver writes to. Implementations: hot.HotSink, lake.LakeSink."""
-
-    name: str  # also the consumer group: "hot" or "cold"
-
-    def prepare(self) -> None:
-        """Create/upgrade whatever the sink needs; idempotent."""
-
-    def write(self, batch: pa.Table, stream: str, group: str, last_id: str) -> int:
-        """Durably upsert ``batch`` (TICK_SCHEMA, no duplicate keys) and record ``last_id``
-        as the group's checkpoint in the same transaction. Returns rows actually added."""
-
-    def checkpoint(self, stream: str, group: str) -> str | None:
-        """The last stream id committed for (stream, group), or None."""
-
-    def close(self) -> None: ...
 
 
 @dataclass
@@ -76,7 +57,7 @@ class ArchiverOptions:
 @dataclass
 class Archiver:
     consumer: GroupConsumer
-    sink: Sink
+    store: TickStore
     dlq_stream: str
     options: ArchiverOptions = field(default_factory=ArchiverOptions)
     observers: list[Callable[[Commit], None]] = field(default_factory=list)
@@ -87,22 +68,22 @@ class Archiver:
 
     def run(self) -> int:
         """Loop until stopped. Returns 0 after a clean stop, 75 if it stopped with a batch unwritten."""
-        self._call_with_retry("prepare", self.sink.prepare)
+        self._call_with_retry("prepare the store", self.store.init)
         self._call_with_retry("create consumer group", self.consumer.ensure_group)
-        log.info("archiver %s started (stream %s, consumer %s)", self.sink.name, self.consumer.stream, self.consumer.consumer)
+        log.info("archiver %s started (stream %s, consumer %s)", self.store.name, self.consumer.stream, self.consumer.consumer)
         while not self.stop_event.is_set():
             entries = self._gather()
             if not entries:
                 continue
             if not self.process(entries):
-                log.warning("archiver %s stopping with %d entries unwritten; they stay pending", self.sink.name, len(entries))
+                log.warning("archiver %s stopping with %d entries unwritten; they stay pending", self.store.name, len(entries))
                 return 75
-        log.info("archiver %s stopped cleanly", self.sink.name)
+        log.info("archiver %s stopped cleanly", self.store.name)
         return 0
 
     def run_until_idle(self, idle_reads: int = 2) -> None:
         """Process everything currently in the stream, then return (tests, demo, rebuild)."""
-        self.sink.prepare()
+        self.store.init()
         self.consumer.ensure_group()
         empty = 0
         while empty < idle_reads and not self.stop_event.is_set():
@@ -133,7 +114,7 @@ class Archiver:
         try:
             return self.consumer.read(count, block_ms)
         except redis.ConnectionError as exc:
-            log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.sink.name, exc)
+            log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.store.name, exc)
             self.consumer.reclaim_now()
             self.stop_event.wait(1.0)
             return []
@@ -142,11 +123,11 @@ class Archiver:
         """Write one batch durably, dead-letter the invalid entries, then ack all. False if stopped unwritten."""
         decoded: DecodedBatch = decode_entries(entries)
         batch = dedupe(decoded.table)
-        last_id = entries[-1][0]
+        position = StreamPosition(self.consumer.stream, self.consumer.group, max((entry_id for entry_id, _ in entries), key=parse_id))
         started = time.perf_counter()
         added = self._call_with_retry(
             f"write {batch.num_rows} ticks",
-            lambda: self.sink.write(batch, self.consumer.stream, self.consumer.group, last_id) if batch.num_rows else 0,
+            lambda: self.store.write(batch, position) if batch.num_rows else 0,
         )
         if added is None:
             return False
@@ -178,7 +159,7 @@ class Archiver:
         if decoded.dead:
             for letter in decoded.dead[:3]:
                 log.warning("dead letter %s: %s", letter.entry_id, letter.reason)
-            dead_letter(self.consumer.client, self.dlq_stream, decoded.dead, stage=f"archive-{self.sink.name}")
+            dead_letter(self.consumer.client, self.dlq_stream, decoded.dead, stage=f"archive-{self.store.name}")
         self.consumer.ack([entry_id for entry_id, _ in entries])
         return True
 
@@ -192,11 +173,11 @@ class Archiver:
             except Exception as exc:  # noqa: BLE001 - every failure of a store is retried, never dropped
                 attempt += 1
                 if self.stop_event.is_set():
-                    log.error("archiver %s: %s failed (%s) and a stop was requested; leaving it pending", self.sink.name, what, exc)
+                    log.error("archiver %s: %s failed (%s) and a stop was requested; leaving it pending", self.store.name, what, exc)
                     return None
                 log.error(
                     "archiver %s: %s failed (attempt %d: %s: %s); retrying in %.1fs — nothing is acked until it succeeds",
-                    self.sink.name, what, attempt, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", delay,
+                    self.store.name, what, attempt, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", delay,
                 )
                 self.stop_event.wait(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.options.retry_max_s)
@@ -204,15 +185,16 @@ class Archiver:
 
 def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
     """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
+    store: TickStore
     if which == "hot":
         from ..stores.hot import HotStore
 
-        sink: Sink = HotStore(settings).sink()
+        store = HotStore(settings)
         options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
     else:
         from ..stores.lake import Lake
 
-        sink = Lake(settings).sink()
+        store = Lake(settings)
         options = ArchiverOptions(
             batch_size=settings.cold_batch_size,
             max_wait_ms=settings.cold_max_wait_ms,
@@ -223,7 +205,7 @@ def build_archiver(settings: Settings, which: str, consumer: str | None = None) 
         connect(settings.redis_dsn), settings.stream, which, consumer or default_consumer_name(which),
         claim_idle_ms=settings.claim_idle_ms,
     )
-    return Archiver(group_consumer, sink, settings.dlq_stream, options)
+    return Archiver(group_consumer, store, settings.dlq_stream, options)
 
 
 def install_signal_handlers(stop: Callable[[], None]) -> None:

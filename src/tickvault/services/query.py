@@ -23,9 +23,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
-from . import candles as bars
+from ..core import bars
 from ..core import calendar as krx
 from ..core.config import Settings, load_settings
+from ..core.errors import QueryError, StoreNotInitialized
 from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, kst_date
 from ..core.timeframe import Timeframe, parse_timeframe
 
@@ -35,10 +36,6 @@ Source = Literal["auto", "hot", "cold"]
 SOURCES: tuple[str, ...] = ("auto", "hot", "cold")
 AsOf = int | datetime | None
 TimeLike = date | datetime | str
-
-
-class QueryError(ValueError):
-    """A question tickvault cannot answer as asked; the message says what to change."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +124,6 @@ class QueryEngine:
         self._now = now  # fixed "now" for tests; None = the clock
         self._hot: Any = None
         self._lake: Any = None
-        self._lake_con: Any = None
 
     # stores
     def now(self) -> datetime:
@@ -150,15 +146,7 @@ class QueryEngine:
             self._lake = Lake(self.settings)
         return self._lake
 
-    def lake_connection(self) -> Any:
-        if self._lake_con is None:
-            self._lake_con = self.lake().connect()
-        return self._lake_con
-
     def close(self) -> None:
-        if self._lake_con is not None:
-            self._lake_con.close()
-            self._lake_con = None
         if self._lake is not None:
             self._lake.close()
         if self._hot is not None:
@@ -184,20 +172,14 @@ class QueryEngine:
         day = krx.next_trading_day(oldest_kept)
         if day > until:
             return None
-        from psycopg import sql as pgsql
-
-        probe = pgsql.SQL(bars.load_sql("hot_has_ticks.sql")).format(ticks=pgsql.Identifier(self.settings.pg_schema, "ticks"))
-        import psycopg
-
-        with self.hot().connect(autocommit=True) as conn:
-            for candidate in krx.iter_trading_days(day, until):
-                start = datetime(candidate.year, candidate.month, candidate.day, tzinfo=KST)
-                try:
-                    row = conn.execute(probe, {"start": start, "end": start + timedelta(days=1)}).fetchone()
-                except psycopg.errors.UndefinedTable:
-                    log.warning("hot store schema %s has no ticks table; reading the lake only", self.settings.pg_schema)
-                    return None
-                if row is not None:
+        for candidate in krx.iter_trading_days(day, until):
+            start = datetime(candidate.year, candidate.month, candidate.day, tzinfo=KST)
+            try:
+                found = self.hot().has_ticks(start, start + timedelta(days=1))
+            except StoreNotInitialized:
+                log.warning("hot store schema %s has no ticks table; reading the lake only", self.settings.pg_schema)
+                return None
+            if found:
                     return candidate
         return None
 
@@ -287,25 +269,10 @@ class QueryEngine:
         return table
 
     def _hot_candles(self, tf: Timeframe, seg: Segment, symbols: list[str] | None, session: str) -> pa.Table:
-        import psycopg
-
-        with self.hot().connect(autocommit=True) as conn:
-            try:
-                return bars.candles_postgres(conn, self.settings.pg_schema, tf, seg.start, seg.end, symbols, session)
-            except psycopg.errors.UndefinedTable:
-                raise QueryError(f"hot store schema {self.settings.pg_schema} has no ticks table: run `tickvault init`") from None
+        return self.hot().candles(tf, seg.start, seg.end, symbols, session)  # type: ignore[arg-type]
 
     def _lake_candles(self, tf: Timeframe, seg: Segment, symbols: list[str] | None, session: str, as_of: AsOf) -> pa.Table:
-        from ..stores.lake.connection import retry_locked
-        from ..stores.lake.store import at_clause
-
-        clause = at_clause(as_of)
-        params = {"as_of": as_of} if clause else {}
-        con = self.lake_connection()
-        return retry_locked(
-            "read candles",
-            lambda: bars.candles_duckdb(con, f"(SELECT * FROM lake.ticks {clause})" if clause else "lake.ticks", tf, seg.start, seg.end, symbols, session, params, partitioned=True),
-        )
+        return self.lake().candles(tf, seg.start, seg.end, symbols, session, as_of=as_of)  # type: ignore[arg-type]
 
 
 # --- module-level conveniences ------------------------------------------------------------

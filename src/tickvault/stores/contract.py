@@ -1,29 +1,163 @@
-"""What both stores can do, so sync, recovery and queries treat hot and cold alike."""
+"""The one contract both stores implement: what the archiver, sync, recovery and queries may ask.
+
+The hot store (``stores.hot.HotStore``, PostgreSQL or TimescaleDB) and the lake
+(``stores.lake.Lake``, DuckLake) implement :class:`TickStore` directly — no adapters. Every
+other package asks a store a named question (``minute_fingerprints``, ``breaks``, ``bounds`` …)
+and never writes SQL against a store's tables itself.
+
+Batches are Arrow tables of ``core.wire.TICK_SCHEMA``. ``conform`` is the one place a table from
+outside the stream path (another store, recovery, a user) is checked and cast to it.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Protocol
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
 
+from ..core.bars import Session
+from ..core.errors import InvalidTick
+from ..core.timeframe import Timeframe
+from ..core.wire import TICK_SCHEMA, dedupe
 
+StoreName = Literal["hot", "cold"]
+
+
+@dataclass(frozen=True, slots=True)
+class StreamPosition:
+    """The stream entry a batch ends with: committed with the batch, in the same transaction.
+
+    Meaning in both stores: the highest stream id of a batch this store committed for the group.
+    An audit marker for status and rebuild, not a skip filter: with several consumers and
+    XAUTOCLAIM, ids do not arrive in order, so a lower id may still be pending.
+    """
+
+    stream: str
+    group: str
+    last_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class MinuteFingerprint:
+    """One (symbol, minute) of a store: enough to tell two stores' minutes apart cheaply."""
+
+    symbol: str
+    minute: int  # epoch minute (UTC)
+    ticks: int
+    volume: int
+    max_cum_volume: int
+    checksum: int
+    duplicates: int  # extra copies of a natural key (the lake has no unique constraint)
+    breaks: int  # ticks whose cum_volume step differs from their volume
+    missing_volume: int
+
+
+@dataclass(frozen=True, slots=True)
+class Break:
+    """A continuity break (or a symbol's last tick, ``is_last``) in cum_volume order."""
+
+    symbol: str
+    prev_ts: datetime | None
+    prev_cum_volume: int
+    ts: datetime
+    cum_volume: int
+    volume: int
+    missing: int
+    is_last: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Bounds:
+    ticks: int
+    first_ts: datetime | None
+    last_ts: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class KeyCopies:
+    symbol: str
+    ts: datetime
+    cum_volume: int
+    copies: int
+
+
+@runtime_checkable
 class TickStore(Protocol):
-    """Implemented by hot.HotStore (PostgreSQL/TimescaleDB) and lake.Lake (DuckLake)."""
+    """Implemented by ``HotStore`` and ``Lake``."""
 
-    name: str  # "hot" or "cold"
+    name: StoreName
 
+    # --- lifecycle
     def init(self) -> None:
-        """Create/upgrade schema; idempotent."""
+        """Create or upgrade the store; idempotent (``tickvault init`` and the archivers)."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+    # --- writes
+    def write(self, batch: pa.Table, position: StreamPosition | None = None) -> int:
+        """Durably add the batch's ticks not stored yet, with ``position`` in the same transaction.
+
+        ``batch`` is conformed and free of duplicate keys (the archiver's decode made it so).
+        Returns the rows actually added; raises on any failure, leaving nothing of it visible.
+        """
 
     def upsert(self, ticks: pa.Table) -> int:
-        """Insert ticks (TICK_SCHEMA) not yet stored, by natural key. Returns rows added."""
+        """Add ticks from another store, recovery or a user: conformed and deduplicated here."""
 
+    def checkpoint(self, stream: str, group: str) -> str | None:
+        """The last ``StreamPosition.last_id`` committed for (stream, group)."""
+
+    # --- reads
     def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> pa.Table:
-        """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, cum_volume."""
+        """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, trading date, cum_volume."""
+
+    def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
+                session: Session = "regular") -> pa.Table:
+        """Bars of ``CANDLE_SCHEMA`` computed from the ticks by the store's candle SQL (``core.bars``)."""
+
+    def has_ticks(self, start: datetime, end: datetime) -> bool:
+        """Whether any tick lies in [start, end) (cheap: stops at the first row)."""
+
+    def symbols_of_day(self, day: date) -> list[str]:
+        """Symbols with at least one tick on this KST trading date."""
 
     def count_ticks(self, day: date) -> int:
-        """Ticks of one KST date."""
+        """Ticks of one KST trading date."""
 
-    def close(self) -> None: ...
+    # --- the questions sync and recovery ask
+    def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[MinuteFingerprint]: ...
+
+    def breaks(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[Break]: ...
+
+    def duplicate_keys(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[KeyCopies]: ...
+
+    def bounds(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> Bounds: ...
+
+    def write_integrity_report(self, rows: Sequence[dict[str, Any]]) -> None: ...
+
+    def read_integrity_report(self, day: date) -> list[dict[str, Any]]: ...
+
+
+def conform(table: pa.Table) -> pa.Table:
+    """``table`` as exactly TICK_SCHEMA with one row per natural key (the first wins).
+
+    Raises InvalidTick naming the column when a column is missing, null where it must be set, or
+    of a type that cannot be stored exactly.
+    """
+    missing = [name for name in TICK_SCHEMA.names if name not in table.column_names]
+    if missing:
+        raise InvalidTick(f"tick batch lacks column(s) {', '.join(missing)}; build it with tickvault.TICK_SCHEMA")
+    columns = []
+    for field in TICK_SCHEMA:
+        column = table.column(field.name)
+        if not field.nullable and column.null_count:
+            raise InvalidTick(f"tick batch has {column.null_count} null(s) in {field.name}, which must be set")
+        try:
+            columns.append(column.cast(field.type))
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise InvalidTick(f"tick batch column {field.name}: cannot store {column.type} as {field.type} ({exc})") from None
+    return dedupe(pa.Table.from_arrays(columns, schema=TICK_SCHEMA))

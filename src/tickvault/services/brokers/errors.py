@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from ...core import errors
 
-class BrokerError(RuntimeError):
+
+class BrokerError(errors.BrokerError):
     """A broker call failed in a way the caller should report (bad request, unknown error code)."""
 
     def __init__(self, broker: str, message: str, code: str | None = None, status: int | None = None):

@@ -13,30 +13,28 @@ re-reads the minute bars.
 from __future__ import annotations
 
 import logging
-from importlib import resources
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta, timezone
 from typing import Any
 
 import pyarrow as pa
-from psycopg import sql
 
 from ..brokers.errors import BrokerError
 from ...core.config import Settings
 from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
 from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
 from .convert import Conversion, from_anchored, from_exact
-from .report import Disagreement, RecoveryReport, SymbolReport, write_hot, write_json
+from ...core.errors import StoreError
+from ...stores.contract import TickStore
+from ...stores.hot import HotStore
+from ...stores.lake import Lake
+from .report import Disagreement, RecoveryReport, SymbolReport, report_rows, write_json
 from .sources import BrokerSource, TradesUnavailable, open_source
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
 DEFAULT_UNTIL = "153000"
 SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a full-market day)
-
-
-def _sql(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
 
 
 def today_kst() -> date:
@@ -47,10 +45,10 @@ def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
     return day >= today - timedelta(days=settings.tick_retention_days - 1)
 
 
-def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, sides: Sequence[Any]) -> dict[str, Any]:
+def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore]) -> dict[str, Any]:
     from ..sync import verify
 
-    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", sides=sides)
+    report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", stores=stores)
     data = report.to_dict()
     return {"consistent": data["consistent"], "reasons": data["reasons"], "missing_volume": data["missing_volume"],
             "gaps": len(data["gaps"]), "differences": len(data["differences"])}
@@ -68,7 +66,7 @@ class Recovery:
 
     def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
                  dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
-                 hot: Any = None, lake: Any = None):
+                 hot: HotStore | None = None, lake: Lake | None = None):
         self.settings = settings
         self.day = day
         self.broker = broker or (source.name if source else settings.recovery_broker)
@@ -78,16 +76,13 @@ class Recovery:
         self._source = source
         self._hot = hot
         self._lake = lake
+        self._own_stores = hot is None or lake is None
 
     # ------------------------------------------------------------------ stores
-    def _stores(self) -> tuple[Any, Any]:
+    def _stores(self) -> tuple[HotStore, Lake]:
         if self._lake is None:
-            from ...stores.lake import Lake
-
             self._lake = Lake(self.settings)
         if self._hot is None:
-            from ...stores.hot import HotStore
-
             self._hot = HotStore(self.settings)
         return self._hot, self._lake
 
@@ -96,44 +91,38 @@ class Recovery:
         with_hot = in_hot_retention(self.settings, self.day, self.today)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
         source = self._source or open_source(self.settings, self.broker)
-        from ..sync.sides import HotSide, LakeSide
-
-        lake_side = LakeSide(self.settings, lake)  # one lake attachment for every check of the run
-        sides = [HotSide(self.settings, hot), lake_side] if with_hot else [lake_side]
+        stores: list[TickStore] = [hot, lake] if with_hot else [lake]
         try:
-            if not self.dry_run:
-                lake.init()
-                if with_hot:
-                    hot.init()
-            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, sides)
-            symbols = self.symbols or self._day_symbols(hot, lake_side, with_hot)
+            lake.require()
+            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, stores)
+            symbols = self.symbols or self._day_symbols(hot, lake, with_hot)
             for first in range(0, len(symbols), SYMBOL_CHUNK):
                 self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
             report.calls = source.calls()
             if not self.dry_run:
-                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, sides)
+                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, stores)
         finally:
-            for side in sides:
-                side.close()
             if self._source is None:
                 source.close()
         report.finished_at = datetime.now(UTC)
-        if not self.dry_run:
-            self._store(report, hot, with_hot)
+        try:
+            if not self.dry_run:
+                self._store(report, hot, with_hot)
+        finally:
+            if self._own_stores:
+                hot.close()
+                lake.close()
         return report
 
-    def _day_symbols(self, hot: Any, lake_side: Any, with_hot: bool) -> list[str]:
+    def _day_symbols(self, hot: HotStore, lake: Lake, with_hot: bool) -> list[str]:
         """Every symbol either store holds for the day."""
-        rows = lake_side.execute("list the day's symbols", _sql("lake_symbols.sql"), {"day": self.day}).fetchall()
-        found = {r[0] for r in rows}
+        found = set(lake.symbols_of_day(self.day))
         if with_hot:
-            start, end = kst_day_bounds(self.day)
-            with hot.connect() as conn:
-                stmt = sql.SQL(_sql("hot_symbols.sql")).format(table=sql.Identifier(self.settings.pg_schema, "ticks"))
-                found |= {r[0] for r in conn.execute(stmt, {"start": start, "end": end}).fetchall()}
+            found |= set(hot.symbols_of_day(self.day))
         return sorted(found)
 
-    def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: Any, lake: Any, with_hot: bool) -> None:
+    def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: HotStore, lake: Lake,
+                       with_hot: bool) -> None:
         """Copy between the stores, then ask the broker, for a bounded group of symbols."""
         from ..sync.reconcile import missing_from
 
@@ -162,18 +151,17 @@ class Recovery:
                 sym.error = str(exc)
                 log.error("recovery %s %s: %s", self.day, symbol, exc)
 
-    def _store(self, report: RecoveryReport, hot: Any, with_hot: bool) -> None:
+    def _store(self, report: RecoveryReport, hot: HotStore, with_hot: bool) -> None:
         path = write_json(report, self.settings.lake_dir)
         log.info("recovery report written to %s", path)
         try:
-            with hot.connect() as conn:
-                write_hot(conn, self.settings.pg_schema, report)
-                conn.commit()
-        except Exception as exc:  # the JSON copy exists; a down hot store must not hide the result
+            hot.write_recovery_report(report_rows(report))
+        except StoreError as exc:  # the JSON copy exists; a down hot store must not hide the result
             log.error("recovery report not stored in the hot table (%s: %s); the JSON copy is at %s", type(exc).__name__, exc, path)
 
     # ------------------------------------------------------------------ one symbol
-    def _recover_symbol(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, hot: Any, lake: Any, with_hot: bool) -> None:
+    def _recover_symbol(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, hot: HotStore, lake: Lake,
+                        with_hot: bool) -> None:
         sym.ticks_before = len(archive.ticks)  # the union of both stores
         sym.volume_before = archive.volume
         sym.gaps_found = len(archive.missing)
@@ -217,7 +205,7 @@ class Recovery:
             sym.notes.append(f"{len(archive.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
 
     def _fetch_and_apply(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, windows: list[tuple[datetime, datetime]],
-                         hot: Any, lake: Any, with_hot: bool) -> tuple[SymbolArchive, Conversion, str | None]:
+                         hot: HotStore, lake: Lake, with_hot: bool) -> tuple[SymbolArchive, Conversion, str | None]:
         """Broker trades for ``windows`` -> proven ticks -> both stores. Returns the archive with them."""
         if not sym.windows:
             sym.windows = list(windows)
@@ -240,9 +228,7 @@ class Recovery:
         if not self.dry_run:
             lake.upsert(table)
             if with_hot:
-                hot.upsert(table)
-                if hasattr(hot, "refresh_candles"):  # TimescaleDB: materialise the repaired minutes now
-                    hot.refresh_candles(min(t.ts for t in new) - timedelta(minutes=1), max(t.ts for t in new) + timedelta(minutes=1))
+                hot.upsert(table)  # TimescaleDB: the upsert refreshes the day's candles too
         sym.ticks_recovered += len(new)
         sym.volume_recovered += sum(t.volume for t in new)
         log.info("recovery %s %s: %d ticks (%d volume) recovered from %s", self.day, sym.symbol, len(new), sum(t.volume for t in new), source.name)

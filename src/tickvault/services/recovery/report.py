@@ -11,13 +11,9 @@ import os
 import tempfile
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, timezone
-from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from psycopg import sql
-
-from ...stores.hot.ddl import ensure_table
 
 RECOVERY_FORMAT = "tickvault.recovery/1"
 
@@ -188,22 +184,10 @@ def write_json(report: RecoveryReport, lake_dir: Path) -> Path:
     return path
 
 
-def _sql(name: str) -> str:
-    return resources.files(__package__).joinpath(name).read_text()
-
-
-def create_hot_table(conn: Any, schema: str) -> None:
-    """<schema>.recovery_report, if missing (`tickvault init` creates it as the owner)."""
-    table = sql.Identifier(schema, "recovery_report")
-    ensure_table(conn, schema, "recovery_report", sql.SQL(_sql("report_schema.sql")).format(table=table))
-
-
-def write_hot(conn: Any, schema: str, report: RecoveryReport) -> int:
-    """One row per (day, broker, symbol) in ``<schema>.recovery_report``; the latest run wins."""
-    table = sql.Identifier(schema, "recovery_report")
-    create_hot_table(conn, schema)
+def report_rows(report: RecoveryReport) -> list[dict[str, Any]]:
+    """One row per (day, broker, symbol) for the hot store's ``recovery_report`` table."""
     ran_at = report.finished_at or datetime.now(timezone.utc)
-    rows = [
+    return [
         {
             "day": report.day, "broker": report.broker, "symbol": s.symbol, "status": s.status, "complete": s.complete,
             "ticks_before": s.ticks_before, "ticks_after": s.ticks_after, "gaps_found": s.gaps_found,
@@ -212,7 +196,3 @@ def write_hot(conn: Any, schema: str, report: RecoveryReport) -> int:
         }
         for s in report.symbols
     ]
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(sql.SQL(_sql("report_upsert.sql")).format(table=table), rows)
-    return len(rows)

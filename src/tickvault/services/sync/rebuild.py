@@ -25,11 +25,13 @@ from typing import Any
 import redis
 
 from ...core.config import Settings
+from ...core.errors import QueryError, TickvaultError
 from ...core.wire import KST, kst_day_bounds
 from ...core.stream import connect
-from .sides import HotSide, LakeSide, Side
-from .trim import group_positions, parse_id
-from .verify import hot_retention_start
+from ...stores.contract import TickStore
+from ...core.stream import parse_id
+from .trim import group_positions
+from .verify import hot_retention_start, open_stores
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -37,7 +39,7 @@ UTC = timezone.utc
 CHUNK = timedelta(minutes=30)
 
 
-class RebuildError(RuntimeError):
+class RebuildError(TickvaultError):
     """The rebuild cannot proceed safely; the message says what to do."""
 
 
@@ -76,12 +78,12 @@ def _last_id(client: redis.Redis, stream: str) -> str | None:
         return None
 
 
-def data_range(side: Side, start: datetime, end: datetime) -> tuple[datetime, datetime]:
+def data_range(store: TickStore, start: datetime, end: datetime) -> tuple[datetime, datetime]:
     """[first tick, last tick] of the source within [start, end), as a half-open range to copy."""
-    row = side.rows("bounds", start, end, None)[0]
-    if not row["ticks"]:
+    bounds = store.bounds(start, end, None)
+    if not bounds.ticks or bounds.first_ts is None or bounds.last_ts is None:
         return start, start
-    return max(start, row["first_ts"]), min(end, row["last_ts"] + timedelta(microseconds=1))
+    return max(start, bounds.first_ts), min(end, bounds.last_ts + timedelta(microseconds=1))
 
 
 def wait_for_group(client: redis.Redis, stream: str, group: str, last_id: str, wait_s: float) -> None:
@@ -133,18 +135,18 @@ def rebuild(
     wait_s: float = 60.0,
     chunk: timedelta = CHUNK,
     client: redis.Redis | None = None,
-    sides: tuple[Side, Side] | None = None,
+    stores: tuple[TickStore, TickStore] | None = None,
 ) -> RebuildResult:
     """Copy [start, end) into ``target`` ("hot" or "cold") from the other store, then move
     the target's consumer group past what the copy covered. ``end`` defaults to a day ahead
     (everything the other store has)."""
     if target not in ("hot", "cold"):
-        raise ValueError(f"target must be hot or cold, not {target!r}")
+        raise QueryError(f"target must be hot or cold, not {target!r}")
     if start.tzinfo is None or (end is not None and end.tzinfo is None):
-        raise ValueError("rebuild times need a UTC offset (e.g. 2026-11-20T09:00+09:00)")
+        raise QueryError("rebuild times need a UTC offset (e.g. 2026-11-20T09:00+09:00)")
     end = end or datetime.now(UTC) + timedelta(days=1)
     if end <= start:
-        raise ValueError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
+        raise QueryError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
     source = "cold" if target == "hot" else "hot"
     if target == "hot":
         oldest = kst_day_bounds(hot_retention_start(settings, datetime.now(KST).date()))[0]
@@ -152,15 +154,15 @@ def rebuild(
             log.warning("rebuild hot: --from %s is beyond the hot retention; starting at %s", start.isoformat(), oldest.isoformat())
             start = oldest
             if end <= start:
-                raise ValueError(f"the whole range is older than the hot store's retention ({settings.tick_retention_days} days)")
+                raise QueryError(f"the whole range is older than the hot store's retention ({settings.tick_retention_days} days)")
     started = time.perf_counter()
     own_client = client is None
     client = client or connect(settings.redis_dsn)
-    if sides is None:
-        hot, cold = HotSide(settings), LakeSide(settings)
-        opened: tuple[Side, Side] | None = (hot, cold)
+    if stores is None:
+        hot, cold = open_stores(settings, "both")
+        opened: tuple[TickStore, TickStore] | None = (hot, cold)
     else:
-        hot, cold = sides
+        hot, cold = stores
         opened = None
     src, dst = (cold, hot) if target == "hot" else (hot, cold)
     result = RebuildResult(target, source, start, end)
@@ -197,5 +199,5 @@ def rebuild(
         if own_client:
             client.close()
         if opened is not None:
-            for side in opened:
-                side.close()
+            for store in opened:
+                store.close()

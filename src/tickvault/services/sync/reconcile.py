@@ -19,12 +19,13 @@ from typing import Any
 import pyarrow as pa
 
 from ...core.config import Settings
+from ...core.errors import QueryError
 from ...core.wire import KST, NATURAL_KEY, TICK_SCHEMA
 from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
-from .sides import HotSide, LakeSide, Side
-from .verify import build_report, compare, day_range, hot_retention_start, scan_all
+from ...stores.contract import TickStore
+from .verify import build_report, compare, day_range, hot_retention_start, open_stores, scan_all
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -103,7 +104,7 @@ def missing_from(ticks: pa.Table, other: pa.Table) -> pa.Table:
     return new.select(list(TICK_SCHEMA.names)).cast(TICK_SCHEMA)
 
 
-def copy_missing(hot: Side, cold: Side, differences: Sequence[MinuteDiff], report: ReconcileReport) -> None:
+def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDiff], report: ReconcileReport) -> None:
     """Copy each side's missing ticks of the differing minutes from the other side.
 
     Reads window by window; writes in few large upserts (each upsert is a transaction, and
@@ -111,14 +112,14 @@ def copy_missing(hot: Side, cold: Side, differences: Sequence[MinuteDiff], repor
     """
     pending: dict[str, list[pa.Table]] = {"hot": [], "cold": []}
 
-    def flush(side: Side) -> None:
-        tables = pending[side.name]
+    def flush(store: TickStore) -> None:
+        tables = pending[store.name]
         if not tables:
             return
         batch = pa.concat_tables(tables)
-        pending[side.name] = []
-        added = side.upsert(batch)
-        if side.name == "hot":
+        pending[store.name] = []
+        added = store.upsert(batch)
+        if store.name == "hot":
             report.added_to_hot += added
         else:
             report.added_to_cold += added
@@ -126,16 +127,16 @@ def copy_missing(hot: Side, cold: Side, differences: Sequence[MinuteDiff], repor
     for start, end, symbols in repair_windows(differences):
         hot_ticks = hot.read_ticks(start, end, symbols)
         cold_ticks = cold.read_ticks(start, end, symbols)
-        for side, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
+        for store, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
             if not table.num_rows:
                 continue
-            pending[side.name].append(table)
+            pending[store.name].append(table)
             counts = table.group_by("symbol").aggregate([("symbol", "count")])
             for symbol, n in zip(counts.column("symbol").to_pylist(), counts.column("symbol_count").to_pylist()):
                 per = report.added_by_symbol.setdefault(symbol, {"hot": 0, "cold": 0})
-                per[side.name] += n
-            if sum(t.num_rows for t in pending[side.name]) >= UPSERT_ROWS:
-                flush(side)
+                per[store.name] += n
+            if sum(t.num_rows for t in pending[store.name]) >= UPSERT_ROWS:
+                flush(store)
     flush(hot)
     flush(cold)
     log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
@@ -149,7 +150,7 @@ def reconcile(
     symbols: Sequence[str] | None = None,
     until: datetime | None = None,
     write_report: bool = True,
-    sides: tuple[Side, Side] | None = None,
+    stores: tuple[TickStore, TickStore] | None = None,
 ) -> ReconcileReport:
     """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways.
 
@@ -158,13 +159,13 @@ def reconcile(
     """
     oldest = hot_retention_start(settings, datetime.now(KST).date())
     if day < oldest:
-        raise ValueError(
+        raise QueryError(
             f"{day} is older than the hot store's retention (tick_retention_days={settings.tick_retention_days}, "
             f"oldest day kept: {oldest}); only the lake holds it — use `tickvault verify --date {day} --source cold`"
         )
     started = time.perf_counter()
     start, end = day_range(day, until)
-    hot, cold = sides if sides is not None else (HotSide(settings), LakeSide(settings))
+    hot, cold = stores if stores is not None else open_stores(settings, "both")
     try:
         scans = scan_all([hot, cold], start, end, symbols)
         differences = compare(*scans)
@@ -189,7 +190,7 @@ def reconcile(
         )
         return report
     finally:
-        if sides is None:
+        if stores is None:
             hot.close()
             cold.close()
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from ...core.config import Settings
-from ...core.stream import GROUPS, connect
+from ...core.stream import GROUPS, connect, parse_id
 from . import state
 
 log = logging.getLogger(__name__)
@@ -56,11 +56,6 @@ class TrimResult:
             "alarm": self.alarm,
             "dry_run": self.dry_run,
         }
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 def format_id(parts: tuple[int, int]) -> str:

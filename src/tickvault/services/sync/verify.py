@@ -17,10 +17,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 from ...core.config import Settings
+from ...core.errors import QueryError, StoreError
 from ...core.wire import kst_day_bounds
+from ...stores.contract import TickStore
 from .gaps import LastTick, union_gaps
 from .report import Duplicate, Gap, MinuteDiff, MinuteStats, StoreCheck, VerifyReport
-from .sides import Side, open_sides, store_errors
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -30,7 +31,7 @@ MinuteKey = tuple[str, int]  # (symbol, epoch minute)
 
 
 @dataclass
-class SideScan:
+class StoreScan:
     """One store's per-minute fingerprint of the range, and what it says about continuity."""
 
     check: StoreCheck
@@ -53,85 +54,79 @@ def day_range(day: date, until: datetime | None = None) -> tuple[datetime, datet
     return start, end
 
 
-def scan(side: Side, start: datetime, end: datetime, symbols: Sequence[str] | None) -> SideScan:
+def scan(store: TickStore, start: datetime, end: datetime, symbols: Sequence[str] | None) -> StoreScan:
     """One aggregate query; a store that cannot be read gives a scan with ``check.error`` set."""
-    result = SideScan(StoreCheck(side.name))
+    result = StoreScan(StoreCheck(store.name))
     try:
-        rows = side.rows("minutes", start, end, symbols)
-    except store_errors() as exc:  # a down store is reported, not a crash
-        log.error("sync: cannot read the %s store (%s: %s)", side.name, type(exc).__name__, exc)
-        result.check.error = describe_error(side, exc)
+        rows = store.minute_fingerprints(start, end, symbols)
+    except StoreError as exc:  # a down store is reported, not a crash
+        log.error("sync: cannot read the %s store (%s)", store.name, exc)
+        result.check.error = describe_error(store, exc)
         return result
     names: set[str] = set()
     for row in rows:
-        stats = MinuteStats(int(row["ticks"]), int(row["volume"]), int(row["max_cum_volume"]), int(row["checksum"]))
-        result.minutes[(row["symbol"], int(row["minute"]))] = stats
-        names.add(row["symbol"])
+        stats = MinuteStats(row.ticks, row.volume, row.max_cum_volume, row.checksum)
+        result.minutes[(row.symbol, row.minute)] = stats
+        names.add(row.symbol)
         result.check.ticks += stats.ticks
         result.check.volume += stats.volume
-        duplicates = int(row["duplicates"])
-        if duplicates:
-            result.check.duplicates += duplicates
-            result.duplicates_by_symbol[row["symbol"]] = result.duplicates_by_symbol.get(row["symbol"], 0) + duplicates
-        breaks = int(row["breaks"])
-        if breaks:
-            result.breaks += breaks
-            result.breaks_by_symbol[row["symbol"]] = result.breaks_by_symbol.get(row["symbol"], 0) + breaks
+        if row.duplicates:
+            result.check.duplicates += row.duplicates
+            result.duplicates_by_symbol[row.symbol] = result.duplicates_by_symbol.get(row.symbol, 0) + row.duplicates
+        if row.breaks:
+            result.breaks += row.breaks
+            result.breaks_by_symbol[row.symbol] = result.breaks_by_symbol.get(row.symbol, 0) + row.breaks
     result.check.symbols = len(names)
     return result
 
 
-def describe_error(side: Side, exc: BaseException) -> str:
+def describe_error(store: TickStore, exc: StoreError) -> str:
     """One line for the report: what failed and what the operator should do."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if type(exc).__name__ == "UndefinedTable" or "does not exist" in text:
-        return f"the {side.name} store has no tick table ({text}); run `tickvault init`"
-    return f"{type(exc).__name__}: {text} — check that the {side.name} store is up; sync retries on its next run"
+    return f"{type(exc).__name__}: {exc} — the {store.name} store is checked again on the next run"
 
 
-def scan_all(sides: Sequence[Side], start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[SideScan]:
+def scan_all(stores: Sequence[TickStore], start: datetime, end: datetime, symbols: Sequence[str] | None) -> list[StoreScan]:
     """Scan the stores at the same time (each query runs inside its own engine, off the GIL)."""
-    if len(sides) == 1:
-        return [scan(sides[0], start, end, symbols)]
-    with ThreadPoolExecutor(max_workers=len(sides), thread_name_prefix="tickvault-sync-scan") as pool:
-        return list(pool.map(lambda side: scan(side, start, end, symbols), sides))
+    if len(stores) == 1:
+        return [scan(stores[0], start, end, symbols)]
+    with ThreadPoolExecutor(max_workers=len(stores), thread_name_prefix="tickvault-sync-scan") as pool:
+        return list(pool.map(lambda store: scan(store, start, end, symbols), stores))
 
 
-def add_details(side: Side, result: SideScan, start: datetime, end: datetime, symbols: Sequence[str] | None) -> None:
+def add_details(store: TickStore, result: StoreScan, start: datetime, end: datetime, symbols: Sequence[str] | None) -> None:
     """Tick-level breaks, each symbol's last tick and duplicate samples (only where needed)."""
     if result.check.error:
         return
     try:
-        for row in side.rows("breaks", start, end, symbols):
-            if int(row["missing"]) != 0:
+        for row in store.breaks(start, end, symbols):
+            if row.missing != 0:
                 result.check.gaps.append(
                     Gap(
-                        symbol=row["symbol"],
-                        start_ts=_utc(row["prev_ts"]),
-                        start_cum_volume=int(row["prev_cum_volume"]),
-                        end_ts=_utc(row["ts"]),
-                        end_cum_volume=int(row["cum_volume"]),
-                        end_volume=int(row["volume"]),
-                        missing_volume=int(row["missing"]),
+                        symbol=row.symbol,
+                        start_ts=_utc(row.prev_ts),
+                        start_cum_volume=row.prev_cum_volume,
+                        end_ts=_utc(row.ts),
+                        end_cum_volume=row.cum_volume,
+                        end_volume=row.volume,
+                        missing_volume=row.missing,
                     )
                 )
-            if row["is_last"]:
-                result.last[row["symbol"]] = LastTick(row["symbol"], _utc(row["ts"]), int(row["cum_volume"]))
+            if row.is_last:
+                result.last[row.symbol] = LastTick(row.symbol, _utc(row.ts), row.cum_volume)
         if result.check.duplicates:
             result.check.duplicate_samples = [
-                Duplicate(r["symbol"], _utc(r["ts"]), int(r["cum_volume"]), int(r["copies"]))
-                for r in side.rows("duplicates", start, end, symbols)
+                Duplicate(r.symbol, _utc(r.ts), r.cum_volume, r.copies) for r in store.duplicate_keys(start, end, symbols)
             ]
-    except store_errors() as exc:
-        log.error("sync: cannot read the %s store's breaks (%s: %s)", side.name, type(exc).__name__, exc)
-        result.check.error = describe_error(side, exc)
+    except StoreError as exc:
+        log.error("sync: cannot read the %s store's breaks (%s)", store.name, exc)
+        result.check.error = describe_error(store, exc)
 
 
 def _utc(value: datetime | None) -> datetime | None:
     return value.astimezone(UTC) if value is not None else None
 
 
-def compare(hot: SideScan, cold: SideScan) -> list[MinuteDiff]:
+def compare(hot: StoreScan, cold: StoreScan) -> list[MinuteDiff]:
     """Minutes whose fingerprints differ (or exist on one side only)."""
     if hot.check.error or cold.check.error:
         return []
@@ -147,16 +142,16 @@ def build_report(
     day: date,
     source: str,
     symbols: Sequence[str] | None,
-    sides: Sequence[Side],
-    scans: Sequence[SideScan],
+    stores: Sequence[TickStore],
+    scans: Sequence[StoreScan],
     start: datetime,
     end: datetime,
 ) -> VerifyReport:
     """Fetch break details where any store has breaks, then assemble the report."""
     any_breaks = any(s.breaks for s in scans)
-    for side, result in zip(sides, scans):
+    for store, result in zip(stores, scans):
         if result.breaks or result.check.duplicates or (any_breaks and len(scans) > 1):
-            add_details(side, result, start, end, symbols)
+            add_details(store, result, start, end, symbols)
     readable = [s for s in scans if not s.check.error]
     if not any_breaks:
         gaps: list[Gap] = []
@@ -182,21 +177,38 @@ def verify(
     source: str = "both",
     *,
     until: datetime | None = None,
-    sides: Sequence[Side] | None = None,
+    stores: Sequence[TickStore] | None = None,
 ) -> VerifyReport:
-    """Continuity, duplicates and (source "both") hot-vs-cold differences of one KST day."""
+    """Continuity, duplicates and (source "both") hot-vs-cold differences of one KST day.
+
+    ``stores``: already open stores to use (hot first); by default the ones ``source`` names
+    are opened and closed here."""
     if source not in SOURCES:
-        raise ValueError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
+        raise QueryError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     start, end = day_range(day, until)
-    own = sides is None
-    opened = list(sides) if sides is not None else open_sides(settings, source)
+    opened = list(stores) if stores is not None else open_stores(settings, source)
     try:
         scans = scan_all(opened, start, end, symbols)
         return build_report(day, source, symbols, opened, scans, start, end)
     finally:
-        if own:
-            for side in opened:
-                side.close()
+        if stores is None:
+            for store in opened:
+                store.close()
+
+
+def open_stores(settings: Settings, source: str) -> list[TickStore]:
+    """The stores named by ``source`` ("hot", "cold" or "both"), hot first."""
+    from ...stores.hot import HotStore
+    from ...stores.lake import Lake
+
+    if source not in SOURCES:
+        raise QueryError(f"source must be hot, cold or both, not {source!r}")
+    stores: list[TickStore] = []
+    if source in ("hot", "both"):
+        stores.append(HotStore(settings))
+    if source in ("cold", "both"):
+        stores.append(Lake(settings))
+    return stores
 
 
 def hot_retention_start(settings: Settings, today: date) -> date:

@@ -1,6 +1,5 @@
 """The hot store: ticks, candles and metrics in PostgreSQL or TimescaleDB (docs/hot-store.md)."""
 
-from .sink import HotSink
 from .store import HotStore, HotStoreError
 
-__all__ = ["HotSink", "HotStore", "HotStoreError"]
+__all__ = ["HotStore", "HotStoreError"]

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ...core.wire import PRICE_TYPE, TICK_SCHEMA, TS_TYPE
 
@@ -20,9 +19,8 @@ TRAILER = b"\xff\xff"
 #: microseconds between the Unix epoch and PostgreSQL's (2000-01-01 UTC)
 PG_EPOCH_US = 946_684_800_000_000
 
-#: staging columns, in COPY order (see stage.sql)
+#: staging columns, in COPY order (write.sql: create_stage, copy_stage)
 STAGE_COLUMNS = ("symbol", "ts", "price_e4", "volume", "cum_volume", "side", "source", "received_at")
-REQUIRED = ("symbol", "ts", "price", "volume", "cum_volume", "source")
 
 
 def _nulls(arr: pa.Array) -> np.ndarray:
@@ -43,13 +41,8 @@ def _text_field(arr: pa.Array) -> tuple[str, tuple[np.ndarray, np.ndarray], np.n
 
 
 def _columns(batch: pa.Table) -> list[tuple[str, object, np.ndarray | None]]:
-    missing = [name for name in TICK_SCHEMA.names if name not in batch.column_names]
-    if missing:
-        raise ValueError(f"tick batch lacks column(s) {', '.join(missing)}; build it with tickvault.model.TICK_SCHEMA")
+    """The staging columns of a conformed batch (``stores.contract.conform``: TICK_SCHEMA, required set)."""
     cols = {name: batch.column(name).combine_chunks() for name in TICK_SCHEMA.names}
-    for name in REQUIRED:
-        if cols[name].null_count:
-            raise ValueError(f"tick batch has {cols[name].null_count} null value(s) in required column {name!r}")
     ts = cols["ts"].cast(TS_TYPE)
     price = cols["price"].cast(PRICE_TYPE)
     received = cols["received_at"].cast(TS_TYPE)
@@ -119,9 +112,3 @@ def _scatter(buf: np.ndarray, starts: np.ndarray, rows: np.ndarray) -> None:
     if len(starts):
         buf[starts[:, None] + np.arange(rows.shape[1])] = rows
 
-
-def sorted_for_insert(batch: pa.Table) -> pa.Table:
-    """Rows in natural-key order: concurrent writers then take index locks in the same order."""
-    if batch.num_rows < 2:
-        return batch
-    return batch.take(pc.sort_indices(batch, sort_keys=[("symbol", "ascending"), ("ts", "ascending"), ("cum_volume", "ascending")]))

@@ -8,14 +8,18 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, timedelta
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from ...core.errors import StoreError
 from ...core.wire import KST, TS_TYPE, kst_day_bounds
-from .sqlfiles import query
+
+if TYPE_CHECKING:
+    from .store import HotStore
 
 NAME_RE = re.compile(r"^ticks_p(\d{8})$")
 _US_PER_DAY = 86_400_000_000
@@ -36,8 +40,8 @@ def batch_days(batch: pa.Table) -> set[date]:
     return {epoch + timedelta(days=int(n)) for n in day_numbers}
 
 
-def existing_days(conn: psycopg.Connection, schema: str) -> set[date]:
-    rows = conn.execute(query("pg_partition_list.sql", schema), {"parent": f"{schema}.ticks"}).fetchall()
+def existing_days(conn: psycopg.Connection, store: HotStore) -> set[date]:
+    rows = conn.execute(store.sql("partitions", "list_partitions"), {"parent": f'"{store.schema}".ticks'}).fetchall()
     days = set()
     for (name,) in rows:
         match = NAME_RE.match(name)
@@ -50,14 +54,14 @@ def _lock_key(schema: str) -> sql.Literal:
     return sql.Literal(f"tickvault.partitions.{schema}")
 
 
-def create_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> None:
+def create_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date]) -> None:
     """Create the missing day partitions, each in its own short transaction."""
     for day in sorted(days):
         lo, hi = kst_day_bounds(day)
-        stmt = query(
-            "pg_partition_create.sql",
-            schema,
-            lock_key=_lock_key(schema),
+        stmt = store.sql(
+            "partitions",
+            "create_partition",
+            lock_key=_lock_key(store.schema),
             partition=sql.Identifier(partition_name(day)),
             lo=sql.Literal(lo),
             hi=sql.Literal(hi),
@@ -65,11 +69,11 @@ def create_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> 
         try:
             with conn.transaction():
                 conn.execute(stmt)
-        except psycopg.errors.InsufficientPrivilege:
-            raise PermissionError(
+        except psycopg.errors.InsufficientPrivilege as exc:
+            raise StoreError(
                 f"no tick partition for KST day {day} and this role may not create it; "
                 "run `tickvault maintain` (or `tickvault init`) as the schema owner, or raise partitions_ahead_days"
-            ) from None
+            ) from exc
 
 
 def expired_days(days: Iterable[date], now: datetime, retention_days: int) -> list[date]:
@@ -78,12 +82,12 @@ def expired_days(days: Iterable[date], now: datetime, retention_days: int) -> li
     return sorted(day for day in days if kst_day_bounds(day)[1] <= cutoff)
 
 
-def drop_days(conn: psycopg.Connection, schema: str, days: Iterable[date]) -> list[str]:
+def drop_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date]) -> list[str]:
     dropped = []
     for day in sorted(days):
         name = partition_name(day)
         with conn.transaction():
-            conn.execute(query("pg_partition_drop.sql", schema, lock_key=_lock_key(schema), partition=sql.Identifier(name)))
+            conn.execute(store.sql("partitions", "drop_partition", lock_key=_lock_key(store.schema), partition=sql.Identifier(name)))
         dropped.append(name)
     return dropped
 

@@ -13,8 +13,7 @@ from dataclasses import dataclass
 
 from psycopg import sql
 
-from ...core.config import Settings
-from .sqlfiles import sql_text
+from ...core.errors import ConfigError
 from .store import HotStore
 
 _ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -31,32 +30,32 @@ class RolesResult:
 
 def _check_name(name: str, setting: str) -> str:
     if not _ROLE_NAME.match(name):
-        raise ValueError(f"{setting}={name!r} is not a plain lowercase role name (letters, digits, _); change TICKVAULT_{setting.upper()}")
+        raise ConfigError(f"{setting}={name!r} is not a plain lowercase role name (letters, digits, _); change TICKVAULT_{setting.upper()}")
     return name
 
 
-def create_roles(settings: Settings) -> RolesResult:
-    """Create (or refresh the grants of) the writer and reader roles; idempotent."""
+def create_roles(store: HotStore) -> RolesResult:
+    """Create (or refresh the grants of) the writer and reader roles; idempotent.
+
+    Passwords are hashed on this side (SCRAM-SHA-256 by libpq, as psql's password command does), so
+    the plaintext never travels to the server or lands in its logs."""
+    settings = store.settings
     writer = _check_name(settings.pg_writer_role, "pg_writer_role")
     reader = _check_name(settings.pg_reader_role, "pg_reader_role")
     if writer == reader:
-        raise ValueError("pg_writer_role and pg_reader_role must differ: the reader must not be able to write")
-    statements = sql.SQL(sql_text("roles.sql")).format(
-        schema=sql.Identifier(settings.pg_schema),
+        raise ConfigError("pg_writer_role and pg_reader_role must differ: the reader must not be able to write")
+    grants = store.sql(
+        "roles", "grant_roles",
         writer=sql.Identifier(writer),
         reader=sql.Identifier(reader),
         writer_name=sql.Literal(writer),
         reader_name=sql.Literal(reader),
     )
     passwords = {writer: settings.pg_writer_password, reader: settings.pg_reader_password}
-    with HotStore(settings).connect(autocommit=True) as conn:
-        with conn.transaction():
-            conn.execute(statements)
-            for role, secret in passwords.items():
-                if secret is not None:
-                    conn.execute(
-                        sql.SQL(sql_text("roles_password.sql")).format(
-                            role=sql.Identifier(role), password=sql.Literal(secret.get_secret_value())
-                        )
-                    )
+    with store.connection() as conn, conn.transaction():
+        conn.execute(grants)
+        for role, secret in passwords.items():
+            if secret is not None:
+                hashed = conn.pgconn.encrypt_password(secret.get_secret_value().encode(), role.encode(), b"scram-sha-256")
+                conn.execute(store.sql("roles", "set_password", role=sql.Identifier(role), password=sql.Literal(hashed.decode())))
     return RolesResult(settings.pg_schema, writer, reader, passwords[writer] is not None, passwords[reader] is not None)

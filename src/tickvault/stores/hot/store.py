@@ -1,10 +1,15 @@
 """HotStore: the hot tick store in PostgreSQL (partitioned tables) or TimescaleDB mode.
 
-One class, two schema layers: ``init`` resolves the mode once (setting ``hot_mode``,
-else TimescaleDB when the extension is installed or installable) and records it in
-``<schema>.hot_meta``, so an existing schema never switches mode behind the operator's
-back. Both modes share the write path (staged binary COPY + INSERT ... ON CONFLICT DO
-NOTHING), the read path and the checkpoint table.
+One class, two schema layers: ``init`` resolves the mode once (setting ``hot_mode``, else
+TimescaleDB when the extension is installed or installable) and records it in
+``<schema>.hot_meta``, so an existing schema never switches mode behind the operator's back.
+Both modes share the write path (staged binary COPY + INSERT ... ON CONFLICT DO NOTHING), the
+read path, the checkpoint and the questions sync asks. Every statement lives in ``sql/*.sql``.
+
+Connections come from one pool per store (autocommit; a broken connection is discarded when it
+is returned), so the archiver, scheduled jobs and queries of one process share a few sessions
+and a restarted server is simply reconnected on the next call. Driver errors leave this class
+as ``core.errors`` types (``StoreUnavailable``, ``StoreNotInitialized``, ``StoreError``).
 """
 
 from __future__ import annotations
@@ -12,33 +17,51 @@ from __future__ import annotations
 import io
 import logging
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import psycopg
 import pyarrow as pa
 import pyarrow.csv as pacsv
 from psycopg import sql
 
+from ...core import bars
 from ...core.config import Settings
-from ...core.wire import TICK_SCHEMA, UTC, dedupe, kst_day_bounds
+from ...core.errors import ConfigError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
+from ...core.timeframe import Timeframe, parse_timeframe
+from ...core.wire import TICK_SCHEMA, UTC, kst_day_bounds
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StreamPosition, conform
+from ..sqlfiles import load
 from . import partitions
-from .sqlfiles import query, sql_text
-from .writer import postgres_write_sql, timescale_write_sql, write_batch
-
-if TYPE_CHECKING:
-    from .sink import HotSink
+from .copy import encode_binary_copy
 
 log = logging.getLogger(__name__)
 
 MODES = ("postgres", "timescaledb")
-CANDLE_LEVELS = ("1m", "5m", "1h", "1d")
+#: Bucket origin of every candle level in both modes: 00:00 KST. 1m/5m/1h buckets then also
+#: start at 09:00 KST (the open), and a 1d bucket is one KST trading date. TimescaleDB needs
+#: one origin across a cagg hierarchy.
+ORIGIN = "2000-01-03 00:00:00+09"
+#: level -> (level below, bucket width) of the PostgreSQL-mode rollups inside insert_postgres
+ROLLUPS = (("5m", "1m", "5 minutes"), ("1h", "5m", "1 hour"), ("1d", "1h", "1 day"))
 UPSERT_SLICE_ROWS = 50_000
+POOL_MAX = 4
+POOL_TIMEOUT_S = 3.0  # an outage surfaces quickly as StoreUnavailable; callers retry
 
 
-class HotStoreError(RuntimeError):
-    """A configuration problem the operator must fix (the message says how)."""
+class HotStoreError(ConfigError):
+    """A configuration problem of the hot store the operator must fix (the message says how)."""
+
+
+def origin() -> sql.Composable:
+    return sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN)
+
+
+def first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
 
 
 class HotStore:
@@ -50,59 +73,132 @@ class HotStore:
         self.settings = settings
         self.schema = settings.pg_schema
         self._mode: str | None = None
-        self._extension_version: str | None = None
         self._known_days: set[date] | None = None
         self._days_lock = threading.Lock()
+        self._pool: Any = None
+        self._pool_lock = threading.Lock()
         self._insert_sql: sql.Composed | None = None
         self.last_init_changes: list[str] = []  # TimescaleDB policies init added/updated/removed
 
-    # ------------------------------------------------------------------ connections
+    # ------------------------------------------------------------------ SQL and connections
+    def sql(self, file: str, name: str, **parts: sql.Composable) -> sql.Composed:
+        """Statement ``name`` of ``sql/<file>.sql`` with ``{schema}`` (and ``parts``) filled in."""
+        return load(__package__, f"{file}.sql")[name].postgres(schema=sql.Identifier(self.schema), **parts)
+
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
-        """A new connection to the hot database; the caller closes it. Tables are ``<schema>.<name>``."""
-        return psycopg.connect(self.settings.pg_dsn, autocommit=autocommit, application_name="tickvault-hot", connect_timeout=10)
+        """A new dedicated connection (the caller closes it); most callers want ``connection()``."""
+        try:
+            return psycopg.connect(self.settings.pg_dsn, autocommit=autocommit, application_name="tickvault-hot", connect_timeout=10)
+        except psycopg.OperationalError as exc:
+            raise self._unavailable(exc) from exc
+
+    @contextmanager
+    def connection(self, what: str = "use the hot store") -> Iterator[psycopg.Connection]:
+        """A pooled autocommit connection; driver errors inside leave as ``core.errors`` types
+        whose message says ``what`` failed."""
+        pool = self._get_pool()
+        with self._errors(what):
+            with pool.connection() as conn:
+                yield conn
+
+    def _get_pool(self) -> Any:
+        with self._pool_lock:
+            if self._pool is None:
+                from psycopg_pool import ConnectionPool
+
+                self._pool = ConnectionPool(
+                    self.settings.pg_dsn,
+                    min_size=0,
+                    max_size=POOL_MAX,
+                    timeout=POOL_TIMEOUT_S,
+                    kwargs={"autocommit": True, "application_name": "tickvault-hot", "connect_timeout": 10},
+                    check=ConnectionPool.check_connection,
+                    name=f"tickvault-hot-{self.schema}",
+                    num_workers=1,
+                    open=True,
+                )
+            return self._pool
+
+    def _unavailable(self, exc: BaseException) -> StoreUnavailable:
+        reason = first_line(exc)
+        if type(exc).__name__ == "PoolTimeout":  # the pool hides why; one direct attempt tells
+            try:
+                psycopg.connect(self.settings.pg_dsn, connect_timeout=3).close()
+            except psycopg.Error as probe:
+                reason = first_line(probe)
+        return StoreUnavailable(f"hot store unreachable ({reason}); check TICKVAULT_PG_URL and that PostgreSQL is running")
+
+    @contextmanager
+    def _errors(self, what: str) -> Iterator[None]:
+        """Map driver errors to the tickvault family at this boundary."""
+        try:
+            yield
+        except TickvaultError:
+            raise
+        except (psycopg.errors.UndefinedTable, psycopg.errors.InvalidSchemaName) as exc:
+            raise StoreNotInitialized(
+                f"hot store schema {self.schema} is not initialised ({first_line(exc)}); run `tickvault init`"
+            ) from exc
+        except psycopg.OperationalError as exc:
+            if isinstance(exc, psycopg.errors.QueryCanceled | psycopg.errors.DiskFull):
+                raise StoreError(f"hot store: {what} failed ({first_line(exc)})") from exc
+            raise self._unavailable(exc) from exc
+        except psycopg.Error as exc:
+            raise StoreError(f"hot store: {what} failed ({type(exc).__name__}: {first_line(exc)})") from exc
+        except Exception as exc:
+            if type(exc).__name__ in ("PoolTimeout", "PoolClosed"):
+                raise self._unavailable(exc) from exc
+            raise
+
+    def _rows(self, file: str, name: str, params: dict[str, Any], **parts: sql.Composable) -> list[dict[str, Any]]:
+        with self.connection(f"read {name.replace('_', ' ')}") as conn, conn.cursor() as cur:
+            cur.execute(self.sql(file, name, **parts), params)
+            names = [d.name for d in cur.description or ()]
+            return [dict(zip(names, row)) for row in cur.fetchall()]
 
     # ------------------------------------------------------------------ mode
     @property
     def mode(self) -> str:
         """'postgres' or 'timescaledb' — as recorded by init, else as init would choose."""
         if self._mode is None:
-            with self.connect(autocommit=True) as conn:
+            with self.connection() as conn:
                 self._mode = self._recorded_mode(conn) or self._choose_mode(conn, create=False)
         return self._mode
 
     @property
     def extension_version(self) -> str | None:
         """Installed TimescaleDB version in the hot database (None when not installed)."""
-        with self.connect(autocommit=True) as conn:
-            installed, _ = conn.execute(sql_text("extension_info.sql")).fetchone()
-        self._extension_version = installed
+        with self.connection() as conn:
+            installed, _ = conn.execute(self.sql("schema", "extension_info")).fetchone()
         return installed
 
     def initialized(self) -> bool:
         """True when ``init`` has run for this schema (its mode is recorded)."""
-        with self.connect(autocommit=True) as conn:
+        with self.connection() as conn:
             return self._recorded_mode(conn) is not None
 
+    def _relation_exists(self, conn: psycopg.Connection, name: str) -> bool:
+        return bool(conn.execute(self.sql("schema", "relation_exists"), {"relation": f'"{self.schema}"."{name}"'}).fetchone()[0])
+
     def _recorded_mode(self, conn: psycopg.Connection) -> str | None:
-        exists = conn.execute(sql_text("schema_exists.sql"), {"meta": f"{self.schema}.hot_meta"}).fetchone()[0]
-        if not exists:
+        if not self._relation_exists(conn, "hot_meta"):
             return None
-        row = conn.execute(query("meta_get.sql", self.schema), {"key": "mode"}).fetchone()
+        row = conn.execute(self.sql("schema", "get_meta"), {"key": "mode"}).fetchone()
         return row[0] if row else None
 
     def _choose_mode(self, conn: psycopg.Connection, create: bool) -> str:
         wanted = self.settings.hot_mode
         if wanted == "postgres":
             return "postgres"
-        installed, available = conn.execute(sql_text("extension_info.sql")).fetchone()
+        installed, available = conn.execute(self.sql("schema", "extension_info")).fetchone()
         if installed:
             return "timescaledb"
         if available and create:
             try:
-                conn.execute("CREATE EXTENSION IF NOT EXISTS timescaledb")
+                conn.execute(self.sql("schema", "create_extension"))
                 return "timescaledb"
             except psycopg.Error as exc:
-                reason = str(exc).strip().splitlines()[0]
+                reason = first_line(exc)
                 if wanted == "timescaledb":
                     raise HotStoreError(
                         f"hot_mode=timescaledb but CREATE EXTENSION timescaledb failed ({reason}); "
@@ -121,10 +217,25 @@ class HotStore:
 
     # ------------------------------------------------------------------ schema
     def init(self) -> None:
-        """Create or upgrade the schema, partitions/hypertable, candles and policies; idempotent."""
-        with self.connect(autocommit=True) as conn:
+        """Create or upgrade the schema, partitions/hypertable, candles, report tables and
+        policies; idempotent. A writer role without DDL rights uses the schema `tickvault init`
+        (run as the owner) left, and fails with one line if there is none."""
+        try:
+            self._init()
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise
+            if not self.initialized():
+                raise StoreNotInitialized(
+                    f"schema {self.schema} does not exist and this role may not create it "
+                    f"({first_line(exc.__cause__)}); run `tickvault init` as the schema owner first"
+                ) from None
+            log.info("hot: this role has no DDL rights; using schema %s as `tickvault init` left it", self.schema)
+
+    def _init(self) -> None:
+        with self.connection("initialise the hot store") as conn:
             with conn.transaction():
-                conn.execute(sql_text("init_lock.sql"), {"schema": self.schema})
+                conn.execute(self.sql("schema", "lock_init"), {"schema": self.schema})
                 recorded = self._recorded_mode(conn)
                 if recorded is None:
                     mode = self._choose_mode(conn, create=True)
@@ -139,37 +250,65 @@ class HotStore:
                     from . import timescale
 
                     timescale.policy_plan(self.settings)  # refuse unsafe policy settings before any DDL
-                conn.execute(query("common_schema.sql", self.schema))
-                conn.execute(query("meta_set.sql", self.schema), {"key": "mode", "value": mode})
-                if mode == "postgres":
-                    conn.execute(query("pg_schema.sql", self.schema))
+                if not self._relation_exists(conn, "ingest_checkpoint"):
+                    conn.execute(self.sql("schema", "common_tables"))
+                if recorded is None:
+                    conn.execute(self.sql("schema", "set_meta"), {"key": "mode", "value": mode})
+                if mode == "postgres" and not self._relation_exists(conn, "candles_1d"):
+                    conn.execute(self.sql("schema", "postgres_tables"))
+                for table in ("integrity_report", "recovery_report"):
+                    if not self._relation_exists(conn, table):
+                        conn.execute(self.sql("schema", f"{table}_table"))
             if mode == "timescaledb":
                 from . import timescale
 
-                self.last_init_changes = timescale.init_schema(conn, self.settings)
+                self.last_init_changes = timescale.init_schema(conn, self)
         self._mode = mode
         self._insert_sql = None
         if mode == "postgres":
             self._ensure_days(self._days_ahead(datetime.now(UTC)))
 
     # ------------------------------------------------------------------ writes
-    def insert_sql(self) -> sql.Composed:
+    def _insert(self) -> sql.Composed:
         if self._insert_sql is None:
-            self._insert_sql = postgres_write_sql(self.schema) if self.mode == "postgres" else timescale_write_sql(self.schema)
+            if self.mode == "timescaledb":
+                self._insert_sql = self.sql("write", "insert_timescale")
+            else:
+                parts = [self.sql("write", "merge_candles", level=sql.SQL("1m"), table=sql.Identifier("candles_1m"))]
+                for level, source, width in ROLLUPS:
+                    parts.append(self.sql("write", "rollup", level=sql.SQL(level), source=sql.SQL(source),
+                                          width=sql.Literal(width) + sql.SQL("::interval"), origin=origin()))
+                    parts.append(self.sql("write", "merge_candles", level=sql.SQL(level), table=sql.Identifier(f"candles_{level}")))
+                self._insert_sql = self.sql("write", "insert_postgres", rollups=sql.SQL(",\n").join(parts), origin=origin())
         return self._insert_sql
 
-    def write(self, conn: psycopg.Connection, batch: pa.Table, checkpoint: tuple[str, str, str] | None = None) -> int:
-        """Idempotent insert of ``batch`` on ``conn`` (autocommit connection), optionally with a checkpoint."""
-        if batch.num_rows == 0 and checkpoint is None:
+    def write(self, batch: pa.Table, position: StreamPosition | None = None) -> int:
+        """Durably add the batch's new ticks and ``position`` in one transaction; rows added."""
+        if batch.num_rows == 0 and position is None:
             return 0
         if self.mode == "postgres":
-            self._ensure_days(partitions.batch_days(batch), conn)
-        params = {"candle_cutoff": self.candle_cutoff()} if self.mode == "postgres" else None
+            self._ensure_days(partitions.batch_days(batch))
         try:
-            return write_batch(conn, self.schema, self.insert_sql(), batch, checkpoint, params)
-        except psycopg.Error:
+            with self.connection(f"write {batch.num_rows} ticks") as conn:
+                return self._write(conn, batch, position)
+        except StoreError:
             self._known_days = None  # a partition may have been dropped by another process
             raise
+
+    def _write(self, conn: psycopg.Connection, batch: pa.Table, position: StreamPosition | None) -> int:
+        params = {"candle_cutoff": self.candle_cutoff()} if self.mode == "postgres" else None
+        payload = encode_binary_copy(batch)
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(self.sql("write", "create_stage"))
+            with cur.copy(self.sql("write", "copy_stage")) as copy:
+                copy.write(payload)
+            cur.execute(self._insert(), params)
+            row = cur.fetchone() if cur.description else None
+            added = int(row[0]) if row is not None else max(cur.rowcount, 0)
+            if position is not None:
+                cur.execute(self.sql("write", "set_checkpoint"),
+                            {"stream": position.stream, "grp": position.group, "last_id": position.last_id})
+        return added
 
     def candle_cutoff(self, now: datetime | None = None) -> datetime:
         """Start of the oldest KST day still inside the tick retention. Ticks before it are
@@ -177,69 +316,66 @@ class HotStore:
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
         return kst_day_bounds(partitions.today_kst(horizon))[0]
 
-    def upsert(self, table: pa.Table) -> int:
-        """Insert ticks not yet stored (reconcile, recovery, rebuild); returns rows added."""
-        missing = [name for name in TICK_SCHEMA.names if name not in table.column_names]
-        if missing:
-            raise ValueError(f"tick batch lacks column(s) {', '.join(missing)}; build it with tickvault.model.TICK_SCHEMA")
-        try:
-            batch = dedupe(table.select(list(TICK_SCHEMA.names)).cast(TICK_SCHEMA))
-        except (pa.ArrowInvalid, pa.ArrowTypeError) as exc:
-            raise ValueError(f"tick batch does not fit TICK_SCHEMA ({exc}); nothing was stored") from None
+    def upsert(self, ticks: pa.Table) -> int:
+        """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
+
+        One transaction per slice: a rebuild of millions of rows neither holds one giant
+        transaction nor loses progress; each slice is idempotent on its own."""
+        batch = conform(ticks)
         added = 0
-        with self.connect(autocommit=True) as conn:
-            # one transaction per slice: a rebuild of millions of rows neither holds one giant
-            # transaction nor loses progress; each slice is idempotent on its own
-            for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
-                added += self.write(conn, batch.slice(offset, UPSERT_SLICE_ROWS))
-            if added and self.mode == "timescaledb":
-                self._refresh_days(conn, partitions.batch_days(batch))
+        for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
+            added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
+        if added and self.mode == "timescaledb":
+            self._refresh_days(partitions.batch_days(batch))
         return added
 
-    def _refresh_days(self, conn: psycopg.Connection, days: set[date]) -> None:
-        """After an upsert (recovery, reconcile, rebuild): bring the candles of the touched days
-        up to date now instead of at the next policy run — but never for days whose chunks
-        retention may have dropped (a refresh there would rebuild candles from partial ticks)."""
-        from . import timescale
-
+    def _refresh_days(self, days: set[date]) -> None:
+        """After an upsert: bring the candles of the touched days up to date now instead of at
+        the next policy run — but never for days whose chunks retention may have dropped (a
+        refresh there would rebuild candles from partial ticks)."""
         # one day of margin: a KST day spans two UTC-aligned chunks, the older may be gone already
         oldest = self.candle_cutoff() + timedelta(days=1)
         for day in sorted(days):
             start, end = kst_day_bounds(day)
-            if start >= oldest:
-                try:
-                    timescale.refresh_candles(conn, self.schema, start, end)
-                except psycopg.Error as exc:  # the ticks are committed; the refresh policy catches up
-                    log.warning("hot: candles of %s not refreshed now (%s); the refresh policy will within the hour", day, str(exc).strip().splitlines()[0])
-            else:
+            if start < oldest:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
+                continue
+            try:
+                self.refresh_candles(start, end)
+            except StoreError as exc:  # the ticks are committed; the refresh policy catches up
+                log.warning("hot: candles of %s not refreshed now (%s); the refresh policy will within the hour", day, exc)
 
-    def sink(self) -> HotSink:
-        from .sink import HotSink
+    def checkpoint(self, stream: str, group: str) -> str | None:
+        """The highest stream id whose batch this store committed for (stream, group)."""
+        with self.connection() as conn:
+            if not self._relation_exists(conn, "ingest_checkpoint"):
+                return None
+            row = conn.execute(self.sql("write", "get_checkpoint"), {"stream": stream, "grp": group}).fetchone()
+        return row[0] if row else None
 
-        return HotSink(self)
+    def write_metrics(self, rows: Sequence[tuple[datetime, str, str, float]]) -> None:
+        """Append metric samples (ts, name, labels as JSON text, value) to ``<schema>.metrics``."""
+        with self.connection("write metrics") as conn, conn.transaction(), conn.cursor() as cur:
+            with cur.copy(self.sql("write", "copy_metrics")) as copy:
+                for row in rows:
+                    copy.write_row(row)
 
-    # ------------------------------------------------------------------ partitions
+    # ------------------------------------------------------------------ partitions and retention
     def _days_ahead(self, now: datetime) -> set[date]:
         today = partitions.today_kst(now)
         return {today + timedelta(days=i) for i in range(self.settings.partitions_ahead_days + 1)}
 
-    def _ensure_days(self, days: set[date], conn: psycopg.Connection | None = None) -> None:
+    def _ensure_days(self, days: set[date]) -> None:
         with self._days_lock:
             if self._known_days is not None and days <= self._known_days:
                 return
-            own = conn is None
-            conn = conn or self.connect(autocommit=True)
-            try:
-                known = partitions.existing_days(conn, self.schema)
+            with self.connection() as conn:
+                known = partitions.existing_days(conn, self)
                 missing = days - known
                 if missing:
-                    partitions.create_days(conn, self.schema, missing)
+                    partitions.create_days(conn, self, missing)
                     log.info("hot: created tick partition(s) for %s", ", ".join(str(d) for d in sorted(missing)))
                 self._known_days = known | missing
-            finally:
-                if own:
-                    conn.close()
 
     def maintain(self, now: datetime | None = None) -> dict[str, Any]:
         """Create partitions ahead and apply retention (PostgreSQL mode; TimescaleDB runs policies itself)."""
@@ -249,10 +385,10 @@ class HotStore:
             return report
         s = self.settings
         self._ensure_days(self._days_ahead(now))
-        with self.connect(autocommit=True) as conn:
+        with self.connection() as conn:
             with self._days_lock:
-                expired = partitions.expired_days(partitions.existing_days(conn, self.schema), now, s.tick_retention_days)
-                report["dropped_partitions"] = partitions.drop_days(conn, self.schema, expired)
+                expired = partitions.expired_days(partitions.existing_days(conn, self), now, s.tick_retention_days)
+                report["dropped_partitions"] = partitions.drop_days(conn, self, expired)
                 self._known_days = None
             retention = {
                 "candles_1m": s.candles_1m_retention_days,
@@ -264,7 +400,7 @@ class HotStore:
             targets.append(("metrics", "ts", s.metrics_retention_days))
             for table, column, days in targets:
                 cur = conn.execute(
-                    query("pg_delete_before.sql", self.schema, table=sql.Identifier(table), column=sql.Identifier(column)),
+                    self.sql("partitions", "delete_before", table=sql.Identifier(table), column=sql.Identifier(column)),
                     {"cutoff": now - timedelta(days=days)},
                 )
                 report["deleted_rows"][table] = cur.rowcount
@@ -279,42 +415,112 @@ class HotStore:
             return
         from . import timescale
 
-        with self.connect(autocommit=True) as conn:
-            timescale.refresh_candles(conn, self.schema, start, end)
+        with self.connection() as conn:
+            timescale.refresh_candles(conn, self, start, end)
 
     # ------------------------------------------------------------------ reads
     def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> pa.Table:
         """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, KST date, cum_volume."""
         if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("read_ticks needs timezone-aware datetimes (e.g. tickvault.model.kst_day_bounds)")
+            raise ValueError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
         symbol_filter = sql.SQL("")
         if symbols is not None:
             symbol_filter = sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols)))
-        stmt = query("read_ticks.sql", self.schema, start=sql.Literal(start), end=sql.Literal(end), symbol_filter=symbol_filter)
+        stmt = self.sql("read", "read_ticks", start=sql.Literal(start), end=sql.Literal(end), symbol_filter=symbol_filter)
         out = io.BytesIO()
-        with self.connect(autocommit=True) as conn, conn.cursor() as cur:
+        with self.connection("read ticks") as conn, conn.cursor() as cur:
             with cur.copy(stmt) as copy:
                 for chunk in copy:
                     out.write(chunk)
         return csv_to_ticks(out.getvalue())
 
+    def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
+                session: bars.Session = "regular") -> pa.Table:
+        """Bars of CANDLE_SCHEMA from the ticks (``sql/candles.sql``, parallel to the lake's)."""
+        tf, session = parse_timeframe(tf), bars.check_session(session)
+        grid = bars.day_grid(start, end, tf)
+        if not grid["day_no"]:
+            return bars.empty_candles()
+        wanted = bars.symbol_list(symbols)
+        params: dict[str, Any] = dict(grid)
+        params.update({"width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "all"})
+        symbol_filter = sql.SQL("TRUE")
+        if wanted is not None:
+            symbol_filter = sql.SQL("k.symbol = ANY({}::text[])").format(sql.Literal(wanted))
+        with self.connection("read candles") as conn, conn.cursor() as cur:
+            cur.execute(self.sql("candles", "candles", symbols=symbol_filter), params)
+            rows = cur.fetchall()
+        columns = {name: [r[i] for r in rows] for i, name in enumerate(("bucket_us",) + bars.CANDLE_COLUMNS[1:])}
+        return bars.finish(columns)
+
+    def has_ticks(self, start: datetime, end: datetime) -> bool:
+        with self.connection() as conn:
+            return conn.execute(self.sql("read", "has_ticks"), {"start": start, "end": end}).fetchone() is not None
+
     def count_ticks(self, day: date) -> int:
         start, end = kst_day_bounds(day)
-        with self.connect(autocommit=True) as conn:
-            return int(conn.execute(query("count_ticks.sql", self.schema), {"start": start, "end": end}).fetchone()[0])
+        with self.connection() as conn:
+            return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
-    def checkpoint(self, stream: str, group: str) -> str | None:
-        """Last stream id committed for (stream, group), or None."""
-        with self.connect(autocommit=True) as conn:
-            row = conn.execute(query("checkpoint_get.sql", self.schema), {"stream": stream, "grp": group}).fetchone()
-        return row[0] if row else None
+    def symbols_of_day(self, day: date) -> list[str]:
+        start, end = kst_day_bounds(day)
+        return [row["symbol"] for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
+
+    # ------------------------------------------------------------------ the questions of sync and recovery
+    def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
+        rows = self._rows("sync", "minute_fingerprints", _range(start, end, symbols))
+        return [MinuteFingerprint(**{k: (v if k == "symbol" else int(v)) for k, v in row.items()}) for row in rows]
+
+    def breaks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[Break]:
+        return [Break(**row) for row in self._rows("sync", "breaks", _range(start, end, symbols))]
+
+    def duplicate_keys(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[KeyCopies]:
+        """Always empty: the unique constraint on the natural key rules duplicates out."""
+        return []
+
+    def bounds(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> Bounds:
+        row = self._rows("sync", "bounds", _range(start, end, symbols))[0]
+        return Bounds(int(row["ticks"]), row["first_ts"], row["last_ts"])
+
+    def write_integrity_report(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert one row per (day, symbol); repair counts accumulate over the day's runs."""
+        with self.connection("write the integrity report") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(self.sql("sync", "upsert_integrity"), list(rows))
+
+    def read_integrity_report(self, day: date) -> list[dict[str, Any]]:
+        return self._rows("sync", "read_integrity", {"day": day})
+
+    def write_recovery_report(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Upsert one row per (day, broker, symbol); the latest recovery run wins."""
+        with self.connection("write the recovery report") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.executemany(self.sql("sync", "upsert_recovery_report"), list(rows))
 
     def status(self) -> dict[str, Any]:
         """Mode and extension version for `tickvault status`."""
         return {"mode": self.mode, "extension_version": self.extension_version, "schema": self.schema}
 
     def close(self) -> None:
-        """Nothing pooled: every method opens and closes its own connection."""
+        """Close the pool (idempotent); the store opens a new one if used again."""
+        with self._pool_lock:
+            pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.close()
+
+    def __del__(self) -> None:  # a store dropped without close() must not leak sessions and threads
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def __enter__(self) -> HotStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _range(start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
+    return {"start": start, "end": end, "symbols": list(symbols or [])}
 
 
 _CSV_COLUMNS = ["symbol", "ts", "price", "volume", "cum_volume", "side", "source", "received_at"]
@@ -331,13 +537,16 @@ _CSV_TYPES = {
 
 
 def csv_to_ticks(data: bytes) -> pa.Table:
-    """COPY ... (FORMAT csv) output of read_ticks.sql -> TICK_SCHEMA (exact decimals, UTC instants)."""
+    """COPY ... (FORMAT csv, FORCE_QUOTE) output of read_ticks -> TICK_SCHEMA (exact decimals,
+    UTC instants). Only unquoted empty fields are NULL, so no text ever reads back as NULL."""
     if not data:
         return TICK_SCHEMA.empty_table()
     table = pacsv.read_csv(
         io.BytesIO(data),
         read_options=pacsv.ReadOptions(column_names=_CSV_COLUMNS, block_size=1 << 24),
-        convert_options=pacsv.ConvertOptions(column_types=_CSV_TYPES, strings_can_be_null=True, quoted_strings_can_be_null=False),
+        convert_options=pacsv.ConvertOptions(
+            column_types=_CSV_TYPES, null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False
+        ),
     )
     ts_type = TICK_SCHEMA.field("ts").type
     columns = []

@@ -16,15 +16,16 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg import sql
 
 from ...core.config import Settings
 from ...core.wire import KST
-from .sqlfiles import query, sql_text
-from .writer import ORIGIN
+
+if TYPE_CHECKING:
+    from .store import HotStore
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,7 @@ class Policy:
     end_offset: timedelta | None = None
     drop_after: timedelta | None = None
     compress_after: timedelta | None = None
-    add_file: str = ""
+    add_statement: str = ""
     params: dict[str, Any] = field(default_factory=dict, compare=False)
 
     def matches(self, row: tuple) -> bool:
@@ -67,7 +68,7 @@ def refresh_window_days(settings: Settings) -> int:
 
 def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]]:
     """Desired policies, and (relation, proc) pairs that must have none. Raises on unsafe settings."""
-    from .store import HotStoreError
+    from .store import HotStoreError  # noqa: PLC0415 - the store imports this module
 
     window = refresh_window_days(settings)
     limits = {"tick_retention_days": settings.tick_retention_days}
@@ -88,94 +89,90 @@ def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]
         view = f"candles_{level}"
         schedule = min(width, MAX_REFRESH_SCHEDULE)
         policies.append(
-            Policy(view, "policy_refresh_continuous_aggregate", schedule, start_offset=start, end_offset=width, add_file="ts_policy_add_refresh.sql")
+            Policy(view, "policy_refresh_continuous_aggregate", schedule, start_offset=start, end_offset=width, add_statement="add_refresh_policy")
         )
         days = getattr(settings, f"candles_{level}_retention_days")
         if days is None:
             absent.append((view, "policy_retention"))
         else:
-            policies.append(Policy(view, "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=days), add_file="ts_policy_add_retention.sql"))
+            policies.append(Policy(view, "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=days), add_statement="add_retention_policy"))
     policies.append(
-        Policy("ticks", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.tick_retention_days), add_file="ts_policy_add_retention.sql")
+        Policy("ticks", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.tick_retention_days), add_statement="add_retention_policy")
     )
     policies.append(
         Policy(
             "ticks", "policy_compression", COMPRESSION_SCHEDULE,
-            compress_after=timedelta(days=settings.compress_after_days), add_file="ts_policy_add_compression.sql",
+            compress_after=timedelta(days=settings.compress_after_days), add_statement="add_compression_policy",
         )
     )
     policies.append(
-        Policy("metrics", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.metrics_retention_days), add_file="ts_policy_add_retention.sql")
+        Policy("metrics", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.metrics_retention_days), add_statement="add_retention_policy")
     )
     return policies, absent
 
 
-def _origin() -> sql.Composable:
-    return sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN)
-
-
-def init_schema(conn: psycopg.Connection, settings: Settings) -> list[str]:
+def init_schema(conn: psycopg.Connection, store: HotStore) -> list[str]:
     """Create hypertables, caggs, compression and policies; idempotent. ``conn`` is autocommit.
     Returns what it changed (empty on a re-run with unchanged settings)."""
-    schema = settings.pg_schema
-    policies, absent = policy_plan(settings)
-    conn.execute(sql_text("session_lock.sql"), {"schema": schema})
+    from .store import origin  # noqa: PLC0415 - the store imports this module
+
+    schema = store.schema
+    policies, absent = policy_plan(store.settings)
+    conn.execute(store.sql("timescale", "lock_schema"), {"schema": schema})
     try:
         conn.execute(
-            query("ts_schema.sql", schema, ticks=sql.Literal(f"{schema}.ticks"), metrics=sql.Literal(f"{schema}.metrics"))
+            store.sql("schema", "timescale_tables", ticks_name=sql.Literal(f"{schema}.ticks"), metrics_name=sql.Literal(f"{schema}.metrics"))
         )
-        conn.execute(query("ts_candles_1m.sql", schema, origin=_origin()))
+        conn.execute(store.sql("timescale", "candles_1m", origin=origin()))
         for level, (width, below) in LEVELS.items():
             if below is not None:
                 conn.execute(
-                    query(
-                        "ts_candles_up.sql", schema,
+                    store.sql(
+                        "timescale", "candles_level",
                         view=sql.Identifier(f"candles_{level}"), source=sql.Identifier(f"candles_{below}"),
-                        width=sql.Literal(width), origin=_origin(),
+                        width=sql.Literal(width), origin=origin(),
                     )
                 )
-            conn.execute(query("ts_realtime.sql", schema, view=sql.Identifier(f"candles_{level}")))
-        if not conn.execute(sql_text("ts_compression_state.sql"), {"schema": schema}).fetchone()[0]:
-            conn.execute(query("ts_compression_enable.sql", schema))
-        return _sync_policies(conn, schema, policies, absent)
+            conn.execute(store.sql("timescale", "realtime", view=sql.Identifier(f"candles_{level}")))
+        if not conn.execute(store.sql("timescale", "compression_enabled"), {"schema": schema}).fetchone()[0]:
+            conn.execute(store.sql("timescale", "enable_compression"))
+        return _sync_policies(conn, store, policies, absent)
     finally:
-        conn.execute(sql_text("session_unlock.sql"), {"schema": schema})
+        conn.execute(store.sql("timescale", "unlock_schema"), {"schema": schema})
 
 
-def _jobs(conn: psycopg.Connection, schema: str, relation: str, proc: str) -> list[tuple]:
-    return conn.execute(sql_text("ts_policy_find.sql"), {"schema": schema, "relation": relation, "proc": proc}).fetchall()
+def _jobs(conn: psycopg.Connection, store: HotStore, relation: str, proc: str) -> list[tuple]:
+    return conn.execute(store.sql("timescale", "find_policy"), {"schema": store.schema, "relation": relation, "proc": proc}).fetchall()
 
 
-def _sync_policies(conn: psycopg.Connection, schema: str, policies: list[Policy], absent: list[tuple[str, str]]) -> list[str]:
+def _sync_policies(conn: psycopg.Connection, store: HotStore, policies: list[Policy], absent: list[tuple[str, str]]) -> list[str]:
     changed = []
+    remove = store.sql("timescale", "remove_policy")
     for relation, proc in absent:
-        for row in _jobs(conn, schema, relation, proc):
-            conn.execute(sql_text("ts_policy_remove.sql"), {"job_id": row[0]})
+        for row in _jobs(conn, store, relation, proc):
+            conn.execute(remove, {"job_id": row[0]})
             changed.append(f"removed {proc} on {relation}")
     for policy in policies:
-        rows = _jobs(conn, schema, policy.relation, policy.proc)
+        rows = _jobs(conn, store, policy.relation, policy.proc)
         if len(rows) == 1 and policy.matches(rows[0]):
             continue
         for row in rows:
-            conn.execute(sql_text("ts_policy_remove.sql"), {"job_id": row[0]})
-        conn.execute(
-            sql_text(policy.add_file),
-            {
-                "relation": f"{schema}.{policy.relation}",
-                "schedule": policy.schedule,
-                "start_offset": policy.start_offset,
-                "end_offset": policy.end_offset,
-                "drop_after": policy.drop_after,
-                "compress_after": policy.compress_after,
-            },
-        )
+            conn.execute(remove, {"job_id": row[0]})
+        conn.execute(store.sql("timescale", policy.add_statement), {
+            "relation": f"{store.schema}.{policy.relation}",
+            "schedule": policy.schedule,
+            "start_offset": policy.start_offset,
+            "end_offset": policy.end_offset,
+            "drop_after": policy.drop_after,
+            "compress_after": policy.compress_after,
+        })
         changed.append(f"{'updated' if rows else 'added'} {policy.proc} on {policy.relation}")
     if changed:
         log.info("hot (timescaledb) policies: %s", "; ".join(changed))
     return changed
 
 
-def refresh_candles(conn: psycopg.Connection, schema: str, start: datetime, end: datetime) -> None:
+def refresh_candles(conn: psycopg.Connection, store: HotStore, start: datetime, end: datetime) -> None:
     """Materialise every level, bottom up, for [start, end) widened to whole KST days.
 
     Never call it over days whose ticks retention has dropped: the refresh would recompute
@@ -187,4 +184,4 @@ def refresh_candles(conn: psycopg.Connection, schema: str, start: datetime, end:
     if hi <= lo:
         hi = lo + timedelta(days=1)
     for level in LEVELS:
-        conn.execute(sql_text("ts_refresh.sql"), {"relation": f"{schema}.candles_{level}", "start": lo, "end": hi})
+        conn.execute(store.sql("timescale", "refresh"), {"relation": f"{store.schema}.candles_{level}", "start": lo, "end": hi})

@@ -20,6 +20,8 @@ from typing import TypeVar
 import duckdb
 from duckdb_extensions import import_extension
 
+from ...core.errors import LakeLocked
+
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -32,10 +34,6 @@ LOCK_RETRY_SECONDS = 30.0  # give up (and raise) after this long of continuous l
 _LOCK_MARKERS = ("database is locked", "database table is locked", "sqlite_busy", "busy")
 
 
-class LakeLockedError(RuntimeError):
-    """The catalog stayed locked longer than the retry budget; the caller retries later."""
-
-
 def is_lock_error(exc: BaseException) -> bool:
     text = str(exc).lower()
     return any(marker in text for marker in _LOCK_MARKERS)
@@ -45,7 +43,7 @@ def retry_locked(what: str, fn: Callable[[], T], budget_s: float = LOCK_RETRY_SE
     """Run ``fn``; on a catalog lock collision wait a few ms and run it again.
 
     Any other error propagates at once. After ``budget_s`` of collisions raise
-    LakeLockedError so the archiver's own backoff (and its log line) takes over.
+    LakeLocked so the archiver's own backoff (and its log line) takes over.
     """
     deadline = time.monotonic() + budget_s
     delay = 0.002
@@ -58,7 +56,7 @@ def retry_locked(what: str, fn: Callable[[], T], budget_s: float = LOCK_RETRY_SE
                 raise
             attempts += 1
             if time.monotonic() >= deadline:
-                raise LakeLockedError(
+                raise LakeLocked(
                     f"lake catalog locked for {budget_s:.0f}s while trying to {what} ({attempts} attempts); "
                     "another process holds it — retry, or stop long-running lake queries"
                 ) from exc

@@ -16,6 +16,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from ...core.errors import LakeLocked
+
 LOCK_FILE = "writer.lock"
 
 _thread_locks: dict[str, threading.Lock] = {}
@@ -44,7 +46,7 @@ def writer_lock(lake_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
         return
     tlock = _thread_lock(path)
     if not tlock.acquire(timeout=timeout_s):
-        raise TimeoutError(f"lake writer lock {path} busy for {timeout_s:.0f}s inside this process; retry later")
+        raise LakeLocked(f"lake writer lock {path} busy for {timeout_s:.0f}s inside this process; retry later")
     try:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -55,7 +57,7 @@ def writer_lock(lake_dir: Path, timeout_s: float = 120.0) -> Iterator[None]:
                     break
                 except BlockingIOError:
                     if time.monotonic() >= deadline:
-                        raise TimeoutError(
+                        raise LakeLocked(
                             f"lake writer lock {path} held by another process for {timeout_s:.0f}s "
                             "(a compaction or upsert?); retry later"
                         ) from None

@@ -1,1 +1,0 @@
-COPY {schema}.metrics (ts, name, labels, value) FROM STDIN

@@ -1,1 +1,0 @@
-SELECT DISTINCT symbol FROM {table} WHERE ts >= %(start)s AND ts < %(end)s ORDER BY symbol

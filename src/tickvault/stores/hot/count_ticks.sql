@@ -1,1 +1,0 @@
-SELECT count(*) FROM {schema}.ticks WHERE ts >= %(start)s AND ts < %(end)s

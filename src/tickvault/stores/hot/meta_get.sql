@@ -1,1 +1,0 @@
-SELECT value FROM {schema}.hot_meta WHERE key = %(key)s

@@ -1,1 +1,0 @@
-ALTER ROLE {role} PASSWORD {password}

@@ -1,1 +1,0 @@
-SELECT to_regclass(%(meta)s) IS NOT NULL

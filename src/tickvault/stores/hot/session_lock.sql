@@ -1,1 +1,0 @@
-SELECT pg_advisory_lock(hashtext('tickvault.init.' || %(schema)s))

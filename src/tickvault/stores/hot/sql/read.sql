@@ -1,0 +1,30 @@
+-- Reads of the hot store. {schema} is this installation's schema.
+
+-- name: read_ticks
+-- CSV out, parsed by pyarrow: exact decimals as text, instants as epoch microseconds. Every
+-- non-null text is quoted (FORCE_QUOTE) and only unquoted empty fields are NULL, so a source
+-- or side that spells "null" or "nan" reads back as that text, never as NULL.
+COPY (
+    SELECT symbol,
+           (extract(epoch FROM ts) * 1000000)::bigint,
+           price::text,
+           volume,
+           cum_volume,
+           side,
+           source,
+           (extract(epoch FROM received_at) * 1000000)::bigint
+    FROM {schema}.ticks
+    WHERE ts >= {start} AND ts < {end} {symbol_filter}
+    ORDER BY symbol, (ts AT TIME ZONE 'Asia/Seoul')::date, cum_volume, ts
+) TO STDOUT (FORMAT csv, FORCE_QUOTE (symbol, side, source))
+
+-- name: count_ticks
+SELECT count(*) FROM {schema}.ticks WHERE ts >= :start AND ts < :end
+
+-- name: has_ticks
+-- Does the hot store hold any tick in [start, end)? One KST date = one partition/chunk, so
+-- this touches a single partition and stops at its first row.
+SELECT 1 FROM {schema}.ticks WHERE ts >= :start AND ts < :end LIMIT 1
+
+-- name: symbols_of_day
+SELECT DISTINCT symbol FROM {schema}.ticks WHERE ts >= :start AND ts < :end ORDER BY symbol

@@ -1,1 +1,0 @@
-SELECT delete_job(%(job_id)s)

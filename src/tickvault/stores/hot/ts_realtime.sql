@@ -1,1 +1,0 @@
-ALTER MATERIALIZED VIEW {schema}.{view} SET (timescaledb.materialized_only = false)

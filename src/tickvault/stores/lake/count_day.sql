@@ -1,1 +1,0 @@
-SELECT count(*) FROM lake.ticks WHERE trade_date = $day

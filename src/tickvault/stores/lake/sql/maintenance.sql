@@ -1,0 +1,21 @@
+-- Maintenance: compaction and cleanup, run under the writer lock (compact.py).
+
+-- name: merge_files
+-- Merge adjacent small files of the tick table, partition by partition.
+CALL ducklake_merge_adjacent_files('lake', 'ticks');
+
+-- name: prune_checkpoints
+-- Keep only the highest-id checkpoint row of each (stream, group).
+DELETE FROM lake.ingest_checkpoint AS c
+WHERE EXISTS (
+    SELECT 1 FROM lake.ingest_checkpoint AS n
+    WHERE n.stream = c.stream AND n.consumer_group = c.consumer_group
+      AND (CAST(split_part(n.last_id, '-', 1) AS HUGEINT), CAST(split_part(n.last_id, '-', 2) AS HUGEINT))
+        > (CAST(split_part(c.last_id, '-', 1) AS HUGEINT), CAST(split_part(c.last_id, '-', 2) AS HUGEINT))
+)
+
+-- name: delete_orphans
+-- Parquet files no snapshot refers to: left by transactions that failed or were killed
+-- after writing data and before their catalog commit. Only files older than an hour, and
+-- only under the writer lock, so no tickvault transaction still in flight is touched.
+CALL ducklake_delete_orphaned_files('lake', older_than => now() - INTERVAL 1 HOUR)

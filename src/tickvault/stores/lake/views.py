@@ -1,0 +1,76 @@
+"""`tickvault lake-sql`: a DuckDB script that opens this installation's lake for people.
+
+The ``candles`` table macro is not a second implementation: its body is ``sql/candles.sql``
+(the query `tickvault candles --source cold` runs), with the Python-side parameters replaced
+by macro parameters and the trading-date grid computed from a calendar table that the script
+carries (``core.calendar``, rendered for a range of years).
+"""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import duckdb
+
+from ...core import calendar as krx
+from ...core.errors import ConfigError
+from ..sqlfiles import load
+from .connection import attach_sql
+
+
+def _dates(days: list[date]) -> str:
+    return ", ".join(f"'{d.isoformat()}'" for d in days)
+
+
+def macro_core() -> str:
+    """sql/candles.sql with its placeholders bound to the macro's parameters."""
+    lines = load(__package__, "candles.sql")["candles"].text.splitlines()
+    body = "\n".join(line for line in lines if not line.startswith("--"))
+    first = "CAST(first_day AS DATE)"
+    last = "CAST(last_day AS DATE)"
+    days = (
+        "(SELECT day_no, "
+        "CASE WHEN tv_tf_us(tf) > 0 THEN open_us - ((open_us - midnight_us + tv_tf_us(tf) - 1) // tv_tf_us(tf)) * tv_tf_us(tf) "
+        "ELSE midnight_us END AS base_us, "
+        "CASE tf WHEN '1w' THEN week_label_us WHEN '1mo' THEN month_label_us ELSE midnight_us END AS label_us, "
+        f"open_us AS reg_start_us, reg_end_us FROM tv_calendar WHERE day BETWEEN {first} AND {last})"
+    )
+    replacements = {
+        "{ticks}": "lake.ticks",
+        "{days}": days,
+        "{prune}": f"k.trade_date BETWEEN {first} AND {last}",
+        "{symbols}": "(symbols IS NULL OR list_contains(symbols, k.symbol))",
+        ":width_us": "tv_tf_us(tf)",
+        ":start": f"tv_day_start({first})",
+        ":end": f"tv_day_start({last} + 1)",
+        ":all_sessions": "(CASE session WHEN 'all' THEN true WHEN 'regular' THEN false "
+        "ELSE error('session must be regular or all') END)",
+    }
+    for key, value in replacements.items():
+        body = body.replace(key, value)
+    return body
+
+
+def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool = True) -> str:
+    """The whole script: LOAD, ATTACH, the ticks view, tv_calendar, the candles macro."""
+    if not krx.FIRST_YEAR <= first_year <= last_year <= first_year + 60:
+        raise ConfigError(f"calendar years {first_year}–{last_year} make no sense: pick e.g. --first-year 2015 --last-year 2027")
+    # from a week early, so the first ISO week's label is its real first trading date
+    days = krx.trading_days(date(first_year, 1, 1) - timedelta(days=7), date(last_year, 12, 31))
+    late = [krx.session(d) for d in days]
+    late = [s for s in late if s.late_open or s.close.hour != 15]
+    minutes = lambda t: t.hour * 60 + t.minute  # noqa: E731
+    template = load(__package__, "views.sql")["script"].text
+    values = {
+        "duckdb_version": duckdb.__version__,
+        "first_year": str(first_year),
+        "last_year": str(last_year),
+        "attach": attach_sql(lake_dir, read_only=read_only),
+        "days": _dates(days),
+        "late_days": _dates([s.day for s in late]),
+        "late_open": ", ".join(str(minutes(s.open.timetz())) for s in late),
+        "late_close": ", ".join(str(minutes(s.close.timetz())) for s in late),
+    }
+    script = template.format(**{k: v for k, v in values.items()}, core="{core}")
+    return script.replace("{core}", macro_core())
