@@ -1,4 +1,4 @@
-"""Query benchmark: 15m bars from the lake through tickvault.services.query vs the same question written
+"""Query benchmark: 15m bars from the lake through tickvault.Vault vs the same question written
 by hand in DuckDB SQL over the same Parquet files, in the same run.
 
   A. one symbol over one simulated year of trading dates
@@ -29,7 +29,7 @@ from tickvault.core import calendar as krx
 from tickvault.core.config import Settings
 from tickvault.stores.lake import Lake
 from tickvault.core.wire import KST, PRICE_TYPE, TICK_SCHEMA, TS_TYPE
-from tickvault.services.query import QueryEngine
+from tickvault.services.api import Vault
 
 
 def day_ticks(rng: np.random.Generator, day: date, symbols: list[str], per_symbol: int) -> pa.Table:
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
 
     files = sorted(str(p) for p in (args.lake / "data").rglob("*.parquet"))
     report: dict[str, object] = {"ticks": rows, "trading_days": len(days), "files": len(files), "repeat": args.repeat}
-    with QueryEngine(settings) as engine:
+    with Vault(settings) as vault:
         import duckdb
 
         hand = duckdb.connect()
@@ -139,7 +139,7 @@ def main(argv: list[str] | None = None) -> int:
                                     datetime.combine(busy_day, datetime.min.time(), KST) + timedelta(days=1)),
         }
         for name, (symbols, start, end) in cases.items():
-            tv_s, tv = timed(lambda: engine.candles(symbols, "15m", start, end, source="cold"), args.repeat)
+            tv_s, tv = timed(lambda: vault.candles(symbols, "15m", start, end, source="cold"), args.repeat)
             symbol_filter = "AND symbol = $symbol" if symbols else ""
             params = {"files": files, "start": start, "end": end} | ({"symbol": symbols[0]} if symbols else {})
             sql = HAND_SQL.format(symbol_filter=symbol_filter)

@@ -15,7 +15,7 @@ from tickvault.cli import cli
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 from tickvault.core.wire import ticks_to_table
-from tickvault.services.query import QueryEngine
+from tickvault.services.api import Vault
 
 
 @pytest.fixture
@@ -42,8 +42,8 @@ def test_candles_csv_matches_the_api(env) -> None:
     result = run("candles", "005930,000660", "--tf", "15m", "--start", "2026-01-02", "--end", "2026-01-05", "--source", "cold", "--format", "csv")
     assert result.exit_code == 0, result.output
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
-    with QueryEngine(env) as engine:
-        table = engine.candles("005930,000660", "15m", "2026-01-02", "2026-01-05", source="cold")
+    with Vault(env) as vault:
+        table = vault.candles("005930,000660", "15m", "2026-01-02", "2026-01-05", source="cold")
     assert len(rows) == table.num_rows > 0
     assert rows[0]["bucket"] == "2026-01-02T10:00:00+09:00"
     assert rows[0]["symbol"] == "000660"

@@ -1,4 +1,4 @@
-"""The DuckDB script for people (`tickvault lake-sql`): its candles macro gives the engine's
+"""The DuckDB script for people (`tickvault lake-sql`): its candles macro gives the Vault's
 answer, its views work on a read-only attach while the lake keeps committing."""
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from tickvault.stores.lake.views import lake_script
 from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import load_extensions
 from tickvault.core.wire import KST, ticks_to_table
-from tickvault.services.query import QueryEngine
+from tickvault.services.api import Vault
 
 
 @pytest.fixture
@@ -36,11 +36,11 @@ def people(settings, lake_with_ticks):
     con.close()
 
 
-def test_candles_macro_equals_the_engine(settings, lake_with_ticks, people) -> None:
-    with QueryEngine(settings) as engine:
+def test_candles_macro_equals_the_vault(settings, lake_with_ticks, people) -> None:
+    with Vault(settings) as vault:
         for tf in ("1m", "15m", "4h", "1d", "1w", "1mo"):
             for session in ("regular", "all"):
-                expected = engine.candles(None, tf, "2025-11-12", "2026-01-05", source="cold", session=session)
+                expected = vault.candles(None, tf, "2025-11-12", "2026-01-05", source="cold", session=session)
                 got = people.execute(
                     "SELECT * FROM candles($tf, DATE '2025-11-12', DATE '2026-01-05', session := $session)",
                     {"tf": tf, "session": session},
@@ -48,7 +48,7 @@ def test_candles_macro_equals_the_engine(settings, lake_with_ticks, people) -> N
                 assert got.num_rows == expected.num_rows > 0
                 assert got.cast(expected.schema).equals(expected), (tf, session)
         one = people.execute("SELECT * FROM candles('5m', '2026-01-02', '2026-01-02', symbols := ['005930'])").to_arrow_table()
-        assert one.cast(expected.schema).equals(engine.candles("005930", "5m", "2026-01-02", "2026-01-02", source="cold"))
+        assert one.cast(expected.schema).equals(vault.candles("005930", "5m", "2026-01-02", "2026-01-02", source="cold"))
     first_bar = one.column("bucket")[0].as_py().astimezone(KST)
     assert (first_bar.hour, first_bar.minute) == (10, 0)
 

@@ -13,7 +13,7 @@ from test_bars import END, START, as_rows, make_ticks, truth_bars
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 from tickvault.core.wire import ticks_to_table
-from tickvault.services.query import QueryEngine
+from tickvault.services.api import Vault
 from helpers import drop_schema
 
 pytestmark = pytest.mark.timescaledb
@@ -51,11 +51,11 @@ def test_timescale_hot_candles_equal_lake_and_truth(tsdb_settings) -> None:
     lake.init()
     hot.upsert(ticks_to_table(truth))
     lake.upsert(ticks_to_table(truth))
-    with QueryEngine(tsdb_settings) as engine:
+    with Vault(tsdb_settings) as vault:
         for tf in ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w", "1mo"):
             for session in ("regular", "all"):
-                from_hot = engine.candles(None, tf, START, END, source="hot", session=session)
-                assert from_hot.equals(engine.candles(None, tf, START, END, source="cold", session=session)), (tf, session)
+                from_hot = vault.candles(None, tf, START, END, source="hot", session=session)
+                assert from_hot.equals(vault.candles(None, tf, START, END, source="cold", session=session)), (tf, session)
                 assert as_rows(from_hot) == truth_bars(truth, tf, session), (tf, session)
     lake.close()
     hot.close()

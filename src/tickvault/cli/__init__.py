@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from typing import NoReturn
 
 import click
 
@@ -92,7 +93,7 @@ def get_settings(ctx: click.Context) -> Settings:
     return cached
 
 
-def fail(message: str, code: int = 1) -> None:
+def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr that says what went wrong and what to do, then exit non-zero."""
     click.echo(f"tickvault: {message}", err=True)
     sys.exit(code)

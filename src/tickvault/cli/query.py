@@ -10,13 +10,17 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 import pyarrow as pa
 
+from ..core.errors import QueryError, TickvaultError
 from ..core.wire import KST
 from . import fail, get_settings
+
+if TYPE_CHECKING:
+    from ..services.api import Session, Source, Vault
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -104,18 +108,17 @@ def emit(table: pa.Table, fmt: str, out: str | None) -> None:
     click.echo(f"wrote {table.num_rows} rows to {path}", err=True)
 
 
-def _run(ctx: click.Context, query: Callable[[Any], pa.Table], fmt: str, out: str | None) -> None:
-    from ..services.query import QueryEngine, QueryError
+def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: str | None) -> None:
+    """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1."""
+    from ..services.api import Vault
 
-    settings = get_settings(ctx)
     try:
-        with QueryEngine(settings) as engine:
-            table = query(engine)
-    except (QueryError, ValueError) as exc:
+        with Vault(get_settings(ctx)) as vault:
+            table = ask(vault)
+    except QueryError as exc:
         fail(str(exc), 2)
-    except Exception as exc:  # a store that cannot be reached
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        fail(f"query failed: {first} — check that the hot store / lake are reachable (tickvault status)")
+    except TickvaultError as exc:
+        fail(str(exc))
     emit(table, fmt, out)
 
 
@@ -127,25 +130,25 @@ def _run(ctx: click.Context, query: Callable[[Any], pa.Table], fmt: str, out: st
 @click.option("--fill", is_flag=True, help="Emit empty buckets as flat bars at the previous close with zero volume.")
 @common_options
 @click.pass_context
-def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: str, fill: bool, start: str, end: str,
-                source: str, as_of: str | None, fmt: str, out: str | None) -> None:
+def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, fill: bool, start: str, end: str,
+                source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
     """OHLCV bars (open/close by cum_volume, turnover, vwap) of any timeframe, KST session-aligned.
 
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
-    _run(ctx, lambda e: e.candles(symbols, tf, start, end, source=source, session=session, fill=fill, as_of=as_of), fmt, out)
+    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, fill=fill, as_of=as_of), fmt, out)
 
 
 @click.command("ticks")
 @click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
 @common_options
 @click.pass_context
-def ticks_cmd(ctx: click.Context, symbols: str, start: str, end: str, source: str, as_of: str | None, fmt: str, out: str | None) -> None:
+def ticks_cmd(ctx: click.Context, symbols: str, start: str, end: str, source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
     """Trades of the given symbols, ordered by symbol, trading date, cum_volume.
 
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
-    _run(ctx, lambda e: e.ticks(symbols, start, end, source=source, as_of=as_of), fmt, out)
+    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, as_of=as_of), fmt, out)
 
 
 @click.command("lake-sql")

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from . import calendar as krx
+from .errors import QueryError
 
 _TF_RE = re.compile(r"^([1-9][0-9]{0,3})(s|m|h|d|w|mo)$")
 MAX_MINUTES = 480
@@ -24,7 +25,7 @@ MAX_HOURS = 8
 HELP = "use 1s…59s, 1m…480m, 1h…8h, 1d, 1w or 1mo (e.g. 15m)"
 
 
-class TimeframeError(ValueError):
+class TimeframeError(QueryError):
     """A timeframe string tickvault cannot make bars for."""
 
 
@@ -58,7 +59,7 @@ class Timeframe:
         return self.text
 
 
-def parse_timeframe(text: str) -> Timeframe:
+def parse_timeframe(text: str | Timeframe) -> Timeframe:
     """``"15m"`` -> Timeframe; anything else raises TimeframeError saying what is accepted."""
     if isinstance(text, Timeframe):
         return text

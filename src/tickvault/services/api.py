@@ -1,0 +1,514 @@
+"""The public query API: a ``Vault`` answers for ticks, candles and symbols from the hot store, the lake, or both.
+
+``source="auto"`` reads the hot store for the recent trading dates it holds in full and the lake
+for everything before, split at one trading-date boundary (for 1w/1mo at a period boundary), so
+no bar or tick comes from both stores and none is missed. ``as_of`` pins the lake to a DuckLake
+snapshot (id) or instant, so a backtest re-run after later recovery upserts sees the same data;
+the hot store cannot time-travel, so ``as_of`` reads the lake only.
+
+Ranges: a ``date`` (or ``"YYYY-MM-DD"``) means a whole KST trading date and ``end`` is then
+inclusive (and may be left out for one date); a ``datetime`` (or ISO text; naive means KST) is an
+instant and ``end`` is exclusive. Arrow results keep exact decimals: ticks as ``TICK_SCHEMA``
+ordered by symbol, trading date, cum_volume; candles as ``CANDLE_SCHEMA`` ordered by symbol,
+bucket. pandas and polars results are shaped as docs/queries.md describes.
+
+Every store call goes through ``_Stores``; the stores raise the tickvault family: callers see
+``QueryError`` for a question that cannot be answered as asked and ``StoreError``
+(``StoreUnavailable``, ``StoreNotInitialized``, ``LakeLocked``) for a store problem.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from os import PathLike
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, overload
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ..core import calendar as krx
+from ..core.config import Settings, load_settings
+from ..core.errors import (
+    ConfigError,
+    LakeLocked,
+    QueryError,
+    StoreError,
+    StoreNotInitialized,
+    StoreUnavailable,
+    TickvaultError,
+)
+from ..core.extras import import_optional
+from ..core.timeframe import Timeframe, parse_timeframe
+from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, kst_date, kst_day_bounds
+from ..core import bars
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import polars as pl
+
+    from ..stores.hot import HotStore
+    from ..stores.lake import Lake
+
+log = logging.getLogger(__name__)
+
+Source = Literal["auto", "hot", "cold"]
+Session = Literal["regular", "all"]
+Output = Literal["arrow", "pandas", "polars"]
+#: A KST trading date (``date`` or ``"YYYY-MM-DD"``) or an instant (``datetime`` or ISO-8601 text; naive = KST).
+TimeLike = date | datetime | str
+#: A lake snapshot id (``Vault.snapshot()``, int or digits) or an instant.
+AsOf = int | datetime | str
+#: One code (``"005930"``), several (a list, or ``"005930,000660"``), or None for every symbol.
+Symbols = str | Sequence[str] | None
+
+SOURCES: tuple[Source, ...] = ("auto", "hot", "cold")
+SESSIONS: tuple[Session, ...] = ("regular", "all")
+OUTPUTS: tuple[Output, ...] = ("arrow", "pandas", "polars")
+TIME_ZONE = "Asia/Seoul"
+
+
+@dataclass(frozen=True, slots=True)
+class Segment:
+    """One store's share of a question: ``[start, end)`` read from ``source``."""
+
+    source: Literal["hot", "cold"]
+    start: datetime
+    end: datetime
+
+
+# --- argument parsing -------------------------------------------------------------------
+
+
+def parse_symbols(symbols: Symbols) -> list[str] | None:
+    """``"005930,000660"`` or a list -> sorted unique symbols; None = every symbol."""
+    if symbols is None:
+        return None
+    items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
+    out = sorted({s.strip() for s in items if s and s.strip()})
+    if not out:
+        raise QueryError("no symbol given: name at least one, e.g. 005930 or 005930,000660")
+    bad = [s for s in out if not SYMBOL_RE.match(s)]
+    if bad:
+        raise QueryError(f"not a KRX symbol: {', '.join(bad)} (want 6 characters like 005930, optionally _NX)")
+    return out
+
+
+def _parse_time(value: TimeLike, name: str) -> date | datetime:
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=KST)
+    if isinstance(value, date):
+        return value
+    text = str(value).strip()
+    try:
+        if len(text) == 10:
+            return date.fromisoformat(text)
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"{name}: {value!r} is neither YYYY-MM-DD nor an ISO-8601 time (2026-11-20T09:30:00+09:00)") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
+
+
+def _midnight(day: date) -> datetime:
+    return datetime(day.year, day.month, day.day, tzinfo=KST)
+
+
+def resolve_range(start: TimeLike, end: TimeLike | None = None) -> tuple[datetime, datetime]:
+    """[start, end) as aware instants; a date end includes that whole KST date; no end = the start date."""
+    lo = _parse_time(start, "start")
+    if end is None:
+        if isinstance(lo, datetime):
+            raise QueryError(f"start {lo.isoformat()} is an instant: give an end too, or a date (YYYY-MM-DD) for one whole trading date")
+        end = lo
+    hi = _parse_time(end, "end")
+    lo_at = lo if isinstance(lo, datetime) else _midnight(lo)
+    hi_at = hi if isinstance(hi, datetime) else _midnight(hi) + timedelta(days=1)
+    if hi_at <= lo_at:
+        raise QueryError(f"empty range: end {hi_at.isoformat()} is not after start {lo_at.isoformat()}")
+    return lo_at, hi_at
+
+
+def parse_as_of(value: AsOf | None) -> int | datetime | None:
+    """A lake snapshot id (int or digits) or an instant (datetime or ISO text; naive = KST)."""
+    if value is None or isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=KST)
+    text = str(value).strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        raise QueryError(f"as_of: {value!r} is neither a snapshot id nor an ISO-8601 time") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
+
+
+def _choice(value: str, allowed: tuple[str, ...], name: str) -> None:
+    if value not in allowed:
+        raise QueryError(f"unknown {name} {value!r}: use {', '.join(allowed)}")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- the seam between the API and the stores -------------------------------------------------
+
+
+class _Stores:
+    """The two stores, opened on first use (each maps its own driver errors into the tickvault family).
+
+    The lake is never created by a query: a missing lake is ``StoreNotInitialized``.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._hot: HotStore | None = None
+        self._lake: Lake | None = None
+
+    def hot(self) -> HotStore:
+        if self._hot is None:
+            from ..stores.hot import HotStore
+
+            self._hot = HotStore(self.settings)
+        return self._hot
+
+    def lake(self) -> Lake:
+        if self._lake is None:
+            from ..stores.lake import Lake
+
+            lake = Lake(self.settings)
+            lake.require()
+            self._lake = lake
+        return self._lake
+
+    def close(self) -> None:
+        if self._lake is not None:
+            self._lake.close()
+            self._lake = None
+        if self._hot is not None:
+            self._hot.close()
+            self._hot = None
+
+    def ticks(self, seg: Segment, symbols: list[str] | None, as_of: int | datetime | None) -> pa.Table:
+        if seg.source == "hot":
+            return self.hot().read_ticks(seg.start, seg.end, symbols)
+        return self.lake().read_ticks(seg.start, seg.end, symbols, as_of=as_of)
+
+    def candles(self, seg: Segment, tf: Timeframe, symbols: list[str] | None, session: Session, as_of: int | datetime | None) -> pa.Table:
+        if seg.source == "hot":
+            return self.hot().candles(tf, seg.start, seg.end, symbols, session)
+        return self.lake().candles(tf, seg.start, seg.end, symbols, session, as_of=as_of)
+
+    def symbols(self, seg: Segment, as_of: int | datetime | None) -> set[str]:
+        """Symbols of the segment's KST date (``Vault.symbols`` always asks for one whole date)."""
+        if as_of is None:
+            store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
+            return set(store.symbols_of_day(kst_date(seg.start)))
+        table = self.ticks(seg, None, as_of)  # the lake as it was: read the snapshot's ticks
+        return set(pc.unique(table.column("symbol")).to_pylist())
+
+    def first_hot_day_with_ticks(self, first: date, last: date) -> date | None:
+        """The first trading date in [first, last] the hot store has a tick for (None: none, or no ticks table)."""
+        for day in krx.iter_trading_days(first, last):
+            start, end = kst_day_bounds(day)
+            try:
+                if self.hot().has_ticks(start, end):
+                    return day
+            except StoreNotInitialized:
+                log.warning("hot store schema %s has no ticks table; reading the lake only", self.settings.pg_schema)
+                return None
+        return None
+
+    def snapshot(self) -> int:
+        return self.lake().snapshot_id()
+
+
+# --- the public surface -------------------------------------------------------------------
+
+
+def _settings(settings: Settings | None, config_file: str | PathLike[str] | None, overrides: dict[str, Any]) -> Settings:
+    """Settings from the arguments, with every way they can be wrong raised as one ConfigError line."""
+    from pydantic import ValidationError
+
+    try:
+        if settings is None:
+            return load_settings(config_file, **overrides)
+        if config_file is not None:
+            raise ConfigError("pass either settings or config_file to Vault, not both")
+        if not overrides:
+            return settings
+        return Settings.model_validate({**settings.model_dump(), **overrides})
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        where = ".".join(str(p) for p in problem["loc"]) or "settings"
+        raise ConfigError(f"bad setting {where}: {problem['msg']} (see docs/configuration.md)") from None
+    except OSError as exc:  # config file missing or readable by others
+        raise ConfigError(str(exc)) from None
+
+
+class Vault:
+    """One installation's tick archive: ticks, candles and symbols from the hot store, the lake, or both.
+
+    ``Vault()`` reads the settings from ``TICKVAULT_*`` variables (and the TOML file named by
+    ``TICKVAULT_CONFIG`` or ``config_file``); ``Vault(settings)`` uses the given ones; keyword
+    overrides (``Vault(pg_url=..., lake_dir=...)``) replace single settings. Stores open on first
+    use and stay open until ``close()`` or the end of a ``with`` block, so a loop of questions
+    pays for connecting once. ``clock`` supplies "now" (default: the system clock): it decides
+    which dates the hot store holds in full and where ``fill`` stops.
+    """
+
+    def __init__(
+        self,
+        settings: Settings | None = None,
+        /,
+        *,
+        config_file: str | PathLike[str] | None = None,
+        clock: Callable[[], datetime] | None = None,
+        **overrides: Any,
+    ) -> None:
+        self.settings: Settings = _settings(settings, config_file, overrides)
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._stores = _Stores(self.settings)
+
+    def close(self) -> None:
+        """Release the store connections; the Vault opens them again if asked another question."""
+        self._stores.close()
+
+    def __enter__(self) -> Vault:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- ticks
+    @overload
+    def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+              as_of: AsOf | None = None, output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+    @overload
+    def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+              as_of: AsOf | None = None, output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+    @overload
+    def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+              as_of: AsOf | None = None, output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+    @overload
+    def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+              as_of: AsOf | None = None, output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+
+    def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+              as_of: AsOf | None = None, output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+        """Every trade of ``symbols`` from ``start`` to ``end``, ordered by symbol, trading date, cum_volume.
+
+        ``vault.ticks("005930", "2026-11-27")`` is one whole KST trading date. ``source``: ``"auto"``
+        (hot store for the dates it holds in full, the lake before), ``"hot"`` or ``"cold"``;
+        ``as_of``: read the lake as of a snapshot id or instant; ``output``: ``"arrow"`` (exact
+        decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``).
+        """
+        _choice(output, OUTPUTS, "output")
+        wanted = parse_symbols(symbols)
+        lo, hi = resolve_range(start, end)
+        pinned = parse_as_of(as_of)
+        parts = [self._stores.ticks(seg, wanted, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
+        table = pa.concat_tables(parts) if parts else TICK_SCHEMA.empty_table()
+        if len(parts) > 1:  # stable: each symbol's lake rows stay before its hot rows
+            table = table.take(pc.sort_indices(table, [("symbol", "ascending")]))
+        return _convert(table, output, exact=exact, time_column="ts", one_symbol=wanted is not None and len(wanted) == 1)
+
+    # --- candles
+    @overload
+    def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
+                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+    @overload
+    def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
+                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+    @overload
+    def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
+                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+    @overload
+    def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
+                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+
+    def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
+                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+        """OHLCV bars of ``symbols`` at timeframe ``tf`` (``"1m"``…``"480m"``, ``"1h"``…``"8h"``, ``"1d"``, ``"1w"``, ``"1mo"``).
+
+        Open and close are the first and last trade by cum_volume; buckets start at the session
+        open (KST). ``session``: ``"regular"`` (open to close incl. the closing auction) or
+        ``"all"`` (also pre-market and after-hours); ``fill=True`` adds the empty buckets of the
+        regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
+        ``exact`` as for ``ticks``.
+        """
+        _choice(output, OUTPUTS, "output")
+        timeframe = parse_timeframe(tf)
+        _choice(session, SESSIONS, "session")
+        wanted = parse_symbols(symbols)
+        lo, hi = resolve_range(start, end)
+        pinned = parse_as_of(as_of)
+        parts = [self._stores.candles(seg, timeframe, wanted, session, pinned) for seg in self._plan(source, lo, hi, timeframe, pinned)]
+        table = pa.concat_tables(parts) if parts else bars.empty_candles()
+        if len(parts) > 1:
+            table = table.sort_by([("symbol", "ascending"), ("bucket", "ascending")])
+        if fill:
+            table = bars.fill_forward(table, timeframe, lo, hi, now=self._clock())
+        return _convert(table, output, exact=exact, time_column="bucket", one_symbol=wanted is not None and len(wanted) == 1)
+
+    # --- what the archive holds
+    def symbols(self, day: date | str, *, source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
+        """The symbols the archive holds ticks for on one KST date, sorted (e.g. a backtest's universe)."""
+        if isinstance(day, datetime):
+            raise QueryError(f"symbols() takes a date, not the instant {day.isoformat()}")
+        lo, hi = resolve_range(day)
+        pinned = parse_as_of(as_of)
+        found: set[str] = set()
+        for seg in self._plan(source, lo, hi, None, pinned):
+            found |= self._stores.symbols(seg, pinned)
+        return sorted(found)
+
+    def snapshot(self) -> int:
+        """The lake's current snapshot id: pass it as ``as_of=`` to read exactly today's data again later."""
+        return self._stores.snapshot()
+
+    def plan(self, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+             tf: str | Timeframe | None = None, as_of: AsOf | None = None) -> list[Segment]:
+        """Which store answers which part of the range: the routing behind every question, for inspection."""
+        lo, hi = resolve_range(start, end)
+        return self._plan(source, lo, hi, None if tf is None else parse_timeframe(tf), parse_as_of(as_of))
+
+    # --- routing
+    def _oldest_kept_day(self) -> date:
+        return kst_date(self._clock() - timedelta(days=self.settings.tick_retention_days))
+
+    def _hot_first_day(self, until: date) -> date | None:
+        """The first trading date the hot store holds in full, or None if it holds none up to ``until``.
+
+        Retention drops a whole date once it ended ``tick_retention_days`` ago; the date after the
+        oldest one retention still keeps is taken (one date of margin, for chunking that is not
+        aligned to KST dates). A hot store younger than its retention starts at its first date
+        with data; a date on which it started mid-day would be partial, which recovery/rebuild
+        repair — see docs/queries.md.
+        """
+        first = krx.next_trading_day(self._oldest_kept_day())
+        if first > until:
+            return None
+        return self._stores.first_hot_day_with_ticks(first, until)
+
+    def _plan(self, source: str, start: datetime, end: datetime, tf: Timeframe | None, as_of: int | datetime | None) -> list[Segment]:
+        _choice(source, SOURCES, "source")
+        if as_of is not None:
+            if source == "hot":
+                raise QueryError("as_of pins the lake; the hot store has no snapshots — use source=cold or auto")
+            return [Segment("cold", start, end)]
+        if source == "hot":
+            oldest_kept = self._oldest_kept_day()
+            if kst_date(start) <= oldest_kept:
+                log.warning(
+                    "hot store keeps ticks only after %s (tick_retention_days=%d): earlier dates may be missing; "
+                    "use source auto or cold for them", oldest_kept, self.settings.tick_retention_days,
+                )
+            return [Segment("hot", start, end)]
+        if source == "cold":
+            return [Segment("cold", start, end)]
+        last_day = kst_date(end - timedelta(microseconds=1))
+        boundary_day = self._hot_first_day(min(last_day, kst_date(self._clock())))
+        if boundary_day is None:
+            return [Segment("cold", start, end)]
+        if tf is not None and not tf.intraday:
+            while tf.period_start(boundary_day) != boundary_day:  # split only between whole periods
+                boundary_day = krx.next_trading_day(boundary_day)
+        boundary = _midnight(boundary_day)
+        segments = []
+        if start < boundary:
+            segments.append(Segment("cold", start, min(end, boundary)))
+        if end > boundary:
+            segments.append(Segment("hot", max(start, boundary), end))
+        return segments
+
+
+# --- output shapes --------------------------------------------------------------------------
+
+
+def _float_prices(table: pa.Table) -> pa.Table:
+    columns = [c.cast(pa.float64()) if pa.types.is_decimal(c.type) else c for c in table.columns]
+    return pa.Table.from_arrays(columns, names=table.column_names)
+
+
+def _time_columns(table: pa.Table) -> list[str]:
+    return [f.name for f in table.schema if pa.types.is_timestamp(f.type)]
+
+
+def _convert(table: pa.Table, output: Output, *, exact: bool, time_column: str, one_symbol: bool) -> pa.Table | pd.DataFrame | pl.DataFrame:
+    """The Arrow result in the asked shape (docs/queries.md, "Output shapes")."""
+    if output == "pandas":
+        import_optional("pandas", "pandas", "output='pandas'")
+        frame = (table if exact else _float_prices(table)).to_pandas()
+        for name in _time_columns(table):
+            frame[name] = frame[name].dt.tz_convert(TIME_ZONE)
+        if one_symbol:
+            return frame.drop(columns="symbol").set_index(time_column)
+        return frame.set_index(["symbol", time_column])
+    if output == "polars":
+        pl_module = import_optional("polars", "polars", "output='polars'")
+        converted = pl_module.from_arrow(table if exact else _float_prices(table))
+        return converted.with_columns([pl_module.col(n).dt.convert_time_zone(TIME_ZONE) for n in _time_columns(table)])
+    return table
+
+
+# --- module-level conveniences ------------------------------------------------------------
+
+
+@overload
+def ticks(symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto", as_of: AsOf | None = None,
+          output: Literal["arrow"] = "arrow", exact: bool = False, settings: Settings | None = None) -> pa.Table: ...
+@overload
+def ticks(symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto", as_of: AsOf | None = None,
+          output: Literal["pandas"], exact: bool = False, settings: Settings | None = None) -> pd.DataFrame: ...
+@overload
+def ticks(symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto", as_of: AsOf | None = None,
+          output: Literal["polars"], exact: bool = False, settings: Settings | None = None) -> pl.DataFrame: ...
+@overload
+def ticks(symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto", as_of: AsOf | None = None,
+          output: Output, exact: bool = False, settings: Settings | None = None) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+
+
+def ticks(symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto", as_of: AsOf | None = None,
+          output: Output = "arrow", exact: bool = False, settings: Settings | None = None) -> pa.Table | pd.DataFrame | pl.DataFrame:
+    """``Vault(settings).ticks(...)`` in one call: opens the stores, asks, closes them."""
+    with Vault(settings) as vault:
+        return vault.ticks(symbols, start, end, source=source, as_of=as_of, output=output, exact=exact)
+
+
+@overload
+def candles(symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+            session: Session = "regular", fill: bool = False, as_of: AsOf | None = None, output: Literal["arrow"] = "arrow",
+            exact: bool = False, settings: Settings | None = None) -> pa.Table: ...
+@overload
+def candles(symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+            session: Session = "regular", fill: bool = False, as_of: AsOf | None = None, output: Literal["pandas"],
+            exact: bool = False, settings: Settings | None = None) -> pd.DataFrame: ...
+@overload
+def candles(symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+            session: Session = "regular", fill: bool = False, as_of: AsOf | None = None, output: Literal["polars"],
+            exact: bool = False, settings: Settings | None = None) -> pl.DataFrame: ...
+@overload
+def candles(symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+            session: Session = "regular", fill: bool = False, as_of: AsOf | None = None, output: Output,
+            exact: bool = False, settings: Settings | None = None) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+
+
+def candles(symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
+            session: Session = "regular", fill: bool = False, as_of: AsOf | None = None, output: Output = "arrow",
+            exact: bool = False, settings: Settings | None = None) -> pa.Table | pd.DataFrame | pl.DataFrame:
+    """``Vault(settings).candles(...)`` in one call: opens the stores, asks, closes them."""
+    with Vault(settings) as vault:
+        return vault.candles(symbols, tf, start, end, source=source, session=session, fill=fill, as_of=as_of, output=output, exact=exact)
