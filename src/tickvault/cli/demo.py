@@ -8,6 +8,7 @@ import sys
 
 import click
 
+from ..core.errors import ConfigError
 from . import fail, get_settings
 
 
@@ -61,6 +62,8 @@ def demo_cmd(
         fail("interrupted; everything the demo started was stopped", 130)
     except DemoStalled as exc:
         fail(f"demo stalled: {exc}")
+    except ConfigError as exc:  # e.g. the embedded servers' extra is not installed
+        fail(str(exc), 2)
     except Exception as exc:  # noqa: BLE001 - setup failures: one line that says what to do
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         fail(f"demo could not run: {type(exc).__name__}: {first}")

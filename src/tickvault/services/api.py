@@ -134,7 +134,7 @@ def resolve_range(start: TimeLike, end: TimeLike | None = None) -> tuple[datetim
 
 def parse_as_of(value: AsOf | None) -> int | datetime | None:
     """A lake snapshot id (int or digits) or an instant (datetime or ISO text; naive = KST)."""
-    if value is None or isinstance(value, int) and not isinstance(value, bool):
+    if value is None or (isinstance(value, int) and not isinstance(value, bool)):
         return value
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=KST)
@@ -239,7 +239,7 @@ def _settings(settings: Settings | None, config_file: str | PathLike[str] | None
 
     try:
         if settings is None:
-            return load_settings(config_file, **overrides)
+            return load_settings(None if config_file is None else Path(config_file), **overrides)
         if config_file is not None:
             raise ConfigError("pass either settings or config_file to Vault, not both")
         if not overrides:
