@@ -89,3 +89,10 @@ def test_lake_sql_prints_an_attach_script(env) -> None:
 def test_help(command: str) -> None:
     result = run(command, "--help")
     assert result.exit_code == 0 and "Usage:" in result.stdout
+
+
+def test_unreachable_store_exits_1_with_one_line(env, monkeypatch) -> None:
+    monkeypatch.setenv("TICKVAULT_PG_URL", "postgresql://postgres@127.0.0.1:1/postgres?connect_timeout=2")
+    result = run("ticks", "005930", "--start", "2026-01-02", "--end", "2026-01-02", "--source", "hot")
+    assert result.exit_code == 1
+    assert result.stderr.startswith("tickvault: hot store unreachable") and len(result.stderr.strip().splitlines()) == 1

@@ -153,6 +153,13 @@ def _choice(value: str, allowed: tuple[str, ...], name: str) -> None:
         raise QueryError(f"unknown {name} {value!r}: use {', '.join(allowed)}")
 
 
+def _check_output(output: str) -> None:
+    """Before any store is asked: the output is known and its library installed."""
+    _choice(output, OUTPUTS, "output")
+    if output != "arrow":
+        import_optional(output, output, f"output={output!r}")
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -310,7 +317,7 @@ class Vault:
         ``as_of``: read the lake as of a snapshot id or instant; ``output``: ``"arrow"`` (exact
         decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``).
         """
-        _choice(output, OUTPUTS, "output")
+        _check_output(output)
         wanted = parse_symbols(symbols)
         lo, hi = resolve_range(start, end)
         pinned = parse_as_of(as_of)
@@ -349,7 +356,7 @@ class Vault:
         regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
         ``exact`` as for ``ticks``.
         """
-        _choice(output, OUTPUTS, "output")
+        _check_output(output)
         timeframe = parse_timeframe(tf)
         _choice(session, SESSIONS, "session")
         wanted = parse_symbols(symbols)
@@ -450,7 +457,6 @@ def _time_columns(table: pa.Table) -> list[str]:
 def _convert(table: pa.Table, output: Output, *, exact: bool, time_column: str, one_symbol: bool) -> pa.Table | pd.DataFrame | pl.DataFrame:
     """The Arrow result in the asked shape (docs/queries.md, "Output shapes")."""
     if output == "pandas":
-        import_optional("pandas", "pandas", "output='pandas'")
         frame = (table if exact else _float_prices(table)).to_pandas()
         for name in _time_columns(table):
             frame[name] = frame[name].dt.tz_convert(TIME_ZONE)
@@ -458,9 +464,11 @@ def _convert(table: pa.Table, output: Output, *, exact: bool, time_column: str, 
             return frame.drop(columns="symbol").set_index(time_column)
         return frame.set_index(["symbol", time_column])
     if output == "polars":
-        pl_module = import_optional("polars", "polars", "output='polars'")
-        converted = pl_module.from_arrow(table if exact else _float_prices(table))
-        return converted.with_columns([pl_module.col(n).dt.convert_time_zone(TIME_ZONE) for n in _time_columns(table)])
+        import polars
+
+        converted = polars.from_arrow(table if exact else _float_prices(table))
+        assert isinstance(converted, polars.DataFrame)  # from_arrow gives a Series only for an Array
+        return converted.with_columns([polars.col(n).dt.convert_time_zone(TIME_ZONE) for n in _time_columns(table)])
     return table
 
 
