@@ -175,6 +175,11 @@ class Lake:
             except TickvaultError:
                 raise
             except duckdb.Error as exc:
+                if "No snapshot found" in str(exc):  # as_of before the first commit or past the newest
+                    raise QueryError(
+                        "the lake has no snapshot at that as_of (before its first commit, or an id not yet written); "
+                        "use a later time or a snapshot id from `tickvault snapshots`"
+                    ) from None
                 if not is_lock_error(exc):
                     self._discard_connection()
                 raise StoreError(f"lake: {what} failed ({type(exc).__name__}: {_first_line(exc)})") from exc
@@ -309,16 +314,7 @@ class Lake:
             params.update({f"symbol_{i}": s for i, s in enumerate(wanted)})
             symbol_filter = "AND symbol IN (" + ", ".join(f":symbol_{i}" for i in range(len(wanted))) + ")"
         query = statement("read", "read_ticks", at=clause, symbols=symbol_filter)
-        try:
-            table = self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table())
-        except StoreError as exc:
-            if "No snapshot found" in str(exc):
-                raise QueryError(
-                    f"the lake has no snapshot at {as_of!r} (before its first commit, or a snapshot id not yet "
-                    "written); use a later time or a snapshot id from `tickvault snapshots`"
-                ) from None
-            raise
-        return as_tick_schema(table)
+        return as_tick_schema(self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table()))
 
     def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
                 session: bars.Session = "regular", as_of: AsOf = None) -> pa.Table:
