@@ -16,10 +16,10 @@ from datetime import date
 import psycopg
 
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.stores.hot.copy import encode_binary_copy
 from tickvault.dev.simulate import generate_day
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.copy import encode_binary_copy
 
 
 def rate(rows: int, seconds: float) -> str:

@@ -25,12 +25,12 @@ from pathlib import Path
 import psycopg
 import redis
 
-from tickvault.services.archiver import Commit
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
+from tickvault.dev.simulate import generate_day, publish
 from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
 from tickvault.ops.run import ArchiverRunnable
-from tickvault.dev.simulate import generate_day, publish
-from tickvault.core.stream import Publisher
+from tickvault.services.archiver import Commit
 
 DAY = date(2026, 11, 25)
 

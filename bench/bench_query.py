@@ -27,9 +27,9 @@ import pyarrow as pa
 
 from tickvault.core import calendar as krx
 from tickvault.core.config import Settings
-from tickvault.stores.lake import Lake
 from tickvault.core.wire import KST, PRICE_TYPE, TICK_SCHEMA, TS_TYPE
 from tickvault.services.api import Vault
+from tickvault.stores.lake import Lake
 
 
 def day_ticks(rng: np.random.Generator, day: date, symbols: list[str], per_symbol: int) -> pa.Table:

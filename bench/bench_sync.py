@@ -11,9 +11,9 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
+import statistics
 import subprocess
 import sys
-import statistics
 import tempfile
 import time
 from datetime import date
@@ -22,12 +22,12 @@ from pathlib import Path
 import psycopg
 
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
 from tickvault.services.sync.verify import day_range, scan
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
 

@@ -52,7 +52,7 @@ def isolated_settings(tag: str, **overrides: object) -> Iterator[Settings]:
 
 
 class Timer:
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.started = time.perf_counter()
         return self
 

@@ -22,14 +22,13 @@ import os
 import sys
 from pathlib import Path
 
-
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, Timer, emit, isolated_settings, say  # noqa: E402
+from common import DAY, Timer, emit, isolated_settings, say
 
-from tickvault.stores.hot import HotStore  # noqa: E402
-from tickvault.stores.lake import Lake  # noqa: E402
-from tickvault.dev.simulate import generate_day  # noqa: E402
+from tickvault.dev.simulate import generate_day
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 PIECE = 1_000_000
 

@@ -28,15 +28,15 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say  # noqa: E402
+from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say
 
-from tickvault.core.config import Settings  # noqa: E402
-from tickvault.stores.hot import HotStore  # noqa: E402
-from tickvault.stores.hot.copy import encode_binary_copy  # noqa: E402
-from tickvault.stores.lake import Lake  # noqa: E402
-from tickvault.dev.simulate import generate_day, publish  # noqa: E402
-from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info  # noqa: E402
+from tickvault.core.config import Settings
+from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info
+from tickvault.dev.simulate import generate_day, publish
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.copy import encode_binary_copy
+from tickvault.stores.lake import Lake
 
 RAW_TABLE = """
 CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
@@ -205,7 +205,7 @@ class AnonPeak:
 
     def __init__(self, pids: dict[str, int]):
         self.pids = pids
-        self.peak = {g: 0.0 for g in pids}
+        self.peak = dict.fromkeys(pids, 0.0)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
 
@@ -215,7 +215,7 @@ class AnonPeak:
                 self.peak[g] = max(self.peak[g], anon_rss_mb(pid))
             self._stop.wait(0.05)
 
-    def __enter__(self) -> "AnonPeak":
+    def __enter__(self) -> AnonPeak:
         self._thread.start()
         return self
 

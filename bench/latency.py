@@ -24,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
@@ -33,13 +33,13 @@ import pyarrow.compute as pc
 import redis
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, emit, isolated_settings, say  # noqa: E402
+from common import DAY, emit, isolated_settings, say
 
-from tickvault.core.config import Settings  # noqa: E402
-from tickvault.dev.simulate import WireEncoder, generate_day  # noqa: E402
-from tickvault.core.stream import connect, group_info  # noqa: E402
+from tickvault.core.config import Settings
+from tickvault.core.stream import connect, group_info
+from tickvault.dev.simulate import WireEncoder, generate_day
 
-UTC = timezone.utc
+UTC = UTC
 
 
 # --- archiver side (a child process) ---------------------------------------------------------
@@ -47,8 +47,7 @@ UTC = timezone.utc
 
 def run_archiver(group: str, out: str) -> None:
     """Archive ``group`` with a latency observer until SIGTERM, then save (received_us, latency_us)."""
-    from tickvault.services.archiver import Commit, install_signal_handlers
-    from tickvault.services.archiver import build_archiver
+    from tickvault.services.archiver import Commit, build_archiver, install_signal_handlers
 
     settings = Settings()
     archiver = build_archiver(settings, group, consumer=f"latency-{group}")

@@ -75,7 +75,7 @@ def make_ticks(seed: int = 7, days: tuple[date, ...] = tuple(SESSIONS), symbols:
                 cum += volume
                 ticks.append(Tick(symbol, ts.astimezone(UTC), p, volume, cum, rng.choice(["B", "S", None]), "sim"))
 
-            for s in sorted(rng.sample(range(0, 600), 3)):  # pre-market 08:30-08:40
+            for s in sorted(rng.sample(range(600), 3)):  # pre-market 08:30-08:40
                 trade(_at(day, time(8, 30), s), price)
             trade(opening, price)  # opening auction
             second = 1

@@ -11,15 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from tickvault.services.brokers import BrokerAuthError
-from tickvault.services.brokers.kis import KisClient
-from tickvault.services.brokers.kiwoom import KiwoomClient
-from tickvault.core.config import Settings
-from tickvault.core.wire import KST
-
 from standins.broker_http import index_truth, make_truth_day, minute_bars
 from standins.kis_rest import KisRestStandin
 from standins.kiwoom_rest import KiwoomRestStandin
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST
+from tickvault.services.brokers import BrokerAuthError
+from tickvault.services.brokers.kis import KisClient
+from tickvault.services.brokers.kiwoom import KiwoomClient
 
 DAY = date(2026, 11, 20)
 SYMBOLS = ["005930", "000660"]

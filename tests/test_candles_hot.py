@@ -12,13 +12,13 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
 
-from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.core.wire import KST, Tick, kst_day_bounds
 from helpers import drop_schema
+from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, Tick, kst_day_bounds
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.hot import HotStore
 
 DAY = date(2026, 11, 20)
 LEVELS = ("1m", "5m", "1h", "1d")
@@ -123,9 +123,9 @@ def test_both_modes_give_identical_candles(settings, tsdb_settings):
 def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
     """A simulated day through Redis and the real hot archiver (1% duplicates, shuffled), with
     a tenth of the ticks arriving late, after the first refresh. Candles must equal the truth."""
-    from tickvault.services.archiver import build_archiver
-    from tickvault.dev.simulate import generate_day, publish
     from tickvault.core.stream import Publisher
+    from tickvault.dev.simulate import generate_day, publish
+    from tickvault.services.archiver import build_archiver
 
     truth = generate_day(DAY, symbols=6, ticks=6000, seed=31)
     rng = random.Random(32)

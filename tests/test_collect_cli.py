@@ -16,11 +16,10 @@ import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from tickvault.cli import cli
-from tickvault.core.wire import TICK_SCHEMA
-
 from standins.kis_rest import KisRestStandin
 from standins.kis_ws import KisWsStandin
+from tickvault.cli import cli
+from tickvault.core.wire import TICK_SCHEMA
 
 APPKEY, APPSECRET = "PSkisAppKey0123456789abcdef", "kisAppSecretZYXWVUT9876543210+/="
 SYMBOLS = ["005930", "000660"]

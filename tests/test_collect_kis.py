@@ -12,16 +12,15 @@ import pyarrow as pa
 import pytest
 import redis
 
+from standins.kis_rest import KisRestStandin
+from standins.kis_ws import KisWsStandin, Trade, data_frame
+from tickvault.core.config import Settings
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, parse_fields
 from tickvault.services.brokers.kis import KisClient
 from tickvault.services.collectors.base import FatalCollectorError
 from tickvault.services.collectors.kis import FrameError, aes_encrypt, parse_frame, plan_sessions
 from tickvault.services.collectors.service import build_kis, read_gaps
 from tickvault.services.collectors.ws import run_sessions
-from tickvault.core.config import Settings
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, parse_fields
-
-from standins.kis_rest import KisRestStandin
-from standins.kis_ws import KisWsStandin, Trade, data_frame
 
 DATA = Path(__file__).parent / "data"
 SYMBOLS = ["005930", "000660", "035720"]
@@ -122,7 +121,7 @@ def test_bad_record_is_rejected_alone():
 
 def test_symbols_beyond_the_keys_are_refused_clearly():
     assert plan_sessions([f"{i:06d}" for i in range(81)], 3, 40) == [
-        [f"{i:06d}" for i in range(0, 40)], [f"{i:06d}" for i in range(40, 80)], ["000080"],
+        [f"{i:06d}" for i in range(40)], [f"{i:06d}" for i in range(40, 80)], ["000080"],
     ]
     with pytest.raises(FatalCollectorError, match="81 symbols need 3 KIS WebSocket sessions.*only 2 app key"):
         plan_sessions([f"{i:06d}" for i in range(81)], 2, 40)

@@ -12,17 +12,16 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from standins.kiwoom_rest import KiwoomRestStandin
+from standins.kiwoom_ws import KiwoomWsStandin
+from test_collect_kis import in_a_gap, key_of, stream_ticks, until
+from tickvault.core.config import Settings
+from tickvault.core.wire import TICK_SCHEMA, UTC, InvalidTick
 from tickvault.services.brokers.kiwoom import KiwoomClient
 from tickvault.services.collectors.base import FatalCollectorError
 from tickvault.services.collectors.kiwoom import check_limit, real_to_fields
 from tickvault.services.collectors.service import build_kiwoom, read_gaps
 from tickvault.services.collectors.ws import run_sessions
-from tickvault.core.config import Settings
-from tickvault.core.wire import TICK_SCHEMA, UTC, InvalidTick
-
-from standins.kiwoom_rest import KiwoomRestStandin
-from standins.kiwoom_ws import KiwoomWsStandin
-from test_collect_kis import in_a_gap, key_of, stream_ticks, until
 
 SYMBOLS = ["005930", "000660", "035720"]
 APPKEY, SECRETKEY = "kwAppKey_4f1d2c3b", "kwSecretKey_9a8b7c6d"

@@ -12,12 +12,12 @@ from decimal import Decimal
 
 import pytest
 
+from tickvault.core.wire import KST, UTC, InvalidTick
 from tickvault.services.archiver import build_archiver
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
 from tickvault.services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
 from tickvault.services.collectors.service import read_gaps
-from tickvault.core.wire import KST, UTC, InvalidTick
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 MAPPING = """
 source = "legacy"

@@ -12,17 +12,16 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
-from tickvault.services.collectors.replay import in_time_order, parse_speed, replay
-from tickvault.core.config import Settings
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, kst_day_bounds
-from tickvault.core.stream import Publisher
-
 from conftest import drop_test_state
 from standins.broker_http import make_truth_day
+from tickvault.cli import cli
+from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, kst_day_bounds
+from tickvault.services.archiver import build_archiver
+from tickvault.services.collectors.replay import in_time_order, parse_speed, replay
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
 

@@ -21,7 +21,6 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
-
 from tickvault.dev.demo import check_continuity, check_counts, check_no_duplicates, cum_volume_breaks
 from tickvault.dev.simulate import generate_day
 

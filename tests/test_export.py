@@ -14,16 +14,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from helpers import settings_env
 
+from helpers import settings_env
 from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
+from tickvault.core.stream import connect
 from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA
 from tickvault.dev.simulate import generate_day
-from tickvault.core.stream import connect
+from tickvault.services.archiver import build_archiver
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
 BY_KEY = [(k, "ascending") for k in NATURAL_KEY]

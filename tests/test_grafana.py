@@ -17,16 +17,16 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
+from helpers import drop_schema
 from tickvault.core.calendar import previous_trading_day
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
+from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
+from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
-from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
-from tickvault.core.wire import KST, kst_day_bounds
-from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
-from tickvault.dev.simulate import generate_day, publish
-from tickvault.core.stream import Publisher
-from helpers import drop_schema
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 INTERVAL_S = 60

@@ -8,13 +8,13 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from test_hot_support import day_ticks, table
 
-from tickvault.stores.hot import HotStore
+from test_hot_support import day_ticks, table
 from tickvault.core.errors import InvalidTick
-from tickvault.stores.contract import conform
-from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
 from tickvault.core.wire import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
+from tickvault.stores.contract import conform
+from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
 
 DAY = date(2026, 11, 20)
 

@@ -8,13 +8,13 @@ from decimal import Decimal
 import psycopg
 import pyarrow as pa
 import pytest
-from test_hot_support import day_ticks, stored_candles, table
 
+from test_hot_support import day_ticks, stored_candles, table
+from tickvault.core.errors import StoreError, StoreNotInitialized
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.partitions import partition_name
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
-from tickvault.core.errors import StoreError, StoreNotInitialized
-from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 

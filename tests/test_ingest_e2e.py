@@ -20,14 +20,14 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import redis
 from click.testing import CliRunner
-from helpers import subprocess_env
 
+from helpers import subprocess_env
 from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher, group_info
 from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA
 from tickvault.dev.simulate import WireEncoder, generate_day, publish
-from tickvault.core.stream import Publisher, group_info
+from tickvault.services.archiver import build_archiver
 
 DAY = date(2026, 11, 20)
 

@@ -9,10 +9,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tickvault.stores.lake import Lake
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 from tickvault.core.errors import QueryError
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
 
@@ -20,7 +20,7 @@ DAY = date(2026, 11, 20)
 def make_ticks(n: int, symbols: tuple[str, ...] = ("005930", "000660", "035420"), day: date = DAY, start_cum: int = 0) -> pa.Table:
     """n ticks spread over the symbols, one second apart, consistent cum_volume per symbol."""
     open_ = datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST)
-    cum = {s: start_cum for s in symbols}
+    cum = dict.fromkeys(symbols, start_cum)
     ticks = []
     for i in range(n):
         symbol = symbols[i % len(symbols)]

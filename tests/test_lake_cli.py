@@ -9,12 +9,11 @@ import sys
 
 from click.testing import CliRunner
 
-from tickvault.cli import cli
-from tickvault.stores.lake import Lake
-from tickvault.core.wire import kst_day_bounds
-
 from test_lake import DAY, make_ticks
+from tickvault.cli import cli
+from tickvault.core.wire import kst_day_bounds
 from tickvault.stores.contract import StreamPosition
+from tickvault.stores.lake import Lake
 
 
 def env_for(settings) -> dict[str, str]:

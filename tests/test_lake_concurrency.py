@@ -11,19 +11,17 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-import duckdb
 import pyarrow as pa
 import pytest
 
-from tickvault.services.archiver import Archiver, ArchiverOptions
+from test_lake import DAY, make_ticks
 from tickvault.core.errors import LakeLocked, StoreError
+from tickvault.core.stream import GroupConsumer, Publisher
+from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
+from tickvault.services.archiver import Archiver, ArchiverOptions
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import catalog_path
-from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
-from tickvault.core.stream import GroupConsumer, Publisher
-
-from test_lake import DAY, make_ticks
 
 READER = r"""
 import json, sys, time

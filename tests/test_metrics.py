@@ -14,12 +14,12 @@ import numpy as np
 import psycopg
 import pyarrow as pa
 
-from tickvault.services.archiver import Commit
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.ops.metrics import MetricsSampler, MetricsWriter, PipelineMetrics, serve
-from tickvault.core.wire import Tick, ticks_to_table
 from tickvault.core.stream import Publisher
+from tickvault.core.wire import Tick, ticks_to_table
+from tickvault.ops.metrics import MetricsSampler, MetricsWriter, PipelineMetrics, serve
+from tickvault.services.archiver import Commit
+from tickvault.stores.hot import HotStore
 
 
 def _batch(n: int, received: datetime, start_cum: int = 0) -> pa.Table:

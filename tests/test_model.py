@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
@@ -20,7 +20,7 @@ from tickvault.core.wire import (
     ticks_to_table,
 )
 
-NOW = datetime(2026, 11, 20, 1, 0, tzinfo=timezone.utc)
+NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
 
 
 def good(**over: str) -> dict[str, str]:
@@ -42,7 +42,7 @@ def good(**over: str) -> dict[str, str]:
 def test_round_trip_keeps_exact_values() -> None:
     tick = parse_fields(good(price="1234.5"), NOW)
     assert tick.price == Decimal("1234.5")
-    assert tick.ts == datetime(2026, 11, 20, 0, 0, 1, tzinfo=timezone.utc)
+    assert tick.ts == datetime(2026, 11, 20, 0, 0, 1, tzinfo=UTC)
     assert parse_fields(tick.to_fields(), NOW) == tick
 
 
@@ -120,8 +120,8 @@ def test_dedupe_of_empty_and_unique_tables_is_identity() -> None:
 
 
 def test_kst_date_of_an_instant() -> None:
-    assert str(kst_date(datetime(2026, 11, 19, 15, 0, tzinfo=timezone.utc))) == "2026-11-20"
-    assert str(kst_date(datetime(2026, 11, 19, 14, 59, 59, tzinfo=timezone.utc))) == "2026-11-19"
+    assert str(kst_date(datetime(2026, 11, 19, 15, 0, tzinfo=UTC))) == "2026-11-20"
+    assert str(kst_date(datetime(2026, 11, 19, 14, 59, 59, tzinfo=UTC))) == "2026-11-19"
 
 
 def test_prices_are_exact_decimals_in_arrow() -> None:
@@ -131,7 +131,9 @@ def test_prices_are_exact_decimals_in_arrow() -> None:
 
 
 # --- the vectorised decode path must agree with the per-entry rules exactly
-from hypothesis import given, settings as hsettings, strategies as st  # noqa: E402
+from hypothesis import given  # noqa: E402
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tickvault.core.wire import _decode_fast, _decode_slow  # noqa: E402
 

@@ -9,14 +9,14 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
 
+from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
+from tickvault.core.errors import QueryError, StoreNotInitialized
+from tickvault.core.timeframe import parse_timeframe
+from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
+from tickvault.services.api import Segment, Vault, resolve_range
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
-from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
-from tickvault.core.errors import QueryError, StoreNotInitialized
-from tickvault.services.api import Segment, Vault, resolve_range
-from tickvault.core.timeframe import parse_timeframe
 
 ACCEPTANCE_TFS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
 # "now" for the vault: 2026-01-06 12:00 KST with 10 days of hot retention -> the hot store keeps

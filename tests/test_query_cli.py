@@ -9,13 +9,13 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_bars import make_ticks
 
+from test_bars import make_ticks
 from tickvault.cli import cli
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
 from tickvault.core.wire import ticks_to_table
 from tickvault.services.api import Vault
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 
 @pytest.fixture

@@ -7,13 +7,13 @@ from datetime import date
 
 import duckdb
 import pytest
-from test_bars import SESSIONS, make_ticks
 
-from tickvault.stores.lake.views import lake_script
-from tickvault.stores.lake import Lake
-from tickvault.stores.lake.connection import load_extensions
+from test_bars import SESSIONS, make_ticks
 from tickvault.core.wire import KST, ticks_to_table
 from tickvault.services.api import Vault
+from tickvault.stores.lake import Lake
+from tickvault.stores.lake.connection import load_extensions
+from tickvault.stores.lake.views import lake_script
 
 
 @pytest.fixture

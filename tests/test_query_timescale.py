@@ -8,13 +8,13 @@ import os
 
 import psycopg
 import pytest
-from test_bars import END, START, as_rows, make_ticks, truth_bars
 
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
+from helpers import drop_schema
+from test_bars import END, START, as_rows, make_ticks, truth_bars
 from tickvault.core.wire import ticks_to_table
 from tickvault.services.api import Vault
-from helpers import drop_schema
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 pytestmark = pytest.mark.timescaledb
 

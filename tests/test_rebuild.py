@@ -9,18 +9,17 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from helpers import settings_env
+from test_verify import DAY
 from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
 from tickvault.core.wire import kst_day_bounds
 from tickvault.dev.simulate import generate_day, publish
-from tickvault.core.stream import Publisher
+from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
 from tickvault.services.sync.rebuild import RebuildError, rebuild
 from tickvault.services.sync.trim import group_positions, trim
-
-from helpers import settings_env
-from test_verify import DAY
 
 
 class Archivers:

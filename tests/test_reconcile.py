@@ -6,29 +6,28 @@ from __future__ import annotations
 
 import json
 import threading
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pytest
 import redis
 from click.testing import CliRunner
 
+from helpers import settings_env
+from test_verify import DAY, row_of, store_both, without
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, kst_day_bounds
-from tickvault.services.archiver import build_archiver
-from tickvault.dev.simulate import generate_day, publish
 from tickvault.core.stream import Publisher, group_info
+from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import missing_from, reconcile, repair_windows
 from tickvault.services.sync.report import MinuteDiff
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 
-from helpers import settings_env
-from test_verify import DAY, row_of, store_both, without
-
-UTC = timezone.utc
+UTC = UTC
 
 
 def keys(table: pa.Table) -> set[tuple]:

@@ -5,12 +5,12 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta
 
+import pytest
+
 from tickvault.core.config import Settings
 from tickvault.core.wire import KST
 from tickvault.services.sync import state
 from tickvault.services.sync.scheduler import SyncScheduler, parse_kst_time
-
-import pytest
 
 
 class Recorder(SyncScheduler):

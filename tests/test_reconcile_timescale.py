@@ -8,15 +8,14 @@ import os
 
 import pytest
 
+from helpers import drop_schema
+from test_hot_support import TSDB_ENV, tsdb_skip_reason
+from test_verify import DAY, row_of, store_both, without
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
-
-from test_hot_support import TSDB_ENV, tsdb_skip_reason
-from test_verify import DAY, row_of, store_both, without
-from helpers import drop_schema
+from tickvault.stores.hot import HotStore
 
 
 @pytest.fixture

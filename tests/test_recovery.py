@@ -13,18 +13,17 @@ import pyarrow.compute as pc
 import pytest
 from pydantic import SecretStr
 
+from standins.broker_http import index_truth, make_truth_day, minute_bars
+from standins.kis_rest import KisRestStandin
+from standins.kiwoom_rest import KiwoomRestStandin
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
 from tickvault.core.wire import KST, kst_day_bounds
 from tickvault.services.recovery import recover
 from tickvault.services.recovery.planner import today_kst
 from tickvault.services.recovery.report import report_path
 from tickvault.services.sync import verify
-
-from standins.broker_http import index_truth, make_truth_day, minute_bars
-from standins.kis_rest import KisRestStandin
-from standins.kiwoom_rest import KiwoomRestStandin
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 SYMBOLS = ["005930", "000660", "035720", "373220"]
 KIS_KEY, KIS_SECRET = "PSrecoveryKisKey0123456789", "recoveryKisSecret/+=ZYXWVU98765"

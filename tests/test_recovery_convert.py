@@ -5,8 +5,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-from tickvault.services.brokers.common import BrokerTrade
 from tickvault.core.wire import KST, UTC
+from tickvault.services.brokers.common import BrokerTrade
 from tickvault.services.recovery.archive import StoredTick, analyse, merge_windows, window_of
 from tickvault.services.recovery.convert import from_anchored, from_exact
 

@@ -12,15 +12,15 @@ from decimal import Decimal
 
 import psycopg
 import pytest
-from helpers import drop_schema
 from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
+from helpers import drop_schema
 from tickvault.core.config import Settings
+from tickvault.core.wire import KST, Tick, ticks_to_table
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
-from tickvault.core.wire import KST, Tick, ticks_to_table
 
 
 def _as(url: str, role: str) -> str:
@@ -175,9 +175,9 @@ def test_init_roles_through_the_cli(roled: Settings) -> None:
 
 def test_archiver_runs_as_the_writer_role(roled: Settings, rclient) -> None:
     """`tickvault run` needs no DDL rights: the hot archiver and the metrics sampler work as the writer."""
+    from tickvault.core.stream import Publisher
     from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
     from tickvault.ops.run import ArchiverRunnable
-    from tickvault.core.stream import Publisher
 
     create_roles(HotStore(roled))
     writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
@@ -216,9 +216,9 @@ def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Setting
     from click.testing import CliRunner
 
     from tickvault.cli import cli
-    from tickvault.stores.lake import Lake
     from tickvault.core.wire import kst_date, ticks_to_table
     from tickvault.services.sync.reconcile import reconcile
+    from tickvault.stores.lake import Lake
 
     env = {
         "TICKVAULT_PG_URL": roled.pg_dsn, "TICKVAULT_REDIS_URL": roled.redis_dsn, "TICKVAULT_PG_SCHEMA": roled.pg_schema,

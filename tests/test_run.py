@@ -17,13 +17,12 @@ from pathlib import Path
 
 import psycopg
 
-from tickvault.core.config import Settings
-from tickvault.ops.metrics import PipelineMetrics
-from tickvault.core.wire import KST, Tick
-from tickvault.ops.run import Component, DailyJob, Supervisor, run_job
-from tickvault.core.stream import Publisher
 from helpers import subprocess_env
-
+from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
+from tickvault.core.wire import KST, Tick
+from tickvault.ops.metrics import PipelineMetrics
+from tickvault.ops.run import Component, DailyJob, Supervisor, run_job
 
 CLI = [sys.executable, "-c", "from tickvault.cli import main; main()"]
 
@@ -284,9 +283,9 @@ def test_run_refuses_unknown_components(settings: Settings) -> None:
 
 
 def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None:
-    from tickvault.stores.lake import Lake
     from tickvault.core.wire import kst_date, ticks_to_table
     from tickvault.ops.run import daily_compaction
+    from tickvault.stores.lake import Lake
 
     start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
     ticks = [Tick("005930", start + timedelta(seconds=i), Decimal(70000), 1, i + 1, "B", "sim") for i in range(40)]

@@ -17,9 +17,9 @@ from click.testing import CliRunner
 
 from tickvault.cli import cli
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, NATURAL_KEY, TICK_SCHEMA, decode_entries, dedupe
 from tickvault.dev.simulate import generate_day, plan_day, price_limits, publish, snap_to_grid, tick_size, wire_order
-from tickvault.core.stream import Publisher
 
 DAY = date(2026, 11, 20)
 

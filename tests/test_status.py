@@ -9,16 +9,16 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+
 from helpers import drop_schema, settings_env
 from test_hot_support import TSDB_ENV, tsdb_skip_reason
-
 from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
 from tickvault.core.config import Settings
+from tickvault.core.stream import GroupConsumer, Publisher, connect
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.services.archiver import build_archiver
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
-from tickvault.dev.simulate import generate_day, publish
-from tickvault.core.stream import GroupConsumer, Publisher, connect
 
 DAY = date(2026, 11, 20)
 

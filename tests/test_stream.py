@@ -9,8 +9,8 @@ from decimal import Decimal
 import redis
 
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, DeadLetter, Tick
 from tickvault.core.stream import GroupConsumer, Publisher, dead_letter, group_info
+from tickvault.core.wire import KST, DeadLetter, Tick
 
 
 def make_ticks(n: int) -> list[Tick]:

@@ -12,14 +12,14 @@ from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
-from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
 
+from helpers import drop_schema
+from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
 from tickvault.core.config import Settings
+from tickvault.core.wire import KST, UTC, kst_day_bounds
+from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.timescale import policy_plan, refresh_window_days
-from tickvault.core.wire import KST, UTC, kst_day_bounds
-from helpers import drop_schema
-from tickvault.stores.contract import StreamPosition
 
 DAY = date(2026, 11, 20)
 

@@ -12,16 +12,15 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from tickvault.cli import cli
-from tickvault.services.archiver import build_archiver
-from tickvault.core.config import Settings
-from tickvault.dev.simulate import generate_day, publish
-from tickvault.core.stream import Publisher, group_info
-from tickvault.services.sync import state, verify
-from tickvault.services.sync.trim import group_positions, next_id, parse_id, trim
-
 from helpers import settings_env
 from test_verify import DAY
+from tickvault.cli import cli
+from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher, group_info
+from tickvault.dev.simulate import generate_day, publish
+from tickvault.services.archiver import build_archiver
+from tickvault.services.sync import state, verify
+from tickvault.services.sync.trim import group_positions, next_id, parse_id, trim
 
 FIELDS = {"v": "1", "symbol": "005930", "ts": "2026-11-20T09:00:00+09:00", "price": "100", "volume": "1", "cum_volume": "1", "source": "sim"}
 

@@ -4,18 +4,16 @@ duplicates, hot-vs-cold differences, the stable JSON and the exit code."""
 from __future__ import annotations
 
 import json
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
-from helpers import settings_env
 
+from helpers import settings_env
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.stores.hot import HotStore
-from tickvault.stores.lake import Lake
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
@@ -23,7 +21,7 @@ from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 
 DAY = date(2026, 11, 20)
-UTC = timezone.utc
+UTC = UTC
 
 
 def day_ticks(symbols: int = 3, ticks: int = 1500, seed: int = 7) -> pa.Table:

@@ -27,15 +27,14 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-from tickvault.core.config import Settings
-from tickvault.core.wire import NATURAL_KEY
-from tickvault.dev.simulate import WireEncoder, wire_order
-from tickvault.core.stream import group_info
-
 # The foundation tests' helpers (tests/ is on sys.path: pytest puts the rootdir conftest's
 # directory there). Only non-test names are imported, so nothing is collected twice.
-from helpers import subprocess_env  # noqa: E402
-from test_ingest_e2e import DAY, export, sort_key  # noqa: E402,F401
+from helpers import subprocess_env
+from test_ingest_e2e import DAY, export, sort_key
+from tickvault.core.config import Settings
+from tickvault.core.stream import group_info
+from tickvault.core.wire import NATURAL_KEY
+from tickvault.dev.simulate import WireEncoder, wire_order
 
 SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
 MODE = "soak" if SOAK else "short"

@@ -13,12 +13,12 @@ import time
 from pathlib import Path
 
 import redis
-
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, record, scale, truth_check, wait_drained
+
 from test_ingest_e2e import DAY
 from tickvault.core.config import Settings
-from tickvault.dev.simulate import WireEncoder, generate_day, wire_order
 from tickvault.core.stream import group_info
+from tickvault.dev.simulate import WireEncoder, generate_day, wire_order
 
 
 def test_burst_of_ten_times_the_steady_rate(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:

@@ -16,14 +16,16 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import redis
-from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
-
 from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
+from hypothesis import HealthCheck, Phase, given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
+
 from test_ingest_e2e import DAY
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS
 from tickvault.dev.simulate import WireEncoder, generate_day
-from tickvault.core.stream import Publisher
 
 MALFORMED = 10_000
 

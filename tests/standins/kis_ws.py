@@ -21,8 +21,8 @@ from datetime import datetime
 
 from websockets.exceptions import ConnectionClosed
 
-from tickvault.services.collectors.kis import aes_encrypt
 from tickvault.core.wire import KST
+from tickvault.services.collectors.kis import aes_encrypt
 
 from .ws_server import WsConn, WsStandinServer
 
@@ -99,7 +99,7 @@ class KisWsStandin(WsStandinServer[Conn]):
         self.rng = random.Random(seed)
         alphabet = string.ascii_letters + string.digits
         self.cipher = ("".join(self.rng.choice(alphabet) for _ in range(32)), "".join(self.rng.choice(alphabet) for _ in range(16)))
-        self.cum = {s: 0 for s in self.symbols}
+        self.cum = dict.fromkeys(self.symbols, 0)
         self.price = {s: 50_000 + 100 * i for i, s in enumerate(self.symbols)}
         self.sent: list[Trade] = []
         self.lost: list[Trade] = []

@@ -81,7 +81,7 @@ class KiwoomWsStandin(WsStandinServer[Conn]):
         self.max_items = max_items
         self.valid_token = valid_token
         self.rng = random.Random(seed)
-        self.cum = {s: 0 for s in self.symbols}
+        self.cum = dict.fromkeys(self.symbols, 0)
         self.price = {s: 20_000 + 50 * i for i, s in enumerate(self.symbols)}
         self.prev_close = dict(self.price)
         self.sent: list[Trade] = []

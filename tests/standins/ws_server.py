@@ -89,7 +89,7 @@ class WsStandinServer(Generic[C]):
                 raise TimeoutError(f"{what} within {timeout}s")
             try:
                 await asyncio.wait_for(self._changed.wait(), timeout=min(left, 0.05))
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
 
     # --- faults

@@ -83,10 +83,10 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     Needs TICKVAULT_KIS_APPKEY/APPSECRET; each app key holds
     TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS symbols, more symbols need TICKVAULT_KIS_WS_EXTRA_APPS.
     """
+    from ..core.stream import connect
     from ..services.collectors.base import FatalCollectorError
     from ..services.collectors.kis import plan_sessions
     from ..services.collectors.service import build_kis, kis_apps
-    from ..core.stream import connect
 
     settings = get_settings(ctx)
     wanted = read_symbols(symbols, symbols_file)
@@ -106,8 +106,8 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
 @click.pass_context
 def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None) -> None:
     """Kiwoom real-time trades (0B) until SIGTERM. Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY."""
-    from ..services.collectors.service import build_kiwoom
     from ..core.stream import connect
+    from ..services.collectors.service import build_kiwoom
 
     settings = get_settings(ctx)
     wanted = read_symbols(symbols, symbols_file)
@@ -129,9 +129,9 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     Pub/sub keeps nothing: messages published while this bridge is down are lost
     (the windows are recorded in <stream>:gaps for recovery).
     """
+    from ..core.stream import connect
     from ..services.archiver import install_signal_handlers
     from ..services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
-    from ..core.stream import connect
 
     settings = get_settings(ctx)
     try:
@@ -158,10 +158,10 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     """Re-publish one day of the lake into a separate stream, paced like the original."""
     import threading
 
+    from ..core.stream import Publisher, connect
+    from ..core.wire import SOURCE_RE, kst_day_bounds
     from ..services.archiver import install_signal_handlers
     from ..services.collectors.replay import parse_speed, replay
-    from ..core.wire import SOURCE_RE, kst_day_bounds
-    from ..core.stream import Publisher, connect
 
     settings = get_settings(ctx)
     try:

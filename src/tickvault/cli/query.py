@@ -163,8 +163,8 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
 
     Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
     """
-    from ..stores.lake.views import lake_script
     from ..stores.lake.connection import catalog_path
+    from ..stores.lake.views import lake_script
 
     settings = get_settings(ctx)
     if not catalog_path(Path(settings.lake_dir)).exists():

@@ -41,8 +41,8 @@ def simulate_cmd(
     around a previous close, 09:00–15:20 continuous trading with a busy open and close,
     and a closing-auction print at 15:30:00.
     """
-    from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
     from ..core.stream import Publisher, connect
+    from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
 
     try:
         day = day_of(day_text)

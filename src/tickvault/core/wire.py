@@ -14,16 +14,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute
 
 KST = ZoneInfo("Asia/Seoul")
-UTC = timezone.utc
+UTC = UTC
 WIRE_VERSION = "1"
 
 PRICE_PRECISION = 18

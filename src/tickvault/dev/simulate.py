@@ -29,8 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WIRE_VERSION
 from ..core.stream import Publisher
+from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WIRE_VERSION
 
 #: Post-2023 KRX tick sizes for stocks: price < bound -> tick.
 TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000], dtype=np.int64)

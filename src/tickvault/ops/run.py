@@ -28,8 +28,8 @@ from datetime import date, datetime
 from typing import Any, Protocol
 
 from ..core.config import Settings
-from .metrics import MetricsSampler, PipelineMetrics, serve
 from ..core.wire import KST
+from .metrics import MetricsSampler, PipelineMetrics, serve
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +83,7 @@ class Supervisor:
         for runnable in running:
             try:
                 runnable.stop()
-            except Exception:  # noqa: BLE001 - stopping one must not keep others running
+            except Exception:
                 log.exception("stopping a component failed")
 
     def wait(self, timeout_s: float | None = None) -> bool:
@@ -126,7 +126,7 @@ class Supervisor:
         try:
             code = runnable.run()
             outcome = f"exited with code {code}"
-        except Exception:  # noqa: BLE001 - a crash is logged and the component restarted
+        except Exception:
             log.exception("component %s crashed", component.name)
             outcome = "crashed"
         finally:
@@ -137,7 +137,7 @@ class Supervisor:
             if close is not None:
                 try:
                     close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("closing component %s failed", component.name)
         return outcome
 
@@ -256,7 +256,7 @@ def run_job(name: str, fn: Callable[[], dict[str, float] | None], metrics: Pipel
     started = time.perf_counter()
     try:
         results = fn() or {}
-    except Exception as exc:  # noqa: BLE001 - a failed run is reported and retried on schedule
+    except Exception as exc:
         log.error("%s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
         metrics.record_job(name, False, time.perf_counter() - started)
         return False

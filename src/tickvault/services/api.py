@@ -20,8 +20,7 @@ Every store call goes through ``_Stores``; the stores raise the tickvault family
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from os import PathLike
@@ -31,21 +30,17 @@ from typing import TYPE_CHECKING, Any, Literal, overload
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ..core import bars
 from ..core import calendar as krx
 from ..core.config import Settings, load_settings
 from ..core.errors import (
     ConfigError,
-    LakeLocked,
     QueryError,
-    StoreError,
     StoreNotInitialized,
-    StoreUnavailable,
-    TickvaultError,
 )
 from ..core.extras import import_optional
 from ..core.timeframe import Timeframe, parse_timeframe
 from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, kst_date, kst_day_bounds
-from ..core import bars
 
 if TYPE_CHECKING:
     import pandas as pd

@@ -18,7 +18,8 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 from typing import Any
 
 import httpx
@@ -131,7 +132,7 @@ class KisClient(BrokerSession):
             except ValueError:
                 pass
         seconds = int(body.get("expires_in") or 86400)
-        return datetime.now(timezone.utc) + timedelta(seconds=seconds)
+        return datetime.now(UTC) + timedelta(seconds=seconds)
 
     def approval_key(self) -> str:
         """WebSocket approval key (POST /oauth2/Approval; note the body says ``secretkey``)."""

@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -217,4 +217,4 @@ def _expiry(body: dict[str, Any]) -> datetime:
     try:
         return parse_compact(text)
     except ValueError:
-        return datetime.now(timezone.utc) + timedelta(hours=23)
+        return datetime.now(UTC) + timedelta(hours=23)

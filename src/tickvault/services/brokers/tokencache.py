@@ -15,7 +15,7 @@ import os
 import stat
 import tempfile
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 log = logging.getLogger(__name__)
@@ -35,7 +35,7 @@ class CachedToken:
     expires_at: datetime  # aware
 
     def fresh(self, now: datetime | None = None) -> bool:
-        now = now or datetime.now(timezone.utc)
+        now = now or datetime.now(UTC)
         return now + EXPIRY_MARGIN < self.expires_at
 
     def __repr__(self) -> str:  # never show the token

@@ -6,4 +6,4 @@ unreadable input goes to ``<stream>:dlq`` and disconnected windows to ``<stream>
 from .base import CollectorStats, FatalCollectorError, Gap, gaps_stream
 from .service import build_kis, build_kiwoom, kis_ws_url, read_gaps
 
-__all__ = ["CollectorStats", "FatalCollectorError", "Gap", "gaps_stream", "build_kis", "build_kiwoom", "kis_ws_url", "read_gaps"]
+__all__ = ["CollectorStats", "FatalCollectorError", "Gap", "build_kis", "build_kiwoom", "gaps_stream", "kis_ws_url", "read_gaps"]

@@ -15,13 +15,14 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, time as dtime
+from datetime import date, datetime
+from datetime import time as dtime
 from typing import Any
 
 import redis
 
-from ...core.wire import KST, UTC, DeadLetter
 from ...core.stream import Publisher, dead_letter
+from ...core.wire import KST, UTC, DeadLetter
 
 log = logging.getLogger(__name__)
 
@@ -196,7 +197,7 @@ class Outbox:
                     return
                 try:
                     item = await asyncio.wait_for(self.queue.get(), timeout=0.2)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     continue
             else:
                 item = self.queue.get_nowait()
@@ -223,7 +224,7 @@ class Outbox:
                 log.error("%s: Redis write failed (%s); retrying in %.1fs — check TICKVAULT_REDIS_URL", self.stage, exc, wait)
                 await asyncio.sleep(wait)
 
-    def _write(self, parts: "_Parts") -> None:
+    def _write(self, parts: _Parts) -> None:
         """Each part is emptied once written, so a retry repeats only what failed. Inside a
         failed pipeline some XADDs may have landed: the retry then adds those ticks twice,
         which the archivers' upsert on the natural key makes harmless (not retrying would lose them)."""

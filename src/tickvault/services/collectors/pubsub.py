@@ -37,8 +37,8 @@ from typing import Any
 
 import redis
 
-from ...core.wire import KST, UTC, DeadLetter, InvalidTick, parse_price
 from ...core.stream import Publisher, dead_letter
+from ...core.wire import KST, UTC, DeadLetter, InvalidTick, parse_price
 from .base import Backoff, CollectorStats, Gap, gaps_stream
 from .mapping import business_date, kst_instant, make_tick, unsigned_int
 
@@ -64,7 +64,7 @@ class FieldMapping:
     sell: tuple[str, ...] = ("S", "s", "5", "sell", "SELL", "-")
 
     @classmethod
-    def load(cls, path: str | Path | None) -> "FieldMapping":
+    def load(cls, path: str | Path | None) -> FieldMapping:
         if path is None:
             return cls()
         path = Path(path)
@@ -76,7 +76,7 @@ class FieldMapping:
         return cls.from_dict(data, str(path))
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any], where: str = "mapping") -> "FieldMapping":
+    def from_dict(cls, data: Mapping[str, Any], where: str = "mapping") -> FieldMapping:
         known = {"source", "ts_format", "fields", "side_values"}
         unknown = set(data) - known
         if unknown:

@@ -17,8 +17,8 @@ from datetime import datetime
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...core.wire import WIRE_VERSION, format_price
 from ...core.stream import Publisher
+from ...core.wire import WIRE_VERSION, format_price
 
 
 def parse_speed(text: str) -> float | None:

@@ -15,8 +15,8 @@ from datetime import datetime
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
-from ..brokers.errors import BrokerError
 from ...core.wire import UTC
+from ..brokers.errors import BrokerError
 from .base import (
     WIRE_LOG,
     Backoff,
@@ -94,11 +94,11 @@ class WsSession:
                 reason = str(exc)
             except websockets.ConnectionClosed as exc:
                 reason = f"connection closed by the server ({exc.rcvd.code if exc.rcvd else 'no close frame'})"
-            except (OSError, asyncio.TimeoutError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
+            except (TimeoutError, OSError, websockets.InvalidHandshake, websockets.InvalidURI) as exc:
                 reason = f"cannot connect: {type(exc).__name__}: {exc}"
             except BrokerError as exc:  # approval key / token not issued; its message is scrubbed of secrets
                 reason = f"broker credential: {exc}"
-            except Exception as exc:  # noqa: BLE001 - a collector never dies of one bad session
+            except Exception as exc:
                 log.exception("%s: unexpected error in the session", self.name)
                 reason = f"unexpected {type(exc).__name__}"
             finally:
@@ -113,7 +113,7 @@ class WsSession:
             log.warning("%s: session lost (%s); reconnecting in %.1fs", self.name, reason, wait)
             try:
                 await asyncio.wait_for(stop.wait(), timeout=wait)
-            except asyncio.TimeoutError:
+            except TimeoutError:
                 pass
         self.gaps.close_on_stop()
 
@@ -134,7 +134,7 @@ class WsSession:
             while not stop.is_set():
                 try:
                     message = await asyncio.wait_for(ws.recv(), timeout=poll)
-                except asyncio.TimeoutError:
+                except TimeoutError:
                     self._check_timers(ack_deadline)
                     continue
                 self._last_frame = time.time()

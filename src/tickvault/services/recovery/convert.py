@@ -14,10 +14,11 @@ and the archive disagree and nothing is inserted. Nothing is ever guessed.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, time as dtime
+from datetime import datetime
+from datetime import time as dtime
 
-from ..brokers.common import BrokerTrade
 from ...core.wire import KST, UTC, InvalidTick, Tick, parse_fields
+from ..brokers.common import BrokerTrade
 from .archive import StoredTick, SymbolArchive, analyse
 
 SOURCE = "recovery"

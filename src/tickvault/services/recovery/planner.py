@@ -14,25 +14,25 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 
-from ..brokers.errors import BrokerError
 from ...core.config import Settings
-from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
-from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
-from .convert import Conversion, from_anchored, from_exact
 from ...core.errors import StoreError
+from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
 from ...stores.contract import TickStore
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
+from ..brokers.errors import BrokerError
+from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
+from .convert import Conversion, from_anchored, from_exact
 from .report import Disagreement, RecoveryReport, SymbolReport, report_rows, write_json
 from .sources import BrokerSource, TradesUnavailable, open_source
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 DEFAULT_UNTIL = "153000"
 SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a full-market day)
 

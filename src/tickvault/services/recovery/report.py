@@ -10,10 +10,9 @@ import json
 import os
 import tempfile
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
-
 
 RECOVERY_FORMAT = "tickvault.recovery/1"
 
@@ -186,7 +185,7 @@ def write_json(report: RecoveryReport, lake_dir: Path) -> Path:
 
 def report_rows(report: RecoveryReport) -> list[dict[str, Any]]:
     """One row per (day, broker, symbol) for the hot store's ``recovery_report`` table."""
-    ran_at = report.finished_at or datetime.now(timezone.utc)
+    ran_at = report.finished_at or datetime.now(UTC)
     return [
         {
             "day": report.day, "broker": report.broker, "symbol": s.symbol, "status": s.status, "complete": s.complete,

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Protocol
 
+from ...core.config import Settings
 from ..brokers.common import BrokerTrade, MinuteBar
 from ..brokers.kis import KisClient
 from ..brokers.kiwoom import KiwoomClient
-from ...core.config import Settings
 
 
 class TradesUnavailable(Exception):

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 from ...core.errors import StoreError
@@ -16,7 +16,7 @@ from ...stores.contract import TickStore
 from .report import VerifyReport
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 
 def status_of(row: dict[str, Any], differs: bool) -> str:
     """ok | repaired | gaps | differs | duplicates — the worst thing true of the symbol."""

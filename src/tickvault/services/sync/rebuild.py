@@ -19,22 +19,21 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import redis
 
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
+from ...core.stream import connect, parse_id
 from ...core.wire import KST, kst_day_bounds
-from ...core.stream import connect
 from ...stores.contract import TickStore
-from ...core.stream import parse_id
 from .trim import group_positions
 from .verify import hot_retention_start, open_stores
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 
 CHUNK = timedelta(minutes=30)
 

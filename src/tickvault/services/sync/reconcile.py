@@ -13,7 +13,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -21,14 +21,14 @@ import pyarrow as pa
 from ...core.config import Settings
 from ...core.errors import QueryError
 from ...core.wire import KST, NATURAL_KEY, TICK_SCHEMA
+from ...stores.contract import TickStore
 from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
-from ...stores.contract import TickStore
 from .verify import build_report, compare, day_range, hot_retention_start, open_stores, scan_all
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 
 #: At most this many minutes of differing data are read into memory at once.
 REPAIR_WINDOW_MINUTES = 30

@@ -7,11 +7,11 @@ rename them. docs/sync.md documents the JSON.
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime, timezone
+from datetime import UTC, date, datetime
 from typing import Any
 
 VERIFY_FORMAT = "tickvault.verify/1"
-UTC = timezone.utc
+UTC = UTC
 
 
 def _iso(value: datetime | None) -> str | None:

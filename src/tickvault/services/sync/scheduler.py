@@ -12,14 +12,15 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from datetime import date, datetime, time as dtime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
+from datetime import time as dtime
 
 from ...core.config import Settings
 from ...core.wire import KST
 from . import state
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 
 
 def parse_kst_time(text: str) -> dtime:
@@ -94,7 +95,7 @@ class SyncScheduler:
 
         try:
             trim(self.settings)
-        except Exception:  # noqa: BLE001 - logged; the next period tries again
+        except Exception:
             log.exception("sync: stream trim failed; will retry in %ds", self.settings.trim_interval_s)
 
     def reconcile_once(self, day: date, until: datetime | None) -> None:
@@ -102,7 +103,7 @@ class SyncScheduler:
 
         try:
             reconcile(self.settings, day, repair=True, until=until)  # records its outcome in sync.state
-        except Exception:  # noqa: BLE001 - logged; the next period tries again
+        except Exception:
             state.record_reconcile_failure()
             log.exception("sync: reconcile of %s failed; will retry in %ds", day, self.settings.reconcile_interval_s)
 

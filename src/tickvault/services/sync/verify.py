@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import UTC, date, datetime, timedelta
 
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
@@ -24,7 +24,7 @@ from .gaps import LastTick, union_gaps
 from .report import Duplicate, Gap, MinuteDiff, MinuteStats, StoreCheck, VerifyReport
 
 log = logging.getLogger(__name__)
-UTC = timezone.utc
+UTC = UTC
 SOURCES = ("hot", "cold", "both")
 
 MinuteKey = tuple[str, int]  # (symbol, epoch minute)

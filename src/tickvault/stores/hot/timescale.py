@@ -68,7 +68,7 @@ def refresh_window_days(settings: Settings) -> int:
 
 def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]]:
     """Desired policies, and (relation, proc) pairs that must have none. Raises on unsafe settings."""
-    from .store import HotStoreError  # noqa: PLC0415 - the store imports this module
+    from .store import HotStoreError
 
     window = refresh_window_days(settings)
     limits = {"tick_retention_days": settings.tick_retention_days}
@@ -114,7 +114,7 @@ def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]
 def init_schema(conn: psycopg.Connection, store: HotStore) -> list[str]:
     """Create hypertables, caggs, compression and policies; idempotent. ``conn`` is autocommit.
     Returns what it changed (empty on a re-run with unchanged settings)."""
-    from .store import origin  # noqa: PLC0415 - the store imports this module
+    from .store import origin
 
     schema = store.schema
     policies, absent = policy_plan(store.settings)
