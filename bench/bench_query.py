@@ -139,11 +139,11 @@ def main(argv: list[str] | None = None) -> int:
                                     datetime.combine(busy_day, datetime.min.time(), KST) + timedelta(days=1)),
         }
         for name, (symbols, start, end) in cases.items():
-            tv_s, tv = timed(lambda: vault.candles(symbols, "15m", start, end, source="cold"), args.repeat)
+            tv_s, tv = timed(lambda symbols=symbols, start=start, end=end: vault.candles(symbols, "15m", start, end, source="cold"), args.repeat)
             symbol_filter = "AND symbol = $symbol" if symbols else ""
             params = {"files": files, "start": start, "end": end} | ({"symbol": symbols[0]} if symbols else {})
             sql = HAND_SQL.format(symbol_filter=symbol_filter)
-            hand_s, ref = timed(lambda: hand.execute(sql, params).to_arrow_table(), args.repeat)
+            hand_s, ref = timed(lambda sql=sql, params=params: hand.execute(sql, params).to_arrow_table(), args.repeat)
             same = tv.num_rows == ref.num_rows and tv.column("volume").to_pylist() == ref.column("volume").to_pylist()
             if not same:
                 print(f"{name}: answers differ ({tv.num_rows} vs {ref.num_rows} bars) — benchmark invalid", file=sys.stderr)

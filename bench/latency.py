@@ -39,9 +39,6 @@ from tickvault.core.config import Settings
 from tickvault.core.stream import connect, group_info
 from tickvault.dev.simulate import WireEncoder, generate_day
 
-UTC = UTC
-
-
 # --- archiver side (a child process) ---------------------------------------------------------
 
 

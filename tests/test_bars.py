@@ -73,7 +73,7 @@ def make_ticks(seed: int = 7, days: tuple[date, ...] = tuple(SESSIONS), symbols:
                 nonlocal cum
                 volume = rng.randrange(1, 500)
                 cum += volume
-                ticks.append(Tick(symbol, ts.astimezone(UTC), p, volume, cum, rng.choice(["B", "S", None]), "sim"))
+                ticks.append(Tick(symbol, ts.astimezone(UTC), p, volume, cum, rng.choice(["B", "S", None]), "sim"))  # noqa: B023 - called in this iteration
 
             for s in sorted(rng.sample(range(600), 3)):  # pre-market 08:30-08:40
                 trade(_at(day, time(8, 30), s), price)

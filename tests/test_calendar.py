@@ -359,7 +359,7 @@ def test_the_minimal_table_parses() -> None:
     ("old", "new", "complaint"),
     [
         ('end = "15:20" },\n    { name = "close"', 'end = "08:00" },\n    { name = "close"', "start 9:00:00 must be before end 8:00:00"),
-        ('name = "open", kind = "auction", start = "08:30", end = "09:00"', 'name = "open", kind = "auction", start = "08:30", end = "09:30"', "'open' and 'cont' overlap"),
+        ('name = "open", kind = "auction", start = "08:30", end = "09:00"', 'name = "open", kind = "auction", start = "08:30", end = "09:30"', "'open' and 'cont' overlap"),  # noqa: E501
         ('kind = "auction"', 'kind = "call"', "kind 'call'"),
         ('venue = "NXT"', 'venue = "XYZ"', "venue 'XYZ'"),
         ('start = "08:30"', 'start = "8:30"', "HH:MM"),
@@ -374,7 +374,7 @@ def test_the_minimal_table_parses() -> None:
         ('version = 1', 'version = "one"', "whole number"),
         ('{ name = "cont"', '{ name = "open"', "session names repeat: open"),
         ('end = "09:00" }', 'end = "09:00", overlaps = ["pre"] }', "overlaps names unknown session(s) pre"),
-        ('kind = "auction", start = "08:30", end = "09:00" }', 'kind = "pre", start = "08:30", end = "09:30", overlaps = ["cont"] }', "stamped in the same instant"),
+        ('kind = "auction", start = "08:30", end = "09:00" }', 'kind = "pre", start = "08:30", end = "09:30", overlaps = ["cont"] }', "stamped in the same instant"),  # noqa: E501
         ('[[rule]]\nvenue = "NXT"', '[rule.first_trading_day]\nshift_minutes = 900\n\n[[rule]]\nvenue = "NXT"', "runs past midnight"),
     ],
 )
@@ -385,7 +385,7 @@ def test_a_malformed_table_is_refused(old: str, new: str, complaint: str) -> Non
 
 
 def test_rules_of_one_venue_may_not_overlap_in_time() -> None:
-    later = '\n[[rule]]\nvenue = "NXT"\nname = "n2"\neffective_from = 2026-01-05\nsessions = [{ name = "main", kind = "continuous", start = "09:00", end = "15:20" }]\n'
+    later = '\n[[rule]]\nvenue = "NXT"\nname = "n2"\neffective_from = 2026-01-05\nsessions = [{ name = "main", kind = "continuous", start = "09:00", end = "15:20" }]\n'  # noqa: E501
     table = krx.parse_session_table(MINIMAL + later)
     assert table.rule(date(2026, 1, 2), "NXT").name == "n" and table.rule(date(2026, 1, 5), "NXT").name == "n2"
     overlapping = MINIMAL.replace('effective_from = 2025-03-04', 'effective_from = 2025-03-04\neffective_to = 2026-01-05')
@@ -396,7 +396,7 @@ def test_rules_of_one_venue_may_not_overlap_in_time() -> None:
 
 
 def test_two_rules_of_one_venue_may_not_start_the_same_day() -> None:
-    twin = '\n[[rule]]\nvenue = "NXT"\nname = "n2"\neffective_from = 2025-03-04\nsessions = [{ name = "main", kind = "continuous", start = "09:00", end = "15:20" }]\n'
+    twin = '\n[[rule]]\nvenue = "NXT"\nname = "n2"\neffective_from = 2025-03-04\nsessions = [{ name = "main", kind = "continuous", start = "09:00", end = "15:20" }]\n'  # noqa: E501
     with pytest.raises(ConfigError, match="starts the same day as 'n'"):
         krx.parse_session_table(MINIMAL + twin)
 

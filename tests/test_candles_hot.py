@@ -116,7 +116,8 @@ def test_both_modes_give_identical_candles(settings, tsdb_settings):
         assert pg_result[level] == ts_result[level], level
     with pg_store.connect() as pg, ts_store.connect() as ts:
         for level in LEVELS:
-            q = f"SELECT column_name, data_type, numeric_scale FROM information_schema.columns WHERE table_schema = %s AND table_name = 'candles_{level}' ORDER BY ordinal_position"
+            q = (f"SELECT column_name, data_type, numeric_scale FROM information_schema.columns "
+                 f"WHERE table_schema = %s AND table_name = 'candles_{level}' ORDER BY ordinal_position")
             assert pg.execute(q, (pg_store.schema,)).fetchall() == ts.execute(q, (ts_store.schema,)).fetchall(), level
 
 

@@ -83,7 +83,7 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
     assert '"ticks": 40' in err  # the final counters line
 
 
-@pytest.mark.parametrize("args, extra_env, message", [
+@pytest.mark.parametrize(("args", "extra_env", "message"), [
     (["collect", "kis", "--symbols", "005930"], {}, "KIS keys missing: set TICKVAULT_KIS_APPKEY"),
     (["collect", "kis"], {}, "no symbols"),
     (["collect", "kis", "--symbols", ",".join(f"{i:06d}" for i in range(41))],

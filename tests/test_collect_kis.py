@@ -36,11 +36,11 @@ def kis_rest(tmp_path):
 
 
 def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
-    values = dict(
-        kis_appkey=APPKEY, kis_appsecret=APPSECRET, kis_base_url=rest_url, kis_ws_url=ws_url,
-        broker_token_dir=tmp_path / "tokens", collect_stall_s=3.0, collect_session_hours="00:00-24:00",
-        collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
-    )
+    values = {
+        "kis_appkey": APPKEY, "kis_appsecret": APPSECRET, "kis_base_url": rest_url, "kis_ws_url": ws_url,
+        "broker_token_dir": tmp_path / "tokens", "collect_stall_s": 3.0, "collect_session_hours": "00:00-24:00",
+        "collect_reconnect_initial_s": 0.05, "collect_reconnect_max_s": 0.2,
+    }
     values.update(extra)
     return Settings(**{**settings.model_dump(), **values})
 
@@ -97,7 +97,7 @@ def test_multi_record_and_encrypted_frames_parse_every_record():
         assert {t["ts"] for t in parsed.ticks} == {now.isoformat()}
 
 
-@pytest.mark.parametrize("frame, reason", [
+@pytest.mark.parametrize(("frame", "reason"), [
     ("0|H0STCNT0|002|" + "^".join(["x"] * 60), "truncated"),
     ("0|H0STCNT0|001|005930^112616^62700", "truncated"),
     ("0|H0STCNT0", "4 '|'-separated parts"),
@@ -123,7 +123,7 @@ def test_symbols_beyond_the_keys_are_refused_clearly():
     assert plan_sessions([f"{i:06d}" for i in range(81)], 3, 40) == [
         [f"{i:06d}" for i in range(40)], [f"{i:06d}" for i in range(40, 80)], ["000080"],
     ]
-    with pytest.raises(FatalCollectorError, match="81 symbols need 3 KIS WebSocket sessions.*only 2 app key"):
+    with pytest.raises(FatalCollectorError, match=r"81 symbols need 3 KIS WebSocket sessions.*only 2 app key"):
         plan_sessions([f"{i:06d}" for i in range(81)], 2, 40)
 
 
@@ -135,7 +135,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
     every delivered trade is in the stream exactly once; every trade made while the
     collector could not receive lies inside a recorded gap; bad frames are in the DLQ."""
     caplog.set_level(logging.DEBUG)
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS, valid_key=lambda k: k.startswith("apv-"))
 
     async def scenario():
@@ -206,7 +206,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
 
 
 def test_short_silence_below_the_watchdog_keeps_the_session(settings, rclient, kis_rest, tmp_path):
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS[:1], valid_key=lambda k: k.startswith("apv-"))
 
     async def scenario():
@@ -230,7 +230,7 @@ def test_short_silence_below_the_watchdog_keeps_the_session(settings, rclient, k
 
 
 def test_watchdog_sleeps_outside_the_session(settings, rclient, kis_rest, tmp_path):
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS[:1])
     now = datetime.now(KST)
     closed = f"{(now + timedelta(hours=2)).strftime('%H:%M')}-{(now + timedelta(hours=3)).strftime('%H:%M')}"
@@ -251,7 +251,7 @@ def test_watchdog_sleeps_outside_the_session(settings, rclient, kis_rest, tmp_pa
 
 
 def test_over_limit_subscription_is_refused_with_a_clear_error(settings, rclient, kis_rest, tmp_path):
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS, max_subscriptions=2)
 
     async def scenario():
@@ -262,13 +262,13 @@ def test_over_limit_subscription_is_refused_with_a_clear_error(settings, rclient
         finally:
             await standin.stop()
 
-    with pytest.raises(FatalCollectorError, match="MAX SUBSCRIBE OVER.*TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS"):
+    with pytest.raises(FatalCollectorError, match=r"MAX SUBSCRIBE OVER.*TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS"):
         asyncio.run(scenario())
     assert standin.refused == [("035720", "OPSP0008")]
 
 
 def test_more_symbols_use_more_app_keys_one_session_each(settings, rclient, kis_rest, tmp_path):
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     symbols = SYMBOLS + ["051910", "207940"]
     standin = KisWsStandin(symbols, max_subscriptions=2)
 
@@ -367,7 +367,7 @@ class RedisProxy:
 def test_redis_outage_keeps_the_session_and_loses_nothing(settings, rclient, kis_rest, tmp_path):
     from urllib.parse import urlsplit
 
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS)
     target = urlsplit(settings.redis_dsn)
     proxy = RedisProxy(target.hostname or "127.0.0.1", target.port or 6379)
@@ -408,7 +408,7 @@ def test_wrong_app_secret_retries_and_never_logs_it(settings, rclient, kis_rest,
     from tickvault.services.collectors.service import kis_approval_keys
 
     caplog.set_level(logging.DEBUG)
-    rest, rest_url = kis_rest
+    _rest, rest_url = kis_rest
     standin = KisWsStandin(SYMBOLS[:1])
     wrong = "wrongSecret-4711-do-not-log"
 

@@ -36,11 +36,11 @@ def kiwoom_rest():
 
 
 def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url: str, **extra) -> Settings:
-    values = dict(
-        kiwoom_appkey=APPKEY, kiwoom_secretkey=SECRETKEY, kiwoom_base_url=rest_url, kiwoom_ws_url=ws_url,
-        broker_token_dir=tmp_path / "tokens", collect_stall_s=3.0, collect_session_hours="00:00-24:00",
-        collect_reconnect_initial_s=0.05, collect_reconnect_max_s=0.2,
-    )
+    values = {
+        "kiwoom_appkey": APPKEY, "kiwoom_secretkey": SECRETKEY, "kiwoom_base_url": rest_url, "kiwoom_ws_url": ws_url,
+        "broker_token_dir": tmp_path / "tokens", "collect_stall_s": 3.0, "collect_session_hours": "00:00-24:00",
+        "collect_reconnect_initial_s": 0.05, "collect_reconnect_max_s": 0.2,
+    }
     values.update(extra)
     return Settings(**{**settings.model_dump(), **values})
 
@@ -68,7 +68,7 @@ def test_business_date_is_the_kst_session_date():
 
 
 def test_too_many_symbols_are_refused_before_connecting():
-    with pytest.raises(FatalCollectorError, match="101 symbols exceed.*TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS"):
+    with pytest.raises(FatalCollectorError, match=r"101 symbols exceed.*TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS"):
         check_limit([f"{i:06d}" for i in range(101)], 100)
 
 
@@ -135,7 +135,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
 
 
 def test_refused_login_retries_without_a_gap_or_data(settings, rclient, kiwoom_rest, tmp_path):
-    rest, rest_url = kiwoom_rest
+    _rest, rest_url = kiwoom_rest
     standin = KiwoomWsStandin(SYMBOLS, valid_token=lambda t: False)
 
     async def scenario():
@@ -155,7 +155,7 @@ def test_refused_login_retries_without_a_gap_or_data(settings, rclient, kiwoom_r
 
 
 def test_server_refusing_the_registration_stops_with_a_clear_error(settings, rclient, kiwoom_rest, tmp_path):
-    rest, rest_url = kiwoom_rest
+    _rest, rest_url = kiwoom_rest
     standin = KiwoomWsStandin(SYMBOLS, max_items=2)
 
     async def scenario():

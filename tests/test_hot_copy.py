@@ -54,8 +54,9 @@ def test_text_nulls_and_extremes_round_trip(settings):
 
 def test_required_nulls_are_refused_before_any_write():
     batch = table(day_ticks(DAY, ["005930"], 3))
-    bad = batch.set_column(batch.schema.get_field_index("price"), pa.field("price", TICK_SCHEMA.field("price").type), pa.array([Decimal(1), None, Decimal(2)], TICK_SCHEMA.field("price").type))
-    with pytest.raises(InvalidTick, match="1 null.*price"):
+    price_type = TICK_SCHEMA.field("price").type
+    bad = batch.set_column(batch.schema.get_field_index("price"), pa.field("price", price_type), pa.array([Decimal(1), None, Decimal(2)], price_type))
+    with pytest.raises(InvalidTick, match=r"1 null.*price"):
         conform(bad)
 
 

@@ -7,12 +7,17 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from tickvault.core.wire import (
     KST,
     TICK_SCHEMA,
     InvalidTick,
     Tick,
+    _decode_fast,
+    _decode_slow,
     decode_entries,
     dedupe,
     kst_date,
@@ -131,11 +136,7 @@ def test_prices_are_exact_decimals_in_arrow() -> None:
 
 
 # --- the vectorised decode path must agree with the per-entry rules exactly
-from hypothesis import given  # noqa: E402
-from hypothesis import settings as hsettings
-from hypothesis import strategies as st
 
-from tickvault.core.wire import _decode_fast, _decode_slow  # noqa: E402
 
 field_values = st.one_of(
     st.sampled_from(["005930", "005930_NX", "5930", "005930\n", "1", "0", "-1", "10", "62700", "1234.5", "1E+3", " 5",

@@ -107,7 +107,7 @@ def test_auto_ticks_are_stitched_without_overlap_or_gap(retained, truth) -> None
 
 
 def test_as_of_returns_the_pre_upsert_answer(settings, both, truth) -> None:
-    hot, lake = both
+    _hot, lake = both
     pinned = lake.snapshot_id()
     pinned_time = datetime.now(UTC)
     day = date(2025, 11, 12)

@@ -195,7 +195,7 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
 
     n = 3000
     Publisher(rclient, settings.stream).publish(_ticks(n))
-    log_file = open(tmp_path / "run.log", "w+")
+    log_file = open(tmp_path / "run.log", "w+")  # noqa: SIM115 - the child writes it for the whole test
     proc = subprocess.Popen([*CLI, "run"], env=env, stdout=log_file, stderr=subprocess.STDOUT, text=True)
     proc.stderr = log_file  # for _wait's message
     try:

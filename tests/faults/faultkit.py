@@ -211,7 +211,7 @@ class ArchiverProcess:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
-            raise AssertionError(f"archiver {self.group} ignored SIGTERM for {timeout}s:\n{self.log.read_text()[-3000:]}")
+            raise AssertionError(f"archiver {self.group} ignored SIGTERM for {timeout}s:\n{self.log.read_text()[-3000:]}") from None
 
 
 def wait_drained(client: redis.Redis, s: Settings, groups: tuple[str, ...], timeout: float = 180) -> None:

@@ -77,5 +77,6 @@ def test_burst_of_ten_times_the_steady_rate(settings: Settings, rclient: redis.R
     report = truth_check(settings, truth, tmp_path)
     peak = {"hot": max(b[1] for b in backlog), "cold": max(b[2] for b in backlog)}
     record("collector burst 10x steady rate", report, publisher.stats.entries, 1, "burst",
-           achieved_rates=achieved, burst_factor_achieved=round(achieved["burst1"] / max(achieved["steady0"], 1), 1), peak_backlog=peak, drained_s_after_last_phase=round(drained_after, 1))
+           achieved_rates=achieved, burst_factor_achieved=round(achieved["burst1"] / max(achieved["steady0"], 1), 1), peak_backlog=peak,
+           drained_s_after_last_phase=round(drained_after, 1))
     assert_truth(report)

@@ -191,7 +191,7 @@ class StandinServer:
                 standin.requests_log.append(request)
                 try:
                     reply = standin.handle(request)
-                except Exception as exc:  # a stand-in bug must show up, not hang the client
+                except Exception as exc:  # noqa: BLE001 - a stand-in bug must show up, not hang the client
                     reply = Reply(500, {"error": f"stand-in crashed: {type(exc).__name__}: {exc}"})
                 if isinstance(reply.body, str):
                     data = reply.body.encode()
@@ -237,7 +237,8 @@ def minute_bars(trades: list[TruthTrade]) -> list[dict[str, Any]]:
         minute = t.ts.replace(second=0)
         bar = bars.get(minute)
         if bar is None:
-            bars[minute] = {"minute": minute, "open": t.price, "high": t.price, "low": t.price, "close": t.price, "volume": t.volume, "turnover": t.price * t.volume, "cum": t.cum_volume}
+            bars[minute] = {"minute": minute, "open": t.price, "high": t.price, "low": t.price, "close": t.price, "volume": t.volume,
+                            "turnover": t.price * t.volume, "cum": t.cum_volume}
         else:
             bar["high"] = max(bar["high"], t.price)
             bar["low"] = min(bar["low"], t.price)

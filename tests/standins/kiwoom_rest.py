@@ -91,7 +91,7 @@ class KiwoomRestStandin(StandinServer):
                 state = json.loads(base64.b64decode(h.get("next-key", "")))
                 assert state["api"] == api_id and state["stk"] == symbol
                 offset = int(state["off"])
-            except Exception:
+            except Exception:  # noqa: BLE001 - a malformed continuation key is refused, as Kiwoom does
                 return Reply(200, {"return_code": 2, "return_msg": "[1517:next-key가 유효하지 않습니다]"})
         page = rows[offset : offset + self.page_rows]
         more = offset + self.page_rows < len(rows)

@@ -67,7 +67,8 @@ class LazyGroup(click.Group):
 
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="TICKVAULT_CONFIG", help="TOML settings file (environment variables override it).")
+@click.option("--config", "config_file", type=click.Path(dir_okay=False), envvar="TICKVAULT_CONFIG",
+              help="TOML settings file (environment variables override it).")
 @click.option("--log-level", default="INFO", show_default=True, type=click.Choice(["DEBUG", "INFO", "WARNING", "ERROR"], case_sensitive=False))
 @click.version_option(package_name="tickvault")
 @click.pass_context
@@ -87,7 +88,7 @@ def get_settings(ctx: click.Context) -> Settings:
     if cached is None:
         try:
             cached = load_settings(root.obj.get("config_file"))
-        except Exception as exc:  # pydantic ValidationError, missing file
+        except Exception as exc:  # noqa: BLE001 - pydantic ValidationError, missing file
             raise click.UsageError(f"bad configuration: {exc}") from None
         root.obj["settings"] = cached
     return cached

@@ -187,7 +187,8 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     stop = threading.Event()
     install_signal_handlers(stop.set)
     published = replay(table, Publisher(connect(settings.redis_dsn), target), pace, relabel, stop)
-    summary = {"date": trading_day.isoformat(), "stream": target, "ticks": table.num_rows, "published": published, "speed": speed, "complete": published == table.num_rows}
+    summary = {"date": trading_day.isoformat(), "stream": target, "ticks": table.num_rows, "published": published, "speed": speed,
+               "complete": published == table.num_rows}
     if as_json:
         click.echo(json.dumps(summary))
     else:

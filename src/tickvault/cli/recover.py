@@ -28,7 +28,8 @@ def _parse_symbols(_ctx: click.Context, _param: click.Parameter, values: tuple[s
 @click.command("recover")
 @click.option("--date", "day", required=True, callback=_parse_day, help="KST trading date, YYYY-MM-DD.")
 @click.option("--broker", type=click.Choice(["kis", "kiwoom"]), default=None, help="Broker to compare with (default: setting recovery_broker).")
-@click.option("--symbols", multiple=True, callback=_parse_symbols, help="Only these symbols (comma-separated or repeated); default: every symbol archived that day.")
+@click.option("--symbols", multiple=True, callback=_parse_symbols,
+              help="Only these symbols (comma-separated or repeated); default: every symbol archived that day.")
 @click.option("--dry-run", is_flag=True, help="Compare and plan, fetch what would be recovered, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (format tickvault.recovery/1).")
 @click.pass_context

@@ -15,7 +15,8 @@ from . import fail, get_settings
 @click.option("--symbols", default=20, show_default=True, type=click.IntRange(1, 99_999), help="Number of symbols.")
 @click.option("--ticks", default=200_000, show_default=True, type=click.IntRange(2), help="Distinct ticks to generate.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same day: the run is deterministic.")
-@click.option("--pace", type=click.Choice(["max", "realtime"]), default="max", show_default=True, help="max: as fast as Redis takes it; realtime: at exchange-time spacing.")
+@click.option("--pace", type=click.Choice(["max", "realtime"]), default="max", show_default=True,
+              help="max: as fast as Redis takes it; realtime: at exchange-time spacing.")
 @click.option("--dup-rate", default=0.0, show_default=True, type=click.FloatRange(0, 1), help="Fraction of ticks sent twice (a reconnecting feed).")
 @click.option("--shuffle-window", default=0, show_default=True, type=click.IntRange(0), help="Move each entry by up to this many positions.")
 @click.option("--truth", type=click.Path(dir_okay=False, writable=True), help="Write every distinct tick generated to this Parquet file.")

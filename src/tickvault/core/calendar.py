@@ -14,6 +14,7 @@ exam dates. A rule change is an edit there plus a test; this module only reads a
 
 from __future__ import annotations
 
+import itertools
 import re
 import tomllib
 from collections.abc import Iterator, Mapping
@@ -329,7 +330,7 @@ def _check_dates(rules: list[SessionRule]) -> None:
     """Rules of one venue follow each other without overlap; KRX covers every date."""
     for venue in VENUES:
         mine = [r for r in rules if r.venue == venue]
-        for earlier, later in zip(mine, mine[1:]):
+        for earlier, later in itertools.pairwise(mine):
             if later.effective_from == earlier.effective_from:
                 raise _fail(f"rule '{later.name}'", f"starts the same day as '{earlier.name}'")
             if earlier.effective_to is not None and earlier.effective_to >= later.effective_from:

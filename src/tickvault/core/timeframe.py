@@ -70,7 +70,8 @@ def parse_timeframe(text: str | Timeframe) -> Timeframe:
     n, unit = int(match.group(1)), match.group(2)
     if unit == "s":
         if n > 59:
-            raise TimeframeError(f"timeframe {raw!r}: seconds go up to 59s; write {n // 60}m for whole minutes" if n % 60 == 0 else f"timeframe {raw!r}: seconds go up to 59s; {HELP}")
+            hint = f"write {n // 60}m for whole minutes" if n % 60 == 0 else HELP
+            raise TimeframeError(f"timeframe {raw!r}: seconds go up to 59s; {hint}")
         return Timeframe(raw, n, "intraday")
     if unit == "m":
         if n > MAX_MINUTES:

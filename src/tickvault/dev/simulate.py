@@ -221,7 +221,7 @@ def wire_order(rows: int, dup_rate: float = 0.0, shuffle_window: int = 0, seed: 
     rng = np.random.default_rng([seed, 3])
     index = np.arange(rows, dtype=np.int64)
     position = index.astype(np.float64)
-    n_dup = int(round(rows * dup_rate))
+    n_dup = round(rows * dup_rate)
     if n_dup:
         again = rng.choice(rows, size=n_dup, replace=False)
         index = np.concatenate([index, again])

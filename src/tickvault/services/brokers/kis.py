@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from functools import partial
 from typing import Any
 
 import httpx
@@ -120,7 +121,8 @@ class KisClient(BrokerSession):
                 log.warning("kis: token issuing limited (about once a minute); waiting %.0fs", self.token_wait_s)
                 self._sleep(self.token_wait_s)
                 continue
-            raise BrokerAuthError("kis", self._scrub(f"token not issued: {message}; check TICKVAULT_KIS_APPKEY/APPSECRET and the base URL"), code or None, response.status_code)
+            raise BrokerAuthError("kis", self._scrub(f"token not issued: {message}; check TICKVAULT_KIS_APPKEY/APPSECRET and the base URL"),
+                                  code or None, response.status_code)
         raise AssertionError("unreachable")
 
     @staticmethod
@@ -153,7 +155,8 @@ class KisClient(BrokerSession):
             if response.status_code != 200 or not key:
                 code = str(body.get("error_code") or body.get("msg_cd") or "") or None
                 message = str(body.get("error_description") or body.get("msg1") or "approval key refused")
-                raise BrokerAuthError("kis", self._scrub(f"approval key not issued: {message}; check TICKVAULT_KIS_APPKEY/APPSECRET"), code, response.status_code)
+                raise BrokerAuthError("kis", self._scrub(f"approval key not issued: {message}; check TICKVAULT_KIS_APPKEY/APPSECRET"),
+                                      code, response.status_code)
             self._approval = str(key)
             return self._approval
 
@@ -173,7 +176,7 @@ class KisClient(BrokerSession):
             }
             if tr_cont:
                 headers["tr_cont"] = tr_cont
-            response = request_with_retries("kis", lambda: self._http.get(path, params=params, headers=headers), self.retries, self._sleep)
+            response = request_with_retries("kis", partial(self._http.get, path, params=params, headers=headers), self.retries, self._sleep)
             self.stats.calls += 1
             self.stats.by_tr[tr_id] = self.stats.by_tr.get(tr_id, 0) + 1
             body = self._json(response)
@@ -208,7 +211,8 @@ class KisClient(BrokerSession):
         except ValueError:
             if response.status_code >= 500:
                 return {}
-            raise BrokerError("kis", self._scrub(f"non-JSON answer from {response.request.url.path}: {response.text[:120]!r}"), status=response.status_code) from None
+            raise BrokerError("kis", self._scrub(f"non-JSON answer from {response.request.url.path}: {response.text[:120]!r}"),
+                              status=response.status_code) from None
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints

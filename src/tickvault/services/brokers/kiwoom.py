@@ -14,6 +14,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from functools import partial
 from typing import Any
 
 import httpx
@@ -89,7 +90,8 @@ class KiwoomClient(BrokerSession):
             if (code == RATE_LIMITED or response.status_code == 429) and attempt < self.retries:
                 self._sleep(backoff(attempt))
                 continue
-            raise BrokerAuthError("kiwoom", self._scrub(f"token not issued: {body.get('return_msg') or response.reason_phrase}; check TICKVAULT_KIWOOM_APPKEY/SECRETKEY and the base URL"),
+            reason = body.get("return_msg") or response.reason_phrase
+            raise BrokerAuthError("kiwoom", self._scrub(f"token not issued: {reason}; check TICKVAULT_KIWOOM_APPKEY/SECRETKEY and the base URL"),
                                   str(code) if code is not None else None, response.status_code)
         raise AssertionError("unreachable")
 
@@ -107,7 +109,7 @@ class KiwoomClient(BrokerSession):
             if next_key:
                 headers["cont-yn"] = "Y"
                 headers["next-key"] = next_key
-            response = request_with_retries("kiwoom", lambda: self._http.post(path, json=body, headers=headers), self.retries, self._sleep)
+            response = request_with_retries("kiwoom", partial(self._http.post, path, json=body, headers=headers), self.retries, self._sleep)
             self.stats.calls += 1
             self.stats.by_tr[api_id] = self.stats.by_tr.get(api_id, 0) + 1
             data = self._json(response)

@@ -145,7 +145,8 @@ class RecoveryReport:
         """Plain-text table for a terminal or a log."""
         state = "COMPLETE" if self.complete else "NOT COMPLETE"
         head = f"recovery {self.day} via {self.broker}{' (dry run)' if self.dry_run else ''}: {state}; broker calls {self.calls.get('total', 0)}"
-        cols = f"{'symbol':<8} {'ticks before':>12} {'after':>8} {'gaps':>5} {'missing vol':>11} {'recovered':>10} {'rec vol':>9} {'to hot':>7} {'to lake':>7} {'disagree':>8}  status"
+        cols = (f"{'symbol':<8} {'ticks before':>12} {'after':>8} {'gaps':>5} {'missing vol':>11} {'recovered':>10} {'rec vol':>9} "
+                f"{'to hot':>7} {'to lake':>7} {'disagree':>8}  status")
         lines = [head, cols]
         for s in self.symbols:
             lines.append(

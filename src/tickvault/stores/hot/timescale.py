@@ -106,7 +106,8 @@ def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]
         )
     )
     policies.append(
-        Policy("metrics", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.metrics_retention_days), add_statement="add_retention_policy")
+        Policy("metrics", "policy_retention", RETENTION_SCHEDULE, drop_after=timedelta(days=settings.metrics_retention_days),
+               add_statement="add_retention_policy")
     )
     return policies, absent
 

@@ -72,5 +72,5 @@ def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool
         "late_open": ", ".join(str(minutes(s.open.timetz())) for s in late),
         "late_close": ", ".join(str(minutes(s.close.timetz())) for s in late),
     }
-    script = template.format(**{k: v for k, v in values.items()}, core="{core}")
+    script = template.format(**values, core="{core}")
     return script.replace("{core}", macro_core())
