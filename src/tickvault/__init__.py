@@ -34,11 +34,11 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (10 ms of
 if TYPE_CHECKING:
     from typing import Any
 
+    from .core.bars import CANDLE_SCHEMA
     from .core.config import Settings, load_settings
     from .core.timeframe import Timeframe
     from .core.wire import TICK_SCHEMA
     from .services.api import Vault, candles, ticks
-    from .services.candles import CANDLE_SCHEMA
 
 __version__ = "0.1.0"
 
@@ -74,7 +74,7 @@ _LAZY = {
     "load_settings": ".core.config",
     "Timeframe": ".core.timeframe",
     "TICK_SCHEMA": ".core.wire",
-    "CANDLE_SCHEMA": ".services.candles",
+    "CANDLE_SCHEMA": ".core.bars",
 }
 
 if not TYPE_CHECKING:  # type checkers see the imports above; an unknown name stays an error for them

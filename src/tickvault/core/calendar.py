@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal, cast, get_args
+from typing import Any, Literal, get_args
 
 import holidays
 
@@ -393,7 +393,7 @@ def _venue(venue: str) -> Venue:
     name = venue.upper() if isinstance(venue, str) else venue
     if name not in VENUES:
         raise QueryError(f"unknown venue {venue!r}: use one of {', '.join(VENUES)}")
-    return cast(Venue, name)
+    return name  # checked against VENUES above
 
 
 def day_type(day: date | datetime | str) -> DayType:

@@ -29,34 +29,23 @@ from psycopg import sql
 
 from ...core import bars
 from ...core.config import Settings
-from ...core.errors import ConfigError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
+from ...core.errors import StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import TICK_SCHEMA, UTC, kst_day_bounds
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StreamPosition, conform
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
-from . import partitions
+from . import partitions, timescale
 from .copy import encode_binary_copy
+from .timescale import HotStoreError, origin
 
 log = logging.getLogger(__name__)
 
 MODES = ("postgres", "timescaledb")
-#: Bucket origin of every candle level in both modes: 00:00 KST. 1m/5m/1h buckets then also
-#: start at 09:00 KST (the open), and a 1d bucket is one KST trading date. TimescaleDB needs
-#: one origin across a cagg hierarchy.
-ORIGIN = "2000-01-03 00:00:00+09"
 #: level -> (level below, bucket width) of the PostgreSQL-mode rollups inside insert_postgres
 ROLLUPS = (("5m", "1m", "5 minutes"), ("1h", "5m", "1 hour"), ("1d", "1h", "1 day"))
 UPSERT_SLICE_ROWS = 50_000
 POOL_MAX = 4
 POOL_TIMEOUT_S = 3.0  # an outage surfaces quickly as StoreUnavailable; callers retry
-
-
-class HotStoreError(ConfigError):
-    """A configuration problem of the hot store the operator must fix (the message says how)."""
-
-
-def origin() -> sql.Composable:
-    return sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN)
 
 
 def first_line(exc: BaseException) -> str:
@@ -67,7 +56,7 @@ def first_line(exc: BaseException) -> str:
 class HotStore:
     """The hot store of one installation (schema ``settings.pg_schema``)."""
 
-    name = "hot"
+    name: StoreName = "hot"
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -247,8 +236,6 @@ class HotStore:
                             f"set TICKVAULT_HOT_MODE={recorded} (or auto), or use a new TICKVAULT_PG_SCHEMA and rebuild"
                         )
                 if mode == "timescaledb":
-                    from . import timescale
-
                     timescale.policy_plan(self.settings)  # refuse unsafe policy settings before any DDL
                 if not self._relation_exists(conn, "ingest_checkpoint"):
                     conn.execute(self.sql("schema", "common_tables"))
@@ -260,8 +247,6 @@ class HotStore:
                     if not self._relation_exists(conn, table):
                         conn.execute(self.sql("schema", f"{table}_table"))
             if mode == "timescaledb":
-                from . import timescale
-
                 self.last_init_changes = timescale.init_schema(conn, self)
         self._mode = mode
         self._insert_sql = None
@@ -413,8 +398,6 @@ class HotStore:
         PostgreSQL mode keeps candles current on every insert, so there is nothing to do."""
         if self.mode != "timescaledb":
             return
-        from . import timescale
-
         with self.connection() as conn:
             timescale.refresh_candles(conn, self, start, end)
 

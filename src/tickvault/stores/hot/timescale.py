@@ -22,10 +22,24 @@ import psycopg
 from psycopg import sql
 
 from ...core.config import Settings
+from ...core.errors import ConfigError
 from ...core.wire import KST
 
 if TYPE_CHECKING:
     from .store import HotStore
+
+#: Bucket origin of every candle level in both modes: 00:00 KST. 1m/5m/1h buckets then also
+#: start at 09:00 KST (the open), and a 1d bucket is one KST trading date. TimescaleDB needs
+#: one origin across a cagg hierarchy.
+ORIGIN = "2000-01-03 00:00:00+09"
+
+
+class HotStoreError(ConfigError):
+    """A configuration problem of the hot store the operator must fix (the message says how)."""
+
+
+def origin() -> sql.Composable:
+    return sql.SQL("TIMESTAMPTZ ") + sql.Literal(ORIGIN)
 
 log = logging.getLogger(__name__)
 
@@ -68,8 +82,6 @@ def refresh_window_days(settings: Settings) -> int:
 
 def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]]:
     """Desired policies, and (relation, proc) pairs that must have none. Raises on unsafe settings."""
-    from .store import HotStoreError
-
     window = refresh_window_days(settings)
     limits = {"tick_retention_days": settings.tick_retention_days}
     for level in ("1m", "5m", "1h"):
@@ -115,8 +127,6 @@ def policy_plan(settings: Settings) -> tuple[list[Policy], list[tuple[str, str]]
 def init_schema(conn: psycopg.Connection, store: HotStore) -> list[str]:
     """Create hypertables, caggs, compression and policies; idempotent. ``conn`` is autocommit.
     Returns what it changed (empty on a re-run with unchanged settings)."""
-    from .store import origin
-
     schema = store.schema
     policies, absent = policy_plan(store.settings)
     conn.execute(store.sql("timescale", "lock_schema"), {"schema": schema})

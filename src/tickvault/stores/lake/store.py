@@ -27,7 +27,7 @@ from ...core.config import Settings
 from ...core.errors import QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import KST, TICK_SCHEMA, kst_date
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StreamPosition, conform
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
@@ -109,7 +109,7 @@ def _first_line(exc: BaseException) -> str:
 class Lake:
     """The cold store. One DuckDB connection per Lake, guarded for use from several threads."""
 
-    name = "cold"
+    name: StoreName = "cold"
 
     def __init__(self, settings: Settings, lock_budget_s: float = LOCK_RETRY_SECONDS) -> None:
         self.settings = settings
