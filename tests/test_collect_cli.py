@@ -91,7 +91,6 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
      {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"}, "41 symbols need 2 KIS WebSocket sessions"),
     (["collect", "kiwoom", "--symbols", "005930"], {}, "Kiwoom keys missing"),
     (["collect", "replay", "--date", "2026-11-20", "--speed", "0"], {}, "speed must be > 0"),
-    (["collect", "kiwoom", "--symbols", "005930"], {"TICKVAULT_COLLECT_SESSION_HOURS": "9-5"}, "want 'HH:MM-HH:MM'"),
 ])
 def test_configuration_errors_are_one_line(settings, tmp_path, args, extra_env, message):
     env = base_env(settings, tmp_path)

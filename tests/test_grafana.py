@@ -9,7 +9,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
-from datetime import datetime, timedelta
+from datetime import datetime, time as dtime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -23,7 +23,8 @@ from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
 from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
 from tickvault.core.wire import KST, kst_day_bounds
-from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
+from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery
+from tickvault.ops.schedule import Daily, Scheduler
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.core.stream import Publisher
 from helpers import drop_schema
@@ -75,8 +76,10 @@ def _fill(s: Settings, rclient) -> tuple[datetime, datetime]:
         runnable.close()
     start, end = kst_day_bounds(day)
     store.refresh_candles(start, end)
-    recovery = daily_recovery(s)  # no broker credentials here: recorded as a skipped (not verified) day
-    assert not run_job("recovery", lambda: recovery(day), metrics)
+    # no broker credentials here: recorded as a skipped (not verified) day
+    recovery = Daily("recovery", dtime(0, 0), daily_recovery(s), every_day=True)
+    assert Scheduler([recovery], record=metrics.record_job).run_due() == ["recovery"]
+    assert recovery.state.last_ok is False
     sampler = MetricsSampler(metrics, s, redis_client=rclient)
     for _ in range(3):
         assert sampler.sample_once() > 0

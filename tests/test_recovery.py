@@ -268,22 +268,6 @@ def test_cli_recover_exit_codes_json_and_no_secrets(settings, tmp_path, day, tru
     hot.close(), lake.close()
 
 
-def test_schedule_runs_after_the_close_on_trading_days(settings):
-    from datetime import time as dtime
-
-    from tickvault.services.recovery import due_day, next_run
-
-    weekdays = lambda d: d.weekday() < 5  # noqa: E731
-    friday = datetime(2026, 11, 20, 16, 9, tzinfo=KST)
-    assert due_day(friday, settings, is_trading_day=weekdays) is None
-    assert due_day(friday + timedelta(minutes=1), settings, is_trading_day=weekdays) == date(2026, 11, 20)
-    assert due_day(friday + timedelta(minutes=1), settings, last_day=date(2026, 11, 20), is_trading_day=weekdays) is None
-    saturday = datetime(2026, 11, 21, 17, 0, tzinfo=KST)
-    assert due_day(saturday, settings, is_trading_day=weekdays) is None
-    assert next_run(friday + timedelta(minutes=5), settings, is_trading_day=weekdays) == datetime(2026, 11, 23, 16, 10, tzinfo=KST)
-    assert next_run(friday, settings, is_trading_day=weekdays).time() == dtime(16, 10)
-
-
 def test_scheduled_job_without_credentials_skips_with_a_reason(settings, caplog):
     from tickvault.services.recovery import recover_day
 

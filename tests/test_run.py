@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, time as dtime, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -20,7 +20,8 @@ import psycopg
 from tickvault.core.config import Settings
 from tickvault.ops.metrics import PipelineMetrics
 from tickvault.core.wire import KST, Tick
-from tickvault.ops.run import Component, DailyJob, Supervisor, run_job
+from tickvault.ops.run import Component, Supervisor
+from tickvault.ops.schedule import Daily, Scheduler
 from tickvault.core.stream import Publisher
 from helpers import subprocess_env
 
@@ -89,48 +90,25 @@ def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) ->
     assert len(attempts) == 3
 
 
-def test_run_job_records_results_and_failures(settings: Settings) -> None:
+def test_scheduled_job_outcomes_reach_the_metrics(settings: Settings) -> None:
     metrics = PipelineMetrics(settings)
-    assert not run_job("recovery", lambda: (_ for _ in ()).throw(RuntimeError("broker down")), metrics)
+    outcomes = iter([RuntimeError("broker down"), {"gaps_found": 2, "ok": 1}])
+
+    def recovery(day):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    now = datetime(2026, 11, 26, 17, 0, tzinfo=KST)
+    sched = Scheduler([Daily("recovery", dtime(16, 10), recovery, retry_after_s=0)], clock=lambda: now, record=metrics.record_job)
+    assert sched.run_due() == ["recovery"]
     assert metrics.value("tickvault_job_last_ok", job="recovery") == 0
-    assert run_job("recovery", lambda: {"gaps": 2, "ok": 1}, metrics)
+    assert sched.run_due() == ["recovery"]  # retried (retry_after_s=0)
     assert metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 1
     assert metrics.value("tickvault_job_runs_total", job="recovery", result="ok") == 1
-    assert metrics.value("tickvault_job_result", job="recovery", field="gaps") == 2
+    assert metrics.value("tickvault_job_result", job="recovery", field="gaps_found") == 2
     assert metrics.value("tickvault_job_last_success_timestamp_seconds", job="recovery") > 0
-
-
-def test_daily_job_runs_once_per_trading_day_after_its_time(settings: Settings) -> None:
-    job = DailyJob("recovery", lambda day: None, "16:10", PipelineMetrics(settings), lambda day: day.weekday() < 5)
-    thursday = datetime(2026, 11, 26, tzinfo=KST)
-    assert job.due(thursday.replace(hour=16, minute=9)) is None
-    assert job.due(thursday.replace(hour=16, minute=10)) == thursday.date()
-    job.last_day = thursday.date()
-    assert job.due(thursday.replace(hour=20)) is None  # already ran today
-    assert job.due(datetime(2026, 11, 28, 17, 0, tzinfo=KST)) is None  # Saturday
-
-
-def test_daily_job_retries_a_failed_day_a_few_times(settings: Settings) -> None:
-    metrics = PipelineMetrics(settings)
-    calls: list[object] = []
-
-    def flaky(day):
-        calls.append(day)
-        raise ConnectionError("broker down")
-
-    job = DailyJob("recovery", flaky, "16:10", metrics, lambda day: True, attempts=2, retry_after_s=0.0)
-    day = datetime(2026, 11, 26, 16, 30, tzinfo=KST)
-    assert job.due(day) == day.date()
-    assert not job.run_once(day.date())
-    assert job.due(day) == day.date()  # tried again
-    assert not job.run_once(day.date())
-    assert job.due(day) is None  # out of attempts for today
-    assert len(calls) == 2 and metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 2
-
-    skipping = DailyJob("recovery", lambda day: {"ok": 0.0, "skipped": 1.0}, "16:10", metrics, lambda day: True,
-                        attempts=3, retry_after_s=0.0)
-    assert not skipping.run_once(day.date())
-    assert skipping.due(day) is None  # no credentials: not retried today
 
 
 # ---------------------------------------------------------------------- the real process
@@ -259,7 +237,7 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
 
 
 def test_health_reports_a_stale_archiver(settings: Settings) -> None:
-    from tickvault.cli.run import check_endpoint
+    from tickvault.ops.health import check_endpoint
     from tickvault.ops.metrics import serve
 
     metrics = PipelineMetrics(settings)

@@ -55,15 +55,6 @@ def _run_ws(build) -> None:
         fail(str(exc))
 
 
-def _check_session_hours(hours: str) -> None:
-    from ..services.collectors.base import parse_hours
-
-    try:
-        parse_hours(hours)
-    except ValueError as exc:
-        fail(f"TICKVAULT_COLLECT_SESSION_HOURS: {exc}")
-
-
 symbols_option = click.option("--symbols", "-s", multiple=True, help="Symbols, comma- or space-separated (repeatable).")
 symbols_file_option = click.option("--symbols-file", type=click.Path(exists=True, dir_okay=False), help="File with one symbol per line.")
 
@@ -92,7 +83,6 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     wanted = read_symbols(symbols, symbols_file)
     if not wanted:
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
-    _check_session_hours(settings.collect_session_hours)
     try:
         plan_sessions(wanted, len(kis_apps(settings)), settings.kis_ws_max_subscriptions)  # refuse before connecting
     except FatalCollectorError as exc:
@@ -113,7 +103,6 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     wanted = read_symbols(symbols, symbols_file)
     if not wanted:
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
-    _check_session_hours(settings.collect_session_hours)
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
     _run_ws(lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))

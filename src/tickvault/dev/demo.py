@@ -145,7 +145,7 @@ def run_demo(
 ) -> DemoReport:
     """Run the demo end to end and return its report; raises only on setup failures."""
     from ..services.archiver import build_archiver
-    from ..cli.export import read_day
+    from ..services.export import read_day
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
     from .simulate import generate_day, publish

@@ -2,6 +2,6 @@
 
 from .planner import Recovery, recover
 from .report import RECOVERY_FORMAT, RecoveryReport, SymbolReport
-from .schedule import due_day, next_run, recover_day
+from .daily import recover_day
 
-__all__ = ["RECOVERY_FORMAT", "Recovery", "RecoveryReport", "SymbolReport", "due_day", "next_run", "recover", "recover_day"]
+__all__ = ["RECOVERY_FORMAT", "Recovery", "RecoveryReport", "SymbolReport", "recover", "recover_day"]

@@ -23,6 +23,7 @@ from psycopg import sql
 
 from ..brokers.errors import BrokerError
 from ...core.config import Settings
+from ...core.retention import hot_days
 from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
 from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
 from .convert import Conversion, from_anchored, from_exact
@@ -41,10 +42,6 @@ def _sql(name: str) -> str:
 
 def today_kst() -> date:
     return datetime.now(KST).date()
-
-
-def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
-    return day >= today - timedelta(days=settings.tick_retention_days - 1)
 
 
 def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, sides: Sequence[Any]) -> dict[str, Any]:
@@ -93,7 +90,7 @@ class Recovery:
 
     def run(self) -> RecoveryReport:
         hot, lake = self._stores()
-        with_hot = in_hot_retention(self.settings, self.day, self.today)
+        with_hot = hot_days(self.settings, kst_day_bounds(self.today)[0]).holds(self.day)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
         source = self._source or open_source(self.settings, self.broker)
         from ..sync.sides import HotSide, LakeSide

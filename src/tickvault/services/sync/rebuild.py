@@ -25,11 +25,10 @@ from typing import Any
 import redis
 
 from ...core.config import Settings
-from ...core.wire import KST, kst_day_bounds
-from ...core.stream import connect
+from ...core.retention import hot_days
+from ...core.stream import connect, stream_last_id
 from .sides import HotSide, LakeSide, Side
 from .trim import group_positions, parse_id
-from .verify import hot_retention_start
 
 log = logging.getLogger(__name__)
 UTC = timezone.utc
@@ -67,13 +66,6 @@ class RebuildResult:
             "stream_existed": self.stream_existed,
             "seconds": round(self.seconds, 3),
         }
-
-
-def _last_id(client: redis.Redis, stream: str) -> str | None:
-    try:
-        return str(client.xinfo_stream(stream)["last-generated-id"])
-    except redis.ResponseError:
-        return None
 
 
 def data_range(side: Side, start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -147,7 +139,7 @@ def rebuild(
         raise ValueError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
     source = "cold" if target == "hot" else "hot"
     if target == "hot":
-        oldest = kst_day_bounds(hot_retention_start(settings, datetime.now(KST).date()))[0]
+        oldest = hot_days(settings, datetime.now(UTC)).full_from
         if start < oldest:
             log.warning("rebuild hot: --from %s is beyond the hot retention; starting at %s", start.isoformat(), oldest.isoformat())
             start = oldest
@@ -166,7 +158,7 @@ def rebuild(
     result = RebuildResult(target, source, start, end)
     try:
         stream = settings.stream
-        last_id = _last_id(client, stream)
+        last_id = stream_last_id(client, stream)
         if last_id is None:
             # The stream is gone (Redis lost it): every entry from now on must reach the target.
             result.stream_existed = False

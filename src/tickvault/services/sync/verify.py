@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 from ...core.config import Settings
 from ...core.wire import kst_day_bounds
@@ -197,8 +197,3 @@ def verify(
         if own:
             for side in opened:
                 side.close()
-
-
-def hot_retention_start(settings: Settings, today: date) -> date:
-    """The oldest KST day the hot store still holds in full."""
-    return today - timedelta(days=settings.tick_retention_days - 1)
