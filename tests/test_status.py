@@ -50,10 +50,17 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     assert report["hot"]["ticks_today"] == 1_500 and report["hot"]["mode"] == "postgres"
     assert report["hot"]["extension_version"] is None
     assert report["cold"]["ticks_today"] == 0
+    # positions: what Redis holds and handed out vs what each store committed
+    last_id = client.xinfo_stream(settings.stream)["last-generated-id"]
+    assert report["redis"]["last_id"] == last_id
+    assert report["redis"]["groups"]["hot"]["last_delivered_id"] == last_id == report["hot"]["checkpoint"]
+    assert report["redis"]["groups"]["cold"]["last_delivered_id"] == "0-0" and report["cold"]["checkpoint"] is None
 
     text = _status(settings_env(settings))
     assert text.exit_code == 0
     assert "1531 entries, dead letters 1" in text.output
+    assert f"last id {last_id}" in text.output
+    assert f"delivered {last_id}  committed {last_id}" in text.output
     assert "hot     1500 ticks on 2026-11-20" in text.output
     client.close()
 
