@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..core.config import Settings
 from . import fail, get_settings
 
 log = logging.getLogger(__name__)
@@ -35,19 +36,24 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run_ws(build) -> None:
-    """Run a WebSocket collector until SIGTERM/SIGINT; exit 1 with the reason on a fatal error."""
+def _run_ws(settings: Settings, source: str, build) -> None:
+    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint;
+    exit 1 with the reason on a fatal error."""
     from ..services.collectors.base import FatalCollectorError
+    from ..services.collectors.metrics import serve
     from ..services.collectors.ws import run_sessions
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(asyncio.get_running_loop(), stop)
         collector = build()
+        server = serve({source: collector.stats}, settings.metrics_host, settings.collect_metrics_port)
         try:
             await run_sessions(collector.sessions, collector.outbox, stop)
         finally:
             log.info("collector stopped: %s", json.dumps(collector.stats.as_dict()))
+            if server is not None:
+                server.shutdown()
 
     try:
         asyncio.run(main())
@@ -87,7 +93,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
         plan_sessions(wanted, len(kis_apps(settings)), settings.kis_ws_max_subscriptions)  # refuse before connecting
     except FatalCollectorError as exc:
         fail(str(exc))
-    _run_ws(lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kis", lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
 
 
 @collect_cmd.command("kiwoom")
@@ -105,7 +111,7 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
-    _run_ws(lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
 
 
 @collect_cmd.command("pubsub")
@@ -119,6 +125,7 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     (the windows are recorded in <stream>:gaps for recovery).
     """
     from ..services.archiver import install_signal_handlers
+    from ..services.collectors.metrics import serve
     from ..services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
     from ..core.stream import connect
 
@@ -131,7 +138,12 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     bridge = PubSubBridge(client, channel, settings.stream, mapping, settings.collect_reconnect_initial_s, settings.collect_reconnect_max_s,
                           listener=pubsub_client(settings.redis_dsn))
     install_signal_handlers(bridge.stop)
-    bridge.run()
+    server = serve({"pubsub": bridge.stats}, settings.metrics_host, settings.collect_metrics_port)
+    try:
+        bridge.run()
+    finally:
+        if server is not None:
+            server.shutdown()
     log.info("pubsub bridge stopped: %s", json.dumps(bridge.stats.as_dict()))
 
 

@@ -129,6 +129,7 @@ class Settings(BaseSettings):
     collect_reconnect_max_s: float = Field(60.0, gt=0, description="Ceiling of the reconnect backoff")
     collect_stall_s: float = Field(60.0, gt=0, description="Stall watchdog: reconnect when no frame arrives for this many seconds during the session")
     collect_session_hours: KstHours = Field(MARKET_HOURS, description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    collect_metrics_port: int = Field(9109, ge=0, le=65535, description="Prometheus endpoint port of a `tickvault collect` process (0: none); each collector on a host needs its own, apart from metrics_port")
     kis_ws_max_subscriptions: int = Field(40, ge=1, description="KIS real-time registrations per WebSocket session (KIS: 41 per session; samples use 40)")
     kis_ws_extra_apps: SecretStr | None = Field(None, description="More KIS app keys for more sessions: 'appkey:appsecret' pairs separated by commas")
     kiwoom_ws_max_subscriptions: int = Field(100, ge=1, description="Symbols per Kiwoom REG (one session); more are refused")
