@@ -39,7 +39,6 @@ class JobState:
 
     last_run: datetime | None = None  # when the last run started
     last_ok: bool | None = None
-    last_seconds: float = 0.0
     last_error: str | None = None
     runs: int = 0
     failures: int = 0
@@ -175,7 +174,7 @@ class Scheduler:
         seconds = monotonic_clock.perf_counter() - started
         with self._lock:
             state = job.state
-            state.last_run, state.last_ok, state.last_seconds, state.last_error = started_at, ok, seconds, error
+            state.last_run, state.last_ok, state.last_error = started_at, ok, error
             state.runs += 1
             state.failures += 0 if ok else 1
             job.finished(arg, ok, results, self.clock())  # type: ignore[arg-type]

@@ -251,10 +251,6 @@ class GapTracker:
             self.resumed()
 
 
-def now_utc() -> datetime:
-    return datetime.now(UTC)
-
-
 def from_epoch(seconds: float) -> datetime:
     return datetime.fromtimestamp(seconds, UTC)
 
