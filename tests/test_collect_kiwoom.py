@@ -22,7 +22,7 @@ from tickvault.core.wire import TICK_SCHEMA, UTC, InvalidTick
 
 from standins.kiwoom_rest import KiwoomRestStandin
 from standins.kiwoom_ws import KiwoomWsStandin
-from test_collect_kis import in_a_gap, key_of, stream_ticks, until
+from helpers import in_a_gap, key_of, stream_entries, until
 
 SYMBOLS = ["005930", "000660", "035720"]
 APPKEY, SECRETKEY = "kwAppKey_4f1d2c3b", "kwSecretKey_9a8b7c6d"
@@ -115,7 +115,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
         return collector
 
     collector = asyncio.run(scenario())
-    entries = stream_ticks(rclient, settings.stream)
+    entries = stream_entries(rclient, settings.stream)
     keys = [key_of(f) for f in entries]
     assert len(keys) == len(set(keys))
     assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 30 + 12 + 9

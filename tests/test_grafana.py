@@ -6,9 +6,7 @@ Grafana's macros are substituted the way its PostgreSQL datasource expands them.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, time as dtime, timedelta
 from pathlib import Path
 
@@ -27,7 +25,6 @@ from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_rec
 from tickvault.ops.schedule import Daily, Scheduler
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.core.stream import Publisher
-from helpers import drop_schema
 
 GRAFANA = Path(__file__).resolve().parents[1] / "deploy" / "grafana"
 INTERVAL_S = 60
@@ -149,16 +146,6 @@ def test_dashboards_are_well_formed() -> None:
 
 def test_every_panel_returns_rows_postgres_mode(settings: Settings, rclient, test_id: str) -> None:
     assert _check_every_panel(settings, rclient, test_id) >= 20
-
-
-@pytest.fixture
-def tsdb_settings(settings: Settings) -> Iterator[Settings]:
-    url = os.environ.get("TICKVAULT_TEST_TSDB_URL")
-    if not url:
-        pytest.skip("TICKVAULT_TEST_TSDB_URL is not set (a PostgreSQL with the timescaledb extension)")
-    s = settings.model_copy(update={"pg_url": url, "hot_mode": "timescaledb"})
-    yield s
-    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from test_hot_support import day_ticks, table
+from factories import day_ticks
 
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
@@ -25,7 +25,7 @@ def test_sliced_and_chunked_batches_round_trip(settings):
     store = HotStore(settings)
     store.init()
     ticks = day_ticks(DAY, ["005930", "000660"], 400, seed=41)
-    whole = table(ticks)
+    whole = ticks_to_table(ticks)
     # slices with non-zero offsets, stitched into a multi-chunk table
     pieces = [whole.slice(0, 123), whole.slice(123, 1), whole.slice(124, 400), whole.slice(524, 276)]
     chunked = pa.concat_tables(pieces)
@@ -51,7 +51,7 @@ def test_text_nulls_and_extremes_round_trip(settings):
 
 
 def test_required_nulls_are_refused_by_the_encoder():
-    batch = table(day_ticks(DAY, ["005930"], 3))
+    batch = ticks_to_table(day_ticks(DAY, ["005930"], 3))
     bad = batch.set_column(batch.schema.get_field_index("price"), pa.field("price", TICK_SCHEMA.field("price").type), pa.array([Decimal(1), None, Decimal(2)], TICK_SCHEMA.field("price").type))
     with pytest.raises(ValueError, match="null value.*'price'"):
         encode_binary_copy(bad)
@@ -63,7 +63,7 @@ def test_upsert_in_slices_counts_every_row_once(settings, monkeypatch):
     monkeypatch.setattr(store_module, "UPSERT_SLICE_ROWS", 70)
     store = HotStore(settings)
     store.init()
-    ticks = table(day_ticks(DAY, ["005930", "000660", "035420"], 100, seed=42))
+    ticks = ticks_to_table(day_ticks(DAY, ["005930", "000660", "035420"], 100, seed=42))
     assert store.upsert(ticks) == 300
     assert store.upsert(ticks) == 0
     assert store.count_ticks(DAY) == 300

@@ -9,7 +9,8 @@ from decimal import Decimal
 
 import pyarrow as pa
 import pytest
-from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
+from factories import SESSION_SYMBOLS as SYMBOLS, SESSIONS_END as END, SESSIONS_START as START, session_ticks
+from truth import as_rows, truth_bars
 
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
@@ -27,7 +28,7 @@ HOT_FROM = date(2025, 12, 30)
 
 @pytest.fixture(scope="module")
 def truth() -> list[Tick]:
-    return make_ticks(seed=11)
+    return session_ticks(seed=11)
 
 
 @pytest.fixture

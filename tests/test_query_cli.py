@@ -9,7 +9,7 @@ import json
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
-from test_bars import make_ticks
+from factories import session_ticks
 
 from tickvault.cli import cli
 from tickvault.stores.hot import HotStore
@@ -20,7 +20,7 @@ from tickvault.services.query import QueryEngine
 
 @pytest.fixture
 def env(settings, monkeypatch):
-    truth = make_ticks(seed=5, symbols=("005930", "000660"))
+    truth = session_ticks(seed=5, symbols=("005930", "000660"))
     hot, lake = HotStore(settings), Lake(settings)
     hot.init()
     lake.init()

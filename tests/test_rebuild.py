@@ -20,7 +20,7 @@ from tickvault.services.sync.rebuild import RebuildError, rebuild
 from tickvault.services.sync.trim import group_positions, trim
 
 from helpers import settings_env
-from test_verify import DAY
+from factories import DAY
 
 
 class Archivers:

@@ -26,7 +26,8 @@ from tickvault.services.sync.report import MinuteDiff
 from tickvault.services.sync.sides import HotSide, LakeSide
 
 from helpers import settings_env
-from test_verify import DAY, row_of, store_both, without
+from factories import DAY, row_of, without
+from helpers import store_both
 
 UTC = timezone.utc
 

@@ -4,7 +4,6 @@ TICKVAULT_TEST_TSDB_URL set to a PostgreSQL with the timescaledb extension."""
 
 from __future__ import annotations
 
-import os
 
 import pytest
 
@@ -14,21 +13,8 @@ from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
 
-from test_hot_support import TSDB_ENV, tsdb_skip_reason
-from test_verify import DAY, row_of, store_both, without
-from helpers import drop_schema
-
-
-@pytest.fixture
-def tsdb_settings(test_id, tmp_path):
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks",
-                 lake_dir=tmp_path / "lake")
-    yield s
-    drop_schema(url, s.pg_schema)
+from factories import DAY, row_of, without
+from helpers import store_both
 
 
 @pytest.mark.timescaledb

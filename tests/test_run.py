@@ -17,6 +17,7 @@ from pathlib import Path
 
 import psycopg
 
+from factories import one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.ops.metrics import PipelineMetrics
 from tickvault.core.wire import KST, Tick
@@ -51,7 +52,8 @@ class Flaky:
         self.log.append("close")
 
 
-def test_supervisor_restarts_crashed_component_with_backoff(settings: Settings) -> None:
+def test_supervisor_restarts_crashed_component_with_backoff() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
     log: list[str] = []
     sup = Supervisor(metrics, backoff_initial_s=0.05, backoff_max_s=0.2)
@@ -68,7 +70,8 @@ def test_supervisor_restarts_crashed_component_with_backoff(settings: Settings) 
     assert log.count("close") == 4  # every run's resources were released
 
 
-def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) -> None:
+def test_supervisor_retries_a_component_that_cannot_start() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
     attempts: list[int] = []
 
@@ -90,7 +93,8 @@ def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) ->
     assert len(attempts) == 3
 
 
-def test_scheduled_job_outcomes_reach_the_metrics(settings: Settings) -> None:
+def test_scheduled_job_outcomes_reach_the_metrics() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
     outcomes = iter([RuntimeError("broker down"), {"gaps_found": 2, "ok": 1}])
 
@@ -139,11 +143,7 @@ def _ticks(n: int) -> list[Tick]:
     start = (datetime.now(KST) - timedelta(minutes=5)).replace(microsecond=0)
     if start.date() != datetime.now(KST).date():  # just after midnight KST: stay inside today
         start = datetime.now(KST).replace(hour=0, minute=0, second=0, microsecond=0)
-    return [
-        Tick("005930", start + timedelta(milliseconds=100 * i), Decimal("70000") + i % 7 * 100, 10, 10 * (i + 1), "B", "sim",
-             datetime.now(UTC))
-        for i in range(n)
-    ]
+    return one_symbol_ticks(n, start, step=timedelta(milliseconds=100), price=Decimal("70000"), volume=10, received_at=datetime.now(UTC))
 
 
 def _wait(what: str, check, timeout_s: float = 60.0, proc: subprocess.Popen | None = None):
@@ -236,7 +236,8 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
     assert _cli("health", "--deps-only", env=env).returncode == 0
 
 
-def test_health_reports_a_stale_archiver(settings: Settings) -> None:
+def test_health_reports_a_stale_archiver() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     from tickvault.ops.health import check_endpoint
     from tickvault.ops.metrics import serve
 
@@ -267,7 +268,7 @@ def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None
     from tickvault.ops.run import daily_compaction
 
     start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
-    ticks = [Tick("005930", start + timedelta(seconds=i), Decimal(70000), 1, i + 1, "B", "sim") for i in range(40)]
+    ticks = one_symbol_ticks(40, start, price=Decimal(70000))
     lake = Lake(settings)
     for i in range(0, 40, 10):  # four commits: four small files
         lake.upsert(ticks_to_table(ticks[i : i + 10]))

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import drop_schema, settings_env
-from test_hot_support import TSDB_ENV, tsdb_skip_reason
+from helpers import settings_env
+from factories import DAY, simulated_day
 
 from tickvault.cli import cli
 from tickvault.services.archiver import build_archiver
@@ -20,7 +18,6 @@ from tickvault.stores.lake import Lake
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.core.stream import GroupConsumer, Publisher, connect
 
-DAY = date(2026, 11, 20)
 
 
 def _status(env: dict[str, str], *extra: str):
@@ -94,18 +91,10 @@ def test_status_says_what_is_missing_without_creating_it(settings: Settings, tmp
 
 
 @pytest.mark.timescaledb
-def test_status_shows_timescaledb_mode_and_version(test_id: str, tmp_path: Path) -> None:
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    s = Settings(pg_url=url, pg_schema=f"t_{test_id}", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
-    try:
-        store = HotStore(s)
-        store.init()
-        store.upsert(generate_day(DAY, symbols=2, ticks=200, seed=1))
-        report = json.loads(_status(settings_env(s, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
-        assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
-        assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200
-    finally:
-        drop_schema(url, s.pg_schema)
+def test_status_shows_timescaledb_mode_and_version(tsdb_settings: Settings) -> None:
+    store = HotStore(tsdb_settings)
+    store.init()
+    store.upsert(simulated_day(symbols=2, ticks=200, seed=1))
+    report = json.loads(_status(settings_env(tsdb_settings, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
+    assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
+    assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200

@@ -21,7 +21,7 @@ from tickvault.services.sync import state, verify
 from tickvault.services.sync.trim import group_positions, next_id, parse_id, trim
 
 from helpers import settings_env
-from test_verify import DAY
+from factories import DAY
 
 FIELDS = {"v": "1", "symbol": "005930", "ts": "2026-11-20T09:00:00+09:00", "price": "100", "volume": "1", "cum_volume": "1", "source": "sim"}
 

@@ -19,7 +19,7 @@ import redis
 from hypothesis import HealthCheck, Phase, given, settings as hsettings, strategies as st
 
 from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
-from test_ingest_e2e import DAY
+from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS
 from tickvault.dev.simulate import WireEncoder, generate_day

@@ -20,7 +20,7 @@ import redis
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, in_flight, record, scale, truth_check, wait_drained
 from tickvault.core.config import Settings
 from tickvault.dev.simulate import generate_day
-from test_ingest_e2e import DAY
+from factories import DAY
 
 
 def kill_rounds(target: ArchiverProcess, rounds: int, max_delay: float, rng: random.Random, client: redis.Redis,
