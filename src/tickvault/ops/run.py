@@ -22,6 +22,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Protocol
@@ -206,11 +207,8 @@ def hot_maintenance(settings: Settings) -> Callable[[datetime], Results]:
     or refused drop never holds a batch back."""
 
     def job(now: datetime) -> Results:
-        store = HotStore(settings)
-        try:
+        with closing(HotStore(settings)) as store:
             report = store.maintain(now)
-        finally:
-            store.close()
         return {"dropped_partitions": float(len(report["dropped_partitions"]))}
 
     return job
@@ -265,11 +263,8 @@ def daily_compaction(settings: Settings) -> Callable[[date], Results]:
     """Merge the day's small lake files once the day's writes (incl. recovery) are done."""
 
     def job(day: date) -> Results:
-        lake = Lake(settings)
-        try:
+        with closing(Lake(settings)) as lake:
             result = lake.compact(day)
-        finally:
-            lake.close()
         return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
 
     return job
