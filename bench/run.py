@@ -7,7 +7,7 @@ and its output is shown as it goes. Figures are collected from each bench's last
 line (or, for benches that print only text lines, from their "<label> <n> ticks/s"
 lines) and merged, prefixed by the bench name: ``ingest.hot_ratio_vs_staged_upsert``,
 ``latency.latency_hot_p99_ms``, ``eod.eod_compact_seconds``, ``hot.*``, ``query.*``,
-``metrics.*``. The targets of issue 9 are checked in ``targets.*`` (true = met). Keys are
+``metrics.*``. The throughput and latency targets are checked in ``targets.*`` (true = met). Keys are
 documented in BENCHMARKS.md. --quick shrinks every bench to a few minutes in total.
 
 Servers: TICKVAULT_BENCH_PG_URL / TICKVAULT_BENCH_REDIS_URL (default the local
@@ -134,7 +134,7 @@ def machine() -> dict[str, object]:
 
 def check_targets(results: dict[str, object]) -> dict[str, object]:
     out: dict[str, object] = {}
-    print("\n=== targets (issue 9)", flush=True)
+    print("\n=== targets", flush=True)
     for key, (figure, op, bound, meaning) in TARGETS.items():
         value = results.get(figure)
         if not isinstance(value, (int, float)):

@@ -12,12 +12,13 @@ import inspect
 import re
 import sys
 import typing
+from datetime import time
 from pathlib import Path
 
 from pydantic import SecretStr
 
 from tickvault.core import config
-from tickvault.core.config import CONFIG_ENV, Settings
+from tickvault.core.config import CONFIG_ENV, SessionHours, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGET = ROOT / "docs" / "configuration.md"
@@ -57,6 +58,10 @@ def sections() -> list[tuple[str, list[str]]]:
 def type_name(annotation: object) -> str:
     if annotation is SecretStr:
         return "secret"
+    if annotation is time:
+        return "`HH:MM` (KST)"
+    if annotation is SessionHours:
+        return "`HH:MM-HH:MM` (KST)"
     origin = typing.get_origin(annotation)
     if origin is typing.Literal:
         return " \\| ".join(f"`{a}`" for a in typing.get_args(annotation))
@@ -73,6 +78,8 @@ def default_text(name: str) -> str:
         return "unset"
     if isinstance(value, bool):
         return "`true`" if value else "`false`"
+    if isinstance(value, time):
+        return f"`{value:%H:%M}`"
     return f"`{value}`"
 
 

@@ -18,10 +18,12 @@ import psycopg
 import pytest
 import redis
 
+from helpers import drop_schema
 from tickvault.core.config import Settings
 
 LOCAL_PG = "postgresql://postgres@127.0.0.1:5432/test"
 LOCAL_REDIS = "redis://127.0.0.1:6379/0"
+TSDB_ENV = "TICKVAULT_TEST_TSDB_URL"
 
 
 def _reachable(port: int) -> bool:
@@ -123,3 +125,29 @@ def rclient(settings: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)
     yield client
     client.close()
+
+
+@pytest.fixture(scope="session")
+def tsdb_url() -> str:
+    """A PostgreSQL server with the timescaledb extension (TICKVAULT_TEST_TSDB_URL); skipped, with
+    the reason, when none is configured or it cannot be used."""
+    url = os.environ.get(TSDB_ENV)
+    if not url:
+        pytest.skip(f"{TSDB_ENV} is not set: TimescaleDB tests need a PostgreSQL server with the timescaledb extension")
+    try:
+        with psycopg.connect(url, connect_timeout=5) as conn:
+            row = conn.execute("SELECT default_version FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()
+    except psycopg.Error as exc:
+        pytest.skip(f"{TSDB_ENV} server unreachable ({str(exc).strip().splitlines()[0]})")
+    if row is None:
+        pytest.skip(f"the server at {TSDB_ENV} has no timescaledb extension available")
+    return url
+
+
+@pytest.fixture
+def tsdb_settings(settings: Settings, tsdb_url: str) -> Iterator[Settings]:
+    """``settings`` with the hot store in TimescaleDB mode on the TimescaleDB server (own schema)."""
+    s = settings.model_copy(update={"pg_url": tsdb_url, "pg_schema": f"{settings.pg_schema}_ts", "hot_mode": "timescaledb"})
+    yield s
+    drop_schema(tsdb_url, s.pg_schema)
+

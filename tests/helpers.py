@@ -1,10 +1,23 @@
-"""Helpers shared by test modules (fixtures live in conftest.py)."""
+"""Helpers shared by test modules (fixtures live in conftest.py, tick factories in factories.py)."""
 
 from __future__ import annotations
 
+import asyncio
 import os
+from datetime import datetime
+from pathlib import Path
 
+import pyarrow as pa
+import pyarrow.parquet as pq
+import redis
+from click.testing import CliRunner
+
+from factories import DAY
+from tickvault.cli import cli
 from tickvault.core.config import Settings
+from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA, UTC, parse_fields
+from tickvault.stores.hot import HotStore
+from tickvault.stores.lake import Lake
 
 
 def settings_env(settings: Settings, **override: str) -> dict[str, str]:
@@ -51,3 +64,56 @@ def drop_schema(url: str, schema: str, attempts: int = 5) -> None:
             if attempt == attempts - 1:
                 raise
             time.sleep(0.5)
+
+
+def store_both(settings: Settings, hot_ticks: pa.Table, cold_ticks: pa.Table) -> None:
+    """Initialise both stores and upsert into each its own version of the day."""
+    hot = HotStore(settings)
+    hot.init()
+    hot.upsert(hot_ticks)
+    hot.close()
+    lake = Lake(settings)
+    lake.init()
+    lake.upsert(cold_ticks)
+    lake.close()
+
+
+def sort_key(table: pa.Table) -> pa.Table:
+    return table.cast(TICK_SCHEMA).sort_by([(k, "ascending") for k in NATURAL_KEY])
+
+
+def export(s: Settings, source: str, out: Path) -> pa.Table:
+    """DAY read back from one store through `tickvault export`, the path an operator uses."""
+    result = CliRunner().invoke(
+        cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out)], env=subprocess_env(s), catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    return pq.read_table(out)
+
+
+def stream_entries(client: redis.Redis, stream: str) -> list[dict[str, str]]:
+    return [fields for _, fields in client.xrange(stream)]
+
+
+def key_of(fields: dict[str, str]) -> tuple[str, datetime, int]:
+    tick = parse_fields(fields, datetime.now(UTC))
+    return (tick.symbol, tick.ts, tick.cum_volume)
+
+
+async def until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not predicate():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def in_a_gap(trade, gaps: list[dict[str, str]]) -> bool:
+    """True when a stand-in ``Trade`` falls inside one of the recorded collector gaps."""
+    for gap in gaps:
+        start = datetime.fromisoformat(gap["start"]).replace(microsecond=0)
+        end = datetime.fromisoformat(gap["end"])
+        if start <= trade.ts <= end and trade.symbol in gap["symbols"].split(","):
+            return True
+    return False
+

@@ -9,137 +9,26 @@ and rounds vwap with Decimal — none of which the SQL shares.
 
 from __future__ import annotations
 
-import random
 from collections import defaultdict
 from datetime import date, datetime, time, timedelta
-from decimal import ROUND_HALF_UP, Decimal
 
-import pyarrow as pa
 import pytest
 
-from tickvault.core.bars import CANDLE_COLUMNS, fill_forward
+from factories import BOGUS_DAY, SESSIONS, at, bogus_weekend_ticks, session_ticks
+from factories import SESSIONS_END as END
+from factories import SESSIONS_START as START
+from tickvault.core.bars import fill_forward
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
+from tickvault.core.wire import KST, Tick, ticks_to_table
 from tickvault.stores.lake import Lake
+from truth import as_rows, truth_bars
 
-# day -> (open, close) in KST; the first trading day of 2026 opens at 10:00, 2025-11-13 is exam day.
-SESSIONS: dict[date, tuple[time, time]] = {
-    date(2025, 11, 12): (time(9), time(15, 30)),
-    date(2025, 11, 13): (time(10), time(16, 30)),
-    date(2025, 12, 30): (time(9), time(15, 30)),
-    date(2026, 1, 2): (time(10), time(15, 30)),
-    date(2026, 1, 5): (time(9), time(15, 30)),
-}
-WEEK_LABEL = {
-    date(2025, 11, 12): date(2025, 11, 10),
-    date(2025, 11, 13): date(2025, 11, 10),
-    date(2025, 12, 30): date(2025, 12, 29),
-    date(2026, 1, 2): date(2025, 12, 29),
-    date(2026, 1, 5): date(2026, 1, 5),
-}
-MONTH_LABEL = {
-    date(2025, 11, 12): date(2025, 11, 3),
-    date(2025, 11, 13): date(2025, 11, 3),
-    date(2025, 12, 30): date(2025, 12, 1),
-    date(2026, 1, 2): date(2026, 1, 2),
-    date(2026, 1, 5): date(2026, 1, 2),
-}
-BOGUS_DAY = date(2026, 1, 3)  # a Saturday: ticks stamped on it must never become bars
-SYMBOLS = ("000660", "005930", "069500")
-START = datetime(2025, 11, 12, tzinfo=KST)
-END = datetime(2026, 1, 6, tzinfo=KST)
 TIMEFRAMES = ("10s", "1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d", "1w", "1mo")
-TICK = Decimal("0.5")
-
-
-def _at(day: date, t: time, seconds: int = 0) -> datetime:
-    return datetime.combine(day, t, tzinfo=KST) + timedelta(seconds=seconds)
-
-
-def make_ticks(seed: int = 7, days: tuple[date, ...] = tuple(SESSIONS), symbols: tuple[str, ...] = SYMBOLS) -> list[Tick]:
-    """A few hundred trades per symbol and day: pre-market, opening auction, continuous trading
-    with several trades per second at different prices, closing auction, post-market and
-    after-hours single-price trades. Prices step by 0.5 so turnover and vwap have decimals."""
-    rng = random.Random(seed)
-    ticks: list[Tick] = []
-    for symbol in symbols:
-        price = Decimal(rng.randrange(2000, 90000))
-        for day in days:
-            open_t, close_t = SESSIONS.get(day, (time(9), time(15, 30)))
-            opening, closing = _at(day, open_t), _at(day, close_t)
-            cum = 0
-
-            def trade(ts: datetime, p: Decimal) -> None:
-                nonlocal cum
-                volume = rng.randrange(1, 500)
-                cum += volume
-                ticks.append(Tick(symbol, ts.astimezone(UTC), p, volume, cum, rng.choice(["B", "S", None]), "sim"))  # noqa: B023 - called in this iteration
-
-            for s in sorted(rng.sample(range(600), 3)):  # pre-market 08:30-08:40
-                trade(_at(day, time(8, 30), s), price)
-            trade(opening, price)  # opening auction
-            second = 1
-            continuous_end = int((closing - opening).total_seconds()) - 600
-            while second < continuous_end:
-                for _ in range(rng.choice([1, 2, 3])):  # same-second trades, price moving
-                    price = max(Decimal(100), price + TICK * rng.randrange(-4, 5))
-                    trade(opening + timedelta(seconds=second), price)
-                second += rng.randrange(20, 160)
-            trade(closing, price)  # closing auction match
-            for s in sorted(rng.sample(range(600, 1800), 2)):  # post-market closing-price trades
-                trade(closing + timedelta(seconds=s), price)
-            for k in range(1, 4):  # after-hours single price, every 10 minutes
-                trade(closing + timedelta(minutes=30 + 10 * k), price + TICK * rng.randrange(-2, 3))
-    return ticks
-
-
-def bogus_weekend_ticks() -> list[Tick]:
-    ts = _at(BOGUS_DAY, time(10)).astimezone(UTC)
-    return [Tick(SYMBOLS[0], ts, Decimal(1000), 5, 5, None, "sim")]
-
-
-def truth_bars(ticks: list[Tick], tf: str, session: str, start: datetime = START, end: datetime = END) -> list[tuple]:
-    """Bars computed the slow, obvious way."""
-    unit = {"s": 1, "m": 60, "h": 3600}
-    groups: dict[tuple[str, datetime], list[tuple[date, Tick]]] = defaultdict(list)
-    for t in ticks:
-        if not (start <= t.ts < end):
-            continue
-        local = t.ts.astimezone(KST)
-        day = local.date()
-        if day not in SESSIONS:
-            continue
-        open_t, close_t = SESSIONS[day]
-        opening, closing = _at(day, open_t), _at(day, close_t)
-        if session == "regular" and not (opening <= local < closing + timedelta(minutes=10)):
-            continue
-        if tf in ("1d", "1w", "1mo"):
-            label = {"1d": day, "1w": WEEK_LABEL[day], "1mo": MONTH_LABEL[day]}[tf]
-            bucket = _at(label, time(0))
-        else:
-            width = timedelta(seconds=int(tf[:-1]) * unit[tf[-1]])
-            bucket = opening + ((local - opening) // width) * width
-        groups[(t.symbol, bucket.astimezone(UTC))].append((day, t))
-    rows = []
-    for (symbol, bucket), members in sorted(groups.items()):
-        members.sort(key=lambda m: (m[0], m[1].cum_volume))
-        prices = [m[1].price for m in members]
-        volume = sum(m[1].volume for m in members)
-        turnover = sum(m[1].price * m[1].volume for m in members)
-        vwap = (turnover / Decimal(volume)).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-        rows.append((bucket, symbol, prices[0], max(prices), min(prices), prices[-1], volume, len(members), turnover, vwap))
-    return rows
-
-
-def as_rows(table: pa.Table) -> list[tuple]:
-    """Candle table -> comparable tuples (Decimals compare by value: 62700 == 62700.0000)."""
-    cols = table.to_pydict()
-    return list(zip(*(cols[name] for name in CANDLE_COLUMNS)))
 
 
 @pytest.fixture(scope="module")
 def truth() -> list[Tick]:
-    return make_ticks()
+    return session_ticks()
 
 
 @pytest.fixture(scope="module")
@@ -170,8 +59,8 @@ def test_duckdb_bars_match_independent_truth(lake, truth: list[Tick], tf: str, s
 
 
 def test_duckdb_symbol_filter_and_partial_range(lake, truth: list[Tick]) -> None:
-    start = _at(date(2025, 11, 13), time(11, 7))
-    end = _at(date(2026, 1, 2), time(12))
+    start = at(date(2025, 11, 13), time(11, 7))
+    end = at(date(2026, 1, 2), time(12))
     got = lake.candles("15m", start, end, symbols=["005930"], session="all")
     expected = [r for r in truth_bars(truth, "15m", "all", start, end) if r[1] == "005930"]
     assert as_rows(got) == expected
@@ -215,7 +104,7 @@ def test_postgres_bars_equal_duckdb_bars(settings, truth: list[Tick], lake) -> N
 
 def test_fill_forward_carries_close_with_zero_volume(lake) -> None:
     day = date(2026, 1, 5)
-    start, end = _at(day, time(0)), _at(day + timedelta(days=1), time(0))
+    start, end = at(day, time(0)), at(day + timedelta(days=1), time(0))
     bars = lake.candles("1m", start, end, symbols=["005930"])
     filled = fill_forward(bars, "1m", start, end, now=end)
     rows = as_rows(filled)
@@ -236,8 +125,8 @@ def test_fill_forward_carries_close_with_zero_volume(lake) -> None:
 
 def test_fill_forward_stops_at_now(lake) -> None:
     day = date(2026, 1, 5)
-    start, end = _at(day, time(0)), _at(day + timedelta(days=1), time(0))
-    bars = lake.candles("30m", start, _at(day, time(11)), symbols=["005930"])
-    filled = fill_forward(bars, "30m", start, end, now=_at(day, time(12, 10)))
+    start, end = at(day, time(0)), at(day + timedelta(days=1), time(0))
+    bars = lake.candles("30m", start, at(day, time(11)), symbols=["005930"])
+    filled = fill_forward(bars, "30m", start, end, now=at(day, time(12, 10)))
     last = filled.column("bucket").to_pylist()[-1].astimezone(KST).time()
     assert last == time(12)

@@ -5,7 +5,6 @@ TICKVAULT_TEST_TSDB_URL."""
 
 from __future__ import annotations
 
-import os
 import random
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -13,12 +12,12 @@ from decimal import Decimal
 import psycopg
 import pytest
 
-from helpers import drop_schema
-from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
+from factories import day_ticks
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, Tick, kst_day_bounds
+from tickvault.core.wire import KST, Tick, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore
+from truth import stored_candles, truth_candles
 
 DAY = date(2026, 11, 20)
 LEVELS = ("1m", "5m", "1h", "1d")
@@ -51,7 +50,7 @@ def deliver(store: HotStore, ticks: list[Tick], stream: str, seed: int) -> int:
     store.init()
     added = 0
     for n, start in enumerate(range(0, len(shuffled), 97)):
-        batch = table(shuffled[start : start + 97])
+        batch = ticks_to_table(shuffled[start : start + 97])
         added += store.write(batch, StreamPosition(stream, "hot", f"{n + 1}-0"))
         if n % 3 == 0:
             assert store.write(batch, StreamPosition(stream, "hot", f"{n + 1}-1")) == 0
@@ -86,17 +85,6 @@ def test_postgres_mode_candles_equal_independent_truth(settings):
     assert ("900100", day_bucket) in result["1d"]
     assert result["1d"][("900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
     assert result["1d"][("900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
-
-
-@pytest.fixture
-def tsdb_settings(test_id, tmp_path):
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
-    yield s
-    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb
@@ -189,7 +177,7 @@ def test_concurrent_writers_never_double_count(settings):
         total = 0
         try:
             for start in range(0, len(order), 150):
-                batch = table(order[start : start + 150])
+                batch = ticks_to_table(order[start : start + 150])
                 for _attempt in range(20):  # what the archiver does: retry the same batch
                     try:
                         total += store.write(batch, StreamPosition(settings.stream, "hot", f"{seed}-{start}"))

@@ -6,10 +6,12 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from datetime import date
 
 import pyarrow as pa
@@ -41,11 +43,18 @@ class LoopThread:
         self.thread.join(5)
 
 
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
 def base_env(settings, tmp_path) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
     env.update({
         "TICKVAULT_REDIS_URL": settings.redis_dsn, "TICKVAULT_STREAM": settings.stream,
         "TICKVAULT_LAKE_DIR": str(settings.lake_dir), "TICKVAULT_BROKER_TOKEN_DIR": str(tmp_path / "tokens"),
+        "TICKVAULT_COLLECT_METRICS_PORT": "0",
     })
     return env
 
@@ -57,8 +66,9 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
     standin = KisWsStandin(SYMBOLS, valid_key=lambda k: k.startswith("apv-"))
     ws_url = loop.run(standin.start())
     env = base_env(settings, tmp_path)
+    metrics_port = free_port()
     env.update({"TICKVAULT_KIS_APPKEY": APPKEY, "TICKVAULT_KIS_APPSECRET": APPSECRET, "TICKVAULT_KIS_BASE_URL": rest_url,
-                "TICKVAULT_KIS_WS_URL": ws_url})
+                "TICKVAULT_KIS_WS_URL": ws_url, "TICKVAULT_COLLECT_METRICS_PORT": str(metrics_port)})
     proc = subprocess.Popen([sys.executable, "-m", "tickvault.cli", "--log-level", "DEBUG", "collect", "kis", "--symbols", ",".join(SYMBOLS)],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
@@ -67,6 +77,7 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
         deadline = time.monotonic() + 15
         while rclient.xlen(settings.stream) < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
+        scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=20)
     finally:
@@ -81,6 +92,9 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
     approval = [m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m]
     assert approval and all(secret not in err + out for secret in [APPKEY, APPSECRET, *approval])
     assert '"ticks": 40' in err  # the final counters line
+    for series in ('tickvault_collector_published_total{source="kis"} 40.0', 'tickvault_collector_connected{source="kis"} 1.0',
+                   'tickvault_collector_gaps_total{source="kis"} 0.0', "tickvault_collector_last_frame_timestamp_seconds{source=\"kis\"}"):
+        assert series in scraped, series
 
 
 @pytest.mark.parametrize(("args", "extra_env", "message"), [
@@ -90,7 +104,6 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
      {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"}, "41 symbols need 2 KIS WebSocket sessions"),
     (["collect", "kiwoom", "--symbols", "005930"], {}, "Kiwoom keys missing"),
     (["collect", "replay", "--date", "2026-11-20", "--speed", "0"], {}, "speed must be > 0"),
-    (["collect", "kiwoom", "--symbols", "005930"], {"TICKVAULT_COLLECT_SESSION_HOURS": "9-5"}, "want 'HH:MM-HH:MM'"),
 ])
 def test_configuration_errors_are_one_line(settings, tmp_path, args, extra_env, message):
     env = base_env(settings, tmp_path)
@@ -121,3 +134,16 @@ def test_collector_counters_as_prometheus_series():
         assert line in text
     stats.ticks += 3
     assert 'tickvault_collector_ticks_total{source="kis"} 15.0' in generate_latest(registry).decode()
+
+
+def test_a_taken_metrics_port_never_stops_a_collector(caplog) -> None:
+    from tickvault.services.collectors.base import CollectorStats
+    from tickvault.services.collectors.metrics import serve
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        assert serve({"kis": CollectorStats()}, "127.0.0.1", taken.getsockname()[1]) is None
+    assert "TICKVAULT_COLLECT_METRICS_PORT" in caplog.text
+    assert serve({"kis": CollectorStats()}, "127.0.0.1", 0) is None  # 0: no endpoint
+

@@ -12,10 +12,11 @@ import pyarrow as pa
 import pytest
 import redis
 
+from helpers import in_a_gap, key_of, stream_entries, until
 from standins.kis_rest import KisRestStandin
 from standins.kis_ws import KisWsStandin, Trade, data_frame
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, parse_fields
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC
 from tickvault.services.brokers.kis import KisClient
 from tickvault.services.collectors.base import FatalCollectorError
 from tickvault.services.collectors.kis import FrameError, aes_encrypt, parse_frame, plan_sessions
@@ -43,32 +44,6 @@ def collector_settings(settings: Settings, tmp_path: Path, rest_url: str, ws_url
     }
     values.update(extra)
     return Settings(**{**settings.model_dump(), **values})
-
-
-def stream_ticks(client: redis.Redis, stream: str) -> list[dict[str, str]]:
-    return [fields for _, fields in client.xrange(stream)]
-
-
-def key_of(fields: dict[str, str]) -> tuple[str, datetime, int]:
-    tick = parse_fields(fields, datetime.now(UTC))
-    return (tick.symbol, tick.ts, tick.cum_volume)
-
-
-async def until(predicate, timeout: float = 10.0, what: str = "condition") -> None:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while not predicate():
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        await asyncio.sleep(0.02)
-
-
-def in_a_gap(trade: Trade, gaps: list[dict[str, str]]) -> bool:
-    for gap in gaps:
-        start = datetime.fromisoformat(gap["start"]).replace(microsecond=0)
-        end = datetime.fromisoformat(gap["end"])
-        if start <= trade.ts <= end and trade.symbol in gap["symbols"].split(","):
-            return True
-    return False
 
 
 # ---------------------------------------------------------------- parser
@@ -180,7 +155,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
 
     collector = asyncio.run(scenario())
 
-    entries = stream_ticks(rclient, settings.stream)
+    entries = stream_entries(rclient, settings.stream)
     keys = [key_of(f) for f in entries]
     assert len(keys) == len(set(keys)), "a tick was published twice"
     assert sorted(keys) == sorted(t.key for t in standin.sent)
@@ -288,7 +263,7 @@ def test_more_symbols_use_more_app_keys_one_session_each(settings, rclient, kis_
 
     asyncio.run(scenario())
     assert standin.connections == 3 and standin.refused == []
-    keys = sorted(key_of(f) for f in stream_ticks(rclient, settings.stream))
+    keys = sorted(key_of(f) for f in stream_entries(rclient, settings.stream))
     assert keys == sorted(t.key for t in standin.sent) and len(keys) == 20
     approval = {m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m}
     assert approval == {"apv-0", "apv-1", "apv-2"}
@@ -399,7 +374,7 @@ def test_redis_outage_keeps_the_session_and_loses_nothing(settings, rclient, kis
         return collector
 
     collector = asyncio.run(scenario())
-    keys = [key_of(f) for f in stream_ticks(rclient, settings.stream)]
+    keys = [key_of(f) for f in stream_entries(rclient, settings.stream)]
     assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 39
     assert collector.stats.reconnects == 0 and standin.connections == 1 and standin.pongs == 5
 

@@ -12,9 +12,9 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
+from helpers import in_a_gap, key_of, stream_entries, until
 from standins.kiwoom_rest import KiwoomRestStandin
 from standins.kiwoom_ws import KiwoomWsStandin
-from test_collect_kis import in_a_gap, key_of, stream_ticks, until
 from tickvault.core.config import Settings
 from tickvault.core.wire import TICK_SCHEMA, UTC, InvalidTick
 from tickvault.services.brokers.kiwoom import KiwoomClient
@@ -114,7 +114,7 @@ def test_collector_survives_disconnects_stalls_and_garbage(settings, rclient, ki
         return collector
 
     collector = asyncio.run(scenario())
-    entries = stream_ticks(rclient, settings.stream)
+    entries = stream_entries(rclient, settings.stream)
     keys = [key_of(f) for f in entries]
     assert len(keys) == len(set(keys))
     assert sorted(keys) == sorted(t.key for t in standin.sent) and len(keys) == 30 + 12 + 9

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from datetime import time
 from pathlib import Path
 
 import pytest
@@ -62,3 +65,33 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
     assert "bad configuration" in result.output and "chmod 600" in result.output
     assert "s3cr3t" not in result.output
     assert CONFIG_ENV not in os.environ
+
+
+@pytest.mark.parametrize(("variable", "value", "message"), [
+    ("TICKVAULT_RECOVERY_TIME", "25:00", "want HH:MM in KST (00:00 to 23:59), got '25:00'"),
+    ("TICKVAULT_COMPACT_TIME", "4pm", "want HH:MM in KST"),
+    ("TICKVAULT_RECONCILE_FINAL_TIME", "18:60", "want HH:MM in KST"),
+    ("TICKVAULT_COLLECT_SESSION_HOURS", "9-5", "want HH:MM-HH:MM in KST"),
+])
+def test_bad_schedule_settings_stop_the_process_at_start_up(variable: str, value: str, message: str, tmp_path: Path) -> None:
+    """Before any component starts (`run` would otherwise only fail inside the job at that time)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("TICKVAULT_")}
+    env.update({variable: value, "TICKVAULT_REDIS_URL": "redis://127.0.0.1:1/0", "TICKVAULT_LAKE_DIR": str(tmp_path / "lake")})
+    for command in (["run"], ["collect", "kis", "--symbols", "005930"]):
+        result = subprocess.run([sys.executable, "-m", "tickvault.cli", *command], env=env, capture_output=True, text=True, timeout=60)
+        assert result.returncode == 2, result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith(f"tickvault: bad configuration: {variable} ")
+        assert message in lines[0] and result.stdout == ""
+    assert not (tmp_path / "lake").exists()
+
+
+def test_schedule_times_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TICKVAULT_RECOVERY_TIME", "7:05")
+    monkeypatch.setenv("TICKVAULT_COLLECT_SESSION_HOURS", "00:00-24:00")
+    settings = load_settings()
+    assert settings.recovery_time == time(7, 5) and settings.compact_time == time(16, 40)
+    assert time(23, 59) in settings.collect_session_hours and time(8, 0) not in load_settings(collect_session_hours="08:30-18:10").collect_session_hours
+    assert settings.model_dump(mode="json")["recovery_time"] == "07:05"
+    assert str(settings.collect_session_hours) == "00:00-24:00"
+

@@ -131,7 +131,7 @@ def test_demo_stops_everything_on_ctrl_c(tmp_path: Path) -> None:
 
 def test_demo_fails_when_a_store_lost_a_tick(pg_url: str, redis_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The checks read the stores back; make the hot read-back lose one tick and the demo must fail."""
-    import tickvault.cli.export as export
+    import tickvault.services.export as export
 
     real_read_day = export.read_day
 

@@ -6,10 +6,9 @@ Grafana's macros are substituted the way its PostgreSQL datasource expands them.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
 from datetime import datetime, timedelta
+from datetime import time as dtime
 from pathlib import Path
 
 import psycopg
@@ -17,14 +16,14 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from helpers import drop_schema
 from tickvault.core.calendar import previous_trading_day
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, kst_day_bounds
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
-from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery, run_job
+from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery
+from tickvault.ops.schedule import Daily, Scheduler
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
 
@@ -75,8 +74,10 @@ def _fill(s: Settings, rclient) -> tuple[datetime, datetime]:
         runnable.close()
     start, end = kst_day_bounds(day)
     store.refresh_candles(start, end)
-    recovery = daily_recovery(s)  # no broker credentials here: recorded as a skipped (not verified) day
-    assert not run_job("recovery", lambda: recovery(day), metrics)
+    # no broker credentials here: recorded as a skipped (not verified) day
+    recovery = Daily("recovery", dtime(0, 0), daily_recovery(s), every_day=True)
+    assert Scheduler([recovery], record=metrics.record_job).run_due() == ["recovery"]
+    assert recovery.state.last_ok is False
     sampler = MetricsSampler(metrics, s, redis_client=rclient)
     for _ in range(3):
         assert sampler.sample_once() > 0
@@ -146,16 +147,6 @@ def test_dashboards_are_well_formed() -> None:
 
 def test_every_panel_returns_rows_postgres_mode(settings: Settings, rclient, test_id: str) -> None:
     assert _check_every_panel(settings, rclient, test_id) >= 20
-
-
-@pytest.fixture
-def tsdb_settings(settings: Settings) -> Iterator[Settings]:
-    url = os.environ.get("TICKVAULT_TEST_TSDB_URL")
-    if not url:
-        pytest.skip("TICKVAULT_TEST_TSDB_URL is not set (a PostgreSQL with the timescaledb extension)")
-    s = settings.model_copy(update={"pg_url": url, "hot_mode": "timescaledb"})
-    yield s
-    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from test_hot_support import day_ticks, table
+from factories import day_ticks
 from tickvault.core.errors import InvalidTick
 from tickvault.core.wire import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import conform
@@ -27,7 +27,7 @@ def test_sliced_and_chunked_batches_round_trip(settings):
     store = HotStore(settings)
     store.init()
     ticks = day_ticks(DAY, ["005930", "000660"], 400, seed=41)
-    whole = table(ticks)
+    whole = ticks_to_table(ticks)
     # slices with non-zero offsets, stitched into a multi-chunk table
     pieces = [whole.slice(0, 123), whole.slice(123, 1), whole.slice(124, 400), whole.slice(524, 276)]
     chunked = pa.concat_tables(pieces)
@@ -53,7 +53,7 @@ def test_text_nulls_and_extremes_round_trip(settings):
 
 
 def test_required_nulls_are_refused_before_any_write():
-    batch = table(day_ticks(DAY, ["005930"], 3))
+    batch = ticks_to_table(day_ticks(DAY, ["005930"], 3))
     price_type = TICK_SCHEMA.field("price").type
     bad = batch.set_column(batch.schema.get_field_index("price"), pa.field("price", price_type), pa.array([Decimal(1), None, Decimal(2)], price_type))
     with pytest.raises(InvalidTick, match=r"1 null.*price"):
@@ -66,7 +66,7 @@ def test_upsert_in_slices_counts_every_row_once(settings, monkeypatch):
     monkeypatch.setattr(store_module, "UPSERT_SLICE_ROWS", 70)
     store = HotStore(settings)
     store.init()
-    ticks = table(day_ticks(DAY, ["005930", "000660", "035420"], 100, seed=42))
+    ticks = ticks_to_table(day_ticks(DAY, ["005930", "000660", "035420"], 100, seed=42))
     assert store.upsert(ticks) == 300
     assert store.upsert(ticks) == 0
     assert store.count_ticks(DAY) == 300

@@ -9,12 +9,13 @@ import psycopg
 import pyarrow as pa
 import pytest
 
-from test_hot_support import day_ticks, stored_candles, table
+from factories import day_ticks
 from tickvault.core.errors import StoreError, StoreNotInitialized
 from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.partitions import partition_name
+from truth import stored_candles
 
 DAY = date(2026, 11, 20)
 
@@ -67,28 +68,28 @@ def test_schema_refuses_to_switch_mode(settings):
 
 def test_upsert_is_idempotent_by_natural_key(store):
     ticks = day_ticks(DAY, ["005930", "000660"], 300)
-    batch = table(ticks)
+    batch = ticks_to_table(ticks)
     assert store.upsert(batch) == 600
     assert store.upsert(batch) == 0
     # half old, half new: only the new half counts
     more = day_ticks(DAY, ["035420"], 300, seed=7)
-    assert store.upsert(table(ticks[:300] + more)) == 300
+    assert store.upsert(ticks_to_table(ticks[:300] + more)) == 300
     assert store.count_ticks(DAY) == 900
     # duplicates inside one batch are stored once
     dup = day_ticks(DAY, ["051910"], 50, seed=3)
-    assert store.upsert(table(dup + dup)) == 50
+    assert store.upsert(ticks_to_table(dup + dup)) == 50
     assert store.count_ticks(DAY) == 950
 
 
 def test_sink_write_records_checkpoint_and_keeps_the_highest_id(store, settings):
     store.init()
     ticks = day_ticks(DAY, ["005930"], 100)
-    assert store.write(table(ticks[:50]), StreamPosition(settings.stream, "hot", "1700000000000-5")) == 50
+    assert store.write(ticks_to_table(ticks[:50]), StreamPosition(settings.stream, "hot", "1700000000000-5")) == 50
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-5"
     # a redelivered, older batch (XAUTOCLAIM) adds nothing and never moves the checkpoint back
-    assert store.write(table(ticks[:10]), StreamPosition(settings.stream, "hot", "1699999999999-9")) == 0
+    assert store.write(ticks_to_table(ticks[:10]), StreamPosition(settings.stream, "hot", "1699999999999-9")) == 0
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-5"
-    assert store.write(table(ticks[50:]), StreamPosition(settings.stream, "hot", "1700000000000-12")) == 50
+    assert store.write(ticks_to_table(ticks[50:]), StreamPosition(settings.stream, "hot", "1700000000000-12")) == 50
     assert store.checkpoint(settings.stream, "hot") == "1700000000000-12"
     assert store.checkpoint(settings.stream, "cold") is None
     store.close()
@@ -104,7 +105,7 @@ def test_checkpoint_and_ticks_commit_together(store, settings):
                 CREATE TRIGGER boom BEFORE INSERT OR UPDATE ON {settings.pg_schema}.ingest_checkpoint
                 FOR EACH ROW EXECUTE FUNCTION {settings.pg_schema}.boom();"""
         )
-    ticks = table(day_ticks(DAY, ["005930"], 200))
+    ticks = ticks_to_table(day_ticks(DAY, ["005930"], 200))
     with pytest.raises(StoreError, match="checkpoint refused") as refused:
         store.write(ticks, StreamPosition(settings.stream, "hot", "9-9"))
     assert isinstance(refused.value.__cause__, psycopg.errors.RaiseException)
@@ -124,7 +125,7 @@ def test_partitions_created_on_demand_and_ahead(store, settings):
     ahead = {partition_name(today + timedelta(days=i)) for i in range(settings.partitions_ahead_days + 1)}
     assert ahead <= partitions_of(store)
     old, future = date(2025, 3, 4), today + timedelta(days=settings.partitions_ahead_days + 5)
-    batch = table(day_ticks(old, ["005930"], 20) + day_ticks(DAY, ["005930"], 20) + day_ticks(future, ["005930"], 20))
+    batch = ticks_to_table(day_ticks(old, ["005930"], 20) + day_ticks(DAY, ["005930"], 20) + day_ticks(future, ["005930"], 20))
     assert store.upsert(batch) == 60
     got = partitions_of(store)
     assert {partition_name(old), partition_name(DAY), partition_name(future)} <= got
@@ -144,10 +145,10 @@ def test_partitions_created_on_demand_and_ahead(store, settings):
 
 
 def test_partition_dropped_elsewhere_is_recreated_on_retry(store, settings):
-    assert store.upsert(table(day_ticks(DAY, ["005930"], 10))) == 10
+    assert store.upsert(ticks_to_table(day_ticks(DAY, ["005930"], 10))) == 10
     with store.connect() as conn:
         conn.execute(f"DROP TABLE {settings.pg_schema}.{partition_name(DAY)}")
-    batch = table(day_ticks(DAY, ["005930"], 10))
+    batch = ticks_to_table(day_ticks(DAY, ["005930"], 10))
     with pytest.raises(StoreError, match="no partition"):
         store.upsert(batch)  # the cached partition list is stale: loud failure, nothing stored
     assert store.upsert(batch) == 10  # the retry re-reads partitions and creates the day
@@ -162,7 +163,7 @@ def test_retention_drops_whole_old_partitions_and_keeps_long_lived_candles(store
     long_memory = HotStore(settings.model_copy(update={"tick_retention_days": 1000}))
     ticks = {day: day_ticks(day, ["005930"], 30, seed=day.toordinal()) for day in (very_old, old, recent)}
     for day_of_ticks in ticks.values():
-        assert long_memory.upsert(table(day_of_ticks)) == 30
+        assert long_memory.upsert(ticks_to_table(day_of_ticks)) == 30
     with store.connect() as conn:
         conn.execute(
             f"INSERT INTO {settings.pg_schema}.metrics (ts, name, value) VALUES (%s, 'x', 1), (%s, 'x', 2)",
@@ -188,7 +189,7 @@ def test_retention_drops_whole_old_partitions_and_keeps_long_lived_candles(store
     assert store.maintain(now=now)["dropped_partitions"] == []
     # a replay of a dropped day stores its ticks again (until the next maintenance) but must not
     # count them twice in the candles that outlived them
-    assert store.upsert(table(ticks[old])) == 30
+    assert store.upsert(ticks_to_table(ticks[old])) == 30
     with store.connect() as conn:
         for level in ("5m", "1h", "1d"):
             assert stored_candles(conn, settings.pg_schema, level) == candles_before[level], level
@@ -216,7 +217,7 @@ def test_exact_decimal_and_null_round_trip(store):
 
 def test_read_ticks_range_symbols_and_order(store):
     ticks = day_ticks(DAY, ["005930", "000660", "035420"], 200, seed=11) + day_ticks(DAY + timedelta(days=1), ["005930"], 50, seed=12)
-    store.upsert(table(ticks))
+    store.upsert(ticks_to_table(ticks))
     start, end = kst_day_bounds(DAY)
     got = store.read_ticks(start, end, symbols=["005930", "035420"])
     expected = sorted((t for t in ticks if t.symbol in ("005930", "035420") and start <= t.ts < end), key=lambda t: (t.symbol, t.cum_volume))
@@ -230,7 +231,7 @@ def test_read_ticks_range_symbols_and_order(store):
 
 
 def test_bad_batch_is_refused_with_a_clear_error_and_stores_nothing(store):
-    good = table(day_ticks(DAY, ["005930"], 5))
+    good = ticks_to_table(day_ticks(DAY, ["005930"], 5))
     bad = good.set_column(0, "symbol", pa.array([None, "005930", "005930", "005930", "005930"], pa.string()))
     with pytest.raises(ValueError, match="symbol"):
         store.upsert(bad)
@@ -244,9 +245,9 @@ def test_two_installations_share_one_database(store, settings):
     other = HotStore(other_settings)
     try:
         other.init()
-        store.upsert(table(day_ticks(DAY, ["005930"], 40)))
+        store.upsert(ticks_to_table(day_ticks(DAY, ["005930"], 40)))
         assert other.count_ticks(DAY) == 0
-        assert other.upsert(table(day_ticks(DAY, ["005930"], 40))) == 40
+        assert other.upsert(ticks_to_table(day_ticks(DAY, ["005930"], 40))) == 40
         assert store.count_ticks(DAY) == 40
     finally:
         with psycopg.connect(settings.pg_dsn, autocommit=True) as conn:
@@ -292,8 +293,8 @@ def test_writer_role_without_ddl_rights_archives_into_the_owners_schema(settings
     writer_store = HotStore(writer_settings)
     writer_store.init()  # no DDL rights: uses the schema as init left it
     today = datetime.now(UTC).astimezone(KST).date()
-    assert writer_store.write(table(day_ticks(today, ["005930"], 30)), StreamPosition(settings.stream, "hot", "1-0")) == 30  # partition made ahead
+    assert writer_store.write(ticks_to_table(day_ticks(today, ["005930"], 30)), StreamPosition(settings.stream, "hot", "1-0")) == 30  # partition made ahead
     with pytest.raises(StoreError, match="run `tickvault maintain`"):
-        writer_store.write(table(day_ticks(date(2025, 1, 6), ["005930"], 5)), StreamPosition(settings.stream, "hot", "2-0"))
+        writer_store.write(ticks_to_table(day_ticks(date(2025, 1, 6), ["005930"], 5)), StreamPosition(settings.stream, "hot", "2-0"))
     writer_store.close()
     assert HotStore(settings).count_ticks(today) == 30

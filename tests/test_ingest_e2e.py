@@ -1,4 +1,4 @@
-"""Foundation acceptance: the stream lands exactly once in both stores, whatever happens.
+"""The ingest path end to end: the stream lands exactly once in both stores, whatever happens.
 
 Everything here is real: Redis streams, PostgreSQL, DuckLake files, archiver processes.
 The truth is the simulator's set of distinct ticks; the stores are read back through
@@ -13,35 +13,17 @@ import subprocess
 import sys
 import threading
 import time
-from datetime import date
 from pathlib import Path
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 import redis
-from click.testing import CliRunner
 
-from helpers import subprocess_env
-from tickvault.cli import cli
+from factories import DAY
+from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher, group_info
-from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA
 from tickvault.dev.simulate import WireEncoder, generate_day, publish
 from tickvault.services.archiver import build_archiver
-
-DAY = date(2026, 11, 20)
-
-
-def sort_key(table: pa.Table) -> pa.Table:
-    return table.cast(TICK_SCHEMA).sort_by([(k, "ascending") for k in NATURAL_KEY])
-
-
-def export(s: Settings, source: str, out: Path) -> pa.Table:
-    result = CliRunner().invoke(
-        cli, ["export", "--source", source, "--date", DAY.isoformat(), "--out", str(out)], env=subprocess_env(s), catch_exceptions=False
-    )
-    assert result.exit_code == 0, result.output
-    return pq.read_table(out)
 
 
 def archive_until_idle(s: Settings, *groups: str) -> None:

@@ -9,36 +9,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from factories import DAY, interleaved_ticks
 from tickvault.core.errors import QueryError
 from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
-
-DAY = date(2026, 11, 20)
-
-
-def make_ticks(n: int, symbols: tuple[str, ...] = ("005930", "000660", "035420"), day: date = DAY, start_cum: int = 0) -> pa.Table:
-    """n ticks spread over the symbols, one second apart, consistent cum_volume per symbol."""
-    open_ = datetime(day.year, day.month, day.day, 9, 0, tzinfo=KST)
-    cum = dict.fromkeys(symbols, start_cum)
-    ticks = []
-    for i in range(n):
-        symbol = symbols[i % len(symbols)]
-        volume = 1 + i % 7
-        cum[symbol] += volume
-        ticks.append(
-            Tick(
-                symbol=symbol,
-                ts=open_ + timedelta(seconds=(start_cum + i) // 2),
-                price=Decimal("62700") + Decimal(i % 50) * 100 + Decimal("0.1234") * (i % 3),
-                volume=volume,
-                cum_volume=cum[symbol],
-                side=("B", "S", None)[i % 3],
-                source="sim",
-                received_at=(open_ + timedelta(seconds=i, microseconds=123457)).astimezone(UTC) if i % 4 else None,
-            )
-        )
-    return ticks_to_table(ticks)
 
 
 def sort_key(table: pa.Table) -> pa.Table:
@@ -63,7 +38,7 @@ def test_init_is_idempotent(settings):
 
 
 def test_write_is_idempotent_and_checkpointed(lake):
-    batch = make_ticks(300)
+    batch = interleaved_ticks(300)
     assert lake.write(batch, StreamPosition("s", "cold", "1-0")) == 300
     assert lake.write(batch, StreamPosition("s", "cold", "2-0")) == 0
     assert lake.write(batch.slice(100, 150), StreamPosition("s", "cold", "3-0")) == 0
@@ -71,21 +46,21 @@ def test_write_is_idempotent_and_checkpointed(lake):
     assert lake.checkpoint("s", "cold") == "3-0"
     assert lake.checkpoint("s", "hot") is None
     # overlapping batch: only the new part is added
-    more = make_ticks(400)
+    more = interleaved_ticks(400)
     assert lake.upsert(more) == 100
     assert lake.count_ticks(DAY) == 400
     assert lake.checkpoint("s", "cold") == "3-0"  # upsert never moves the checkpoint
 
 
 def test_duplicates_inside_one_batch_are_stored_once(lake):
-    batch = make_ticks(50)
+    batch = interleaved_ticks(50)
     doubled = pa.concat_tables([batch, batch.slice(10, 5)])
     assert lake.upsert(doubled) == 50
     assert lake.count_ticks(DAY) == 50
 
 
 def test_exact_round_trip(lake):
-    batch = make_ticks(500)
+    batch = interleaved_ticks(500)
     lake.upsert(batch)
     start, end = kst_day_bounds(DAY)
     back = lake.read_ticks(start, end)
@@ -99,7 +74,7 @@ def test_exact_round_trip(lake):
 
 
 def test_read_range_is_half_open(lake):
-    lake.upsert(make_ticks(20))
+    lake.upsert(interleaved_ticks(20))
     first = datetime(2026, 11, 20, 9, 0, 0, tzinfo=KST)
     got = lake.read_ticks(first, first + timedelta(seconds=2))
     assert got.num_rows == 4  # seconds 0 and 1, two ticks each
@@ -119,14 +94,14 @@ def test_trade_date_is_the_kst_date(lake):
 
 
 def test_bad_batch_is_refused_with_a_reason(lake):
-    batch = make_ticks(5).drop_columns(["source"])
+    batch = interleaved_ticks(5).drop_columns(["source"])
     with pytest.raises(ValueError, match="source"):
         lake.upsert(batch)
     assert lake.count_ticks(DAY) == 0
 
 
 def test_files_are_sorted_zstd_and_partitioned_by_day(lake, settings):
-    lake.upsert(make_ticks(300))
+    lake.upsert(interleaved_ticks(300))
     files = sorted((settings.lake_dir / "data").rglob("*.parquet"))
     assert len(files) == 1 and f"trade_date={DAY.isoformat()}" in str(files[0])
     meta = pq.read_metadata(files[0])
@@ -138,10 +113,10 @@ def test_files_are_sorted_zstd_and_partitioned_by_day(lake, settings):
 
 def test_time_travel(lake):
     start, end = kst_day_bounds(DAY)
-    lake.upsert(make_ticks(100))
+    lake.upsert(interleaved_ticks(100))
     first_snapshot = lake.snapshot_id()
     moment = datetime.now(UTC)
-    lake.upsert(make_ticks(250))
+    lake.upsert(interleaved_ticks(250))
     assert lake.snapshot_id() > first_snapshot
     assert lake.read_ticks(start, end).num_rows == 250
     assert lake.read_ticks(start, end, as_of=first_snapshot).num_rows == 100
@@ -158,8 +133,8 @@ def test_compaction_keeps_rows_and_reduces_files(lake, settings):
     start, end = kst_day_bounds(DAY)
     other = date(2026, 11, 19)
     for i in range(8):  # interleave two days so the day's files are not adjacent commits
-        lake.upsert(make_ticks(60, start_cum=i * 1000))
-        lake.upsert(make_ticks(10, day=other, start_cum=i * 1000))
+        lake.upsert(interleaved_ticks(60, start_cum=i * 1000))
+        lake.upsert(interleaved_ticks(10, day=other, start_cum=i * 1000))
     before = lake.read_ticks(start, end)
     before_snapshot = lake.snapshot_id()
     assert lake.file_count(DAY) == 8
@@ -192,7 +167,7 @@ def test_init_interrupted_before_layout_is_completed(settings):
     con.close()
     with Lake(settings) as lake:
         lake.init()
-        lake.upsert(make_ticks(30))
+        lake.upsert(interleaved_ticks(30))
     files = list((settings.lake_dir / "data").rglob("*.parquet"))
     assert len(files) == 1 and f"trade_date={DAY.isoformat()}" in str(files[0])
     assert pq.read_metadata(files[0]).row_group(0).column(0).compression == "ZSTD"
@@ -201,7 +176,7 @@ def test_init_interrupted_before_layout_is_completed(settings):
 def test_connect_gives_a_queryable_lake(lake):
     from tickvault.stores.lake import retry_locked
 
-    lake.upsert(make_ticks(40))
+    lake.upsert(interleaved_ticks(40))
     con = lake.connect(read_only=True)
     try:
         count = retry_locked("count", lambda: con.execute("SELECT count(*) FROM lake.ticks").fetchone()[0])
@@ -214,8 +189,8 @@ def test_connect_gives_a_queryable_lake(lake):
 
 def test_checkpoint_is_the_newest_and_survives_compaction(lake):
     for i in range(5):
-        lake.write(make_ticks(20, start_cum=i * 100), StreamPosition("s", "cold", f"{i + 1}-0"))
-        lake.write(make_ticks(20, start_cum=i * 100 + 50), StreamPosition("s", "other", f"{i + 1}-1"))
+        lake.write(interleaved_ticks(20, start_cum=i * 100), StreamPosition("s", "cold", f"{i + 1}-0"))
+        lake.write(interleaved_ticks(20, start_cum=i * 100 + 50), StreamPosition("s", "other", f"{i + 1}-1"))
     assert lake.checkpoint("s", "cold") == "5-0"
     assert lake.checkpoint("s", "other") == "5-1"
     lake.compact(DAY)  # prunes the older checkpoint rows
@@ -226,12 +201,12 @@ def test_checkpoint_is_the_newest_and_survives_compaction(lake):
         con.close()
     assert rows == [("cold", "5-0"), ("other", "5-1")]
     assert lake.checkpoint("s", "cold") == "5-0"
-    lake.write(make_ticks(20, start_cum=900), StreamPosition("s", "cold", "6-0"))
+    lake.write(interleaved_ticks(20, start_cum=900), StreamPosition("s", "cold", "6-0"))
     assert lake.checkpoint("s", "cold") == "6-0"
 
 
 def test_read_symbols_filter(lake):
-    lake.upsert(make_ticks(90))
+    lake.upsert(interleaved_ticks(90))
     start, end = kst_day_bounds(DAY)
     two = lake.read_ticks(start, end, symbols=["035420", "005930", "005930"])
     assert set(two.column("symbol").to_pylist()) == {"005930", "035420"} and two.num_rows == 60
@@ -265,7 +240,7 @@ def test_compaction_deletes_old_orphaned_files_only(lake, settings):
     import os
     import shutil
 
-    lake.upsert(make_ticks(30))
+    lake.upsert(interleaved_ticks(30))
     stored = next((settings.lake_dir / "data").rglob("*.parquet"))
     old_orphan = stored.parent / "ducklake-killed-old.parquet"
     new_orphan = stored.parent / "ducklake-in-flight.parquet"

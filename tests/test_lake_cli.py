@@ -9,7 +9,7 @@ import sys
 
 from click.testing import CliRunner
 
-from test_lake import DAY, make_ticks
+from factories import DAY, interleaved_ticks
 from tickvault.cli import cli
 from tickvault.core.wire import kst_day_bounds
 from tickvault.stores.contract import StreamPosition
@@ -25,7 +25,7 @@ def env_for(settings) -> dict[str, str]:
 def test_compact_cli_merges_the_day(settings):
     with Lake(settings) as lake:
         for i in range(6):
-            lake.upsert(make_ticks(40, start_cum=i * 100))
+            lake.upsert(interleaved_ticks(40, start_cum=i * 100))
         before = lake.read_ticks(*kst_day_bounds(DAY))
         assert lake.file_count(DAY) == 6
     result = CliRunner().invoke(cli, ["compact", "--date", DAY.isoformat(), "--json"], env=env_for(settings))
@@ -50,7 +50,7 @@ def test_compact_cli_refuses_a_missing_lake_and_a_bad_date(settings):
 def test_compact_while_ingesting_loses_and_duplicates_nothing(settings):
     lake = Lake(settings)
     for i in range(8):
-        lake.upsert(make_ticks(50, start_cum=i * 100))
+        lake.upsert(interleaved_ticks(50, start_cum=i * 100))
     proc = subprocess.Popen(
         [sys.executable, "-c", "from tickvault.cli import main; main()", "compact", "--date", DAY.isoformat(), "--json"],
         env=env_for(settings), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -58,7 +58,7 @@ def test_compact_while_ingesting_loses_and_duplicates_nothing(settings):
     written = 8
     during = 0
     while proc.poll() is None or written < 12:  # keep ingesting for as long as the compaction runs
-        lake.write(make_ticks(50, start_cum=written * 100), StreamPosition(settings.stream, "cold", f"{written}-0"))
+        lake.write(interleaved_ticks(50, start_cum=written * 100), StreamPosition(settings.stream, "cold", f"{written}-0"))
         during += proc.poll() is None
         written += 1
     out, err = proc.communicate(timeout=300)
@@ -67,7 +67,7 @@ def test_compact_while_ingesting_loses_and_duplicates_nothing(settings):
     assert json.loads(out.strip().splitlines()[-1])["files_before"] >= 8
     expected = set()
     for i in range(written):
-        batch = make_ticks(50, start_cum=i * 100)
+        batch = interleaved_ticks(50, start_cum=i * 100)
         expected |= set(zip(*(batch.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
     stored = lake.read_ticks(*kst_day_bounds(DAY))
     keys = list(zip(*(stored.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow as pa
 import pytest
 
-from test_lake import DAY, make_ticks
+from factories import DAY, interleaved_ticks
 from tickvault.core.errors import LakeLocked, StoreError
 from tickvault.core.stream import GroupConsumer, Publisher
 from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
@@ -47,11 +47,11 @@ from pathlib import Path
 sys.path.insert(0, sys.argv[2])
 from tickvault.core.config import Settings
 from tickvault.stores.lake import Lake
-from test_lake import make_ticks
+from factories import interleaved_ticks
 
 lake = Lake(Settings(lake_dir=sys.argv[1]))
 lake.init()
-batches = [make_ticks(300, start_cum=i * 150) for i in range(10)]
+batches = [interleaved_ticks(300, start_cum=i * 150) for i in range(10)]
 while not Path(sys.argv[3]).exists():  # start together: the race is the point
     time.sleep(0.001)
 print(sum(lake.upsert(batch) for batch in batches))
@@ -86,7 +86,7 @@ def test_second_process_counts_today_while_writer_commits(settings, tmp_path):
     proc, stop_file = start_reader(settings, today, tmp_path)
     started = time.time()
     for i in range(batches):
-        batch = make_ticks(batch_rows, day=today, start_cum=i * batch_rows)
+        batch = interleaved_ticks(batch_rows, day=today, start_cum=i * batch_rows)
         assert lake.write(batch, StreamPosition(settings.stream, "cold", f"{i + 1}-0")) == batch_rows
         time.sleep(0.02)
     finished = time.time()
@@ -104,7 +104,7 @@ def test_second_process_counts_today_while_writer_commits(settings, tmp_path):
 
 def test_cold_archiver_with_a_concurrent_reader(settings, rclient, tmp_path):
     today = datetime.now(KST).date()
-    ticks = make_ticks(6000, day=today)
+    ticks = interleaved_ticks(6000, day=today)
     fields = [Tick(**row).to_fields() for row in ticks.to_pylist()]
     assert decode_entries([(f"{i + 1}-0", f) for i, f in enumerate(fields)]).dead == []
     ids = Publisher(rclient, settings.stream).publish_fields(fields[:3000])
@@ -157,7 +157,7 @@ def test_competing_writers_store_each_tick_once(settings, tmp_path):
     assert sum(added) == stored.num_rows
     expected = set()
     for i in range(10):
-        batch = make_ticks(300, start_cum=i * 150)
+        batch = interleaved_ticks(300, start_cum=i * 150)
         expected |= set(zip(*(batch.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
     assert keys == expected
 
@@ -177,7 +177,7 @@ con.rollback()
 def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
     lake = Lake(settings, lock_budget_s=1.0)
     lake.init()
-    lake.write(make_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
+    lake.write(interleaved_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
     # another process holds the catalog's write lock (SQLite locks are per process, so
     # the blocker must live in a different one)
     release = tmp_path / "release"
@@ -186,13 +186,13 @@ def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
     try:
         assert blocker.stdout.readline().strip() == "locked"
         with pytest.raises(LakeLocked, match="locked"):
-            lake.write(make_ticks(200), StreamPosition(settings.stream, "cold", "2-0"))
+            lake.write(interleaved_ticks(200), StreamPosition(settings.stream, "cold", "2-0"))
     finally:
         release.touch()
         blocker.wait(30)
     assert lake.count_ticks(DAY) == 100
     assert lake.checkpoint(settings.stream, "cold") == "1-0"
-    assert lake.write(make_ticks(200), StreamPosition(settings.stream, "cold", "2-0")) == 100  # the archiver's retry
+    assert lake.write(interleaved_ticks(200), StreamPosition(settings.stream, "cold", "2-0")) == 100  # the archiver's retry
     assert lake.checkpoint(settings.stream, "cold") == "2-0"
     lake.close()
 
@@ -200,14 +200,14 @@ def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
 def test_failed_data_write_leaves_nothing_visible(settings):
     lake = Lake(settings)
     lake.init()
-    lake.write(make_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
+    lake.write(interleaved_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
     other_day = DAY.replace(day=21)
     # the partition directory of the new day cannot be created: the Parquet write fails
     # the way a full disk does, in the middle of the transaction
     blocked = settings.lake_dir / "data" / "main" / "ticks" / f"trade_date={other_day.isoformat()}"
     blocked.parent.mkdir(parents=True, exist_ok=True)
     blocked.write_text("not a directory")
-    batch = pa.concat_tables([make_ticks(100, start_cum=0), make_ticks(50, day=other_day)])
+    batch = pa.concat_tables([interleaved_ticks(100, start_cum=0), interleaved_ticks(50, day=other_day)])
     with pytest.raises(StoreError):
         lake.write(batch, StreamPosition(settings.stream, "cold", "2-0"))
     assert lake.count_ticks(DAY) == 100
@@ -247,5 +247,5 @@ def test_processes_creating_the_same_lake_at_once(settings, tmp_path):
         assert proc.returncode == 0, err
         assert out.strip() == "0"
     with Lake(settings) as lake:
-        assert lake.upsert(make_ticks(10)) == 10
+        assert lake.upsert(interleaved_ticks(10)) == 10
         assert lake.count_ticks(DAY) == 10

@@ -1,4 +1,4 @@
-"""Wire format v1 and validation: every refusal reason of the foundation issue, item 3."""
+"""Wire format v1 and validation: every refusal reason, exactly as the dead letter states it."""
 
 from __future__ import annotations
 

@@ -10,13 +10,17 @@ from decimal import Decimal
 import pyarrow as pa
 import pytest
 
-from test_bars import END, START, SYMBOLS, as_rows, make_ticks, truth_bars
+from factories import SESSION_SYMBOLS as SYMBOLS
+from factories import SESSIONS_END as END
+from factories import SESSIONS_START as START
+from factories import session_ticks
 from tickvault.core.errors import QueryError, StoreNotInitialized
 from tickvault.core.timeframe import parse_timeframe
 from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
 from tickvault.services.api import Segment, Vault, resolve_range
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
+from truth import as_rows, truth_bars
 
 ACCEPTANCE_TFS = ("1m", "3m", "5m", "15m", "30m", "1h", "2h", "4h", "1d")
 # "now" for the vault: 2026-01-06 12:00 KST with 10 days of hot retention -> the hot store keeps
@@ -28,7 +32,7 @@ HOT_FROM = date(2025, 12, 30)
 
 @pytest.fixture(scope="module")
 def truth() -> list[Tick]:
-    return make_ticks(seed=11)
+    return session_ticks(seed=11)
 
 
 @pytest.fixture

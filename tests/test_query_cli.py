@@ -10,7 +10,7 @@ import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
-from test_bars import make_ticks
+from factories import session_ticks
 from tickvault.cli import cli
 from tickvault.core.wire import ticks_to_table
 from tickvault.services.api import Vault
@@ -20,7 +20,7 @@ from tickvault.stores.lake import Lake
 
 @pytest.fixture
 def env(settings, monkeypatch):
-    truth = make_ticks(seed=5, symbols=("005930", "000660"))
+    truth = session_ticks(seed=5, symbols=("005930", "000660"))
     hot, lake = HotStore(settings), Lake(settings)
     hot.init()
     lake.init()

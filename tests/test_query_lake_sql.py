@@ -8,7 +8,7 @@ from datetime import date
 import duckdb
 import pytest
 
-from test_bars import SESSIONS, make_ticks
+from factories import SESSIONS, session_ticks
 from tickvault.core.wire import KST, ticks_to_table
 from tickvault.services.api import Vault
 from tickvault.stores.lake import Lake
@@ -20,7 +20,7 @@ from tickvault.stores.lake.views import lake_script
 def lake_with_ticks(settings):
     lake = Lake(settings)
     lake.init()
-    truth = make_ticks(seed=3)
+    truth = session_ticks(seed=3)
     first = [t for t in truth if t.ts.astimezone(KST).date() < date(2026, 1, 5)]
     lake.upsert(ticks_to_table(first))
     yield lake, truth, len(first)

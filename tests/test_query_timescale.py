@@ -4,47 +4,28 @@ timescaledb extension; skipped with the reason otherwise."""
 
 from __future__ import annotations
 
-import os
-
-import psycopg
 import pytest
 
-from helpers import drop_schema
-from test_bars import END, START, as_rows, make_ticks, truth_bars
+from factories import SESSIONS_END as END
+from factories import SESSIONS_START as START
+from factories import session_ticks
 from tickvault.core.wire import ticks_to_table
 from tickvault.services.api import Vault
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
+from truth import as_rows, truth_bars
 
 pytestmark = pytest.mark.timescaledb
 
 
-def _tsdb_url() -> str:
-    url = os.environ.get("TICKVAULT_TEST_TSDB_URL")
-    if not url:
-        pytest.skip("TICKVAULT_TEST_TSDB_URL is not set: no TimescaleDB server to test against")
-    try:
-        with psycopg.connect(url, connect_timeout=3) as conn:
-            available = conn.execute("SELECT count(*) FROM pg_available_extensions WHERE name = 'timescaledb'").fetchone()[0]
-    except psycopg.Error as exc:
-        pytest.skip(f"TimescaleDB server at TICKVAULT_TEST_TSDB_URL unreachable: {exc}")
-    if not available:
-        pytest.skip("the server at TICKVAULT_TEST_TSDB_URL has no timescaledb extension")
-    return url
-
-
 @pytest.fixture
-def tsdb_settings(settings):
-    url = _tsdb_url()
+def tsdb_settings(tsdb_settings):
     # the test dates lie in 2025: keep retention and compression policies away from them
-    s = settings.model_copy(update={"pg_url": url, "hot_mode": "timescaledb", "tick_retention_days": 3650, "compress_after_days": 3000,
-                                     "candles_1m_retention_days": None})
-    yield s
-    drop_schema(url, s.pg_schema)
+    return tsdb_settings.model_copy(update={"tick_retention_days": 3650, "compress_after_days": 3000, "candles_1m_retention_days": None})
 
 
 def test_timescale_hot_candles_equal_lake_and_truth(tsdb_settings) -> None:
-    truth = make_ticks(seed=13)
+    truth = session_ticks(seed=13)
     hot, lake = HotStore(tsdb_settings), Lake(tsdb_settings)
     hot.init()
     assert hot.mode == "timescaledb"

@@ -9,8 +9,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
+from factories import DAY
 from helpers import settings_env
-from test_verify import DAY
 from tickvault.cli import cli
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher

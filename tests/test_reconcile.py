@@ -13,8 +13,8 @@ import pytest
 import redis
 from click.testing import CliRunner
 
-from helpers import settings_env
-from test_verify import DAY, row_of, store_both, without
+from factories import DAY, row_of, without
+from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher, group_info

@@ -4,30 +4,15 @@ TICKVAULT_TEST_TSDB_URL set to a PostgreSQL with the timescaledb extension."""
 
 from __future__ import annotations
 
-import os
-
 import pytest
 
-from helpers import drop_schema
-from test_hot_support import TSDB_ENV, tsdb_skip_reason
-from test_verify import DAY, row_of, store_both, without
+from factories import DAY, row_of, without
+from helpers import store_both
 from tickvault.core.config import Settings
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
 from tickvault.stores.hot import HotStore
-
-
-@pytest.fixture
-def tsdb_settings(test_id, tmp_path):
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    s = Settings(pg_url=url, pg_schema=f"t_{test_id}_ts", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks",
-                 lake_dir=tmp_path / "lake")
-    yield s
-    drop_schema(url, s.pg_schema)
 
 
 @pytest.mark.timescaledb

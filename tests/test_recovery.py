@@ -171,6 +171,40 @@ def test_kis_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, 
     hot.close(), lake.close()
 
 
+def test_recorded_collector_gaps_join_the_repair(settings, tmp_path, day, truth, rclient):
+    """A symbol whose whole day was lost in a dropped session is known only from its gap record:
+    recovery checks it with the broker and fills it; the recorded windows are reported per symbol."""
+    from tickvault.services.collectors import Gap, gaps_stream
+
+    lost_symbol, watched, broken = SYMBOLS[3], SYMBOLS[0], SYMBOLS[1]
+    late_tick = index_truth(truth)[broken][250].cum_volume  # a continuity gap in the afternoon: the bars path
+    kept = truth.filter(pc.and_(pc.not_equal(truth.column("symbol"), lost_symbol),
+                                pc.invert(pc.and_(pc.equal(truth.column("symbol"), broken), pc.equal(truth.column("cum_volume"), late_tick)))))
+    hot, lake = load(settings, kept, kept)
+    with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET, rate_limit=20) as server:
+        s = with_brokers(settings, tmp_path, kis_url=server.url)
+        before = recover(s, day, broker="kis", today=day, dry_run=True)
+        assert lost_symbol not in {r.symbol for r in before.symbols}  # the archive alone does not know it
+
+        lost_at = datetime(day.year, day.month, day.day, 10, 0, 30, tzinfo=KST)
+        gap = Gap("kis", (watched, broken, lost_symbol), lost_at, lost_at + timedelta(minutes=4), "connection closed by the server (1011)")
+        rclient.xadd(gaps_stream(settings.stream), gap.to_fields())
+        report = recover(s, day, broker="kis", today=day)
+        assert report.complete, report.render()
+    by_sym = {r.symbol: r for r in report.symbols}
+    window = (lost_at.replace(second=0), lost_at.replace(second=0) + timedelta(minutes=5))
+    assert by_sym[lost_symbol].collector_gaps == [window] == by_sym[watched].collector_gaps
+    assert by_sym[SYMBOLS[2]].collector_gaps == []
+    assert any(a <= window[0] and window[1] <= b for a, b in by_sym[broken].windows)  # checked with the gap's windows
+    assert by_sym[broken].ticks_recovered == 1
+    assert by_sym[lost_symbol].ticks_recovered == truth.filter(pc.equal(truth.column("symbol"), lost_symbol)).num_rows
+    assert "recorded collector gap" in " ".join(by_sym[watched].notes)  # proven complete without fetching trades
+    as_json = {r["symbol"]: r for r in report.to_dict()["symbols"]}
+    assert as_json[watched]["collector_gaps"] == [[window[0].isoformat(), window[1].isoformat()]]
+    assert_equal_truth(settings, day, truth, hot, lake)
+    hot.close(), lake.close()
+
+
 def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, truth, caplog):
     caplog.set_level(logging.DEBUG)
     lake_t, hot_t, planted = plant(truth, day)
@@ -265,22 +299,6 @@ def test_cli_recover_exit_codes_json_and_no_secrets(settings, tmp_path, day, tru
     for secret in (KIS_KEY, KIS_SECRET):
         assert secret not in everything
     hot.close(), lake.close()
-
-
-def test_schedule_runs_after_the_close_on_trading_days(settings):
-    from datetime import time as dtime
-
-    from tickvault.services.recovery import due_day, next_run
-
-    weekdays = lambda d: d.weekday() < 5  # noqa: E731
-    friday = datetime(2026, 11, 20, 16, 9, tzinfo=KST)
-    assert due_day(friday, settings, is_trading_day=weekdays) is None
-    assert due_day(friday + timedelta(minutes=1), settings, is_trading_day=weekdays) == date(2026, 11, 20)
-    assert due_day(friday + timedelta(minutes=1), settings, last_day=date(2026, 11, 20), is_trading_day=weekdays) is None
-    saturday = datetime(2026, 11, 21, 17, 0, tzinfo=KST)
-    assert due_day(saturday, settings, is_trading_day=weekdays) is None
-    assert next_run(friday + timedelta(minutes=5), settings, is_trading_day=weekdays) == datetime(2026, 11, 23, 16, 10, tzinfo=KST)
-    assert next_run(friday, settings, is_trading_day=weekdays).time() == dtime(16, 10)
 
 
 def test_scheduled_job_without_credentials_skips_with_a_reason(settings, caplog):

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import psycopg
@@ -16,7 +16,7 @@ from psycopg import errors
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
-from helpers import drop_schema
+from factories import one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.core.wire import KST, Tick, ticks_to_table
 from tickvault.stores.hot import HotStore
@@ -41,10 +41,7 @@ def _drop_roles(admin_url: str, *roles: str) -> None:
 def _ticks(n: int = 20) -> list[Tick]:
     # today (KST) 09:00: init created this day's partition in PostgreSQL mode
     start = datetime.now(KST).replace(hour=9, minute=0, second=0, microsecond=0)
-    return [
-        Tick("005930", start + timedelta(seconds=i), Decimal("70100"), 10, 10 * (i + 1), "B", "sim", datetime.now(UTC))
-        for i in range(n)
-    ]
+    return one_symbol_ticks(n, start, price=Decimal("70100"), volume=10, received_at=datetime.now(UTC))
 
 
 @pytest.fixture
@@ -135,14 +132,8 @@ def test_bad_role_names_are_refused(settings: Settings) -> None:
 
 
 @pytest.mark.timescaledb
-def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
-    url = os.environ.get("TICKVAULT_TEST_TSDB_URL")
-    if not url:
-        pytest.skip("TICKVAULT_TEST_TSDB_URL is not set (a PostgreSQL with the timescaledb extension)")
-    s = settings.model_copy(update={
-        "pg_url": url, "hot_mode": "timescaledb",
-        "pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r",
-    })
+def test_roles_in_timescaledb_mode(tsdb_settings: Settings, test_id: str) -> None:
+    s = tsdb_settings.model_copy(update={"pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r"})
     store = HotStore(s)
     try:
         store.init()
@@ -151,8 +142,7 @@ def test_roles_in_timescaledb_mode(settings: Settings, test_id: str) -> None:
         _check_privileges(s, "MATERIALIZED VIEW")  # writer inserts create chunks by themselves; the reader reads candle views
     finally:
         store.close()
-        drop_schema(url, s.pg_schema)
-        _drop_roles(url, s.pg_writer_role, s.pg_reader_role)
+        _drop_roles(s.pg_dsn, s.pg_writer_role, s.pg_reader_role)
 
 
 def test_init_roles_through_the_cli(roled: Settings) -> None:

@@ -12,17 +12,20 @@ import threading
 import time
 import urllib.request
 from datetime import UTC, datetime, timedelta
+from datetime import time as dtime
 from decimal import Decimal
 from pathlib import Path
 
 import psycopg
 
+from factories import one_symbol_ticks
 from helpers import subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, Tick
 from tickvault.ops.metrics import PipelineMetrics
-from tickvault.ops.run import Component, DailyJob, Supervisor, run_job
+from tickvault.ops.run import Component, Supervisor
+from tickvault.ops.schedule import Daily, Scheduler
 
 CLI = [sys.executable, "-c", "from tickvault.cli import main; main()"]
 
@@ -49,7 +52,8 @@ class Flaky:
         self.log.append("close")
 
 
-def test_supervisor_restarts_crashed_component_with_backoff(settings: Settings) -> None:
+def test_supervisor_restarts_crashed_component_with_backoff() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
     log: list[str] = []
     sup = Supervisor(metrics, backoff_initial_s=0.05, backoff_max_s=0.2)
@@ -66,7 +70,8 @@ def test_supervisor_restarts_crashed_component_with_backoff(settings: Settings) 
     assert log.count("close") == 4  # every run's resources were released
 
 
-def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) -> None:
+def test_supervisor_retries_a_component_that_cannot_start() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
     attempts: list[int] = []
 
@@ -88,48 +93,26 @@ def test_supervisor_retries_a_component_that_cannot_start(settings: Settings) ->
     assert len(attempts) == 3
 
 
-def test_run_job_records_results_and_failures(settings: Settings) -> None:
+def test_scheduled_job_outcomes_reach_the_metrics() -> None:
+    settings = Settings()  # no server: the metrics live in memory
     metrics = PipelineMetrics(settings)
-    assert not run_job("recovery", lambda: (_ for _ in ()).throw(RuntimeError("broker down")), metrics)
+    outcomes = iter([RuntimeError("broker down"), {"gaps_found": 2, "ok": 1}])
+
+    def recovery(day):
+        outcome = next(outcomes)
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
+
+    now = datetime(2026, 11, 26, 17, 0, tzinfo=KST)
+    sched = Scheduler([Daily("recovery", dtime(16, 10), recovery, retry_after_s=0)], clock=lambda: now, record=metrics.record_job)
+    assert sched.run_due() == ["recovery"]
     assert metrics.value("tickvault_job_last_ok", job="recovery") == 0
-    assert run_job("recovery", lambda: {"gaps": 2, "ok": 1}, metrics)
+    assert sched.run_due() == ["recovery"]  # retried (retry_after_s=0)
     assert metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 1
     assert metrics.value("tickvault_job_runs_total", job="recovery", result="ok") == 1
-    assert metrics.value("tickvault_job_result", job="recovery", field="gaps") == 2
+    assert metrics.value("tickvault_job_result", job="recovery", field="gaps_found") == 2
     assert metrics.value("tickvault_job_last_success_timestamp_seconds", job="recovery") > 0
-
-
-def test_daily_job_runs_once_per_trading_day_after_its_time(settings: Settings) -> None:
-    job = DailyJob("recovery", lambda day: None, "16:10", PipelineMetrics(settings), lambda day: day.weekday() < 5)
-    thursday = datetime(2026, 11, 26, tzinfo=KST)
-    assert job.due(thursday.replace(hour=16, minute=9)) is None
-    assert job.due(thursday.replace(hour=16, minute=10)) == thursday.date()
-    job.last_day = thursday.date()
-    assert job.due(thursday.replace(hour=20)) is None  # already ran today
-    assert job.due(datetime(2026, 11, 28, 17, 0, tzinfo=KST)) is None  # Saturday
-
-
-def test_daily_job_retries_a_failed_day_a_few_times(settings: Settings) -> None:
-    metrics = PipelineMetrics(settings)
-    calls: list[object] = []
-
-    def flaky(day):
-        calls.append(day)
-        raise ConnectionError("broker down")
-
-    job = DailyJob("recovery", flaky, "16:10", metrics, lambda day: True, attempts=2, retry_after_s=0.0)
-    day = datetime(2026, 11, 26, 16, 30, tzinfo=KST)
-    assert job.due(day) == day.date()
-    assert not job.run_once(day.date())
-    assert job.due(day) == day.date()  # tried again
-    assert not job.run_once(day.date())
-    assert job.due(day) is None  # out of attempts for today
-    assert len(calls) == 2 and metrics.value("tickvault_job_runs_total", job="recovery", result="failed") == 2
-
-    skipping = DailyJob("recovery", lambda day: {"ok": 0.0, "skipped": 1.0}, "16:10", metrics, lambda day: True,
-                        attempts=3, retry_after_s=0.0)
-    assert not skipping.run_once(day.date())
-    assert skipping.due(day) is None  # no credentials: not retried today
 
 
 # ---------------------------------------------------------------------- the real process
@@ -160,11 +143,7 @@ def _ticks(n: int) -> list[Tick]:
     start = (datetime.now(KST) - timedelta(minutes=5)).replace(microsecond=0)
     if start.date() != datetime.now(KST).date():  # just after midnight KST: stay inside today
         start = datetime.now(KST).replace(hour=0, minute=0, second=0, microsecond=0)
-    return [
-        Tick("005930", start + timedelta(milliseconds=100 * i), Decimal("70000") + i % 7 * 100, 10, 10 * (i + 1), "B", "sim",
-             datetime.now(UTC))
-        for i in range(n)
-    ]
+    return one_symbol_ticks(n, start, step=timedelta(milliseconds=100), price=Decimal("70000"), volume=10, received_at=datetime.now(UTC))
 
 
 def _wait(what: str, check, timeout_s: float = 60.0, proc: subprocess.Popen | None = None):
@@ -257,8 +236,9 @@ def test_run_ingests_reconciles_trims_and_exposes_metrics(settings: Settings, rc
     assert _cli("health", "--deps-only", env=env).returncode == 0
 
 
-def test_health_reports_a_stale_archiver(settings: Settings) -> None:
-    from tickvault.cli.run import check_endpoint
+def test_health_reports_a_stale_archiver() -> None:
+    settings = Settings()  # no server: the metrics live in memory
+    from tickvault.ops.health import check_endpoint
     from tickvault.ops.metrics import serve
 
     metrics = PipelineMetrics(settings)
@@ -288,7 +268,7 @@ def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None
     from tickvault.stores.lake import Lake
 
     start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
-    ticks = [Tick("005930", start + timedelta(seconds=i), Decimal(70000), 1, i + 1, "B", "sim") for i in range(40)]
+    ticks = one_symbol_ticks(40, start, price=Decimal(70000))
     lake = Lake(settings)
     for i in range(0, 40, 10):  # four commits: four small files
         lake.upsert(ticks_to_table(ticks[i : i + 10]))

@@ -145,7 +145,7 @@ def test_cli_publishes_and_writes_truth(settings: Settings, rclient: redis.Redis
     assert pc.count_distinct(stored.column("symbol")).as_py() == 3
 
 
-def test_cli_rejects_bad_input(settings: Settings) -> None:
+def test_cli_rejects_bad_input() -> None:
     runner = CliRunner()
     bad_date = runner.invoke(cli, ["simulate", "--date", "20261120", "--no-publish"])
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output

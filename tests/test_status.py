@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-from datetime import date
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
-from helpers import drop_schema, settings_env
-from test_hot_support import TSDB_ENV, tsdb_skip_reason
+from factories import DAY, simulated_day
+from helpers import settings_env
 from tickvault.cli import cli
 from tickvault.core.config import Settings
 from tickvault.core.stream import GroupConsumer, Publisher, connect
@@ -19,8 +17,6 @@ from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
-
-DAY = date(2026, 11, 20)
 
 
 def _status(env: dict[str, str], *extra: str):
@@ -50,10 +46,17 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     assert report["hot"]["ticks_today"] == 1_500 and report["hot"]["mode"] == "postgres"
     assert report["hot"]["extension_version"] is None
     assert report["cold"]["ticks_today"] == 0
+    # positions: what Redis holds and handed out vs what each store committed
+    last_id = client.xinfo_stream(settings.stream)["last-generated-id"]
+    assert report["redis"]["last_id"] == last_id
+    assert report["redis"]["groups"]["hot"]["last_delivered_id"] == last_id == report["hot"]["checkpoint"]
+    assert report["redis"]["groups"]["cold"]["last_delivered_id"] == "0-0" and report["cold"]["checkpoint"] is None
 
     text = _status(settings_env(settings))
     assert text.exit_code == 0
     assert "1531 entries, dead letters 1" in text.output
+    assert f"last id {last_id}" in text.output
+    assert f"delivered {last_id}  committed {last_id}" in text.output
     assert "hot     1500 ticks on 2026-11-20" in text.output
     client.close()
 
@@ -87,18 +90,10 @@ def test_status_says_what_is_missing_without_creating_it(settings: Settings, tmp
 
 
 @pytest.mark.timescaledb
-def test_status_shows_timescaledb_mode_and_version(test_id: str, tmp_path: Path) -> None:
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    s = Settings(pg_url=url, pg_schema=f"t_{test_id}", hot_mode="timescaledb", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
-    try:
-        store = HotStore(s)
-        store.init()
-        store.upsert(generate_day(DAY, symbols=2, ticks=200, seed=1))
-        report = json.loads(_status(settings_env(s, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
-        assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
-        assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200
-    finally:
-        drop_schema(url, s.pg_schema)
+def test_status_shows_timescaledb_mode_and_version(tsdb_settings: Settings) -> None:
+    store = HotStore(tsdb_settings)
+    store.init()
+    store.upsert(simulated_day(symbols=2, ticks=200, seed=1))
+    report = json.loads(_status(settings_env(tsdb_settings, TICKVAULT_REDIS_URL="redis://127.0.0.1:1/0"), "--json").stdout)
+    assert report["hot"]["state"] == "ok" and report["hot"]["mode"] == "timescaledb"
+    assert report["hot"]["extension_version"].startswith("2.") and report["hot"]["ticks_today"] == 200

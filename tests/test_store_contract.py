@@ -10,7 +10,7 @@ from datetime import timedelta
 import pyarrow as pa
 import pytest
 
-from test_lake import DAY, make_ticks
+from factories import DAY, interleaved_ticks
 from tickvault.core.config import Settings
 from tickvault.core.errors import InvalidTick, StoreNotInitialized
 from tickvault.core.wire import kst_day_bounds
@@ -39,18 +39,18 @@ def test_both_stores_implement_the_protocol_with_its_signatures() -> None:
 
 
 def test_write_with_position_is_idempotent_and_keeps_the_highest_id(store: TickStore, settings: Settings) -> None:
-    batch = make_ticks(90)
+    batch = interleaved_ticks(90)
     assert store.write(batch, StreamPosition(settings.stream, "g", "1700000000000-5")) == 90
     assert store.write(batch, StreamPosition(settings.stream, "g", "999-9")) == 0  # a redelivered, older batch
     assert store.checkpoint(settings.stream, "g") == "1700000000000-5"
-    assert store.write(make_ticks(30, start_cum=1000), StreamPosition(settings.stream, "g", "1700000000000-12")) == 30
+    assert store.write(interleaved_ticks(30, start_cum=1000), StreamPosition(settings.stream, "g", "1700000000000-12")) == 30
     assert store.checkpoint(settings.stream, "g") == "1700000000000-12"
     assert store.checkpoint(settings.stream, "other") is None
     assert store.count_ticks(DAY) == 120
 
 
 def test_upsert_conforms_and_deduplicates(store: TickStore) -> None:
-    batch = make_ticks(60)
+    batch = interleaved_ticks(60)
     doubled = pa.concat_tables([batch, batch.slice(0, 20)])
     assert store.upsert(doubled) == 60
     assert store.upsert(doubled) == 0
@@ -63,7 +63,7 @@ def test_upsert_conforms_and_deduplicates(store: TickStore) -> None:
 
 
 def test_the_named_questions(store: TickStore) -> None:
-    batch = make_ticks(300)
+    batch = interleaved_ticks(300)
     store.upsert(batch)
     start, end = kst_day_bounds(DAY)
     assert store.symbols_of_day(DAY) == ["000660", "005930", "035420"]
@@ -81,7 +81,7 @@ def test_the_named_questions(store: TickStore) -> None:
 
 
 def test_both_stores_give_identical_answers(settings: Settings) -> None:
-    batch = make_ticks(500)
+    batch = interleaved_ticks(500)
     start, end = kst_day_bounds(DAY)
     with HotStore(settings) as hot, Lake(settings) as lake:
         hot.init()

@@ -3,23 +3,17 @@
 from __future__ import annotations
 
 import time
-from datetime import datetime, timedelta
-from decimal import Decimal
 
 import redis
 
+from factories import one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.core.stream import GroupConsumer, Publisher, dead_letter, group_info
-from tickvault.core.wire import KST, DeadLetter, Tick
-
-
-def make_ticks(n: int) -> list[Tick]:
-    t0 = datetime(2026, 11, 20, 9, 0, 0, tzinfo=KST)
-    return [Tick("005930", t0 + timedelta(seconds=i), Decimal(62700), 1, i + 1, "B", "sim") for i in range(n)]
+from tickvault.core.wire import DeadLetter
 
 
 def test_publisher_pipelines_in_chunks_and_keeps_order(settings: Settings, rclient: redis.Redis) -> None:
-    ids = Publisher(rclient, settings.stream, chunk=7).publish(make_ticks(20))
+    ids = Publisher(rclient, settings.stream, chunk=7).publish(one_symbol_ticks(20))
     assert len(ids) == 20 and len(set(ids)) == 20
     stored = rclient.xrange(settings.stream)
     assert [i for i, _ in stored] == ids
@@ -27,7 +21,7 @@ def test_publisher_pipelines_in_chunks_and_keeps_order(settings: Settings, rclie
 
 
 def test_restarted_consumer_rereads_its_unacked_entries_first(settings: Settings, rclient: redis.Redis) -> None:
-    Publisher(rclient, settings.stream).publish(make_ticks(10))
+    Publisher(rclient, settings.stream).publish(one_symbol_ticks(10))
     first = GroupConsumer(rclient, settings.stream, "hot", "c1")
     first.ensure_group()
     got = first.read(4, 10)
@@ -41,7 +35,7 @@ def test_restarted_consumer_rereads_its_unacked_entries_first(settings: Settings
 
 
 def test_entries_of_a_dead_consumer_are_claimed(settings: Settings, rclient: redis.Redis) -> None:
-    Publisher(rclient, settings.stream).publish(make_ticks(5))
+    Publisher(rclient, settings.stream).publish(one_symbol_ticks(5))
     dead = GroupConsumer(rclient, settings.stream, "cold", "dead")
     dead.ensure_group()
     taken = dead.read(5, 10)
@@ -55,7 +49,7 @@ def test_entries_of_a_dead_consumer_are_claimed(settings: Settings, rclient: red
 
 
 def test_pending_entries_deleted_from_the_stream_are_acked_not_returned(settings: Settings, rclient: redis.Redis) -> None:
-    ids = Publisher(rclient, settings.stream).publish(make_ticks(3))
+    ids = Publisher(rclient, settings.stream).publish(one_symbol_ticks(3))
     consumer = GroupConsumer(rclient, settings.stream, "hot", "c1")
     consumer.ensure_group()
     consumer.read(3, 10)
@@ -72,7 +66,7 @@ def test_dead_letters_keep_fields_reason_and_original_id(settings: Settings, rcl
 
 
 def test_group_info_reports_lag_and_pending(settings: Settings, rclient: redis.Redis) -> None:
-    Publisher(rclient, settings.stream).publish(make_ticks(8))
+    Publisher(rclient, settings.stream).publish(one_symbol_ticks(8))
     consumer = GroupConsumer(rclient, settings.stream, "hot", "c1")
     consumer.ensure_group()
     consumer.read(3, 10)

@@ -7,37 +7,25 @@ mid-test would make assertions about (not yet) materialised buckets racy.
 
 from __future__ import annotations
 
-import os
 from datetime import date, datetime, timedelta
 
 import psycopg
 import pytest
 
-from helpers import drop_schema
-from test_hot_support import TSDB_ENV, day_ticks, stored_candles, table, truth_candles, tsdb_skip_reason
+from factories import day_ticks
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, UTC, kst_day_bounds
+from tickvault.core.wire import KST, UTC, kst_day_bounds, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.timescale import policy_plan, refresh_window_days
+from truth import stored_candles, truth_candles
 
 DAY = date(2026, 11, 20)
 
 
-@pytest.fixture(scope="session")
-def tsdb_url() -> str:
-    url = os.environ.get(TSDB_ENV)
-    reason = tsdb_skip_reason(url)
-    if reason:
-        pytest.skip(reason)
-    return url
-
-
 @pytest.fixture
-def ts_settings(tsdb_url, test_id, tmp_path):
-    s = Settings(pg_url=tsdb_url, pg_schema=f"t_{test_id}", hot_mode="auto", stream=f"tvtest:{test_id}:ticks", lake_dir=tmp_path / "lake")
-    yield s
-    drop_schema(tsdb_url, s.pg_schema)
+def ts_settings(tsdb_settings):
+    return tsdb_settings.model_copy(update={"hot_mode": "auto"})  # init must choose TimescaleDB by itself
 
 
 def pause_jobs(store: HotStore) -> dict[tuple[str, str], int]:
@@ -149,7 +137,7 @@ def test_init_creates_hypertable_caggs_and_jobs_and_is_idempotent(ts_settings):
 @pytest.mark.timescaledb
 def test_write_path_is_unchanged_and_idempotent(ts_store, ts_settings):
     ts_store.init()
-    ticks = table(day_ticks(DAY, ["005930", "000660"], 300))
+    ticks = ticks_to_table(day_ticks(DAY, ["005930", "000660"], 300))
     assert ts_store.write(ticks, StreamPosition(ts_settings.stream, "hot", "5-1")) == 600
     assert ts_store.write(ticks, StreamPosition(ts_settings.stream, "hot", "5-2")) == 0
     assert ts_store.checkpoint(ts_settings.stream, "hot") == "5-2"
@@ -163,7 +151,7 @@ def test_write_path_is_unchanged_and_idempotent(ts_store, ts_settings):
 def sink_write(store: HotStore, ticks) -> int:
     """The archiver's path: no refresh of its own, the policies (here: the test) refresh."""
     try:
-        return store.write(table(ticks), StreamPosition("tvtest:stream", "hot", "1-0"))
+        return store.write(ticks_to_table(ticks), StreamPosition("tvtest:stream", "hot", "1-0"))
     finally:
         store.close()
 
@@ -205,7 +193,7 @@ def test_upsert_refreshes_the_candles_of_the_days_it_filled(ts_store):
     gap_keys = {t.key for t in gaps}
     sink_write(ts_store, [t for t in ticks if t.key not in gap_keys])
     ts_store.refresh_candles(*kst_day_bounds(day))
-    assert ts_store.upsert(table(gaps)) == len(gaps)
+    assert ts_store.upsert(ticks_to_table(gaps)) == len(gaps)
     with ts_store.connect() as conn:
         for level in ("1m", "5m", "1h", "1d"):
             assert stored_candles(conn, ts_store.schema, level) == truth_candles(ticks, level), level
@@ -217,7 +205,7 @@ def test_retention_drops_old_chunks_and_candle_history_survives_refresh_policies
     old_day = (now - timedelta(days=40)).astimezone(KST).date()
     recent_day = (now - timedelta(days=2)).astimezone(KST).date()
     old, recent = day_ticks(old_day, ["005930"], 120, seed=8), day_ticks(recent_day, ["005930"], 120, seed=9)
-    ts_store.upsert(table(old + recent))
+    ts_store.upsert(ticks_to_table(old + recent))
     for day in (old_day, recent_day):
         ts_store.refresh_candles(*kst_day_bounds(day))
     with ts_store.connect() as conn:
@@ -237,7 +225,7 @@ def test_retention_drops_old_chunks_and_candle_history_survives_refresh_policies
         assert conn.execute(f"SELECT array_agg(value) FROM {ts_store.schema}.metrics").fetchone()[0] == [2.0]
     # a replay of the dropped day stores ticks again until the next retention run, and must not
     # change (double) the candles that outlived them
-    assert ts_store.upsert(table(old)) == 120
+    assert ts_store.upsert(ticks_to_table(old)) == 120
     for level in ("1m", "5m", "1h", "1d"):
         run_job(ts_store, ts_store.jobs[(f"candles_{level}", "policy_refresh_continuous_aggregate")])
     with ts_store.connect() as conn:
@@ -248,7 +236,7 @@ def test_retention_drops_old_chunks_and_candle_history_survives_refresh_policies
 @pytest.mark.timescaledb
 def test_compression_keeps_ticks_exact(ts_store):
     day = (datetime.now(UTC) - timedelta(days=12)).astimezone(KST).date()
-    ticks = table(day_ticks(day, ["005930", "000660"], 200, seed=10))
+    ticks = ticks_to_table(day_ticks(day, ["005930", "000660"], 200, seed=10))
     ts_store.upsert(ticks)
     run_job(ts_store, ts_store.jobs[("ticks", "policy_compression")])
     with ts_store.connect() as conn:

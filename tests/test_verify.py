@@ -4,55 +4,25 @@ duplicates, hot-vs-cold differences, the stable JSON and the exit code."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from helpers import settings_env
+from factories import DAY, row_of, simulated_day, without
+from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.dev.simulate import generate_day
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 
-DAY = date(2026, 11, 20)
-UTC = UTC
-
-
-def day_ticks(symbols: int = 3, ticks: int = 1500, seed: int = 7) -> pa.Table:
-    return generate_day(DAY, symbols=symbols, ticks=ticks, seed=seed)
-
-
-def without(table: pa.Table, rows: list[int]) -> pa.Table:
-    keep = pa.array([i not in set(rows) for i in range(table.num_rows)])
-    return table.filter(keep)
-
-
-def store_both(settings: Settings, hot_ticks: pa.Table, cold_ticks: pa.Table) -> None:
-    hot = HotStore(settings)
-    hot.init()
-    hot.upsert(hot_ticks)
-    hot.close()
-    lake = Lake(settings)
-    lake.init()
-    lake.upsert(cold_ticks)
-    lake.close()
-
-
-def row_of(table: pa.Table, symbol: str, nth: int) -> int:
-    """Index in ``table`` of the nth tick (by cum_volume) of ``symbol``."""
-    idx = [i for i, s in enumerate(table.column("symbol").to_pylist()) if s == symbol]
-    cums = table.column("cum_volume").to_pylist()
-    return sorted(idx, key=lambda i: cums[i])[nth]
-
 
 def test_clean_day_is_consistent_and_cli_exits_0(settings: Settings) -> None:
-    ticks = day_ticks()
+    ticks = simulated_day()
     store_both(settings, ticks, ticks)
     report = verify(settings, DAY)
     assert report.consistent, report.reasons()
@@ -65,7 +35,7 @@ def test_clean_day_is_consistent_and_cli_exits_0(settings: Settings) -> None:
 
 
 def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) -> None:
-    ticks = day_ticks()
+    ticks = simulated_day()
     symbol = ticks.column("symbol")[0].as_py()
     lost = [row_of(ticks, symbol, 10), row_of(ticks, symbol, 11)]  # two adjacent trades
     lost_volume = sum(ticks.column("volume")[i].as_py() for i in lost)
@@ -98,7 +68,7 @@ def test_ticks_missing_from_both_are_gaps_with_exact_volume(settings: Settings) 
 
 
 def test_first_tick_of_the_day_missing_is_a_gap_from_day_start(settings: Settings) -> None:
-    ticks = day_ticks(symbols=2, ticks=600)
+    ticks = simulated_day(symbols=2, ticks=600)
     symbol = ticks.column("symbol")[0].as_py()
     first = row_of(ticks, symbol, 0)
     store_both(settings, without(ticks, [first]), without(ticks, [first]))
@@ -111,7 +81,7 @@ def test_first_tick_of_the_day_missing_is_a_gap_from_day_start(settings: Setting
 
 
 def test_one_sided_loss_is_a_difference_not_a_gap_of_the_whole(settings: Settings) -> None:
-    ticks = day_ticks()
+    ticks = simulated_day()
     symbol = ticks.column("symbol")[1].as_py()
     lost = row_of(ticks, symbol, 50)
     store_both(settings, without(ticks, [lost]), ticks)
@@ -131,7 +101,7 @@ def test_one_sided_loss_is_a_difference_not_a_gap_of_the_whole(settings: Setting
 
 
 def test_duplicates_and_overlaps_in_the_lake_are_reported(settings: Settings) -> None:
-    ticks = day_ticks(symbols=2, ticks=400)
+    ticks = simulated_day(symbols=2, ticks=400)
     store_both(settings, ticks, ticks)
     symbol = ticks.column("symbol")[0].as_py()
     lake = Lake(settings).connect()
@@ -159,7 +129,7 @@ def test_duplicates_and_overlaps_in_the_lake_are_reported(settings: Settings) ->
 def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None:
     """The reconciler's per-minute fingerprint must be computed identically by both engines,
     including sub-second timestamps and large cumulative volumes."""
-    ticks = day_ticks(symbols=4, ticks=2000, seed=3)
+    ticks = simulated_day(symbols=4, ticks=2000, seed=3)
     ts = pc.add(ticks.column("ts"), pa.scalar(timedelta(microseconds=123457)))
     big = pc.add(ticks.column("cum_volume"), pa.scalar(10**15))
     odd = ticks.set_column(1, ticks.schema.field("ts"), ts).set_column(4, ticks.schema.field("cum_volume"), big)

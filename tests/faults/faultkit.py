@@ -1,7 +1,7 @@
 """Shared plumbing of the fault-injection suite: scale, a publisher that survives a Redis
 restart, archiver processes, and the truth check every scenario ends with.
 
-The truth check is the one from the foundation tests (tests/test_ingest_e2e.py): each
+The truth check is the one of tests/test_ingest_e2e.py (helpers.export): each
 store is exported through `tickvault export` and compared with the simulator's truth.
 Before the equality assertion it counts what was lost, duplicated or unexpected, so a
 failure says how bad it is and the results table (``TICKVAULT_FAULT_REPORT``) holds the
@@ -27,10 +27,9 @@ import numpy as np
 import pyarrow as pa
 import redis
 
-# The foundation tests' helpers (tests/ is on sys.path: pytest puts the rootdir conftest's
-# directory there). Only non-test names are imported, so nothing is collected twice.
-from helpers import subprocess_env
-from test_ingest_e2e import DAY, export, sort_key
+# The shared test helpers (tests/ is on sys.path: pytest puts the rootdir conftest's directory there).
+from factories import DAY
+from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
 from tickvault.core.wire import NATURAL_KEY

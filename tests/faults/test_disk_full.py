@@ -26,7 +26,7 @@ import pytest
 import redis
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, record, scale, truth_check, wait_drained
 
-from test_ingest_e2e import DAY
+from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
 from tickvault.dev.simulate import generate_day

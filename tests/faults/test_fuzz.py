@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from test_ingest_e2e import DAY
+from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS

@@ -18,7 +18,7 @@ from pathlib import Path
 import redis
 from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, in_flight, record, scale, truth_check, wait_drained
 
-from test_ingest_e2e import DAY
+from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.dev.simulate import generate_day
 

@@ -88,8 +88,8 @@ def get_settings(ctx: click.Context) -> Settings:
     if cached is None:
         try:
             cached = load_settings(root.obj.get("config_file"))
-        except Exception as exc:  # noqa: BLE001 - pydantic ValidationError, missing file
-            raise click.UsageError(f"bad configuration: {exc}") from None
+        except (ValueError, OSError) as exc:  # ConfigError (a bad value), a missing or readable secrets file
+            fail(f"bad configuration: {exc}", 2)
         root.obj["settings"] = cached
     return cached
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import click
 
+from ..core.config import Settings
 from . import fail, get_settings
 
 log = logging.getLogger(__name__)
@@ -35,33 +36,29 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run_ws(build) -> None:
-    """Run a WebSocket collector until SIGTERM/SIGINT; exit 1 with the reason on a fatal error."""
+def _run_ws(settings: Settings, source: str, build) -> None:
+    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint;
+    exit 1 with the reason on a fatal error."""
     from ..services.collectors.base import FatalCollectorError
+    from ..services.collectors.metrics import serve
     from ..services.collectors.ws import run_sessions
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(asyncio.get_running_loop(), stop)
         collector = build()
+        server = serve({source: collector.stats}, settings.metrics_host, settings.collect_metrics_port)
         try:
             await run_sessions(collector.sessions, collector.outbox, stop)
         finally:
             log.info("collector stopped: %s", json.dumps(collector.stats.as_dict()))
+            if server is not None:
+                server.shutdown()
 
     try:
         asyncio.run(main())
     except FatalCollectorError as exc:
         fail(str(exc))
-
-
-def _check_session_hours(hours: str) -> None:
-    from ..services.collectors.base import parse_hours
-
-    try:
-        parse_hours(hours)
-    except ValueError as exc:
-        fail(f"TICKVAULT_COLLECT_SESSION_HOURS: {exc}")
 
 
 symbols_option = click.option("--symbols", "-s", multiple=True, help="Symbols, comma- or space-separated (repeatable).")
@@ -92,12 +89,11 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     wanted = read_symbols(symbols, symbols_file)
     if not wanted:
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
-    _check_session_hours(settings.collect_session_hours)
     try:
         plan_sessions(wanted, len(kis_apps(settings)), settings.kis_ws_max_subscriptions)  # refuse before connecting
     except FatalCollectorError as exc:
         fail(str(exc))
-    _run_ws(lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kis", lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
 
 
 @collect_cmd.command("kiwoom")
@@ -113,10 +109,9 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     wanted = read_symbols(symbols, symbols_file)
     if not wanted:
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
-    _check_session_hours(settings.collect_session_hours)
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
-    _run_ws(lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
 
 
 @collect_cmd.command("pubsub")
@@ -131,6 +126,7 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     """
     from ..core.stream import connect
     from ..services.archiver import install_signal_handlers
+    from ..services.collectors.metrics import serve
     from ..services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
 
     settings = get_settings(ctx)
@@ -142,7 +138,12 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     bridge = PubSubBridge(client, channel, settings.stream, mapping, settings.collect_reconnect_initial_s, settings.collect_reconnect_max_s,
                           listener=pubsub_client(settings.redis_dsn))
     install_signal_handlers(bridge.stop)
-    bridge.run()
+    server = serve({"pubsub": bridge.stats}, settings.metrics_host, settings.collect_metrics_port)
+    try:
+        bridge.run()
+    finally:
+        if server is not None:
+            server.shutdown()
     log.info("pubsub bridge stopped: %s", json.dumps(bridge.stats.as_dict()))
 
 

@@ -3,60 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Sequence
-from datetime import date
-from pathlib import Path
 
 import click
-import pyarrow as pa
-import pyarrow.parquet as pq
 
-from ..core.config import Settings
-from ..core.wire import NATURAL_KEY, TICK_SCHEMA, kst_day_bounds
+from ..core.errors import StoreNotInitialized
+from ..services.export import read_day, write_parquet
 from . import fail, get_settings
-
-
-class ExportError(RuntimeError):
-    """The source cannot be read; the message says what to do."""
-
-
-def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] | None = None) -> pa.Table:
-    """All ticks of one KST date from ``source`` ('hot' or 'cold'), sorted by the natural key."""
-    start, end = kst_day_bounds(day)
-    if source == "hot":
-        from ..stores.hot import HotStore
-
-        store = HotStore(settings)
-        try:
-            table = store.read_ticks(start, end, symbols)
-        finally:
-            store.close()
-    elif source == "cold":
-        from ..stores.lake import Lake
-        from ..stores.lake.connection import catalog_path
-
-        if not catalog_path(settings.lake_dir).exists():
-            raise ExportError(f"no lake at {settings.lake_dir}; set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)")
-        lake = Lake(settings)
-        try:
-            table = lake.read_ticks(start, end, symbols)
-        finally:
-            lake.close()
-    else:
-        raise ValueError(f"unknown source {source!r}; use hot or cold")
-    return table.cast(TICK_SCHEMA).sort_by([(k, "ascending") for k in NATURAL_KEY])
-
-
-def write_parquet(table: pa.Table, out: str | Path) -> None:
-    """Write atomically: a reader never sees half a file, a failed export leaves no file."""
-    out = Path(out)
-    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    try:
-        pq.write_table(table, str(tmp), compression="zstd")
-        os.replace(tmp, out)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def parse_symbols(values: Sequence[str]) -> list[str] | None:
@@ -87,7 +40,7 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
     wanted = parse_symbols(symbols)
     try:
         table = read_day(settings, source, day, wanted)
-    except ExportError as exc:
+    except StoreNotInitialized as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a down server or unreadable lake: one clear line
         where = settings.pg_dsn.split("@")[-1] if source == "hot" else str(settings.lake_dir)

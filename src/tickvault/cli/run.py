@@ -6,13 +6,9 @@ import json
 import logging
 import signal
 import sys
-import time
-import urllib.error
-import urllib.request
 
 import click
 
-from ..core.config import Settings
 from . import fail, get_settings
 
 log = logging.getLogger(__name__)
@@ -57,63 +53,6 @@ def run_cmd(ctx: click.Context, only: str, stop_timeout: float) -> None:
     log.info("tickvault run stopped cleanly")
 
 
-def _endpoint_url(settings: Settings) -> str:
-    host = settings.metrics_host
-    if host in ("0.0.0.0", "", "::"):
-        host = "127.0.0.1"
-    if ":" in host:
-        host = f"[{host}]"
-    return f"http://{host}:{settings.metrics_port}/metrics"
-
-
-def check_endpoint(url: str, max_age_s: float, now: float | None = None) -> list[str]:
-    """Problems seen on a running `tickvault run`'s /metrics (empty list: healthy)."""
-    from prometheus_client.parser import text_string_to_metric_families
-
-    try:
-        body = urllib.request.urlopen(url, timeout=5).read().decode()
-    except (urllib.error.URLError, OSError) as exc:
-        return [f"metrics endpoint {url} unreachable ({exc}); is `tickvault run` running?"]
-    now = time.time() if now is None else now
-    problems: list[str] = []
-    archivers = 0
-    for family in text_string_to_metric_families(body):
-        for sample in family.samples:
-            if sample.name == "tickvault_component_up" and sample.value != 1:
-                problems.append(f"component {sample.labels.get('component')} is down (restarting; see the log)")
-            if sample.name == "tickvault_archiver_heartbeat_timestamp_seconds":
-                archivers += 1
-                age = now - sample.value
-                if age > max_age_s:
-                    problems.append(
-                        f"archiver {sample.labels.get('group')} has not read the stream for {age:.0f}s "
-                        "(a store or Redis is down, or it is stuck retrying a write)"
-                    )
-    if archivers == 0 and "tickvault_component_up" in body and 'component="archiver-' in body:
-        problems.append("no archiver heartbeat yet (still starting?)")
-    return problems
-
-
-def check_dependencies(settings: Settings) -> list[str]:
-    """Redis and PostgreSQL answer (without a running `tickvault run`)."""
-    import psycopg
-    import redis
-
-    problems: list[str] = []
-    try:
-        client = redis.Redis.from_url(settings.redis_dsn, socket_timeout=5, socket_connect_timeout=5)
-        client.ping()
-        client.close()
-    except redis.RedisError as exc:
-        problems.append(f"Redis unreachable ({exc}); check TICKVAULT_REDIS_URL")
-    try:
-        with psycopg.connect(settings.pg_dsn, connect_timeout=5) as conn:
-            conn.execute("SELECT 1")
-    except psycopg.Error as exc:
-        problems.append(f"PostgreSQL unreachable ({str(exc).strip().splitlines()[0] if str(exc).strip() else exc}); check TICKVAULT_PG_URL")
-    return problems
-
-
 @click.command("health")
 @click.option("--url", help="Metrics endpoint to check (default: from TICKVAULT_METRICS_HOST/PORT).")
 @click.option("--max-age", type=float, help="Max seconds since an archiver last read the stream (default: TICKVAULT_HEALTH_MAX_AGE_S).")
@@ -127,13 +66,11 @@ def health_cmd(ctx: click.Context, url: str | None, max_age: float | None, deps:
     Healthy: the metrics endpoint answers, every component is up, and every archiver read
     the stream within --max-age seconds.
     """
+    from ..ops.health import endpoint_url, health_problems
+
     settings = get_settings(ctx)
-    target = url or _endpoint_url(settings)
-    problems: list[str] = []
-    if not deps_only:
-        problems += check_endpoint(target, max_age if max_age is not None else settings.health_max_age_s)
-    if deps or deps_only:
-        problems += check_dependencies(settings)
+    target = url or endpoint_url(settings)
+    problems = health_problems(settings, url=target, max_age_s=max_age, endpoint=not deps_only, dependencies=deps or deps_only)
     if as_json:
         click.echo(json.dumps({"healthy": not problems, "problems": problems, "endpoint": None if deps_only else target}))
     if problems:

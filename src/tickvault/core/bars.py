@@ -57,10 +57,6 @@ def to_us(ts: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * US + delta.microseconds
 
 
-def from_us(us: int) -> datetime:
-    return EPOCH + timedelta(microseconds=us)
-
-
 def day_no(day: date) -> int:
     """Days since 1970-01-01 of a KST date (KST has had no DST since 1988: fixed +09:00)."""
     return (day - date(1970, 1, 1)).days

@@ -9,16 +9,68 @@ back to the conventional local ports (see ``Settings.pg_dsn`` / ``redis_dsn``).
 from __future__ import annotations
 
 import os
+import re
 import tomllib
+from dataclasses import dataclass
+from datetime import time
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, field_validator
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+from pydantic import BeforeValidator, Field, PlainSerializer, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict, TomlConfigSettingsSource
+
+from .errors import ConfigError
 
 DEFAULT_PG_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 CONFIG_ENV = "TICKVAULT_CONFIG"
+HH_MM = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_kst_time(value: object) -> time:
+    """'16:10' (or a TOML local time) -> time(16, 10): a wall-clock time in KST."""
+    if isinstance(value, time):
+        return value
+    match = HH_MM.match(value.strip()) if isinstance(value, str) else None
+    if match is None:
+        raise ValueError(f"want HH:MM in KST (00:00 to 23:59), got {value!r}")
+    return time(int(match.group(1)), int(match.group(2)))
+
+
+@dataclass(frozen=True)
+class SessionHours:
+    """KST hours of a trading day, ``end`` exclusive; '24:00' as the end means to midnight."""
+
+    start: time
+    end: time
+
+    def __contains__(self, moment: time) -> bool:
+        return self.start <= moment < self.end if self.end > self.start else True
+
+    def __str__(self) -> str:
+        end = "24:00" if self.end == time.max else self.end.strftime("%H:%M")
+        return f"{self.start:%H:%M}-{end}"
+
+
+def parse_session_hours(value: object) -> SessionHours:
+    """'08:30-18:10' -> SessionHours(08:30, 18:10); '00:00-24:00' means always."""
+    if isinstance(value, SessionHours):
+        return value
+    first, sep, second = value.partition("-") if isinstance(value, str) else ("", "", "")
+    try:
+        if not sep:
+            raise ValueError
+        end = time.max if second.strip() == "24:00" else parse_kst_time(second)
+        return SessionHours(parse_kst_time(first), end)
+    except ValueError:
+        raise ValueError(f"want HH:MM-HH:MM in KST (e.g. 08:30-18:10), got {value!r}") from None
+
+
+#: KRX trades 08:30-18:00 KST (pre-market to after-hours); ten minutes of margin at the end.
+MARKET_HOURS = SessionHours(time(8, 30), time(18, 10))
+
+KstTime = Annotated[time, BeforeValidator(parse_kst_time), PlainSerializer(lambda t: t.strftime("%H:%M"))]
+KstHours = Annotated[SessionHours, NoDecode, BeforeValidator(parse_session_hours), PlainSerializer(str)]
 
 
 class Settings(BaseSettings):
@@ -53,8 +105,8 @@ class Settings(BaseSettings):
     # --- stream safety and sync
     stream_max_entries: int = Field(20_000_000, ge=1000, description="Alarm when the stream holds more entries than this (never trimmed unconsumed)")
     reconcile_interval_s: int = Field(600, ge=10, description="Reconciler period for today's data inside run/archive")
-    recovery_time: str = Field("16:10", description="KST time of the daily broker recovery on trading days")
-    compact_time: str = Field("16:40", description="KST time of the daily lake compaction (after recovery's upserts)")
+    recovery_time: KstTime = Field(time(16, 10), description="KST time of the daily broker recovery on trading days")
+    compact_time: KstTime = Field(time(16, 40), description="KST time of the daily lake compaction (after recovery's upserts)")
 
     # --- metrics
     metrics_port: int = Field(9108, description="Prometheus endpoint port (/metrics)")
@@ -76,12 +128,16 @@ class Settings(BaseSettings):
     collect_reconnect_initial_s: float = Field(1.0, gt=0, description="First reconnect delay after a lost broker session (doubles, jittered)")
     collect_reconnect_max_s: float = Field(60.0, gt=0, description="Ceiling of the reconnect backoff")
     collect_stall_s: float = Field(60.0, gt=0, description="Stall watchdog: reconnect when no frame arrives for this many seconds during the session")
-    collect_session_hours: str = Field("08:30-18:10", description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    collect_session_hours: KstHours = Field(MARKET_HOURS, description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    collect_metrics_port: int = Field(
+        9109, ge=0, le=65535,
+        description="Prometheus endpoint port of a `tickvault collect` process (0: none); each collector on a host needs its own, apart from metrics_port",
+    )
     kis_ws_max_subscriptions: int = Field(40, ge=1, description="KIS real-time registrations per WebSocket session (KIS: 41 per session; samples use 40)")
     kis_ws_extra_apps: SecretStr | None = Field(None, description="More KIS app keys for more sessions: 'appkey:appsecret' pairs separated by commas")
     kiwoom_ws_max_subscriptions: int = Field(100, ge=1, description="Symbols per Kiwoom REG (one session); more are refused")
 
-    # --- broker REST clients and daily recovery (owned by the recovery area)
+    # --- broker REST clients and daily recovery
     broker_token_dir: Path | None = Field(None, description="Directory of cached broker access tokens (0700, files 0600); unset: ~/.cache/tickvault/tokens")
     broker_timeout_s: float = Field(10.0, gt=0, description="Timeout of one broker REST call, seconds")
     broker_max_retries: int = Field(6, ge=0, description="Retries of a broker call refused for rate or a transient failure")
@@ -90,13 +146,13 @@ class Settings(BaseSettings):
     kiwoom_rate_per_s: float = Field(4.0, gt=0, description="Kiwoom REST calls per second per app key")
     recovery_broker: Literal["kis", "kiwoom"] = Field("kis", description="Broker the daily recovery compares with")
 
-    # --- sync: reconcile schedule, stream trimming (owned by the sync area, docs/sync.md)
+    # --- sync: reconcile schedule, stream trimming (docs/sync.md)
     trim_interval_s: int = Field(60, ge=1, description="Seconds between safe stream trims inside run/archive")
     stream_max_memory_mb: int | None = Field(None, ge=1, description="Also alarm when the stream uses more Redis memory than this (None: entries only)")
     reconcile_settle_s: int = Field(120, ge=0, description="Scheduled reconciles of today leave ticks younger than this to the archivers")
-    reconcile_final_time: str = Field("18:10", description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
+    reconcile_final_time: KstTime = Field(time(18, 10), description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
 
-    # --- operations: tickvault run / health, database roles (owned by the ops area, docs/operations.md)
+    # --- operations: tickvault run / health, database roles (docs/operations.md)
     pg_writer_role: str = Field("tickvault_writer", description="Role `tickvault init --roles` creates for the archivers (read/write data, no DDL)")
     pg_reader_role: str = Field("tickvault_reader", description="Read-only role `tickvault init --roles` creates for Grafana and notebooks")
     pg_writer_password: SecretStr | None = Field(None, description="Password set on the writer role (unset: role without password, e.g. peer/cert auth)")
@@ -155,8 +211,24 @@ def check_secret_file(path: Path) -> None:
         )
 
 
+def explain(error: ValidationError) -> str:
+    """One line naming each bad setting by its variable (input values left out: they may be secrets)."""
+    problems = []
+    for item in error.errors(include_url=False, include_input=False):
+        name = str(item["loc"][0]) if item["loc"] else "?"
+        if item["type"] == "extra_forbidden":
+            problems.append(f"unknown setting {name}; see docs/configuration.md for the names")
+        else:
+            message = item["msg"].removeprefix("Value error, ")
+            problems.append(f"TICKVAULT_{name.upper()} ({name}): {message}")
+    return "; ".join(problems)
+
+
 def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Settings:
-    """Settings from env + optional TOML; a missing TOML file is an error, not a silent default."""
+    """Settings from env + optional TOML; a missing TOML file is an error, not a silent default.
+
+    A malformed value raises ConfigError with one line naming the variable, so a bad schedule
+    time stops the process at start-up rather than failing later inside a job."""
     previous = os.environ.get(CONFIG_ENV)
     if config_file is not None:
         path = Path(config_file)
@@ -168,6 +240,8 @@ def load_settings(config_file: str | Path | None = None, **overrides: Any) -> Se
         if toml_path:
             check_secret_file(Path(toml_path))
         return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(explain(exc)) from None
     finally:
         if previous is None:
             os.environ.pop(CONFIG_ENV, None)

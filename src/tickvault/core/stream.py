@@ -175,6 +175,14 @@ def group_info(client: redis.Redis, stream: str) -> dict[str, dict[str, Any]]:
     return out
 
 
+def stream_last_id(client: redis.Redis, stream: str) -> str | None:
+    """The id of the newest entry ever added to ``stream`` (None when the stream does not exist)."""
+    try:
+        return str(client.xinfo_stream(stream)["last-generated-id"])
+    except redis.ResponseError:
+        return None
+
+
 def _count_after(client: redis.Redis, stream: str, last_id: str) -> int:
     """Entries after ``last_id`` (exact; used only by status on old servers)."""
     total = 0

@@ -44,7 +44,6 @@ TICK_SCHEMA = pa.schema(
         pa.field("received_at", TS_TYPE),
     ]
 )
-TICK_COLUMNS: tuple[str, ...] = tuple(TICK_SCHEMA.names)
 NATURAL_KEY: tuple[str, ...] = ("symbol", "ts", "cum_volume")
 
 REQUIRED_FIELDS = frozenset({"v", "symbol", "ts", "price", "volume", "cum_volume", "source"})

@@ -144,9 +144,9 @@ def run_demo(
     progress: Callable[[str], None] | None = None,
 ) -> DemoReport:
     """Run the demo end to end and return its report; raises only on setup failures."""
-    from ..cli.export import read_day
     from ..core.stream import Publisher, connect
     from ..services.archiver import build_archiver
+    from ..services.export import read_day
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
     from .simulate import generate_day, publish

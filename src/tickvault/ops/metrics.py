@@ -27,7 +27,7 @@ component_up{component}, component_restarts_total{component}       the `tickvaul
 host_cpu_percent, host_memory_used_percent, host_memory_available_bytes,
 host_disk_used_percent{path}, host_disk_free_bytes{path}, process_rss_bytes, process_cpu_percent
 metrics_sample_seconds                     what the last sample cost (overhead watch)
-stream_ceiling_alarm, reconcile_*, ...     what the sync area last saw (tickvault.sync.state), when present
+stream_ceiling_alarm, reconcile_*, ...     what sync last saw (tickvault.services.sync.state)
 ========================================  ==========================================
 """
 
@@ -124,7 +124,7 @@ class _LatencyHistogram(Collector):
 
 
 class _SyncStateCollector(Collector):
-    """Exports what the sync area last saw (tickvault.sync.state.snapshot()) as gauges."""
+    """Exports what sync last saw (tickvault.services.sync.state.snapshot()) as gauges."""
 
     def __init__(self, snapshot: Callable[[], dict[str, float]], taken: set[str]) -> None:
         self.snapshot = snapshot

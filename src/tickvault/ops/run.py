@@ -3,11 +3,11 @@
 Components (each in its own thread, each restarted with backoff when it crashes):
 
 * ``archiver-hot`` / ``archiver-cold`` — the consume -> write -> ack loops (archiver.py);
-* ``sync`` (``--only reconcile``) — the sync area's scheduler: safe stream trims every
-  ``trim_interval_s``, today's reconcile every ``reconcile_interval_s``, the day's final
-  reconcile at ``reconcile_final_time``;
-* ``recovery`` — the daily broker comparison at ``recovery_time`` KST on trading days
-  (tickvault.recovery);
+* ``schedule`` — the one scheduler (schedule.py) running the recurring jobs of the chosen
+  parts: hot maintenance hourly (``hot``); safe stream trims every ``trim_interval_s``,
+  today's reconcile every ``reconcile_interval_s`` and the day's final reconcile at
+  ``reconcile_final_time`` (``reconcile``); the broker comparison at ``recovery_time``
+  (``recovery``); lake compaction at ``compact_time`` (``compact``);
 * ``metrics`` — the sampler into ``<schema>.metrics``; ``endpoint`` — Prometheus /metrics.
 
 Why threads in one process: the archivers spend their time waiting on Redis and the
@@ -18,18 +18,27 @@ finishes and acks the batch in hand, so a stop never loses or duplicates a tick.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
-from datetime import date, datetime
-from typing import Any, Protocol
+from datetime import date, datetime, timedelta
+from typing import Protocol
 
 from ..core.config import Settings
+from ..core.stream import connect
 from ..core.wire import KST
+from ..services.archiver import Archiver, build_archiver, install_signal_handlers
+from ..services.recovery import recover_day
+from ..services.sync import state as sync_state
+from ..services.sync.reconcile import reconcile
+from ..services.sync.trim import trim
+from ..stores.hot import HotStore
+from ..stores.lake import Lake
 from .metrics import MetricsSampler, PipelineMetrics, serve
+from .schedule import Daily, Every, Job, Results, Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -147,8 +156,6 @@ class ArchiverRunnable:
     """An archiver wired to the metrics: commits observed, every stream read is a heartbeat."""
 
     def __init__(self, settings: Settings, group: str, metrics: PipelineMetrics, consumer: str | None = None) -> None:
-        from ..services.archiver import build_archiver
-
         self.archiver = build_archiver(settings, group, consumer)
         self.archiver.observers.append(metrics.observe_commit)
         read = self.archiver.consumer.read
@@ -171,67 +178,6 @@ class ArchiverRunnable:
         self.archiver.consumer.client.close()
 
 
-class DailyJob:
-    """Calls ``fn(day)`` once per KST trading day at ``at`` (HH:MM KST); catches up if started late.
-
-    A failed run is tried again ``retry_after_s`` later, at most ``attempts`` times a day
-    (a broker outage at 16:10 should not cost the day's verification)."""
-
-    def __init__(self, name: str, fn: Callable[[date], dict[str, float] | None], at: str, metrics: PipelineMetrics,
-                 is_trading_day: Callable[[date], bool], attempts: int = 3, retry_after_s: float = 1800.0) -> None:
-        hour, minute = (int(part) for part in at.split(":"))
-        self.name = name
-        self.fn = fn
-        self.at = (hour, minute)
-        self.metrics = metrics
-        self.is_trading_day = is_trading_day
-        self.attempts = attempts
-        self.retry_after_s = retry_after_s
-        self.stop_event = threading.Event()
-        self.last_day: date | None = None  # the day that is done (succeeded or out of attempts)
-        self._tries: dict[date, int] = {}
-        self._not_before = 0.0
-
-    def due(self, now: datetime) -> date | None:
-        """The KST day to run for at ``now``, or None."""
-        local = now.astimezone(KST)
-        day = local.date()
-        if self.last_day == day or not self.is_trading_day(day):
-            return None
-        if (local.hour, local.minute) < self.at or time.monotonic() < self._not_before:
-            return None
-        return day
-
-    def run_once(self, day: date) -> bool:
-        results: dict[str, float] = {}
-
-        def call() -> dict[str, float] | None:
-            out = self.fn(day)
-            results.update(out or {})
-            return out
-
-        ok = run_job(self.name, call, self.metrics)
-        tries = self._tries[day] = self._tries.get(day, 0) + 1
-        if ok or results.get("skipped") or tries >= self.attempts:  # a skip (no credentials) will not fix itself
-            self.last_day = day
-            self._tries.pop(day, None)
-        else:
-            log.warning("%s of %s: attempt %d of %d failed; next try in %.0f min", self.name, day, tries, self.attempts, self.retry_after_s / 60)
-            self._not_before = time.monotonic() + self.retry_after_s
-        return ok
-
-    def run(self) -> int:
-        while not self.stop_event.is_set():
-            day = self.due(datetime.now(KST))
-            if day is not None:
-                self.run_once(day)
-            self.stop_event.wait(30.0)
-        return 0
-
-    def stop(self) -> None:
-        self.stop_event.set()
-
-
 class EndpointRunnable:
     """The Prometheus endpoint; a busy port fails the start and is retried by the supervisor."""
 
@@ -252,84 +198,95 @@ class EndpointRunnable:
         self.server.server_close()
 
 
-def run_job(name: str, fn: Callable[[], dict[str, float] | None], metrics: PipelineMetrics) -> bool:
-    started = time.perf_counter()
+# ---------------------------------------------------------------------- scheduled jobs
+HOT_MAINTAIN_EVERY_S = 3600.0
+
+
+def hot_maintenance(settings: Settings) -> Callable[[datetime], Results]:
+    """Partitions ahead and retention (PostgreSQL mode); outside the ingest path, so a slow
+    or refused drop never holds a batch back."""
+
+    def job(now: datetime) -> Results:
+        with closing(HotStore(settings)) as store:
+            report = store.maintain(now)
+        return {"dropped_partitions": float(len(report["dropped_partitions"]))}
+
+    return job
+
+
+def stream_trim(settings: Settings) -> Callable[[datetime], Results]:
+    def job(now: datetime) -> Results:
+        result = trim(settings)
+        return {"trimmed": float(result.trimmed), "alarm": 1.0 if result.alarm else 0.0}
+
+    return job
+
+
+def reconcile_today(settings: Settings) -> Callable[[datetime], Results]:
+    """Today up to ``reconcile_settle_s`` ago: the latest ticks are still the archivers' business."""
+
+    def job(now: datetime) -> Results:
+        return _reconcile(settings, now.astimezone(KST).date(), now - timedelta(seconds=settings.reconcile_settle_s))
+
+    return job
+
+
+def reconcile_day(settings: Settings) -> Callable[[date], Results]:
+    return lambda day: _reconcile(settings, day, None)
+
+
+def _reconcile(settings: Settings, day: date, until: datetime | None) -> Results:
     try:
-        results = fn() or {}
-    except Exception as exc:
-        log.error("%s failed: %s: %s", name, type(exc).__name__, exc, exc_info=True)
-        metrics.record_job(name, False, time.perf_counter() - started)
-        return False
-    ok = bool(results.pop("ok", 1))
-    metrics.record_job(name, ok, time.perf_counter() - started, results)
-    return ok
+        report = reconcile(settings, day, repair=True, until=until)  # records its outcome in sync.state
+    except Exception:
+        sync_state.record_reconcile_failure()
+        raise
+    return {"differences": float(len(report.differences)), "repaired_ticks": float(report.added_to_hot + report.added_to_cold),
+            "consistent": 1.0 if report.consistent else 0.0}
 
 
-# ---------------------------------------------------------------------- the other areas, imported lazily
-def optional(module: str) -> Any | None:
-    """Import an area that may not be installed/finished yet; None (with a log line) when absent."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as exc:
-        log.warning("%s is not available (%s); its part of `tickvault run` is skipped", module, exc)
-        return None
+def daily_recovery(settings: Settings) -> Callable[[date], Results]:
+    """The broker comparison of one day; without credentials a skipped (not verified) day."""
 
-
-def sync_scheduler(settings: Settings) -> Callable[[], Runnable] | None:
-    """The sync area's scheduler: safe trims, today's reconcile, the day's final reconcile.
-
-    Its results land in tickvault.sync.state, which the metrics export (reconcile_*,
-    stream_ceiling_alarm)."""
-    module = optional("tickvault.services.sync.scheduler")
-    if module is None or not hasattr(module, "SyncScheduler"):
-        return None
-    return lambda: module.SyncScheduler(settings)
-
-
-def daily_recovery(settings: Settings) -> Callable[[date], dict[str, float]] | None:
-    """The broker comparison of one day (tickvault.recovery)."""
-    module = optional("tickvault.services.recovery")
-    if module is None:
-        return None
-    fn = getattr(module, "recover_day", None)
-    if not callable(fn):
-        log.warning("tickvault.recovery has no recover_day function; daily recovery is skipped")
-        return None
-
-    def job(day: date) -> dict[str, float]:
-        report = fn(settings, day)
-        if report is None:  # no broker credentials: logged by recovery; not a verified day
+    def job(day: date) -> Results:
+        report = recover_day(settings, day)
+        if report is None:
             return {"ok": 0.0, "skipped": 1.0}
-        as_dict = report.to_dict() if hasattr(report, "to_dict") else (report if isinstance(report, dict) else {})
-        numbers = {k: float(v) for k, v in as_dict.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
-        complete = as_dict.get("complete", getattr(report, "complete", True))
-        numbers["ok"] = 1.0 if complete else 0.0
+        numbers = {name: float(value) for name, value in report.to_dict()["totals"].items()}
+        numbers["ok"] = 1.0 if report.complete else 0.0
         return numbers
 
     return job
 
 
-def daily_compaction(settings: Settings) -> Callable[[date], dict[str, float]]:
+def daily_compaction(settings: Settings) -> Callable[[date], Results]:
     """Merge the day's small lake files once the day's writes (incl. recovery) are done."""
 
-    def job(day: date) -> dict[str, float]:
-        from ..stores.lake import Lake
-
-        lake = Lake(settings)
-        try:
+    def job(day: date) -> Results:
+        with closing(Lake(settings)) as lake:
             result = lake.compact(day)
-        finally:
-            lake.close()
         return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
 
     return job
 
 
-def trading_day_check() -> Callable[[date], bool]:
-    calendar = optional("tickvault.core.calendar")
-    if calendar is not None and hasattr(calendar, "is_trading_day"):
-        return calendar.is_trading_day
-    return lambda day: day.weekday() < 5
+def scheduled_jobs(settings: Settings, components: Sequence[str]) -> list[Job]:
+    """The recurring jobs of the chosen components (names from ALL_COMPONENTS). Recovery and
+    compaction share a lane, so a late start (both due) compacts after recovery's upserts."""
+    jobs: list[Job] = []
+    if "hot" in components:
+        jobs.append(Every("hot-maintain", HOT_MAINTAIN_EVERY_S, hot_maintenance(settings)))
+    if "reconcile" in components:
+        jobs.append(Every("trim", settings.trim_interval_s, stream_trim(settings)))
+        jobs.append(Every("reconcile", settings.reconcile_interval_s, reconcile_today(settings),
+                          first_after_s=min(60.0, settings.reconcile_interval_s), lane="reconcile"))
+        jobs.append(Daily("reconcile-final", settings.reconcile_final_time, reconcile_day(settings), every_day=True,
+                          retry_after_s=settings.reconcile_interval_s, lane="reconcile"))
+    if "recovery" in components:
+        jobs.append(Daily("recovery", settings.recovery_time, daily_recovery(settings), lane="day-end"))
+    if "compact" in components:
+        jobs.append(Daily("compact", settings.compact_time, daily_compaction(settings), lane="day-end"))
+    return jobs
 
 
 # ---------------------------------------------------------------------- assembly
@@ -344,20 +301,9 @@ def build_supervisor(settings: Settings, components: tuple[str, ...] = ALL_COMPO
     for group in ("hot", "cold"):
         if group in components:
             sup.add(Component(f"archiver-{group}", lambda g=group: ArchiverRunnable(settings, g, metrics)))
-    if "reconcile" in components:
-        scheduler = sync_scheduler(settings)
-        if scheduler is not None:
-            sup.add(Component("sync", scheduler))
-    if "recovery" in components:
-        recover = daily_recovery(settings)
-        if recover is not None:
-            check = trading_day_check()
-            sup.add(Component("recovery", lambda: DailyJob("recovery", recover, settings.recovery_time, metrics, check)))
-    if "compact" in components:
-        sup.add(Component("compact", lambda: DailyJob("compact", daily_compaction(settings), settings.compact_time, metrics, trading_day_check())))
+    if scheduled_jobs(settings, components):
+        sup.add(Component("schedule", lambda: Scheduler(scheduled_jobs(settings, components), record=metrics.record_job)))
     if "metrics" in components:
-        from ..core.stream import connect
-
         def sampler() -> MetricsSampler:
             return MetricsSampler(metrics, settings, redis_client=connect(settings.redis_dsn))
 
@@ -365,3 +311,40 @@ def build_supervisor(settings: Settings, components: tuple[str, ...] = ALL_COMPO
     if "endpoint" in components:
         sup.add(Component("endpoint", lambda: EndpointRunnable(metrics, settings.metrics_host, settings.metrics_port)))
     return sup
+
+
+def archive(settings: Settings, groups: Sequence[str], consumer: str | None = None, with_sync: bool = False) -> int:
+    """`tickvault archive`: the archivers of ``groups`` until SIGTERM/SIGINT, with the scheduler
+    running hot maintenance (with the hot group) and, ``with_sync``, trim and reconcile.
+    Returns the exit code: 0 after a clean stop, non-zero when an archiver failed."""
+    names = [f"{consumer}-{g}" if consumer and len(groups) > 1 else consumer for g in groups]
+    archivers = [build_archiver(settings, g, name) for g, name in zip(groups, names)]
+    jobs = scheduled_jobs(settings, [*groups, *(["reconcile"] if with_sync else [])])
+    scheduler = Scheduler(jobs) if jobs else None
+    install_signal_handlers(lambda: [a.stop() for a in archivers])
+    codes: dict[str, int] = {}
+
+    def run(a: Archiver) -> None:
+        try:
+            codes[a.store.name] = a.run()
+        except Exception:
+            log.exception("archiver %s crashed", a.store.name)
+            codes[a.store.name] = 1
+            for other in archivers:
+                other.stop()
+
+    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.store.name}") for a in archivers]
+    if scheduler is not None:
+        threads.append(threading.Thread(target=scheduler.run, name="archive-schedule", daemon=True))
+    for t in threads:
+        t.start()
+    while any(t.is_alive() for t in threads[: len(archivers)]):
+        for t in threads[: len(archivers)]:
+            t.join(0.5)
+    if scheduler is not None:
+        scheduler.stop()
+        threads[-1].join()
+    for a in archivers:
+        a.store.close()
+    return max(codes.values(), default=0)
+

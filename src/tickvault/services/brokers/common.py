@@ -6,7 +6,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 
 import httpx
@@ -112,11 +112,3 @@ def request_with_retries(
             sleep(delay)
     raise AssertionError("unreachable")
 
-
-def minutes_between(start: datetime, end: datetime) -> list[datetime]:
-    out = []
-    t = floor_minute(start)
-    while t < end:
-        out.append(t)
-        t += timedelta(minutes=1)
-    return out

@@ -30,7 +30,6 @@ from .tokencache import CachedToken
 log = logging.getLogger(__name__)
 
 REAL_URL = "https://api.kiwoom.com"
-MOCK_URL = "https://mockapi.kiwoom.com"
 TOKEN_PATH = "/oauth2/token"
 CHART_PATH = "/api/dostk/chart"
 RATE_LIMITED = 1700

@@ -15,12 +15,13 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
-from datetime import time as dtime
+from datetime import datetime
 from typing import Any
 
 import redis
 
+from ...core.calendar import is_trading_day
+from ...core.config import SessionHours
 from ...core.stream import Publisher, dead_letter
 from ...core.wire import KST, UTC, DeadLetter
 
@@ -43,7 +44,7 @@ class SessionLost(RuntimeError):
 
 @dataclass
 class CollectorStats:
-    """Counters for metrics (read by the OPS engineer's exporter) and the final log line."""
+    """Counters for the Prometheus endpoint (``metrics.CollectorMetrics``) and the final log line."""
 
     frames: int = 0
     ticks: int = 0
@@ -111,40 +112,12 @@ class SessionClock:
     """Is the market in session now? The stall watchdog only fires during the session
     (KRX trades 08:30-18:00 KST on trading days; outside, silence is normal)."""
 
-    def __init__(self, hours: str):
-        self.start, self.end = parse_hours(hours)
-        self._holidays: Any = None
+    def __init__(self, hours: SessionHours):
+        self.hours = hours
 
     def in_session(self, now: datetime | None = None) -> bool:
         now = (now or datetime.now(UTC)).astimezone(KST)
-        if not self._trading_day(now.date()):
-            return False
-        t = now.time()
-        return self.start <= t < self.end if self.end > self.start else True
-
-    def _trading_day(self, day: date) -> bool:
-        if day.weekday() >= 5:
-            return False
-        if self._holidays is None:
-            try:
-                import holidays
-
-                self._holidays = holidays.financial_holidays("XKRX")
-            except Exception:  # noqa: BLE001 - a missing calendar only makes the watchdog stricter
-                self._holidays = {}
-        return day not in self._holidays
-
-
-def parse_hours(hours: str) -> tuple[dtime, dtime]:
-    """'08:30-18:10' -> (08:30, 18:10); '00:00-24:00' means always."""
-    try:
-        first, second = hours.split("-")
-        start = dtime.fromisoformat(first.strip())
-        end_text = second.strip()
-        end = dtime.max if end_text in ("24:00", "24:00:00") else dtime.fromisoformat(end_text)
-    except ValueError:
-        raise ValueError(f"session hours {hours!r}: want 'HH:MM-HH:MM' in KST, e.g. '08:30-18:10'") from None
-    return start, end
+        return is_trading_day(now.date()) and now.time() in self.hours
 
 
 class Outbox:
@@ -276,10 +249,6 @@ class GapTracker:
         if self.open_since is not None:
             self.reason = f"{self.reason}; collector stopped while disconnected"
             self.resumed()
-
-
-def now_utc() -> datetime:
-    return datetime.now(UTC)
 
 
 def from_epoch(seconds: float) -> datetime:

@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 REAL_TYPE = "0B"
 FID_TIME, FID_PRICE, FID_VOLUME, FID_CUM_VOLUME = "20", "10", "15", "13"
-DEFAULT_MAX_SUBSCRIPTIONS = 100
 
 
 def login_message(token: str) -> str:

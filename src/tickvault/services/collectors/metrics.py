@@ -1,6 +1,5 @@
-"""Collector counters as Prometheus series, for the OPS exporter to register:
-
-    registry.register(CollectorMetrics({"kis": collector.stats}))
+"""Collector counters as Prometheus series, served by every `tickvault collect` process on
+http://metrics_host:collect_metrics_port/metrics (``serve``):
 
 tickvault_collector_frames_total{source}        frames received (data, acks, heartbeats)
 tickvault_collector_ticks_total{source}         ticks parsed and queued for the stream
@@ -14,12 +13,17 @@ tickvault_collector_last_frame_timestamp_seconds{source}
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator, Mapping
+from typing import Any
 
+from prometheus_client import start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
+from prometheus_client.registry import Collector, CollectorRegistry
 
 from .base import CollectorStats
+
+log = logging.getLogger(__name__)
 
 COUNTERS = ("frames", "ticks", "published", "reconnects", "parse_errors", "gaps")
 
@@ -44,3 +48,22 @@ class CollectorMetrics(Collector):
                 last.add_metric([source], stats.last_frame_at)
         yield connected
         yield last
+
+
+def serve(stats_by_source: Mapping[str, CollectorStats], host: str, port: int) -> Any | None:
+    """Serve the counters on http://host:port/metrics from a daemon thread; the server
+    (``.shutdown()`` stops it), or None when ``port`` is 0 or cannot be bound: metrics never
+    stop a collector from collecting."""
+    if port == 0:
+        return None
+    registry = CollectorRegistry()
+    registry.register(CollectorMetrics(stats_by_source))
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        log.error("collector metrics not served: %s:%d is taken (%s); give this collector its own "
+                  "TICKVAULT_COLLECT_METRICS_PORT (0 turns the endpoint off)", host, port, exc)
+        return None
+    log.info("collector metrics on http://%s:%d/metrics", host, server.server_port)
+    return server
+

@@ -15,6 +15,7 @@ from datetime import datetime
 import websockets
 from websockets.asyncio.client import ClientConnection, connect
 
+from ...core.config import MARKET_HOURS, SessionHours
 from ...core.wire import UTC
 from ..brokers.errors import BrokerError
 from .base import (
@@ -38,7 +39,7 @@ class WsOptions:
     reconnect_initial_s: float = 1.0
     reconnect_max_s: float = 60.0
     stall_s: float = 60.0
-    session_hours: str = "08:30-18:10"
+    session_hours: SessionHours = MARKET_HOURS
     ack_timeout_s: float = 15.0
     open_timeout_s: float = 10.0
 

@@ -2,9 +2,11 @@
 
 For one KST date: verify both stores (sync.verify); copy ticks one store lacks from the
 other; fetch the broker's minute bars of every archived symbol (a handful of calls per
-symbol); the repair set is the union of continuity gaps and minutes whose volume differs
-from the broker's bar; only for those windows are the broker's trades fetched (KIS: per
-window; Kiwoom: one backwards pass per symbol). Trades become ticks (source
+symbol); the repair set is the union of continuity gaps, minutes whose volume differs
+from the broker's bar and the windows the collectors recorded in ``<stream>:gaps`` (whose
+symbols are checked even when the archive holds none of their ticks); only for those
+windows are the broker's trades fetched (KIS: per window; Kiwoom: one backwards pass per
+symbol). Trades become ticks (source
 "recovery") only where they fill a proven hole; they go to the lake and, inside the hot
 retention, to the hot store. Idempotent: a second run finds nothing to do and only
 re-reads the minute bars.
@@ -18,14 +20,18 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
+import redis
 
 from ...core.config import Settings
 from ...core.errors import StoreError
+from ...core.retention import hot_days
+from ...core.stream import connect
 from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
 from ...stores.contract import TickStore
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
 from ..brokers.errors import BrokerError
+from ..collectors import read_gaps
 from .archive import StoredTick, SymbolArchive, analyse, by_symbol, merge_windows, minute, union_by_key, window_of
 from .convert import Conversion, from_anchored, from_exact
 from .report import Disagreement, RecoveryReport, SymbolReport, report_rows, write_json
@@ -39,10 +45,6 @@ SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a 
 
 def today_kst() -> date:
     return datetime.now(KST).date()
-
-
-def in_hot_retention(settings: Settings, day: date, today: date) -> bool:
-    return day >= today - timedelta(days=settings.tick_retention_days - 1)
 
 
 def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore]) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class Recovery:
         self._hot = hot
         self._lake = lake
         self._own_stores = hot is None or lake is None
+        self._collector_gaps: list[tuple[frozenset[str], tuple[datetime, datetime]]] = []
 
     # ------------------------------------------------------------------ stores
     def _stores(self) -> tuple[HotStore, Lake]:
@@ -88,14 +91,16 @@ class Recovery:
 
     def run(self) -> RecoveryReport:
         hot, lake = self._stores()
-        with_hot = in_hot_retention(self.settings, self.day, self.today)
+        with_hot = hot_days(self.settings, kst_day_bounds(self.today)[0]).holds(self.day)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
         source = self._source or open_source(self.settings, self.broker)
         stores: list[TickStore] = [hot, lake] if with_hot else [lake]
         try:
             lake.require()
             report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, stores)
-            symbols = self.symbols or self._day_symbols(hot, lake, with_hot)
+            self._collector_gaps = self._read_collector_gaps(report)
+            named = {s for symbols, _ in self._collector_gaps for s in symbols}
+            symbols = self.symbols or sorted(set(self._day_symbols(hot, lake, with_hot)) | named)
             for first in range(0, len(symbols), SYMBOL_CHUNK):
                 self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
             report.calls = source.calls()
@@ -121,6 +126,31 @@ class Recovery:
             found |= set(hot.symbols_of_day(self.day))
         return sorted(found)
 
+    def _read_collector_gaps(self, report: RecoveryReport) -> list[tuple[frozenset[str], tuple[datetime, datetime]]]:
+        """The day's recorded collector gaps as (symbols, whole-minute window); no symbols = every symbol."""
+        day_start, day_end = kst_day_bounds(self.day)
+        try:
+            client = connect(self.settings.redis_dsn)
+            try:
+                records = read_gaps(client, self.settings.stream, since=day_start)
+            finally:
+                client.close()
+        except redis.RedisError as exc:
+            log.warning("recovery %s: collector gap records not read (%s); continuity and the broker's bars still apply", self.day, exc)
+            report.notes.append(f"collector gap records not read ({exc}); continuity and the broker's bars still checked")
+            return []
+        gaps = []
+        for record in records:
+            start, end = datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
+            if start >= day_end:
+                continue
+            window = (max(minute(start), day_start), min(minute(end) + timedelta(minutes=1), day_end))
+            gaps.append((frozenset(s for s in record.get("symbols", "").split(",") if s), window))
+        return gaps
+
+    def _recorded_windows(self, symbol: str) -> list[tuple[datetime, datetime]]:
+        return merge_windows([window for symbols, window in self._collector_gaps if not symbols or symbol in symbols])
+
     def _recover_chunk(self, source: BrokerSource, symbols: list[str], report: RecoveryReport, hot: HotStore, lake: Lake,
                        with_hot: bool) -> None:
         """Copy between the stores, then ask the broker, for a bounded group of symbols."""
@@ -143,7 +173,8 @@ class Recovery:
         for symbol in symbols:
             archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
             sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
-                               lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0))
+                               lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0),
+                               collector_gaps=self._recorded_windows(symbol))
             report.symbols.append(sym)
             try:
                 self._recover_symbol(source, archive, sym, hot, lake, with_hot)
@@ -179,6 +210,8 @@ class Recovery:
                 archive, _, _ = self._fetch_and_apply(source, archive, sym, [tail], hot, lake, with_hot)
                 stored = archive.ticks[-1].cum_volume if archive.ticks else 0
             if total is not None and total == stored and not archive.missing:
+                if sym.collector_gaps:
+                    sym.notes.append(f"{len(sym.collector_gaps)} recorded collector gap(s): continuity and the broker's day volume prove none lost a trade")
                 self._finish(sym, archive)
                 return
             if total is not None:
@@ -191,7 +224,7 @@ class Recovery:
         disagreeing = _disagreeing(broker_volume, archive.minute_volumes())
         sym.minutes_disagreeing = len(disagreeing)
         windows = merge_windows([window_of(r, day_open) for r in archive.missing] +
-                                [(m, m + timedelta(minutes=1)) for m in disagreeing])
+                                [(m, m + timedelta(minutes=1)) for m in disagreeing] + sym.collector_gaps)
         sym.windows = merge_windows(sym.windows + windows)
         conversion, unavailable = Conversion(), None
         if windows:

@@ -47,6 +47,7 @@ class SymbolReport:
     missing_volume_found: int = 0
     minutes_disagreeing: int = 0
     windows: list[tuple[datetime, datetime]] = field(default_factory=list)
+    collector_gaps: list[tuple[datetime, datetime]] = field(default_factory=list)  # recorded in <stream>:gaps
     ticks_recovered: int = 0
     volume_recovered: int = 0
     copied_to_hot: int = 0
@@ -77,6 +78,7 @@ class SymbolReport:
         out["status"] = self.status
         out["complete"] = self.complete
         out["windows"] = [[_iso(a), _iso(b)] for a, b in self.windows]
+        out["collector_gaps"] = [[_iso(a), _iso(b)] for a, b in self.collector_gaps]
         out["still_disagreeing"] = [d.to_dict() for d in self.still_disagreeing]
         return out
 

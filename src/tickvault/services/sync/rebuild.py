@@ -26,11 +26,11 @@ import redis
 
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
-from ...core.stream import connect, parse_id
-from ...core.wire import KST, kst_day_bounds
+from ...core.retention import hot_days
+from ...core.stream import connect, parse_id, stream_last_id
 from ...stores.contract import TickStore
 from .trim import group_positions
-from .verify import hot_retention_start, open_stores
+from .verify import open_stores
 
 log = logging.getLogger(__name__)
 UTC = UTC
@@ -68,13 +68,6 @@ class RebuildResult:
             "stream_existed": self.stream_existed,
             "seconds": round(self.seconds, 3),
         }
-
-
-def _last_id(client: redis.Redis, stream: str) -> str | None:
-    try:
-        return str(client.xinfo_stream(stream)["last-generated-id"])
-    except redis.ResponseError:
-        return None
 
 
 def data_range(store: TickStore, start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -148,7 +141,7 @@ def rebuild(
         raise QueryError(f"--to ({end.isoformat()}) must be after --from ({start.isoformat()})")
     source = "cold" if target == "hot" else "hot"
     if target == "hot":
-        oldest = kst_day_bounds(hot_retention_start(settings, datetime.now(KST).date()))[0]
+        oldest = hot_days(settings, datetime.now(UTC)).full_from
         if start < oldest:
             log.warning("rebuild hot: --from %s is beyond the hot retention; starting at %s", start.isoformat(), oldest.isoformat())
             start = oldest
@@ -167,7 +160,7 @@ def rebuild(
     result = RebuildResult(target, source, start, end)
     try:
         stream = settings.stream
-        last_id = _last_id(client, stream)
+        last_id = stream_last_id(client, stream)
         if last_id is None:
             # The stream is gone (Redis lost it): every entry from now on must reach the target.
             result.stream_existed = False

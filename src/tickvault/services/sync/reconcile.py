@@ -20,12 +20,13 @@ import pyarrow as pa
 
 from ...core.config import Settings
 from ...core.errors import QueryError
-from ...core.wire import KST, NATURAL_KEY, TICK_SCHEMA
+from ...core.retention import hot_days
+from ...core.wire import NATURAL_KEY, TICK_SCHEMA
 from ...stores.contract import TickStore
 from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
-from .verify import build_report, compare, day_range, hot_retention_start, open_stores, scan_all
+from .verify import build_report, compare, day_range, open_stores, scan_all
 
 log = logging.getLogger(__name__)
 UTC = UTC
@@ -157,11 +158,11 @@ def reconcile(
     ``until`` cuts the day (the scheduler leaves the last minutes to the archivers). After
     the run a row per (day, symbol) goes to both stores' ``integrity_report``.
     """
-    oldest = hot_retention_start(settings, datetime.now(KST).date())
-    if day < oldest:
+    window = hot_days(settings, datetime.now(UTC))
+    if not window.holds(day):
         raise QueryError(
-            f"{day} is older than the hot store's retention (tick_retention_days={settings.tick_retention_days}, "
-            f"oldest day kept: {oldest}); only the lake holds it — use `tickvault verify --date {day} --source cold`"
+            f"{day} is not held in full by the hot store (tick_retention_days={settings.tick_retention_days}, "
+            f"first full day: {window.oldest_day + timedelta(days=1)}); only the lake holds it — use `tickvault verify --date {day} --source cold`"
         )
     started = time.perf_counter()
     start, end = day_range(day, until)

@@ -1,7 +1,7 @@
 """What sync last saw, for the metrics exporter and `tickvault status` (process-local).
 
-The OPS side reads ``snapshot()`` and exports each value as a gauge; the stream-ceiling
-alarm is the one an operator must be paged for.
+The metrics (ops/metrics.py) read ``snapshot()`` and export each value as a gauge; the
+stream-ceiling alarm is the one an operator must be paged for.
 """
 
 from __future__ import annotations

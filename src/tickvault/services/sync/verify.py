@@ -14,7 +14,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
@@ -209,8 +209,3 @@ def open_stores(settings: Settings, source: str) -> list[TickStore]:
     if source in ("cold", "both"):
         stores.append(Lake(settings))
     return stores
-
-
-def hot_retention_start(settings: Settings, today: date) -> date:
-    """The oldest KST day the hot store still holds in full."""
-    return today - timedelta(days=settings.tick_retention_days - 1)

@@ -1,0 +1,34 @@
+"""`tickvault init`: create or upgrade everything an installation needs, idempotently.
+
+The report tables are created here too (not on first use), so the writer role that
+`tickvault run` uses never needs DDL rights.
+"""
+
+from __future__ import annotations
+
+from ..core.config import Settings
+from ..stores.hot import HotStore
+from ..stores.hot.roles import create_roles
+from ..stores.lake import Lake
+
+
+def initialize(settings: Settings, *, hot: bool = True, cold: bool = True, roles: bool = False) -> list[str]:
+    """Create/upgrade the hot schema (with the report tables), the roles and the lake; one line per part done."""
+    done: list[str] = []
+    if hot or roles:
+        with HotStore(settings) as store:
+            if hot:
+                store.init()
+                version = f" {store.extension_version}" if store.extension_version else ""
+                done.append(f"hot store ready: schema {settings.pg_schema}, mode {store.mode}{version}")
+            if roles:
+                made = create_roles(store)
+                done.append(f"roles ready: writer {made.writer}, reader {made.reader} (schema {made.schema})")
+    if cold:
+        lake = Lake(settings)
+        try:
+            lake.init()
+        finally:
+            lake.close()
+        done.append(f"lake ready: {settings.lake_dir}")
+    return done
