@@ -56,6 +56,7 @@ def day_ticks(rng: np.random.Generator, day: date, symbols: list[str], per_symbo
     price = pa.array(np.concatenate(cols["price"])).cast(pa.decimal128(19, 0)).cast(PRICE_TYPE, safe=False)  # prices < 10^6
     return pa.Table.from_arrays(
         [
+            pa.array(["KRX"] * n, pa.string()),
             pa.array(np.concatenate(cols["symbol"]).tolist(), pa.string()),
             pa.array(np.concatenate(cols["ts"])).cast(TS_TYPE),
             price,

@@ -37,7 +37,8 @@ from common import DAY, emit, isolated_settings, say
 
 from tickvault.core.config import Settings
 from tickvault.core.stream import connect, group_info
-from tickvault.dev.simulate import WireEncoder, generate_day
+from tickvault.core.wire import WireEncoder
+from tickvault.dev.simulate import generate_day
 
 # --- archiver side (a child process) ---------------------------------------------------------
 

@@ -111,7 +111,7 @@ def test_pace_follows_trade_time(rclient, settings):
     base = datetime(2026, 11, 20, 9, 0, tzinfo=KST).astimezone(UTC)
     from decimal import Decimal
 
-    rows = [("005930", base + timedelta(seconds=s), Decimal(100), 1, c, None, "kis", None) for c, s in ((1, 0), (2, 0), (3, 1), (4, 3))]
+    rows = [("KRX", "005930", base + timedelta(seconds=s), Decimal(100), 1, c, None, "kis", None) for c, s in ((1, 0), (2, 0), (3, 1), (4, 3))]
     table = pa.table(list(zip(*rows)), schema=TICK_SCHEMA)
     stream = f"{settings.stream}:paced"
     started = time.monotonic()

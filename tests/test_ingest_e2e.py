@@ -22,7 +22,8 @@ from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher, group_info
-from tickvault.dev.simulate import WireEncoder, generate_day, publish
+from tickvault.core.wire import WireEncoder
+from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 
 

@@ -56,8 +56,39 @@ def test_optional_fields_may_be_absent_or_empty() -> None:
     assert tick.side is None and tick.received_at is None
 
 
-def test_nextrade_suffix_is_a_valid_symbol() -> None:
-    assert parse_fields(good(symbol="005930_NX"), NOW).symbol == "005930_NX"
+def test_venue_absent_is_krx_and_the_nx_suffix_is_nextrade() -> None:
+    plain = parse_fields(good(), NOW)
+    assert (plain.venue, plain.symbol) == ("KRX", "005930")
+    suffixed = parse_fields(good(symbol="005930_NX"), NOW)
+    assert (suffixed.venue, suffixed.symbol) == ("NXT", "005930")
+    explicit = parse_fields(good(venue="NXT"), NOW)
+    assert (explicit.venue, explicit.symbol) == ("NXT", "005930")
+    assert parse_fields(good(symbol="005930_NX", venue="NXT"), NOW).venue == "NXT"
+    assert parse_fields(explicit.to_fields(), NOW) == explicit  # the round trip keeps the venue
+
+
+@pytest.mark.parametrize(
+    ("override", "reason"),
+    [
+        ({"symbol": "005930_AL"}, "smart-order-routing"),
+        ({"venue": "SOR"}, "venue: want KRX or NXT"),
+        ({"venue": "krx"}, "venue: want KRX or NXT"),
+        ({"symbol": "005930_NX", "venue": "KRX"}, "contradicts"),
+        ({"symbol": "005930_XX"}, "unknown suffix"),
+    ],
+)
+def test_venue_refusals(override: dict, reason: str) -> None:
+    with pytest.raises(InvalidTick, match=reason):
+        parse_fields(good(**override), NOW)
+    decoded = decode_entries([("1-0", good()), ("2-0", good(**override))], NOW)
+    assert decoded.ids == ["1-0"] and reason.split(":")[0] in decoded.dead[0].reason
+
+
+def test_same_second_same_cum_volume_on_two_venues_are_two_trades() -> None:
+    krx, nxt = good(), good(venue="NXT")
+    decoded = decode_entries([("1-0", krx), ("2-0", nxt)], NOW)
+    assert decoded.table.column("venue").to_pylist() == ["KRX", "NXT"]
+    assert dedupe(decoded.table).num_rows == 2
 
 
 @pytest.mark.parametrize(

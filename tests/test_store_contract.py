@@ -66,7 +66,7 @@ def test_the_named_questions(store: TickStore) -> None:
     batch = interleaved_ticks(300)
     store.upsert(batch)
     start, end = kst_day_bounds(DAY)
-    assert store.symbols_of_day(DAY) == ["000660", "005930", "035420"]
+    assert store.symbols_of_day(DAY) == [("KRX", "000660"), ("KRX", "005930"), ("KRX", "035420")]
     assert store.symbols_of_day(DAY + timedelta(days=1)) == []
     assert store.has_ticks(start, end) and not store.has_ticks(end, end + timedelta(days=1))
     bounds = store.bounds(start, end)
@@ -104,3 +104,59 @@ def test_reading_a_missing_lake_refuses_instead_of_creating_it(settings: Setting
         with pytest.raises(StoreNotInitialized, match="TICKVAULT_LAKE_DIR"):
             call()
     assert not settings.lake_dir.exists()
+
+
+def two_venue_ticks() -> pa.Table:
+    """KRX and NXT trades of one symbol, each venue with its own cumulative volume, several
+    of them sharing (ts, cum_volume) across venues — different trades that only the venue tells apart."""
+    krx = interleaved_ticks(120, symbols=("005930",))
+    nxt = interleaved_ticks(90, symbols=("005930",))
+    nxt = nxt.set_column(nxt.schema.get_field_index("venue"), nxt.schema.field("venue"), pa.array(["NXT"] * nxt.num_rows))
+    return pa.concat_tables([krx, nxt])
+
+
+def independent_bars(ticks: pa.Table, venue: str) -> list[tuple]:
+    """15-minute bars computed here: one venue by cum_volume order, ALL by (ts, KRX first, cum_volume)."""
+    from decimal import Decimal
+
+    from tickvault.core.wire import KST
+
+    rows = [r for r in ticks.to_pylist() if venue == "ALL" or r["venue"] == venue]
+    groups: dict = {}
+    for r in rows:
+        local = r["ts"].astimezone(KST)
+        bucket = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
+        groups.setdefault(bucket, []).append(r)
+    out = []
+    for bucket, members in sorted(groups.items()):
+        key = (lambda r: (r["ts"], r["venue"] != "KRX", r["cum_volume"])) if venue == "ALL" else (lambda r: r["cum_volume"])
+        members.sort(key=key)
+        volume = sum(r["volume"] for r in members)
+        turnover = sum(r["price"] * r["volume"] for r in members)
+        out.append((members[0]["price"], max(r["price"] for r in members), min(r["price"] for r in members), members[-1]["price"],
+                    volume, len(members), turnover, (turnover / Decimal(volume)).quantize(Decimal("0.0001"))))
+    return out
+
+
+def test_two_venues_are_two_series_in_both_stores(settings: Settings) -> None:
+    batch = two_venue_ticks()
+    start, end = kst_day_bounds(DAY)
+    with HotStore(settings) as hot, Lake(settings) as lake:
+        hot.init()
+        lake.init()
+        assert hot.upsert(batch) == lake.upsert(batch) == batch.num_rows
+        assert hot.upsert(batch) == lake.upsert(batch) == 0
+        for store in (hot, lake):
+            assert store.symbols_of_day(DAY) == [("KRX", "005930"), ("NXT", "005930")]
+            assert all(b.missing == 0 for b in store.breaks(start, end)), "each venue's cum_volume is its own"
+            assert {(m.venue, m.symbol) for m in store.minute_fingerprints(start, end)} == {("KRX", "005930"), ("NXT", "005930")}
+            assert store.read_ticks(start, end, venue="NXT").num_rows == 90
+        assert hot.read_ticks(start, end).equals(lake.read_ticks(start, end))
+        for venue in ("KRX", "NXT", "ALL"):
+            hot_bars = hot.candles("15m", start, end, ["005930"], session="extended", venue=venue)
+            lake_bars = lake.candles("15m", start, end, ["005930"], session="extended", venue=venue)
+            assert hot_bars.equals(lake_bars), venue
+            assert set(hot_bars.column("venue").to_pylist()) == {venue}
+            got = [tuple(r[c] for c in ("open", "high", "low", "close", "volume", "trade_count", "turnover", "vwap"))
+                   for r in hot_bars.to_pylist()]
+            assert got == independent_bars(batch, venue), venue

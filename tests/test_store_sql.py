@@ -61,7 +61,7 @@ def test_the_two_candle_statements_stay_parallel() -> None:
         return re.findall(r"^\s+(?:.* AS )?(\w+),?$", last_select, re.MULTILINE)
 
     assert output_columns(hot) == output_columns(lake) == [
-        "bucket_us", "symbol", "open", "high", "low", "close", "volume", "trade_count", "turnover", "vwap",
+        "bucket_us", "symbol", "open", "high", "low", "close", "volume", "trade_count", "turnover", "vwap", "venue",
     ]
     hot_skeleton, lake_skeleton = skeleton(hot), skeleton(lake)
     # the hot statement builds its trading-date grid from arrays (one extra CTE); the rest lines up

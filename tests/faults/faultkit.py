@@ -32,8 +32,8 @@ from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
-from tickvault.core.wire import NATURAL_KEY
-from tickvault.dev.simulate import WireEncoder, wire_order
+from tickvault.core.wire import NATURAL_KEY, WireEncoder
+from tickvault.dev.simulate import wire_order
 
 SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
 MODE = "soak" if SOAK else "short"

@@ -18,7 +18,8 @@ from faultkit import ArchiverProcess, RetryingPublisher, assert_truth, record, s
 from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
-from tickvault.dev.simulate import WireEncoder, generate_day, wire_order
+from tickvault.core.wire import WireEncoder
+from tickvault.dev.simulate import generate_day, wire_order
 
 
 def test_burst_of_ten_times_the_steady_rate(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:

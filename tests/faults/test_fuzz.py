@@ -24,8 +24,8 @@ from hypothesis import strategies as st
 from factories import DAY
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS
-from tickvault.dev.simulate import WireEncoder, generate_day
+from tickvault.core.wire import KST, REQUIRED_FIELDS, SOURCE_RE, SYMBOL_RE, WIRE_FIELDS, WireEncoder
+from tickvault.dev.simulate import generate_day
 
 MALFORMED = 10_000
 

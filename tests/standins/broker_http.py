@@ -293,4 +293,5 @@ def make_truth_day(day: date, symbols: list[str], trades_per_symbol: int, seed: 
         for name, value in (("symbol", symbol), ("ts", close_ts.astimezone(UTC)), ("price", Decimal(price)), ("volume", vol),
                             ("cum_volume", cum), ("side", None), ("source", "sim"), ("received_at", None)):
             cols[name].append(value)
-    return pa.table(cols, schema=TICK_SCHEMA)
+    cols["venue"] = ["KRX"] * len(cols["symbol"])
+    return pa.table({name: cols[name] for name in TICK_SCHEMA.names}, schema=TICK_SCHEMA)

@@ -125,30 +125,36 @@ def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: st
 @click.command("candles")
 @click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
 @click.option("--tf", required=True, help="Timeframe: 1s…59s, 1m…480m, 1h…8h, 1d, 1w, 1mo.")
-@click.option("--session", type=click.Choice(["regular", "all"]), default="regular", show_default=True,
-              help="regular: open to close incl. the closing auction; all: also pre-market and after-hours.")
+@click.option("--session", type=click.Choice(["regular", "extended", "all"]), default="regular", show_default=True,
+              help="regular: KRX open to its closing auction; extended (or all): every session, 07:00-20:00.")
+@click.option("--venue", type=click.Choice(["krx", "nxt", "all"], case_sensitive=False), default="all", show_default=True,
+              help="One venue's trades, or all: both venues' trades merged into each bar.")
 @click.option("--fill", is_flag=True, help="Emit empty buckets as flat bars at the previous close with zero volume.")
 @common_options
 @click.pass_context
-def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, fill: bool, start: str, end: str,
+def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str,
                 source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
     """OHLCV bars (open/close by cum_volume, turnover, vwap) of any timeframe, KST session-aligned.
 
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
-    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, fill=fill, as_of=as_of), fmt, out)
+    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=venue.upper(),  # type: ignore[arg-type]
+                                          fill=fill, as_of=as_of), fmt, out)
 
 
 @click.command("ticks")
 @click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
+@click.option("--venue", type=click.Choice(["krx", "nxt", "all"], case_sensitive=False), default="all", show_default=True,
+              help="One venue's trades, or all (each row says its venue).")
 @common_options
 @click.pass_context
-def ticks_cmd(ctx: click.Context, symbols: str, start: str, end: str, source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
-    """Trades of the given symbols, ordered by symbol, trading date, cum_volume.
+def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str, source: Source, as_of: str | None, fmt: str,
+              out: str | None) -> None:
+    """Trades of the given symbols, ordered by symbol, venue, trading date, cum_volume.
 
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
-    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, as_of=as_of), fmt, out)
+    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=venue.upper(), as_of=as_of), fmt, out)  # type: ignore[arg-type]
 
 
 @click.command("lake-sql")

@@ -22,10 +22,16 @@ import pyarrow as pa
 from . import calendar as krx
 from .errors import QueryError
 from .timeframe import Timeframe, parse_timeframe
-from .wire import KST, PRICE_TYPE, TS_TYPE, UTC
+from .wire import KST, PRICE_TYPE, TS_TYPE, UTC, VENUES
 
-Session = Literal["regular", "all"]
-SESSIONS: tuple[str, ...] = ("regular", "all")
+#: regular: KRX's 09:00 open through its closing auction; extended: every trade of the trading
+#: date on the selected venues (pre-market 07:00/08:00 through NXT's after-market to 20:00).
+Session = Literal["regular", "extended"]
+SESSIONS: tuple[str, ...] = ("regular", "extended")
+SESSION_ALIASES = {"all": "extended"}
+#: One venue's trades, or ALL: both venues' trades merged into one bar per bucket.
+VenueChoice = Literal["KRX", "NXT", "ALL"]
+VENUE_CHOICES: tuple[str, ...] = (*VENUES, "ALL")
 
 TURNOVER_TYPE = pa.decimal128(38, 4)
 #: Columns of every candle table tickvault returns (same names as the hot store's candles_*).
@@ -41,6 +47,7 @@ CANDLE_SCHEMA = pa.schema(
         pa.field("trade_count", pa.int64(), nullable=False),
         pa.field("turnover", TURNOVER_TYPE, nullable=False),
         pa.field("vwap", PRICE_TYPE),
+        pa.field("venue", pa.string(), nullable=False),  # KRX, NXT or ALL: whose trades the bar holds
     ]
 )
 CANDLE_COLUMNS = tuple(CANDLE_SCHEMA.names)
@@ -67,9 +74,20 @@ def kst_midnight_us(day: date) -> int:
 
 
 def check_session(session: str) -> Session:
+    session = SESSION_ALIASES.get(session, session)
     if session not in SESSIONS:
-        raise QueryError(f"unknown session {session!r}: use 'regular' (09:00-15:30 incl. closing auction) or 'all'")
+        raise QueryError(
+            f"unknown session {session!r}: use 'regular' (KRX 09:00 open through the closing auction) or 'extended' (every session)"
+        )
     return session  # type: ignore[return-value]
+
+
+def check_venue(venue: str) -> VenueChoice:
+    """KRX, NXT or ALL (any case)."""
+    upper = venue.upper() if isinstance(venue, str) else venue
+    if upper not in VENUE_CHOICES:
+        raise QueryError(f"unknown venue {venue!r}: use {', '.join(VENUE_CHOICES)} (ALL merges both venues' trades)")
+    return upper  # type: ignore[no-any-return]
 
 
 def range_days(start: datetime, end: datetime) -> list[date]:
@@ -186,6 +204,7 @@ def fill_forward(
             for name in ("open", "high", "low", "close"):
                 out[name].append(last_close)
             out["symbol"].append(symbol)
+            out["venue"].append(rows["venue"][min(present.values())])
             out["volume"].append(0)
             out["trade_count"].append(0)
             out["turnover"].append(Decimal(0))

@@ -27,7 +27,7 @@ from typing import Any, Literal, get_args
 import holidays
 
 from .errors import ConfigError, QueryError
-from .wire import KST
+from .wire import KST, VENUES, Venue
 
 #: Closures a ``holidays`` release may lack (one-off election days, temporary holidays).
 #: Union with the package's list: adding a date here is always safe.
@@ -45,9 +45,7 @@ EXTRA_OPEN: frozenset[date] = frozenset()
 
 FIRST_YEAR = 1990
 
-Venue = Literal["KRX", "NXT"]
-#: Every venue tickvault knows; a new venue is added here and given rules in sessions.toml.
-VENUES: tuple[Venue, ...] = get_args(Venue)
+
 
 SessionKind = Literal["pre", "auction", "continuous", "closing_auction", "post", "single_price", "after"]
 SESSION_KINDS: tuple[SessionKind, ...] = get_args(SessionKind)

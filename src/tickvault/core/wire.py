@@ -16,15 +16,23 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute
 
+from .errors import InvalidTick
+
 KST = ZoneInfo("Asia/Seoul")
-UTC = UTC
 WIRE_VERSION = "1"
+
+#: The venues a trade can execute on. Each keeps its own cumulative day volume per symbol. A new
+#: venue is added here and given its sessions in sessions.toml.
+Venue = Literal["KRX", "NXT"]
+VENUES: tuple[Venue, ...] = ("KRX", "NXT")
+DEFAULT_VENUE: Venue = "KRX"  # a wire entry without ``venue`` (every v1 producer before NXT)
 
 PRICE_PRECISION = 18
 PRICE_SCALE = 4
@@ -34,7 +42,8 @@ TS_TYPE = pa.timestamp("us", tz="UTC")
 #: Column order shared by the hot table, the lake table, exports and batches.
 TICK_SCHEMA = pa.schema(
     [
-        pa.field("symbol", pa.string(), nullable=False),
+        pa.field("venue", pa.string(), nullable=False),  # 'KRX' or 'NXT'
+        pa.field("symbol", pa.string(), nullable=False),  # the plain 6-character code on every venue
         pa.field("ts", TS_TYPE, nullable=False),
         pa.field("price", PRICE_TYPE, nullable=False),
         pa.field("volume", pa.int64(), nullable=False),
@@ -44,21 +53,21 @@ TICK_SCHEMA = pa.schema(
         pa.field("received_at", TS_TYPE),
     ]
 )
-NATURAL_KEY: tuple[str, ...] = ("symbol", "ts", "cum_volume")
+NATURAL_KEY: tuple[str, ...] = ("venue", "symbol", "ts", "cum_volume")
 
 REQUIRED_FIELDS = frozenset({"v", "symbol", "ts", "price", "volume", "cum_volume", "source"})
-OPTIONAL_FIELDS = frozenset({"side", "received_at"})
+OPTIONAL_FIELDS = frozenset({"side", "received_at", "venue"})
 WIRE_FIELDS = REQUIRED_FIELDS | OPTIONAL_FIELDS
 
-SYMBOL_RE = re.compile(r"^[0-9A-Z]{6}(_NX)?$")
+#: A stored symbol: the plain KRX short code, the same on every venue.
+SYMBOL_RE = re.compile(r"^[0-9A-Z]{6}$")
+#: A symbol as producers may spell it on the wire: Kiwoom's ``_NX`` suffix names the NXT venue.
+WIRE_SYMBOL_RE = re.compile(r"^([0-9A-Z]{6})(_[0-9A-Z]{2})?$")
+SUFFIX_VENUES: dict[str, Venue] = {"_NX": "NXT"}
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 INT_RE = re.compile(r"^[0-9]{1,18}$")
 MAX_FUTURE = timedelta(days=1)
 MAX_PRICE = Decimal(10) ** (PRICE_PRECISION - PRICE_SCALE)
-
-
-class InvalidTick(ValueError):
-    """A wire entry that cannot become a tick; the message is the dead-letter reason."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,15 +82,17 @@ class Tick:
     side: str | None = None
     source: str = "unknown"
     received_at: datetime | None = None
+    venue: Venue = DEFAULT_VENUE
 
     @property
-    def key(self) -> tuple[str, datetime, int]:
-        return (self.symbol, self.ts, self.cum_volume)
+    def key(self) -> tuple[str, str, datetime, int]:
+        return (self.venue, self.symbol, self.ts, self.cum_volume)
 
     def to_fields(self) -> dict[str, str]:
         """Wire format v1: flat string fields."""
         fields = {
             "v": WIRE_VERSION,
+            "venue": self.venue,
             "symbol": self.symbol,
             "ts": self.ts.isoformat(),
             "price": format_price(self.price),
@@ -170,9 +181,7 @@ def parse_fields(fields: Mapping[str, str], now: datetime) -> Tick:
     extra = fields.keys() - WIRE_FIELDS
     if extra:
         raise InvalidTick(f"unexpected field(s): {', '.join(sorted(extra))}")
-    symbol = fields["symbol"]
-    if not SYMBOL_RE.fullmatch(symbol):
-        raise InvalidTick(f"symbol: want 6 chars [0-9A-Z] with optional _NX, got {symbol!r}")
+    venue, symbol = parse_venue_symbol(fields.get("venue", ""), fields["symbol"])
     ts = _parse_time(fields["ts"], "ts")
     if ts - now > MAX_FUTURE:
         raise InvalidTick(f"ts: {fields['ts']} is more than a day in the future")
@@ -191,7 +200,28 @@ def parse_fields(fields: Mapping[str, str], now: datetime) -> Tick:
         raise InvalidTick(f"source: want a short lowercase name, got {source!r}")
     received_raw = fields.get("received_at", "")
     received_at = _parse_time(received_raw, "received_at") if received_raw else None
-    return Tick(symbol, ts, price, volume, cum_volume, side or None, source, received_at)
+    return Tick(symbol, ts, price, volume, cum_volume, side or None, source, received_at, venue)
+
+
+def parse_venue_symbol(venue: str, symbol: str) -> tuple[Venue, str]:
+    """The venue and plain code of a wire entry: ``venue`` when given (absent = KRX), a Kiwoom
+    ``_NX`` suffix means NXT; ``_AL`` (Kiwoom's smart order routing) and any other suffix are
+    refused — a trade executes on one venue, and the stores keep each venue's own volume."""
+    match = WIRE_SYMBOL_RE.fullmatch(symbol)
+    if match is None:
+        raise InvalidTick(f"symbol: want 6 chars [0-9A-Z] (optionally with _NX), got {symbol!r}")
+    code, suffix = match.group(1), match.group(2)
+    if suffix == "_AL":
+        raise InvalidTick(f"symbol: {symbol!r} is Kiwoom's smart-order-routing code, not a venue; publish each trade with "
+                          "the venue that executed it (venue=KRX or NXT)")
+    if suffix is not None and suffix not in SUFFIX_VENUES:
+        raise InvalidTick(f"symbol: unknown suffix {suffix!r} in {symbol!r} (only _NX, meaning venue NXT)")
+    by_suffix = SUFFIX_VENUES.get(suffix or "")
+    if venue and venue not in VENUES:
+        raise InvalidTick(f"venue: want {' or '.join(VENUES)}, got {venue!r}")
+    if venue and by_suffix and venue != by_suffix:
+        raise InvalidTick(f"venue {venue!r} contradicts the symbol {symbol!r} (whose suffix means {by_suffix})")
+    return venue or by_suffix or DEFAULT_VENUE, code  # type: ignore[return-value]  # checked against VENUES
 
 
 def decode_entries(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime | None = None) -> DecodedBatch:
@@ -227,6 +257,7 @@ def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
             return None
     pc = pa.compute
     try:
+        venue = pa.array([f.get("venue") or DEFAULT_VENUE for _, f in entries], pa.string())
         symbol = pa.array([f["symbol"] for _, f in entries], pa.string())
         ts_text = pa.array([f["ts"] for _, f in entries], pa.string())
         price_text = pa.array([f["price"] for _, f in entries], pa.string())
@@ -236,7 +267,8 @@ def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
         source = pa.array([f["source"] for _, f in entries], pa.string())
         received_text = pa.array([f.get("received_at") or None for _, f in entries], pa.string())
         if not (
-            _all_match(symbol, SYMBOL_RE.pattern)
+            pc.all(pc.is_in(venue, pa.array(VENUES))).as_py()
+            and _all_match(symbol, SYMBOL_RE.pattern)
             and _all_match(source, SOURCE_RE.pattern)
             and _all_match(ts_text, _TS_PATTERN)
             and _all_match(price_text, _PRICE_PATTERN)
@@ -260,11 +292,12 @@ def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
     )
     if not pc.all(ok).as_py():
         return None
-    table = pa.Table.from_arrays([symbol, ts, price, volume, cum_volume, side, source, received_at], schema=TICK_SCHEMA)
+    table = pa.Table.from_arrays([venue, symbol, ts, price, volume, cum_volume, side, source, received_at], schema=TICK_SCHEMA)
     return DecodedBatch(table, [entry_id for entry_id, _ in entries], [])
 
 
 def _decode_slow(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime) -> DecodedBatch:
+    venues: list[str] = []
     symbols: list[str] = []
     stamps: list[datetime] = []
     prices: list[Decimal] = []
@@ -282,6 +315,7 @@ def _decode_slow(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
             dead.append(DeadLetter(entry_id, dict(fields), str(exc)))
             continue
         ids.append(entry_id)
+        venues.append(tick.venue)
         symbols.append(tick.symbol)
         stamps.append(tick.ts)
         prices.append(tick.price)
@@ -291,7 +325,7 @@ def _decode_slow(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
         sources.append(tick.source)
         received.append(tick.received_at)
     table = pa.table(
-        [symbols, stamps, prices, volumes, cums, sides, sources, received],
+        [venues, symbols, stamps, prices, volumes, cums, sides, sources, received],
         schema=TICK_SCHEMA,
     )
     return DecodedBatch(table, ids, dead)
@@ -302,6 +336,7 @@ def ticks_to_table(ticks: Iterable[Tick]) -> pa.Table:
     rows = list(ticks)
     return pa.table(
         [
+            [t.venue for t in rows],
             [t.symbol for t in rows],
             [t.ts for t in rows],
             [t.price for t in rows],
@@ -313,6 +348,61 @@ def ticks_to_table(ticks: Iterable[Tick]) -> pa.Table:
         ],
         schema=TICK_SCHEMA,
     )
+
+
+class WireEncoder:
+    """Rows of a TICK_SCHEMA table as wire-format v1 fields, without per-row datetime work (the
+    simulator, replay and tests publish millions of rows); ``Tick.to_fields`` is the per-object
+    twin. ``source`` replaces every row's source (replay publishes as ``replay``)."""
+
+    def __init__(self, table: pa.Table, source: str | None = None):
+        self.venue = table.column("venue").to_pylist()
+        self.symbol = table.column("symbol").to_pylist()
+        ts_s = table.column("ts").cast(pa.int64()).to_numpy() // 1_000_000
+        self.ts_s = ts_s
+        recv = table.column("received_at").cast(pa.int64()).fill_null(-1).to_numpy()
+        self.recv_s = np.where(recv >= 0, recv // 1_000_000, -1)
+        self.recv_us = np.where(recv >= 0, recv % 1_000_000, 0)
+        self.price = _price_text(table)
+        self.volume = table.column("volume").to_numpy().astype(str).tolist()
+        self.cum_volume = table.column("cum_volume").to_numpy().astype(str).tolist()
+        self.side = [s or "" for s in table.column("side").to_pylist()]
+        self.source = [source] * table.num_rows if source else table.column("source").to_pylist()
+        self._second_text: dict[int, str] = {}
+
+    def _kst(self, epoch_s: int) -> str:
+        text = self._second_text.get(epoch_s)
+        if text is None:
+            text = datetime.fromtimestamp(epoch_s, KST).strftime("%Y-%m-%dT%H:%M:%S")
+            self._second_text[epoch_s] = text
+        return text
+
+    def fields(self, row: int) -> dict[str, str]:
+        out = {
+            "v": WIRE_VERSION,
+            "venue": self.venue[row],
+            "symbol": self.symbol[row],
+            "ts": self._kst(int(self.ts_s[row])) + "+09:00",
+            "price": self.price[row],
+            "volume": self.volume[row],
+            "cum_volume": self.cum_volume[row],
+            "side": self.side[row],
+            "source": self.source[row],
+        }
+        if self.recv_s[row] >= 0:
+            out["received_at"] = f"{self._kst(int(self.recv_s[row]))}.{int(self.recv_us[row]):06d}+09:00"
+        return out
+
+
+def _price_text(table: pa.Table) -> list[str]:
+    """Exact decimal text (62700, 1234.5): integral prices take the fast path."""
+    pc = pa.compute
+    prices = table.column("price")
+    as_int = pc.cast(prices, pa.int64(), safe=False)
+    wide = pa.decimal128(PRICE_PRECISION + 5, PRICE_SCALE)
+    if pc.all(pc.equal(pc.cast(as_int, wide), pc.cast(prices, wide))).as_py() in (True, None):
+        return as_int.to_numpy().astype(str).tolist()
+    return [format_price(p) for p in prices.to_pylist()]
 
 
 def dedupe(table: pa.Table) -> pa.Table:

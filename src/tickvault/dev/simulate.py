@@ -30,7 +30,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core.stream import Publisher
-from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WIRE_VERSION
+from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WireEncoder
 
 #: Post-2023 KRX tick sizes for stocks: price < bound -> tick.
 TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000], dtype=np.int64)
@@ -196,6 +196,7 @@ def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int =
     codes = pa.array(plan.symbols, pa.string())
     sides = pa.array(["B", "S"], pa.string())
     columns = [
+        pa.array(np.full(ticks, "KRX", dtype=object), pa.string()),
         pa.DictionaryArray.from_arrays(pa.array(sym.astype(np.int32)), codes).cast(pa.string()),
         pa.array(ts_us, pa.int64()).cast(TICK_SCHEMA.field("ts").type),
         pa.array(price, pa.int64()).cast(pa.decimal128(PRICE_PRECISION + 5, PRICE_SCALE)).cast(TICK_SCHEMA.field("price").type),
@@ -232,58 +233,6 @@ def wire_order(rows: int, dup_rate: float = 0.0, shuffle_window: int = 0, seed: 
         jitter = np.arange(len(index)) + rng.uniform(0, shuffle_window, size=len(index))
         index = index[np.argsort(jitter, kind="stable")]
     return index
-
-
-class WireEncoder:
-    """Turns rows of a TICK_SCHEMA table into wire-format v1 fields without per-row datetime work."""
-
-    def __init__(self, table: pa.Table):
-        self.symbol = table.column("symbol").to_pylist()
-        ts_s = table.column("ts").cast(pa.int64()).to_numpy() // 1_000_000
-        self.ts_s = ts_s
-        recv = table.column("received_at").cast(pa.int64()).fill_null(-1).to_numpy()
-        self.recv_s = np.where(recv >= 0, recv // 1_000_000, -1)
-        self.recv_us = np.where(recv >= 0, recv % 1_000_000, 0)
-        self.price = _price_text(table)
-        self.volume = table.column("volume").to_numpy().astype(str).tolist()
-        self.cum_volume = table.column("cum_volume").to_numpy().astype(str).tolist()
-        self.side = [s or "" for s in table.column("side").to_pylist()]
-        self.source = table.column("source").to_pylist()
-        self._second_text: dict[int, str] = {}
-
-    def _kst(self, epoch_s: int) -> str:
-        text = self._second_text.get(epoch_s)
-        if text is None:
-            text = datetime.fromtimestamp(epoch_s, KST).strftime("%Y-%m-%dT%H:%M:%S")
-            self._second_text[epoch_s] = text
-        return text
-
-    def fields(self, row: int) -> dict[str, str]:
-        out = {
-            "v": WIRE_VERSION,
-            "symbol": self.symbol[row],
-            "ts": self._kst(int(self.ts_s[row])) + "+09:00",
-            "price": self.price[row],
-            "volume": self.volume[row],
-            "cum_volume": self.cum_volume[row],
-            "side": self.side[row],
-            "source": self.source[row],
-        }
-        if self.recv_s[row] >= 0:
-            out["received_at"] = f"{self._kst(int(self.recv_s[row]))}.{int(self.recv_us[row]):06d}+09:00"
-        return out
-
-
-def _price_text(table: pa.Table) -> list[str]:
-    """Exact decimal text (62700, 1234.5): integral prices take the fast path."""
-    prices = table.column("price")
-    as_int = pc.cast(prices, pa.int64(), safe=False)
-    wide = pa.decimal128(PRICE_PRECISION + 5, PRICE_SCALE)
-    if pc.all(pc.equal(pc.cast(as_int, wide), pc.cast(prices, wide))).as_py() in (True, None):
-        return as_int.to_numpy().astype(str).tolist()
-    from ..core.wire import format_price
-
-    return [format_price(p) for p in prices.to_pylist()]
 
 
 @dataclass
@@ -370,7 +319,6 @@ def describe(table: pa.Table) -> Mapping[str, object]:
 __all__ = [
     "DayPlan",
     "PublishResult",
-    "WireEncoder",
     "day_of",
     "generate_day",
     "plan_day",

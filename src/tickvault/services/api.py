@@ -40,7 +40,7 @@ from ..core.errors import (
 )
 from ..core.extras import import_optional
 from ..core.timeframe import Timeframe, parse_timeframe
-from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, kst_date, kst_day_bounds
+from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, Venue, kst_date, kst_day_bounds
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -52,7 +52,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 Source = Literal["auto", "hot", "cold"]
-Session = Literal["regular", "all"]
+Session = Literal["regular", "extended", "all"]  # "all" = "extended", kept for earlier callers
+VenueArg = Literal["KRX", "NXT", "ALL"]
 Output = Literal["arrow", "pandas", "polars"]
 #: A KST trading date (``date`` or ``"YYYY-MM-DD"``) or an instant (``datetime`` or ISO-8601 text; naive = KST).
 TimeLike = date | datetime | str
@@ -62,7 +63,7 @@ AsOf = int | datetime | str
 Symbols = str | Sequence[str] | None
 
 SOURCES: tuple[Source, ...] = ("auto", "hot", "cold")
-SESSIONS: tuple[Session, ...] = ("regular", "all")
+SESSIONS: tuple[Session, ...] = ("regular", "extended", "all")
 OUTPUTS: tuple[Output, ...] = ("arrow", "pandas", "polars")
 TIME_ZONE = "Asia/Seoul"
 
@@ -87,9 +88,12 @@ def parse_symbols(symbols: Symbols) -> list[str] | None:
     out = sorted({s.strip() for s in items if s and s.strip()})
     if not out:
         raise QueryError("no symbol given: name at least one, e.g. 005930 or 005930,000660")
+    suffixed = [s for s in out if s.endswith("_NX")]
+    if suffixed:
+        raise QueryError(f"{', '.join(suffixed)}: symbols are plain codes on every venue; ask for venue=\"NXT\" instead of _NX")
     bad = [s for s in out if not SYMBOL_RE.match(s)]
     if bad:
-        raise QueryError(f"not a KRX symbol: {', '.join(bad)} (want 6 characters like 005930, optionally _NX)")
+        raise QueryError(f"not a KRX symbol: {', '.join(bad)} (want 6 characters like 005930)")
     return out
 
 
@@ -198,23 +202,24 @@ class _Stores:
             self._hot.close()
             self._hot = None
 
-    def ticks(self, seg: Segment, symbols: list[str] | None, as_of: int | datetime | None) -> pa.Table:
+    def ticks(self, seg: Segment, symbols: list[str] | None, venue: Venue | None, as_of: int | datetime | None) -> pa.Table:
         if seg.source == "hot":
-            return self.hot().read_ticks(seg.start, seg.end, symbols)
-        return self.lake().read_ticks(seg.start, seg.end, symbols, as_of=as_of)
+            return self.hot().read_ticks(seg.start, seg.end, symbols, venue)
+        return self.lake().read_ticks(seg.start, seg.end, symbols, venue, as_of=as_of)
 
-    def candles(self, seg: Segment, tf: Timeframe, symbols: list[str] | None, session: Session, as_of: int | datetime | None) -> pa.Table:
+    def candles(self, seg: Segment, tf: Timeframe, symbols: list[str] | None, session: bars.Session, venue: bars.VenueChoice,
+                as_of: int | datetime | None) -> pa.Table:
         if seg.source == "hot":
-            return self.hot().candles(tf, seg.start, seg.end, symbols, session)
-        return self.lake().candles(tf, seg.start, seg.end, symbols, session, as_of=as_of)
+            return self.hot().candles(tf, seg.start, seg.end, symbols, session, venue)
+        return self.lake().candles(tf, seg.start, seg.end, symbols, session, venue, as_of=as_of)
 
-    def symbols(self, seg: Segment, as_of: int | datetime | None) -> set[str]:
-        """Symbols of the segment's KST date (``Vault.symbols`` always asks for one whole date)."""
+    def symbols(self, seg: Segment, as_of: int | datetime | None) -> set[tuple[str, str]]:
+        """(venue, symbol) pairs of the segment's KST date (``Vault.symbols`` asks for one whole date)."""
         if as_of is None:
             store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
             return set(store.symbols_of_day(kst_date(seg.start)))
-        table = self.ticks(seg, None, as_of)  # the lake as it was: read the snapshot's ticks
-        return set(pc.unique(table.column("symbol")).to_pylist())
+        table = self.ticks(seg, None, None, as_of).select(["venue", "symbol"])  # the lake as it was
+        return set(zip(table.column("venue").to_pylist(), table.column("symbol").to_pylist()))
 
     def first_hot_day_with_ticks(self, first: date, last: date) -> date | None:
         """The first trading date in [first, last] the hot store has a tick for (None: none, or no ticks table)."""
@@ -292,31 +297,34 @@ class Vault:
     # --- ticks
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              as_of: AsOf | None = None, output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              as_of: AsOf | None = None, output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              as_of: AsOf | None = None, output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              as_of: AsOf | None = None, output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              as_of: AsOf | None = None, output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
-        """Every trade of ``symbols`` from ``start`` to ``end``, ordered by symbol, trading date, cum_volume.
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+        """Every trade of ``symbols`` from ``start`` to ``end``, ordered by symbol, venue, trading date, cum_volume.
 
-        ``vault.ticks("005930", "2026-11-27")`` is one whole KST trading date. ``source``: ``"auto"``
+        ``vault.ticks("005930", "2026-11-27")`` is one whole KST trading date. ``venue``: ``"KRX"``,
+        ``"NXT"`` or ``"ALL"`` (both venues' trades, each row with its venue). ``source``: ``"auto"``
         (hot store for the dates it holds in full, the lake before), ``"hot"`` or ``"cold"``;
         ``as_of``: read the lake as of a snapshot id or instant; ``output``: ``"arrow"`` (exact
         decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``).
         """
         _check_output(output)
+        chosen = bars.check_venue(venue)
         wanted = parse_symbols(symbols)
         lo, hi = resolve_range(start, end)
         pinned = parse_as_of(as_of)
-        parts = [self._stores.ticks(seg, wanted, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
+        one_venue = None if chosen == "ALL" else chosen
+        parts = [self._stores.ticks(seg, wanted, one_venue, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
         table = pa.concat_tables(parts) if parts else TICK_SCHEMA.empty_table()
         if len(parts) > 1:  # stable: each symbol's lake rows stay before its hot rows
             table = table.take(pc.sort_indices(table, [("symbol", "ascending")]))
@@ -325,39 +333,42 @@ class Vault:
     # --- candles
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
-                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
                 output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
-                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
                 output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
-                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
                 output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
-                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
                 output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
-                source: Source = "auto", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
+                source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
                 output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """OHLCV bars of ``symbols`` at timeframe ``tf`` (``"1m"``…``"480m"``, ``"1h"``…``"8h"``, ``"1d"``, ``"1w"``, ``"1mo"``).
 
         Open and close are the first and last trade by cum_volume; buckets start at the session
-        open (KST). ``session``: ``"regular"`` (open to close incl. the closing auction) or
-        ``"all"`` (also pre-market and after-hours); ``fill=True`` adds the empty buckets of the
+        open (KST). ``venue``: ``"KRX"``, ``"NXT"`` or ``"ALL"`` (default: both venues' trades in
+        one bar — volumes and counts summed, open/close the earliest/latest trade by time, ties
+        KRX before NXT, then cum_volume). ``session``: ``"regular"`` (KRX's open to its closing
+        auction) or ``"extended"`` (every session, 07:00-20:00); ``fill=True`` adds the empty buckets of the
         regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
         ``exact`` as for ``ticks``.
         """
         _check_output(output)
         timeframe = parse_timeframe(tf)
-        _choice(session, SESSIONS, "session")
+        chosen_session, chosen = bars.check_session(session), bars.check_venue(venue)
         wanted = parse_symbols(symbols)
         lo, hi = resolve_range(start, end)
         pinned = parse_as_of(as_of)
-        parts = [self._stores.candles(seg, timeframe, wanted, session, pinned) for seg in self._plan(source, lo, hi, timeframe, pinned)]
+        parts = [self._stores.candles(seg, timeframe, wanted, chosen_session, chosen, pinned)
+                 for seg in self._plan(source, lo, hi, timeframe, pinned)]
         table = pa.concat_tables(parts) if parts else bars.empty_candles()
         if len(parts) > 1:
             table = table.sort_by([("symbol", "ascending"), ("bucket", "ascending")])
@@ -366,15 +377,17 @@ class Vault:
         return _convert(table, output, exact=exact, time_column="bucket", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- what the archive holds
-    def symbols(self, day: date | str, *, source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
-        """The symbols the archive holds ticks for on one KST date, sorted (e.g. a backtest's universe)."""
+    def symbols(self, day: date | str, *, venue: VenueArg = "ALL", source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
+        """The symbols the archive holds ticks for on one KST date (on ``venue``, or either), sorted
+        (e.g. a backtest's universe)."""
         if isinstance(day, datetime):
             raise QueryError(f"symbols() takes a date, not the instant {day.isoformat()}")
         lo, hi = resolve_range(day)
         pinned = parse_as_of(as_of)
+        chosen = bars.check_venue(venue)
         found: set[str] = set()
         for seg in self._plan(source, lo, hi, None, pinned):
-            found |= self._stores.symbols(seg, pinned)
+            found |= {symbol for v, symbol in self._stores.symbols(seg, pinned) if chosen in ("ALL", v)}
         return sorted(found)
 
     def snapshot(self) -> int:

@@ -17,11 +17,12 @@ from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
-from ..core.bars import Session
+from ..core.bars import Session, VenueChoice
 from ..core.errors import InvalidTick
 from ..core.timeframe import Timeframe
-from ..core.wire import TICK_SCHEMA, dedupe
+from ..core.wire import DEFAULT_VENUE, TICK_SCHEMA, VENUES, Venue, dedupe
 
 StoreName = Literal["hot", "cold"]
 
@@ -42,8 +43,9 @@ class StreamPosition:
 
 @dataclass(frozen=True, slots=True)
 class MinuteFingerprint:
-    """One (symbol, minute) of a store: enough to tell two stores' minutes apart cheaply."""
+    """One (venue, symbol, minute) of a store: enough to tell two stores' minutes apart cheaply."""
 
+    venue: str
     symbol: str
     minute: int  # epoch minute (UTC)
     ticks: int
@@ -57,8 +59,9 @@ class MinuteFingerprint:
 
 @dataclass(frozen=True, slots=True)
 class Break:
-    """A continuity break (or a symbol's last tick, ``is_last``) in cum_volume order."""
+    """A continuity break of one (venue, symbol) in cum_volume order, or its last tick (``is_last``)."""
 
+    venue: str
     symbol: str
     prev_ts: datetime | None
     prev_cum_volume: int
@@ -78,6 +81,7 @@ class Bounds:
 
 @dataclass(frozen=True, slots=True)
 class KeyCopies:
+    venue: str
     symbol: str
     ts: datetime
     cum_volume: int
@@ -112,18 +116,20 @@ class TickStore(Protocol):
         """The last ``StreamPosition.last_id`` committed for (stream, group)."""
 
     # --- reads
-    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> pa.Table:
-        """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, trading date, cum_volume."""
+    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
+                   venue: Venue | None = None) -> pa.Table:
+        """Ticks with start <= ts < end (of one venue, or both) as TICK_SCHEMA, ordered by symbol,
+        venue, trading date, cum_volume."""
 
     def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
-                session: Session = "regular") -> pa.Table:
+                session: Session = "regular", venue: VenueChoice = "ALL") -> pa.Table:
         """Bars of ``CANDLE_SCHEMA`` computed from the ticks by the store's candle SQL (``core.bars``)."""
 
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         """Whether any tick lies in [start, end) (cheap: stops at the first row)."""
 
-    def symbols_of_day(self, day: date) -> list[str]:
-        """Symbols with at least one tick on this KST trading date."""
+    def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
+        """(venue, symbol) pairs with at least one tick on this KST trading date, sorted by symbol."""
 
     def count_ticks(self, day: date) -> int:
         """Ticks of one KST trading date."""
@@ -141,13 +147,22 @@ class TickStore(Protocol):
 
     def read_integrity_report(self, day: date) -> list[dict[str, Any]]: ...
 
+    def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:
+        """The (venue, symbol) pairs that should trade on ``day``, replacing that day's list."""
+
+    def read_universe(self, day: date) -> list[tuple[str, str]]:
+        """The day's universe as stored (empty when none was recorded)."""
+
 
 def conform(table: pa.Table) -> pa.Table:
     """``table`` as exactly TICK_SCHEMA with one row per natural key (the first wins).
 
-    Raises InvalidTick naming the column when a column is missing, null where it must be set, or
-    of a type that cannot be stored exactly.
+    A table without a ``venue`` column is KRX's, as a wire entry without one is. Raises
+    InvalidTick naming the column when a column is missing, null where it must be set, of a type
+    that cannot be stored exactly, or (venue) not one of VENUES.
     """
+    if "venue" not in table.column_names:
+        table = table.append_column("venue", pa.array([DEFAULT_VENUE] * table.num_rows, pa.string()))
     missing = [name for name in TICK_SCHEMA.names if name not in table.column_names]
     if missing:
         raise InvalidTick(f"tick batch lacks column(s) {', '.join(missing)}; build it with tickvault.TICK_SCHEMA")
@@ -160,4 +175,8 @@ def conform(table: pa.Table) -> pa.Table:
             columns.append(column.cast(field.type))
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise InvalidTick(f"tick batch column {field.name}: cannot store {column.type} as {field.type} ({exc})") from None
-    return dedupe(pa.Table.from_arrays(columns, schema=TICK_SCHEMA))
+    conformed = pa.Table.from_arrays(columns, schema=TICK_SCHEMA)
+    unknown = pc.filter(conformed.column("venue"), pc.invert(pc.is_in(conformed.column("venue"), pa.array(VENUES))))
+    if len(unknown):
+        raise InvalidTick(f"tick batch has {len(unknown)} row(s) of unknown venue {unknown[0].as_py()!r}; want one of {', '.join(VENUES)}")
+    return dedupe(conformed)

@@ -65,15 +65,19 @@ class Statement:
 @cache
 def load(package: str, filename: str) -> dict[str, Statement]:
     """Every named statement of ``<package>/sql/<filename>``."""
-    text = files(package).joinpath("sql", filename).read_text(encoding="utf-8")
+    return parse(files(package).joinpath("sql", filename).read_text(encoding="utf-8"), f"{package}/sql/{filename}")
+
+
+def parse(text: str, where: str = "SQL text") -> dict[str, Statement]:
+    """The named statements of one file's text."""
     marks = list(_NAME_LINE.finditer(text))
     if not marks:
-        raise ValueError(f"{package}/sql/{filename} has no '-- name:' block")
+        raise ValueError(f"{where} has no '-- name:' block")
     out: dict[str, Statement] = {}
     for mark, following in zip(marks, marks[1:] + [None]):
         end = following.start() if following else len(text)
         name = mark.group(1)
         if name in out:
-            raise ValueError(f"{package}/sql/{filename}: statement {name!r} defined twice")
+            raise ValueError(f"{where}: statement {name!r} defined twice")
         out[name] = Statement(name, text[mark.end():end].strip().rstrip(";").strip())
     return out

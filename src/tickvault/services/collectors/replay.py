@@ -18,7 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core.stream import Publisher
-from ...core.wire import WIRE_VERSION, format_price
+from ...core.wire import WireEncoder
 
 
 def parse_speed(text: str) -> float | None:
@@ -44,23 +44,10 @@ def in_time_order(table: pa.Table) -> pa.Table:
 def wire_rows(table: pa.Table, source: str | None = None) -> Iterator[tuple[datetime, dict[str, str]]]:
     """(ts, wire fields) per row, a record batch at a time (no million-object lists)."""
     for batch in table.to_batches(max_chunksize=10_000):
-        cols = {name: batch.column(name).to_pylist() for name in batch.schema.names}
-        for i in range(batch.num_rows):
-            ts = cols["ts"][i]
-            fields = {
-                "v": WIRE_VERSION,
-                "symbol": cols["symbol"][i],
-                "ts": ts.isoformat(),
-                "price": format_price(cols["price"][i]),
-                "volume": str(cols["volume"][i]),
-                "cum_volume": str(cols["cum_volume"][i]),
-                "side": cols["side"][i] or "",
-                "source": source or cols["source"][i],
-            }
-            received = cols["received_at"][i]
-            if received is not None:
-                fields["received_at"] = received.isoformat()
-            yield ts, fields
+        part = pa.Table.from_batches([batch])
+        encoder = WireEncoder(part, source)
+        for i, ts in enumerate(part.column("ts").to_pylist()):
+            yield ts, encoder.fields(i)
 
 
 def replay(

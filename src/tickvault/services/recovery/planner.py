@@ -26,7 +26,7 @@ from ...core.config import Settings
 from ...core.errors import StoreError
 from ...core.retention import hot_days
 from ...core.stream import connect
-from ...core.wire import KST, TICK_SCHEMA, kst_day_bounds, ticks_to_table
+from ...core.wire import KST, TICK_SCHEMA, Venue, kst_day_bounds, ticks_to_table
 from ...stores.contract import TickStore
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
@@ -68,9 +68,10 @@ class Recovery:
 
     def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
                  dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
-                 hot: HotStore | None = None, lake: Lake | None = None):
+                 hot: HotStore | None = None, lake: Lake | None = None, venue: Venue = "KRX"):
         self.settings = settings
         self.day = day
+        self.venue = venue
         self.broker = broker or (source.name if source else settings.recovery_broker)
         self.symbols = sorted(set(symbols)) if symbols else None
         self.dry_run = dry_run
@@ -92,7 +93,7 @@ class Recovery:
     def run(self) -> RecoveryReport:
         hot, lake = self._stores()
         with_hot = hot_days(self.settings, kst_day_bounds(self.today)[0]).holds(self.day)
-        report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC))
+        report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC), venue=self.venue)
         source = self._source or open_source(self.settings, self.broker)
         stores: list[TickStore] = [hot, lake] if with_hot else [lake]
         try:
@@ -120,10 +121,10 @@ class Recovery:
         return report
 
     def _day_symbols(self, hot: HotStore, lake: Lake, with_hot: bool) -> list[str]:
-        """Every symbol either store holds for the day."""
-        found = set(lake.symbols_of_day(self.day))
+        """Every symbol either store holds for the day on this run's venue."""
+        found = {s for v, s in lake.symbols_of_day(self.day) if v == self.venue}
         if with_hot:
-            found |= set(hot.symbols_of_day(self.day))
+            found |= {s for v, s in hot.symbols_of_day(self.day) if v == self.venue}
         return sorted(found)
 
     def _read_collector_gaps(self, report: RecoveryReport) -> list[tuple[frozenset[str], tuple[datetime, datetime]]]:
@@ -157,8 +158,8 @@ class Recovery:
         from ..sync.reconcile import missing_from
 
         start, end = kst_day_bounds(self.day)
-        lake_ticks = lake.read_ticks(start, end, symbols)
-        hot_ticks = hot.read_ticks(start, end, symbols) if with_hot else TICK_SCHEMA.empty_table()
+        lake_ticks = lake.read_ticks(start, end, symbols, venue=self.venue)
+        hot_ticks = hot.read_ticks(start, end, symbols, venue=self.venue) if with_hot else TICK_SCHEMA.empty_table()
         to_lake = missing_from(hot_ticks, lake_ticks)
         to_hot = missing_from(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
         if not self.dry_run:

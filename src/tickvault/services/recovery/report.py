@@ -96,6 +96,7 @@ class RecoveryReport:
     verify_before: dict[str, Any] | None = None
     verify_after: dict[str, Any] | None = None
     notes: list[str] = field(default_factory=list)
+    venue: str = "KRX"  # the venue whose trades this run compared with the broker
 
     @property
     def complete(self) -> bool:
@@ -122,6 +123,7 @@ class RecoveryReport:
             "format": RECOVERY_FORMAT,
             "date": self.day.isoformat(),
             "broker": self.broker,
+            "venue": self.venue,
             "dry_run": self.dry_run,
             "complete": self.complete,
             "reasons": self.reasons(),
@@ -191,7 +193,8 @@ def report_rows(report: RecoveryReport) -> list[dict[str, Any]]:
     ran_at = report.finished_at or datetime.now(UTC)
     return [
         {
-            "day": report.day, "broker": report.broker, "symbol": s.symbol, "status": s.status, "complete": s.complete,
+            "day": report.day, "broker": report.broker, "venue": report.venue, "symbol": s.symbol, "status": s.status,
+            "complete": s.complete,
             "ticks_before": s.ticks_before, "ticks_after": s.ticks_after, "gaps_found": s.gaps_found,
             "ticks_recovered": s.ticks_recovered, "volume_recovered": s.volume_recovered,
             "minutes_disagreeing": len(s.still_disagreeing), "detail": json.dumps(s.to_dict(), ensure_ascii=False), "ran_at": ran_at,

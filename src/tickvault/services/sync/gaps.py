@@ -23,6 +23,10 @@ class LastTick:
     symbol: str
     ts: datetime
     cum_volume: int
+    venue: str = "KRX"
+
+
+Series = tuple[str, str]  # (venue, symbol): one cumulative-volume sequence
 
 
 @dataclass(frozen=True)
@@ -37,7 +41,7 @@ class _Missing:
     end_volume: int = 0
 
 
-def _missing_ranges(symbol: str, gaps: list[Gap], last: LastTick | None) -> list[_Missing]:
+def _missing_ranges(gaps: list[Gap], last: LastTick | None) -> list[_Missing]:
     if last is None:  # the store has nothing of this symbol
         return [_Missing(0, None, math.inf)]
     ranges = [
@@ -68,29 +72,29 @@ def _intersect(a: list[_Missing], b: list[_Missing]) -> list[_Missing]:
 
 
 def union_gaps(
-    gaps_by_store: Mapping[str, Iterable[Gap]], last_by_store: Mapping[str, Mapping[str, LastTick]]
+    gaps_by_store: Mapping[str, Iterable[Gap]], last_by_store: Mapping[str, Mapping[Series, LastTick]]
 ) -> list[Gap]:
-    """Gaps no store can fill, sorted by symbol and cumulative volume.
+    """Gaps no store can fill, sorted by venue, symbol and cumulative volume.
 
-    ``gaps_by_store[store]``: that store's breaks; ``last_by_store[store][symbol]``: its last
-    tick of each symbol it holds (absent: the store holds nothing of that symbol).
+    ``gaps_by_store[store]``: that store's breaks; ``last_by_store[store][(venue, symbol)]``: its
+    last tick of each series it holds (absent: the store holds nothing of that series).
     """
     stores = list(gaps_by_store)
-    grouped: dict[str, dict[str, list[Gap]]] = {s: {} for s in stores}
+    grouped: dict[str, dict[Series, list[Gap]]] = {s: {} for s in stores}
     for store in stores:
         for gap in gaps_by_store[store]:
-            grouped[store].setdefault(gap.symbol, []).append(gap)
-    symbols = sorted({sym for s in stores for sym in last_by_store.get(s, {})})
+            grouped[store].setdefault((gap.venue, gap.symbol), []).append(gap)
+    series = sorted({key for s in stores for key in last_by_store.get(s, {})})
     result: list[Gap] = []
-    for symbol in symbols:
+    for venue, symbol in series:
         missing: list[_Missing] | None = None
         for store in stores:
-            mine = _missing_ranges(symbol, grouped[store].get(symbol, []), last_by_store.get(store, {}).get(symbol))
+            mine = _missing_ranges(grouped[store].get((venue, symbol), []), last_by_store.get(store, {}).get((venue, symbol)))
             missing = mine if missing is None else _intersect(missing, mine)
         for m in missing or []:
             if math.isinf(m.hi) or m.end_ts is None:
                 continue  # open at the end of the day: unknowable without broker data
             result.append(
-                Gap(symbol, m.lo_ts, m.lo, m.end_ts, m.end_cum_volume, m.end_volume, int(m.hi) - m.lo)
+                Gap(symbol, m.lo_ts, m.lo, m.end_ts, m.end_cum_volume, m.end_volume, int(m.hi) - m.lo, venue)
             )
     return result

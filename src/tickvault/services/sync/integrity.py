@@ -1,4 +1,4 @@
-"""The integrity report: one row per (date, symbol) in both stores after every reconcile.
+"""The integrity report: one row per (date, venue, symbol) in both stores after every reconcile.
 
 The same rows go to both stores' ``integrity_report`` (so either store alone still tells the
 day's story). Repair counts accumulate over the day's runs; everything else is the latest state.
@@ -31,39 +31,43 @@ def status_of(row: dict[str, Any], differs: bool) -> str:
     return "ok"
 
 
-def integrity_rows(after: VerifyReport, scans: Sequence[Any], added_by_symbol: dict[str, dict[str, int]]) -> list[dict[str, Any]]:
+def integrity_rows(after: VerifyReport, scans: Sequence[Any], added: dict[tuple[str, str], dict[str, int]]) -> list[dict[str, Any]]:
     """Rows for the report from the final scans. ticks/volume: the larger of the two stores
     (equal once consistent); gaps: gaps of the union (trades neither store holds)."""
-    per: dict[str, dict[str, Any]] = {}
+    per: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def row_of(venue: str, symbol: str) -> dict[str, Any]:
+        return per.setdefault((venue, symbol), _empty(after.day, venue, symbol, after.checked_at))
+
     for result in scans:
-        totals: dict[str, list[int]] = {}
-        for (symbol, _minute), stats in result.minutes.items():
-            t = totals.setdefault(symbol, [0, 0])
+        totals: dict[tuple[str, str], list[int]] = {}
+        for (venue, symbol, _minute), stats in result.minutes.items():
+            t = totals.setdefault((venue, symbol), [0, 0])
             t[0] += stats.ticks
             t[1] += stats.volume
-        for symbol, (ticks, volume) in totals.items():
-            row = per.setdefault(symbol, _empty(after.day, symbol, after.checked_at))
+        for (venue, symbol), (ticks, volume) in totals.items():
+            row = row_of(venue, symbol)
             row["ticks"] = max(row["ticks"], ticks)
             row["volume"] = max(row["volume"], volume)
-        for symbol, n in result.duplicates_by_symbol.items():
-            per.setdefault(symbol, _empty(after.day, symbol, after.checked_at))["duplicates"] += n
+        for (venue, symbol), n in result.duplicates_by_series.items():
+            row_of(venue, symbol)["duplicates"] += n
     for gap in after.gaps:
-        row = per.setdefault(gap.symbol, _empty(after.day, gap.symbol, after.checked_at))
+        row = row_of(gap.venue, gap.symbol)
         row["gaps"] += 1
         row["missing_volume"] += gap.missing_volume
-    for symbol, added in added_by_symbol.items():
-        row = per.setdefault(symbol, _empty(after.day, symbol, after.checked_at))
-        row["repaired_hot"] += added.get("hot", 0)
-        row["repaired_cold"] += added.get("cold", 0)
-    differing = {d.symbol for d in after.differences}
-    for symbol, row in per.items():
-        row["status"] = status_of(row, symbol in differing)
-    return [per[s] for s in sorted(per)]
+    for (venue, symbol), counts in added.items():
+        row = row_of(venue, symbol)
+        row["repaired_hot"] += counts.get("hot", 0)
+        row["repaired_cold"] += counts.get("cold", 0)
+    differing = {(d.venue, d.symbol) for d in after.differences}
+    for series, row in per.items():
+        row["status"] = status_of(row, series in differing)
+    return [per[key] for key in sorted(per, key=lambda k: (k[1], k[0]))]
 
 
-def _empty(day: date, symbol: str, checked_at: datetime) -> dict[str, Any]:
+def _empty(day: date, venue: str, symbol: str, checked_at: datetime) -> dict[str, Any]:
     return {
-        "day": day, "symbol": symbol, "ticks": 0, "volume": 0, "gaps": 0, "missing_volume": 0, "duplicates": 0,
+        "day": day, "venue": venue, "symbol": symbol, "ticks": 0, "volume": 0, "gaps": 0, "missing_volume": 0, "duplicates": 0,
         "repaired_hot": 0, "repaired_cold": 0, "status": "ok", "checked_at": checked_at,
     }
 

@@ -1,4 +1,4 @@
-"""Hot vs cold, per (symbol, minute), and repair of whichever side misses ticks.
+"""Hot vs cold, per (venue, symbol, minute), and repair of whichever side misses ticks.
 
 Both stores only ever hold real ticks, so their union is the truth: for a minute whose
 fingerprints differ, each side's ticks the other lacks are upserted into the other (by
@@ -44,7 +44,7 @@ class ReconcileReport:
     repair: bool
     added_to_hot: int = 0
     added_to_cold: int = 0
-    added_by_symbol: dict[str, dict[str, int]] = field(default_factory=dict)  # symbol -> {"hot": n, "cold": n}
+    added: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (venue, symbol) -> {"hot": n, "cold": n}
     after: VerifyReport | None = None  # the state once done (after the repair, if any)
     seconds: float = 0.0
     report_written: dict[str, str] = field(default_factory=dict)  # store -> "ok" or the error
@@ -63,7 +63,7 @@ class ReconcileReport:
             "differences": [d.to_dict() for d in self.differences],
             "added_to_hot": self.added_to_hot,
             "added_to_cold": self.added_to_cold,
-            "added_by_symbol": self.added_by_symbol,
+            "added": [{"venue": v, "symbol": s, **counts} for (v, s), counts in sorted(self.added.items())],
             "seconds": round(self.seconds, 3),
             "integrity_report": self.report_written,
             "after": self.after.to_dict() if self.after else None,
@@ -132,9 +132,10 @@ def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDi
             if not table.num_rows:
                 continue
             pending[store.name].append(table)
-            counts = table.group_by("symbol").aggregate([("symbol", "count")])
-            for symbol, n in zip(counts.column("symbol").to_pylist(), counts.column("symbol_count").to_pylist()):
-                per = report.added_by_symbol.setdefault(symbol, {"hot": 0, "cold": 0})
+            counts = table.group_by(["venue", "symbol"]).aggregate([("symbol", "count")])
+            series = zip(counts.column("venue").to_pylist(), counts.column("symbol").to_pylist())
+            for key, n in zip(series, counts.column("symbol_count").to_pylist()):
+                per = report.added.setdefault(key, {"hot": 0, "cold": 0})
                 per[store.name] += n
             if sum(t.num_rows for t in pending[store.name]) >= UPSERT_ROWS:
                 flush(store)
@@ -156,7 +157,7 @@ def reconcile(
     """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways.
 
     ``until`` cuts the day (the scheduler leaves the last minutes to the archivers). After
-    the run a row per (day, symbol) goes to both stores' ``integrity_report``.
+    the run a row per (day, venue, symbol) goes to both stores' ``integrity_report``.
     """
     window = hot_days(settings, datetime.now(UTC))
     if not window.holds(day):
@@ -177,7 +178,7 @@ def reconcile(
         report.after = build_report(day, "both", symbols, [hot, cold], scans, start, end)
         report.seconds = time.perf_counter() - started
         if write_report:
-            rows = integrity_rows(report.after, scans, report.added_by_symbol)
+            rows = integrity_rows(report.after, scans, report.added)
             report.report_written = write_integrity_report(hot, cold, day, rows)
         report.seconds = time.perf_counter() - started
         state.record_reconcile(

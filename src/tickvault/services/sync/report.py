@@ -40,6 +40,7 @@ class Gap:
     end_cum_volume: int
     end_volume: int
     missing_volume: int
+    venue: str = "KRX"  # each venue counts its own cumulative volume
 
     @property
     def kind(self) -> str:
@@ -62,6 +63,7 @@ class Gap:
             end_cum_volume=int(data["end_cum_volume"]),
             end_volume=int(data["end_volume"]),
             missing_volume=int(data["missing_volume"]),
+            venue=data.get("venue", "KRX"),
         )
 
 
@@ -73,9 +75,10 @@ class Duplicate:
     ts: datetime
     cum_volume: int
     copies: int
+    venue: str = "KRX"
 
     def to_dict(self) -> dict[str, Any]:
-        return {"symbol": self.symbol, "ts": _iso(self.ts), "cum_volume": self.cum_volume, "copies": self.copies}
+        return {"venue": self.venue, "symbol": self.symbol, "ts": _iso(self.ts), "cum_volume": self.cum_volume, "copies": self.copies}
 
 
 @dataclass(frozen=True)
@@ -94,15 +97,17 @@ class MinuteStats:
 
 @dataclass(frozen=True)
 class MinuteDiff:
-    """A (symbol, minute) whose fingerprint differs between hot and cold (None: no ticks there)."""
+    """A (venue, symbol, minute) whose fingerprint differs between hot and cold (None: no ticks there)."""
 
     symbol: str
     minute: datetime
     hot: MinuteStats | None
     cold: MinuteStats | None
+    venue: str = "KRX"
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "venue": self.venue,
             "symbol": self.symbol,
             "minute": _iso(self.minute),
             "hot": self.hot.to_dict() if self.hot else None,

@@ -1,8 +1,8 @@
 """Continuity proof of one KST trading day, per store and across both.
 
-Per symbol, sorted by cumulative volume, every tick must satisfy
+Per (venue, symbol), sorted by cumulative volume, every tick must satisfy
 ``cum_volume[i] - cum_volume[i-1] == volume[i]`` (the first: ``cum_volume == volume``).
-Each store answers one aggregate query per (symbol, minute) that carries the continuity
+Each store answers one aggregate query per (venue, symbol, minute) that carries the continuity
 breaks too, so a clean day costs one query per store; the tick-level break list is only
 fetched when a break exists. Hot-vs-cold differences come from comparing the per-minute
 fingerprints (count, volume, max cumulative volume, checksum of natural keys).
@@ -27,7 +27,8 @@ log = logging.getLogger(__name__)
 UTC = UTC
 SOURCES = ("hot", "cold", "both")
 
-MinuteKey = tuple[str, int]  # (symbol, epoch minute)
+MinuteKey = tuple[str, str, int]  # (venue, symbol, epoch minute)
+Series = tuple[str, str]  # (venue, symbol)
 
 
 @dataclass
@@ -37,9 +38,9 @@ class StoreScan:
     check: StoreCheck
     minutes: dict[MinuteKey, MinuteStats] = field(default_factory=dict)
     breaks: int = 0
-    breaks_by_symbol: dict[str, int] = field(default_factory=dict)
-    duplicates_by_symbol: dict[str, int] = field(default_factory=dict)
-    last: dict[str, LastTick] = field(default_factory=dict)
+    breaks_by_series: dict[Series, int] = field(default_factory=dict)
+    duplicates_by_series: dict[Series, int] = field(default_factory=dict)
+    last: dict[Series, LastTick] = field(default_factory=dict)
 
 
 def minute_start(minute: int) -> datetime:
@@ -66,16 +67,17 @@ def scan(store: TickStore, start: datetime, end: datetime, symbols: Sequence[str
     names: set[str] = set()
     for row in rows:
         stats = MinuteStats(row.ticks, row.volume, row.max_cum_volume, row.checksum)
-        result.minutes[(row.symbol, row.minute)] = stats
+        series = (row.venue, row.symbol)
+        result.minutes[(row.venue, row.symbol, row.minute)] = stats
         names.add(row.symbol)
         result.check.ticks += stats.ticks
         result.check.volume += stats.volume
         if row.duplicates:
             result.check.duplicates += row.duplicates
-            result.duplicates_by_symbol[row.symbol] = result.duplicates_by_symbol.get(row.symbol, 0) + row.duplicates
+            result.duplicates_by_series[series] = result.duplicates_by_series.get(series, 0) + row.duplicates
         if row.breaks:
             result.breaks += row.breaks
-            result.breaks_by_symbol[row.symbol] = result.breaks_by_symbol.get(row.symbol, 0) + row.breaks
+            result.breaks_by_series[series] = result.breaks_by_series.get(series, 0) + row.breaks
     result.check.symbols = len(names)
     return result
 
@@ -109,13 +111,14 @@ def add_details(store: TickStore, result: StoreScan, start: datetime, end: datet
                         end_cum_volume=row.cum_volume,
                         end_volume=row.volume,
                         missing_volume=row.missing,
+                        venue=row.venue,
                     )
                 )
             if row.is_last:
-                result.last[row.symbol] = LastTick(row.symbol, _utc(row.ts), row.cum_volume)
+                result.last[(row.venue, row.symbol)] = LastTick(row.symbol, _utc(row.ts), row.cum_volume, row.venue)
         if result.check.duplicates:
             result.check.duplicate_samples = [
-                Duplicate(r.symbol, _utc(r.ts), r.cum_volume, r.copies) for r in store.duplicate_keys(start, end, symbols)
+                Duplicate(r.symbol, _utc(r.ts), r.cum_volume, r.copies, r.venue) for r in store.duplicate_keys(start, end, symbols)
             ]
     except StoreError as exc:
         log.error("sync: cannot read the %s store's breaks (%s)", store.name, exc)
@@ -134,7 +137,7 @@ def compare(hot: StoreScan, cold: StoreScan) -> list[MinuteDiff]:
     for key in sorted(hot.minutes.keys() | cold.minutes.keys()):
         h, c = hot.minutes.get(key), cold.minutes.get(key)
         if h != c:
-            out.append(MinuteDiff(key[0], minute_start(key[1]), h, c))
+            out.append(MinuteDiff(key[1], minute_start(key[2]), h, c, key[0]))
     return out
 
 

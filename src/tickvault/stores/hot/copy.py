@@ -20,7 +20,7 @@ TRAILER = b"\xff\xff"
 PG_EPOCH_US = 946_684_800_000_000
 
 #: staging columns, in COPY order (write.sql: create_stage, copy_stage)
-STAGE_COLUMNS = ("symbol", "ts", "price_e4", "volume", "cum_volume", "side", "source", "received_at")
+STAGE_COLUMNS = ("venue", "symbol", "ts", "price_e4", "volume", "cum_volume", "side", "source", "received_at")
 
 
 def _nulls(arr: pa.Array) -> np.ndarray:
@@ -51,6 +51,7 @@ def _columns(batch: pa.Table) -> list[tuple[str, object, np.ndarray | None]]:
     received_nulls = _nulls(received)
     received_us = np.asarray(received.cast(pa.int64()).fill_null(0), dtype=np.int64) - PG_EPOCH_US
     return [
+        _text_field(cols["venue"]),
         _text_field(cols["symbol"]),
         _int64_field(np.asarray(ts.cast(pa.int64()), dtype=np.int64) - PG_EPOCH_US, None),
         _int64_field(price_e4, None),

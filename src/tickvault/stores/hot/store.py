@@ -29,9 +29,9 @@ from psycopg import sql
 
 from ...core import bars
 from ...core.config import Settings
-from ...core.errors import StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
+from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import TICK_SCHEMA, UTC, kst_day_bounds
+from ...core.wire import TICK_SCHEMA, UTC, Venue, kst_day_bounds
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
 from . import partitions, timescale
@@ -44,6 +44,8 @@ MODES = ("postgres", "timescaledb")
 #: level -> (level below, bucket width) of the PostgreSQL-mode rollups inside insert_postgres
 ROLLUPS = (("5m", "1m", "5 minutes"), ("1h", "5m", "1 hour"), ("1d", "1h", "1 day"))
 UPSERT_SLICE_ROWS = 50_000
+#: The hot schema this code writes: 1 = before venues (no version recorded), 2 = venue in the key.
+SCHEMA_VERSION = 2
 POOL_MAX = 4
 POOL_TIMEOUT_S = 3.0  # an outage surfaces quickly as StoreUnavailable; callers retry
 
@@ -166,11 +168,11 @@ class HotStore:
         with self.connection() as conn:
             return self._recorded_mode(conn) is not None
 
-    def _relation_exists(self, conn: psycopg.Connection, name: str) -> bool:
+    def relation_exists(self, conn: psycopg.Connection, name: str) -> bool:
         return bool(conn.execute(self.sql("schema", "relation_exists"), {"relation": f'"{self.schema}"."{name}"'}).fetchone()[0])
 
     def _recorded_mode(self, conn: psycopg.Connection) -> str | None:
-        if not self._relation_exists(conn, "hot_meta"):
+        if not self.relation_exists(conn, "hot_meta"):
             return None
         row = conn.execute(self.sql("schema", "get_meta"), {"key": "mode"}).fetchone()
         return row[0] if row else None
@@ -183,18 +185,13 @@ class HotStore:
         if installed:
             return "timescaledb"
         if available and create:
-            try:
-                conn.execute(self.sql("schema", "create_extension"))
+            problem = self._create_extension()
+            if problem is None:
                 return "timescaledb"
-            except psycopg.Error as exc:
-                reason = first_line(exc)
-                if wanted == "timescaledb":
-                    raise HotStoreError(
-                        f"hot_mode=timescaledb but CREATE EXTENSION timescaledb failed ({reason}); "
-                        "add timescaledb to shared_preload_libraries and grant the right to create it, or set TICKVAULT_HOT_MODE=postgres"
-                    ) from None
-                log.warning("TimescaleDB is available but could not be created (%s); using PostgreSQL mode", reason)
-                return "postgres"
+            if wanted == "timescaledb":
+                raise HotStoreError(f"hot_mode=timescaledb but {problem}; or set TICKVAULT_HOT_MODE=postgres")
+            log.warning("%s; using PostgreSQL mode for schema %s", problem, self.schema)
+            return "postgres"
         if available and not create:
             return "timescaledb"
         if wanted == "timescaledb":
@@ -203,6 +200,21 @@ class HotStore:
                 "install TimescaleDB or set TICKVAULT_HOT_MODE=postgres"
             )
         return "postgres"
+
+    def _create_extension(self) -> str | None:
+        """CREATE EXTENSION timescaledb on a connection of its own: when the library is installed
+        but not preloaded the server answers FATAL and closes the session, which must not be the
+        one holding init's transaction. Returns None, or what to fix."""
+        try:
+            with self.connect(autocommit=True) as conn:
+                conn.execute(self.sql("schema", "create_extension"))
+            return None
+        except (psycopg.Error, StoreUnavailable) as exc:
+            reason = first_line(exc.__cause__ or exc) if isinstance(exc, StoreUnavailable) else first_line(exc)
+            if "preload" in reason:
+                return (f"TimescaleDB is installed but not preloaded ({reason}): add timescaledb to "
+                        "shared_preload_libraries in postgresql.conf and restart PostgreSQL")
+            return f"CREATE EXTENSION timescaledb failed ({reason}): grant the right to create it"
 
     # ------------------------------------------------------------------ schema
     def init(self) -> None:
@@ -219,7 +231,24 @@ class HotStore:
                     f"schema {self.schema} does not exist and this role may not create it "
                     f"({first_line(exc.__cause__)}); run `tickvault init` as the schema owner first"
                 ) from None
+            version = self.schema_version()
+            if version < SCHEMA_VERSION:
+                raise StoreNotInitialized(
+                    f"schema {self.schema} is at version {version} and this tickvault needs {SCHEMA_VERSION}; "
+                    "run `tickvault init` as the schema owner to upgrade it"
+                ) from None
             log.info("hot: this role has no DDL rights; using schema %s as `tickvault init` left it", self.schema)
+
+    def schema_version(self) -> int:
+        """The recorded schema version (1: written before versions were recorded; 0: no schema)."""
+        with self.connection("read the schema version") as conn:
+            return self._schema_version(conn)
+
+    def _schema_version(self, conn: psycopg.Connection) -> int:
+        if not self.relation_exists(conn, "hot_meta"):
+            return 0
+        row = conn.execute(self.sql("schema", "get_meta"), {"key": "schema_version"}).fetchone()
+        return int(row[0]) if row else 1
 
     def _init(self) -> None:
         with self.connection("initialise the hot store") as conn:
@@ -237,21 +266,39 @@ class HotStore:
                         )
                 if mode == "timescaledb":
                     timescale.policy_plan(self.settings)  # refuse unsafe policy settings before any DDL
-                if not self._relation_exists(conn, "ingest_checkpoint"):
+                version = SCHEMA_VERSION if recorded is None else self._schema_version(conn)
+                if version > SCHEMA_VERSION:
+                    raise HotStoreError(
+                        f"schema {self.schema} was written by a newer tickvault (schema version {version}, this one knows "
+                        f"{SCHEMA_VERSION}); upgrade tickvault"
+                    )
+                if not self.relation_exists(conn, "ingest_checkpoint"):
                     conn.execute(self.sql("schema", "common_tables"))
                 if recorded is None:
                     conn.execute(self.sql("schema", "set_meta"), {"key": "mode", "value": mode})
-                if mode == "postgres" and not self._relation_exists(conn, "candles_1d"):
+                if version < 2:
+                    self._migrate_v2(conn, mode)
+                if mode == "postgres" and not self.relation_exists(conn, "candles_1d"):
                     conn.execute(self.sql("schema", "postgres_tables"))
-                for table in ("integrity_report", "recovery_report"):
-                    if not self._relation_exists(conn, table):
+                for table in ("integrity_report", "recovery_report", "universe"):
+                    if not self.relation_exists(conn, table):
                         conn.execute(self.sql("schema", f"{table}_table"))
+                conn.execute(self.sql("schema", "set_meta"), {"key": "schema_version", "value": str(SCHEMA_VERSION)})
             if mode == "timescaledb":
                 self.last_init_changes = timescale.init_schema(conn, self)
         self._mode = mode
         self._insert_sql = None
         if mode == "postgres":
             self._ensure_days(self._days_ahead(datetime.now(UTC)))
+
+    def _migrate_v2(self, conn: psycopg.Connection, mode: str) -> None:
+        """Schema 1 -> 2: venue joins the natural key; `_NX` rows become venue NXT (one transaction)."""
+        log.warning("hot: upgrading schema %s to version 2 (venue in the natural key)", self.schema)
+        if mode == "timescaledb":
+            timescale.migrate_v2(conn, self)
+        else:
+            conn.execute(self.sql("schema", "migrate_postgres_v2"))
+        conn.execute(self.sql("schema", "migrate_reports_v2"))
 
     # ------------------------------------------------------------------ writes
     def _insert(self) -> sql.Composed:
@@ -333,7 +380,7 @@ class HotStore:
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
         with self.connection() as conn:
-            if not self._relation_exists(conn, "ingest_checkpoint"):
+            if not self.relation_exists(conn, "ingest_checkpoint"):
                 return None
             row = conn.execute(self.sql("write", "get_checkpoint"), {"stream": stream, "grp": group}).fetchone()
         return row[0] if row else None
@@ -402,14 +449,18 @@ class HotStore:
             timescale.refresh_candles(conn, self, start, end)
 
     # ------------------------------------------------------------------ reads
-    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> pa.Table:
-        """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, KST date, cum_volume."""
+    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
+                   venue: Venue | None = None) -> pa.Table:
+        """Ticks with start <= ts < end (of ``venue``, or both) as TICK_SCHEMA, ordered by symbol,
+        venue, KST date, cum_volume."""
         if start.tzinfo is None or end.tzinfo is None:
-            raise ValueError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
-        symbol_filter = sql.SQL("")
+            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
+        filters = []
         if symbols is not None:
-            symbol_filter = sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols)))
-        stmt = self.sql("read", "read_ticks", start=sql.Literal(start), end=sql.Literal(end), symbol_filter=symbol_filter)
+            filters.append(sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols))))
+        if venue is not None:
+            filters.append(sql.SQL("AND venue = {}").format(sql.Literal(venue)))
+        stmt = self.sql("read", "read_ticks", start=sql.Literal(start), end=sql.Literal(end), filters=sql.SQL(" ").join(filters))
         out = io.BytesIO()
         with self.connection("read ticks") as conn, conn.cursor() as cur:
             with cur.copy(stmt) as copy:
@@ -418,20 +469,22 @@ class HotStore:
         return csv_to_ticks(out.getvalue())
 
     def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
-                session: bars.Session = "regular") -> pa.Table:
+                session: bars.Session = "regular", venue: bars.VenueChoice = "ALL") -> pa.Table:
         """Bars of CANDLE_SCHEMA from the ticks (``sql/candles.sql``, parallel to the lake's)."""
-        tf, session = parse_timeframe(tf), bars.check_session(session)
+        tf, session, venue = parse_timeframe(tf), bars.check_session(session), bars.check_venue(venue)
         grid = bars.day_grid(start, end, tf)
         if not grid["day_no"]:
             return bars.empty_candles()
         wanted = bars.symbol_list(symbols)
         params: dict[str, Any] = dict(grid)
-        params.update({"width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "all"})
+        params.update({"width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "extended",
+                       "consolidated": venue == "ALL", "venue_label": venue})
         symbol_filter = sql.SQL("TRUE")
         if wanted is not None:
             symbol_filter = sql.SQL("k.symbol = ANY({}::text[])").format(sql.Literal(wanted))
+        venue_filter = sql.SQL("TRUE") if venue == "ALL" else sql.SQL("k.venue = {}").format(sql.Literal(venue))
         with self.connection("read candles") as conn, conn.cursor() as cur:
-            cur.execute(self.sql("candles", "candles", symbols=symbol_filter), params)
+            cur.execute(self.sql("candles", "candles", symbols=symbol_filter, venues=venue_filter), params)
             rows = cur.fetchall()
         columns = {name: [r[i] for r in rows] for i, name in enumerate(("bucket_us",) + bars.CANDLE_COLUMNS[1:])}
         return bars.finish(columns)
@@ -445,14 +498,23 @@ class HotStore:
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
-    def symbols_of_day(self, day: date) -> list[str]:
+    def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         start, end = kst_day_bounds(day)
-        return [row["symbol"] for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
+        return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
+
+    def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:
+        rows = [{"day": day, "venue": venue, "symbol": symbol, "source": source} for venue, symbol in pairs]
+        with self.connection("write the universe") as conn, conn.transaction(), conn.cursor() as cur:
+            cur.execute(self.sql("sync", "replace_universe"), {"day": day})
+            cur.executemany(self.sql("sync", "insert_universe"), rows)
+
+    def read_universe(self, day: date) -> list[tuple[str, str]]:
+        return [(row["venue"], row["symbol"]) for row in self._rows("read", "read_universe", {"day": day})]
 
     # ------------------------------------------------------------------ the questions of sync and recovery
     def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
         rows = self._rows("sync", "minute_fingerprints", _range(start, end, symbols))
-        return [MinuteFingerprint(**{k: (v if k == "symbol" else int(v)) for k, v in row.items()}) for row in rows]
+        return [MinuteFingerprint(**{k: (v if k in ("venue", "symbol") else int(v)) for k, v in row.items()}) for row in rows]
 
     def breaks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[Break]:
         return [Break(**row) for row in self._rows("sync", "breaks", _range(start, end, symbols))]
@@ -466,7 +528,7 @@ class HotStore:
         return Bounds(int(row["ticks"]), row["first_ts"], row["last_ts"])
 
     def write_integrity_report(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Upsert one row per (day, symbol); repair counts accumulate over the day's runs."""
+        """Upsert one row per (day, venue, symbol); repair counts accumulate over the day's runs."""
         with self.connection("write the integrity report") as conn, conn.transaction(), conn.cursor() as cur:
             cur.executemany(self.sql("sync", "upsert_integrity"), list(rows))
 
@@ -506,8 +568,9 @@ def _range(start: datetime, end: datetime, symbols: Sequence[str] | None) -> dic
     return {"start": start, "end": end, "symbols": list(symbols or [])}
 
 
-_CSV_COLUMNS = ["symbol", "ts", "price", "volume", "cum_volume", "side", "source", "received_at"]
+_CSV_COLUMNS = ["venue", "symbol", "ts", "price", "volume", "cum_volume", "side", "source", "received_at"]
 _CSV_TYPES = {
+    "venue": pa.string(),
     "symbol": pa.string(),
     "ts": pa.int64(),
     "price": TICK_SCHEMA.field("price").type,

@@ -183,6 +183,26 @@ def _sync_policies(conn: psycopg.Connection, store: HotStore, policies: list[Pol
     return changed
 
 
+def migrate_v2(conn: psycopg.Connection, store: HotStore) -> None:
+    """Schema 1 -> 2 in TimescaleDB mode, inside init's transaction: decompress the ticks (a new
+    unique key and segmentby cannot be set on compressed chunks), keep each venue-less candle
+    view frozen as history (``candles_<level>_v1``: no jobs, materialized rows only) and move the
+    ticks to the new key. ``init_schema`` then creates the per-venue views and re-enables
+    compression and the policies."""
+    schema = store.schema
+    conn.execute(store.sql("timescale", "decompress_all", ticks_name=sql.Literal(f"{schema}.ticks")))
+    for level in reversed(LEVELS):
+        view = f"candles_{level}"
+        if not store.relation_exists(conn, view):
+            continue
+        for proc in ("policy_refresh_continuous_aggregate", "policy_retention"):
+            for row in _jobs(conn, store, view, proc):
+                conn.execute(store.sql("timescale", "remove_policy"), {"job_id": row[0]})
+        conn.execute(store.sql("timescale", "materialized_only", view=sql.Identifier(view)))
+        conn.execute(store.sql("timescale", "retire_cagg", view=sql.Identifier(view), retired=sql.Identifier(f"{view}_v1")))
+    conn.execute(store.sql("timescale", "migrate_ticks_v2"))
+
+
 def refresh_candles(conn: psycopg.Connection, store: HotStore, start: datetime, end: datetime) -> None:
     """Materialise every level, bottom up, for [start, end) widened to whole KST days.
 

@@ -76,6 +76,7 @@ def synthetic_batches(day: date, batch_rows: int, batches: int, symbols: int = 2
     for b in range(batches):
         sl = slice(b * batch_rows, (b + 1) * batch_rows)
         out.append(pa.Table.from_arrays([
+            pa.array(["KRX"] * batch_rows),
             pa.array(names[sym[sl]]),
             pa.array(ts[sl], pa.int64()).cast(TS_TYPE),
             pa.array(price[sl] // 10_000, pa.int64()).cast(pa.decimal128(38, 4)).cast(PRICE_TYPE),

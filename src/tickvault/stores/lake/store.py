@@ -24,9 +24,9 @@ import pyarrow.compute as pc
 
 from ...core import bars
 from ...core.config import Settings
-from ...core.errors import QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
+from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import KST, TICK_SCHEMA, kst_date
+from ...core.wire import KST, TICK_SCHEMA, Venue, kst_date
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
@@ -37,9 +37,13 @@ log = logging.getLogger(__name__)
 AsOf = int | datetime | None
 T = TypeVar("T")
 
+#: The lake's schema this code writes: 1 = before venues (no version recorded), 2 = venue in the key.
+SCHEMA_VERSION = 2
+
 INTEGRITY_SCHEMA = pa.schema(
     [
         ("day", pa.date32()),
+        ("venue", pa.string()),
         ("symbol", pa.string()),
         ("ticks", pa.int64()),
         ("volume", pa.int64()),
@@ -215,25 +219,65 @@ class Lake:
                 f"no lake at {self.lake_dir}: check TICKVAULT_LAKE_DIR, or run `tickvault init` to create one there"
             )
 
+    def schema_version(self) -> int:
+        """The lake's schema version (1: written before versions were recorded; 0: no tables)."""
+
+        def read(con: duckdb.DuckDBPyConnection) -> int:
+            tables = {row[0] for row in con.execute(statement("schema", "lake_tables")).fetchall()}
+            if "ticks" not in tables:
+                return 0
+            if "tickvault_meta" not in tables:
+                return 1
+            return int(con.execute(statement("schema", "schema_version")).fetchone()[0] or 1)
+
+        return self._run("read the schema version", read)
+
     def _is_complete(self) -> bool:
         def check(con: duckdb.DuckDBPyConnection) -> bool:
             tables = con.execute(statement("schema", "tables_exist")).fetchone()[0]
             return tables == 2 and bool(con.execute(statement("schema", "layout_done")).fetchone()[0])
 
-        return self._run("look up the lake tables", check)
+        return self._run("look up the lake tables", check) and self.schema_version() == SCHEMA_VERSION
 
     def _create(self) -> None:
         """Under the writer lock: tables in one transaction, then the layout options, which
         cannot share it; the last option marks the layout complete, so an init interrupted
-        half-way is redone."""
+        half-way is redone. A lake of an older schema is upgraded in one transaction first."""
         if self._is_complete():
             return
+        version = self.schema_version()
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"the lake at {self.lake_dir} was written by a newer tickvault (schema version {version}, this one knows "
+                f"{SCHEMA_VERSION}); upgrade tickvault"
+            )
+        if 0 < version < 2:
+            self._migrate_v2()
         tables = load(__package__, "schema.sql")["create_tables"].split()
         self._run("create the lake tables", lambda con: [con.execute(s.duckdb()) for s in tables], write=True)
         for part in load(__package__, "schema.sql")["layout"].split():
             self._run("set the lake layout", lambda con, s=part: con.execute(s.duckdb()))
         self._run("create the integrity report table", lambda con: con.execute(statement("sync", "integrity_report_table")))
+        version_statements = load(__package__, "schema.sql")["set_schema_version"].split()
+        self._run("record the schema version",
+                  lambda con: [con.execute(s.duckdb(), {"version": str(SCHEMA_VERSION)} if s.params else None) for s in version_statements],
+                  write=True)
         log.info("lake ready at %s", self.lake_dir)
+
+    def _migrate_v2(self) -> None:
+        """Schema 1 -> 2: venue joins the natural key; `_NX` rows become venue NXT (one commit;
+        the snapshots before it stay readable with as_of)."""
+        log.warning("lake: upgrading %s to schema version 2 (venue in the natural key)", self.lake_dir)
+        schema = load(__package__, "schema.sql")
+
+        def transaction(con: duckdb.DuckDBPyConnection) -> None:
+            for part in schema["migrate_v2"].split():
+                con.execute(part.duckdb())
+            if "integrity_report" in {row[0] for row in con.execute(statement("schema", "lake_tables")).fetchall()}:
+                for part in schema["migrate_integrity_v2"].split():
+                    con.execute(part.duckdb())
+
+        self._run("upgrade the lake to schema 2", transaction, write=True)
 
     # --- writes
     def _insert_new(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
@@ -292,8 +336,10 @@ class Lake:
         return row[0] if row else None
 
     # --- reads
-    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None, as_of: AsOf = None) -> pa.Table:
-        """Ticks with start <= ts < end as TICK_SCHEMA, ordered by symbol, trade date, cum_volume.
+    def read_ticks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None, venue: Venue | None = None,
+                   as_of: AsOf = None) -> pa.Table:
+        """Ticks with start <= ts < end (of ``venue``, or both) as TICK_SCHEMA, ordered by symbol,
+        venue, trade date, cum_volume.
 
         ``as_of``: a snapshot id (``snapshot_id()`` at some moment) or an aware datetime;
         the lake is read as it was then.
@@ -306,20 +352,36 @@ class Lake:
         clause = at_clause(as_of)
         if clause:
             params["as_of"] = as_of
-        symbol_filter = ""
+        filters = ""
         if symbols is not None:
             wanted = sorted(set(symbols))
             if not wanted:
                 return TICK_SCHEMA.empty_table()
             params.update({f"symbol_{i}": s for i, s in enumerate(wanted)})
-            symbol_filter = "AND symbol IN (" + ", ".join(f":symbol_{i}" for i in range(len(wanted))) + ")"
-        query = statement("read", "read_ticks", at=clause, symbols=symbol_filter)
+            filters = "AND symbol IN (" + ", ".join(f":symbol_{i}" for i in range(len(wanted))) + ")"
+        if venue is not None:
+            params["venue"] = venue
+            filters += " AND venue = :venue"
+        query = statement("read", "read_ticks", ticks=self._ticks_as_of(as_of), filters=filters)
         return as_tick_schema(self._run("read ticks", lambda con: con.execute(query, params).to_arrow_table()))
 
+    def _ticks_as_of(self, as_of: AsOf) -> str:
+        """The relation of the lake's ticks now, or as of a snapshot — one before the schema-2
+        upgrade (no venue column) read as schema 2 reads it."""
+        clause = at_clause(as_of)
+        if not clause:
+            return "lake.ticks"
+        params = {"as_of": as_of}
+        names = self._run("read the columns of a snapshot",
+                          lambda con: [d[0] for d in con.execute(statement("read", "columns_as_of", at=clause), params).description])
+        if "venue" in names:
+            return f"(SELECT * FROM lake.ticks {clause})"
+        return statement("read", "ticks_v1_as_of", at=clause)
+
     def candles(self, tf: Timeframe | str, start: datetime, end: datetime, symbols: Sequence[str] | None = None,
-                session: bars.Session = "regular", as_of: AsOf = None) -> pa.Table:
+                session: bars.Session = "regular", venue: bars.VenueChoice = "ALL", as_of: AsOf = None) -> pa.Table:
         """Bars of CANDLE_SCHEMA from the ticks (``sql/candles.sql``, parallel to the hot store's)."""
-        tf, session = parse_timeframe(tf), bars.check_session(session)
+        tf, session, venue = parse_timeframe(tf), bars.check_session(session), bars.check_venue(venue)
         grid = bars.day_grid(start, end, tf)
         if not grid["day_no"]:
             return bars.empty_candles()
@@ -328,7 +390,8 @@ class Lake:
         clause = at_clause(as_of)
         params: dict[str, Any] = {"as_of": as_of} if clause else {}
         params.update({
-            "width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "all",
+            "width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "extended",
+            "consolidated": venue == "ALL", "venue_label": venue,
             "first_day": start.astimezone(KST).date(),
             "last_day": (end - timedelta(microseconds=1)).astimezone(KST).date(),
         })
@@ -340,9 +403,12 @@ class Lake:
         days_name = "tv_days"
         query = statement(
             "candles", "candles",
-            ticks=f"(SELECT * FROM lake.ticks {clause})" if clause else "lake.ticks",
+            ticks=self._ticks_as_of(as_of),
             days=days_name, symbols=symbol_filter, prune="k.trade_date BETWEEN :first_day AND :last_day",
+            venues="TRUE" if venue == "ALL" else "k.venue = :venue",
         )
+        if venue != "ALL":
+            params["venue"] = venue
         grid_table = pa.table({k: pa.array(v, pa.int64()) for k, v in grid.items()})
 
         def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
@@ -364,9 +430,31 @@ class Lake:
         self.require()
         return int(self._run("count ticks", lambda con: con.execute(statement("read", "count_day"), {"day": day}).fetchone()[0]))
 
-    def symbols_of_day(self, day: date) -> list[str]:
+    def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         self.require()
-        return [row["symbol"] for row in self._rows("list the day's symbols", statement("read", "symbols_of_day"), {"day": day})]
+        rows = self._rows("list the day's symbols", statement("read", "symbols_of_day"), {"day": day})
+        return [(row["venue"], row["symbol"]) for row in rows]
+
+    def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:
+        self.init()
+        table = pa.table({"day": pa.array([day] * len(pairs), pa.date32()), "venue": [v for v, _ in pairs],
+                          "symbol": [s for _, s in pairs], "source": [source] * len(pairs)})
+        statements = load(__package__, "write.sql")["replace_universe"].split()
+
+        def transaction(con: duckdb.DuckDBPyConnection) -> None:
+            con.register("tv_universe", table)
+            try:
+                for part in statements:
+                    con.execute(part.duckdb(), {"day": day} if part.params else None)
+            finally:
+                con.unregister("tv_universe")
+
+        with writer_lock(self.lake_dir):
+            self._run("write the universe", transaction, write=True)
+
+    def read_universe(self, day: date) -> list[tuple[str, str]]:
+        self.require()
+        return [(row["venue"], row["symbol"]) for row in self._rows("read the universe", statement("read", "read_universe"), {"day": day})]
 
     def snapshot_id(self) -> int:
         """The id of the newest committed snapshot (pass it as ``as_of`` to read that state)."""
@@ -389,7 +477,7 @@ class Lake:
 
     def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
         rows = self._rows("read minute fingerprints", statement("sync", "minute_fingerprints"), self._range(start, end, symbols))
-        return [MinuteFingerprint(**{k: (v if k == "symbol" else int(v)) for k, v in row.items()}) for row in rows]
+        return [MinuteFingerprint(**{k: (v if k in ("venue", "symbol") else int(v)) for k, v in row.items()}) for row in rows]
 
     def breaks(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[Break]:
         return [Break(**row) for row in self._rows("read breaks", statement("sync", "breaks"), self._range(start, end, symbols))]

@@ -1,12 +1,14 @@
 -- name: candles
 -- Bars from ticks on PostgreSQL (the hot store). Kept line-for-line parallel to
 -- the lake's candles.sql: both stores must return identical rows for identical ticks.
---   {symbols} "TRUE" or a filter on k.symbol
+--   {symbols} "TRUE" or a filter on k.symbol;  {venues} "TRUE" or a filter on k.venue
 --   the trading-date grid arrives as parallel arrays (core.bars.day_grid)
 -- Buckets: intraday = base_us + floor((ts_us - base_us) / width_us) * width_us (nonnegative
 -- integer division); 1d/1w/1mo = the grid's label_us.
--- Open/close: first/last trade by (trading date, cum_volume); min/max over [ord, price] arrays
--- pick the price of the row with the smallest/largest ord without sorting.
+-- Open/close: first/last trade by (trading date, cum_volume) on one venue; with :consolidated
+-- (venue ALL: both venues' trades in one bar) by (ts, venue KRX before NXT, cum_volume), since
+-- each venue counts its own cum_volume. min/max over [ord, price] arrays pick the price of the
+-- row with the smallest/largest ord without sorting.
 -- vwap = turnover / volume rounded half-up to 4 decimals, computed in integers to stay exact.
 WITH d AS (
     SELECT *
@@ -19,18 +21,21 @@ WITH d AS (
         k.symbol,
         k.price,
         k.volume,
-        d.day_no * 10000000000000 + k.cum_volume AS ord,
+        CASE WHEN :consolidated
+             THEN k.ts_us::numeric * 20000000000000000000 + (CASE WHEN k.venue = 'KRX' THEN 0 ELSE 10000000000000000000 END) + k.cum_volume
+             ELSE d.day_no * 10000000000000 + k.cum_volume
+        END AS ord,
         CASE WHEN :width_us::bigint > 0
              THEN d.base_us + ((k.ts_us - d.base_us) / greatest(:width_us::bigint, 1)) * :width_us::bigint
              ELSE d.label_us
         END AS bucket_us
     FROM (
-        SELECT symbol, price, volume, cum_volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
+        SELECT venue, symbol, price, volume, cum_volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
         FROM {schema}.ticks
         WHERE ts >= :start AND ts < :end
     ) AS k
     JOIN d ON d.day_no = (k.ts_us + 32400000000) / 86400000000
-    WHERE {symbols}
+    WHERE {symbols} AND {venues}
       AND (:all_sessions OR (k.ts_us >= d.reg_start_us AND k.ts_us < d.reg_end_us))
 ), b AS (
     SELECT
@@ -56,6 +61,7 @@ SELECT
     volume,
     trade_count,
     turnover,
-    (div(2 * turnover * 10000 + volume, 2 * volume) / 10000)::numeric(18, 4) AS vwap
+    (div(2 * turnover * 10000 + volume, 2 * volume) / 10000)::numeric(18, 4) AS vwap,
+    :venue_label::text AS venue
 FROM b
 ORDER BY symbol COLLATE "C", bucket_us

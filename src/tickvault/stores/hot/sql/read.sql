@@ -5,7 +5,8 @@
 -- non-null text is quoted (FORCE_QUOTE) and only unquoted empty fields are NULL, so a source
 -- or side that spells "null" or "nan" reads back as that text, never as NULL.
 COPY (
-    SELECT symbol,
+    SELECT venue,
+           symbol,
            (extract(epoch FROM ts) * 1000000)::bigint,
            price::text,
            volume,
@@ -14,9 +15,9 @@ COPY (
            source,
            (extract(epoch FROM received_at) * 1000000)::bigint
     FROM {schema}.ticks
-    WHERE ts >= {start} AND ts < {end} {symbol_filter}
-    ORDER BY symbol, (ts AT TIME ZONE 'Asia/Seoul')::date, cum_volume, ts
-) TO STDOUT (FORMAT csv, FORCE_QUOTE (symbol, side, source))
+    WHERE ts >= {start} AND ts < {end} {filters}
+    ORDER BY symbol, venue, (ts AT TIME ZONE 'Asia/Seoul')::date, cum_volume, ts
+) TO STDOUT (FORMAT csv, FORCE_QUOTE (venue, symbol, side, source))
 
 -- name: count_ticks
 SELECT count(*) FROM {schema}.ticks WHERE ts >= :start AND ts < :end
@@ -27,4 +28,7 @@ SELECT count(*) FROM {schema}.ticks WHERE ts >= :start AND ts < :end
 SELECT 1 FROM {schema}.ticks WHERE ts >= :start AND ts < :end LIMIT 1
 
 -- name: symbols_of_day
-SELECT DISTINCT symbol FROM {schema}.ticks WHERE ts >= :start AND ts < :end ORDER BY symbol
+SELECT DISTINCT venue, symbol FROM {schema}.ticks WHERE ts >= :start AND ts < :end ORDER BY symbol, venue
+
+-- name: read_universe
+SELECT venue, symbol FROM {schema}.universe WHERE day = :day ORDER BY symbol, venue

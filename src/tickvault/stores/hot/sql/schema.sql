@@ -48,6 +48,7 @@ CREATE TABLE IF NOT EXISTS {schema}.ingest_checkpoint (
 -- candles as plain tables maintained by write.sql's insert_postgres from the rows each
 -- insert really added.
 CREATE TABLE IF NOT EXISTS {schema}.ticks (
+    venue       text          NOT NULL DEFAULT 'KRX',
     symbol      text          NOT NULL,
     ts          timestamptz   NOT NULL,
     price       numeric(18,4) NOT NULL,
@@ -56,11 +57,12 @@ CREATE TABLE IF NOT EXISTS {schema}.ticks (
     side        text,
     source      text          NOT NULL,
     received_at timestamptz,
-    CONSTRAINT ticks_natural_key UNIQUE (symbol, ts, cum_volume)
+    CONSTRAINT ticks_natural_key UNIQUE (venue, symbol, ts, cum_volume)
 ) PARTITION BY RANGE (ts);
 
 CREATE TABLE IF NOT EXISTS {schema}.candles_1m (
     bucket      timestamptz   NOT NULL,
+    venue       text          NOT NULL DEFAULT 'KRX',
     symbol      text          NOT NULL,
     open        numeric(18,4) NOT NULL,
     high        numeric(18,4) NOT NULL,
@@ -72,7 +74,7 @@ CREATE TABLE IF NOT EXISTS {schema}.candles_1m (
     vwap        numeric(18,4) NOT NULL,
     open_cum    bigint        NOT NULL,
     close_cum   bigint        NOT NULL,
-    PRIMARY KEY (symbol, bucket)
+    PRIMARY KEY (venue, symbol, bucket)
 );
 CREATE TABLE IF NOT EXISTS {schema}.candles_5m (LIKE {schema}.candles_1m INCLUDING ALL);
 CREATE TABLE IF NOT EXISTS {schema}.candles_1h (LIKE {schema}.candles_1m INCLUDING ALL);
@@ -96,6 +98,7 @@ CREATE INDEX IF NOT EXISTS metrics_name_ts ON {schema}.metrics (name, ts DESC)
 -- chunks (chunk boundaries at 00:00 UTC = 09:00 KST, the open), plus the metrics hypertable.
 -- Candles are continuous aggregates (timescale.sql).
 CREATE TABLE IF NOT EXISTS {schema}.ticks (
+    venue       text          NOT NULL DEFAULT 'KRX',
     symbol      text          NOT NULL,
     ts          timestamptz   NOT NULL,
     price       numeric(18,4) NOT NULL,
@@ -104,7 +107,7 @@ CREATE TABLE IF NOT EXISTS {schema}.ticks (
     side        text,
     source      text          NOT NULL,
     received_at timestamptz,
-    CONSTRAINT ticks_natural_key UNIQUE (symbol, ts, cum_volume)
+    CONSTRAINT ticks_natural_key UNIQUE (venue, symbol, ts, cum_volume)
 );
 SELECT create_hypertable({ticks_name}, by_range('ts', INTERVAL '1 day'), if_not_exists => true);
 
@@ -118,9 +121,10 @@ SELECT create_hypertable({metrics_name}, by_range('ts', INTERVAL '1 day'), if_no
 CREATE INDEX IF NOT EXISTS metrics_name_ts ON {schema}.metrics (name, ts DESC)
 
 -- name: integrity_report_table
--- One row per (date, symbol), rewritten by every reconcile: the basis of the daily report.
+-- One row per (date, venue, symbol), rewritten by every reconcile: the basis of the daily report.
 CREATE TABLE IF NOT EXISTS {schema}.integrity_report (
     day            date        NOT NULL,
+    venue          text        NOT NULL DEFAULT 'KRX',
     symbol         text        NOT NULL,
     ticks          bigint      NOT NULL,
     volume         bigint      NOT NULL,
@@ -131,14 +135,15 @@ CREATE TABLE IF NOT EXISTS {schema}.integrity_report (
     repaired_cold  bigint      NOT NULL,
     status         text        NOT NULL,
     checked_at     timestamptz NOT NULL,
-    PRIMARY KEY (day, symbol)
+    PRIMARY KEY (day, venue, symbol)
 )
 
 -- name: recovery_report_table
--- One row per (date, broker, symbol): the latest recovery run's verdict.
+-- One row per (date, broker, venue, symbol): the latest recovery run's verdict.
 CREATE TABLE IF NOT EXISTS {schema}.recovery_report (
     day                 date        NOT NULL,
     broker              text        NOT NULL,
+    venue               text        NOT NULL DEFAULT 'KRX',
     symbol              text        NOT NULL,
     status              text        NOT NULL,
     complete            boolean     NOT NULL,
@@ -150,5 +155,53 @@ CREATE TABLE IF NOT EXISTS {schema}.recovery_report (
     minutes_disagreeing integer     NOT NULL,
     detail              jsonb       NOT NULL,
     ran_at              timestamptz NOT NULL,
-    PRIMARY KEY (day, broker, symbol)
+    PRIMARY KEY (day, broker, venue, symbol)
 )
+
+-- name: universe_table
+-- The (venue, symbol) pairs that should trade on a date (the day's NXT universe is data: it
+-- changes quarterly and at short notice). verify and recovery prove completeness against it.
+CREATE TABLE IF NOT EXISTS {schema}.universe (
+    day        date        NOT NULL,
+    venue      text        NOT NULL,
+    symbol     text        NOT NULL,
+    source     text        NOT NULL,
+    updated_at timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (day, venue, symbol)
+)
+
+-- name: migrate_postgres_v2
+-- Schema 1 -> 2 (venue in the natural key), PostgreSQL mode, in the caller's transaction. Rows
+-- stored under Kiwoom's `_NX` code become venue NXT with the plain code. The old key goes first:
+-- an NXT row renamed to its plain code may share (symbol, ts, cum_volume) with a KRX row.
+ALTER TABLE {schema}.ticks ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.ticks DROP CONSTRAINT IF EXISTS ticks_natural_key;
+UPDATE {schema}.ticks SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.ticks ADD CONSTRAINT ticks_natural_key UNIQUE (venue, symbol, ts, cum_volume);
+ALTER TABLE {schema}.candles_1m ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.candles_1m DROP CONSTRAINT IF EXISTS candles_1m_pkey;
+UPDATE {schema}.candles_1m SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.candles_1m ADD PRIMARY KEY (venue, symbol, bucket);
+ALTER TABLE {schema}.candles_5m ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.candles_5m DROP CONSTRAINT IF EXISTS candles_5m_pkey;
+UPDATE {schema}.candles_5m SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.candles_5m ADD PRIMARY KEY (venue, symbol, bucket);
+ALTER TABLE {schema}.candles_1h ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.candles_1h DROP CONSTRAINT IF EXISTS candles_1h_pkey;
+UPDATE {schema}.candles_1h SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.candles_1h ADD PRIMARY KEY (venue, symbol, bucket);
+ALTER TABLE {schema}.candles_1d ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.candles_1d DROP CONSTRAINT IF EXISTS candles_1d_pkey;
+UPDATE {schema}.candles_1d SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.candles_1d ADD PRIMARY KEY (venue, symbol, bucket)
+
+-- name: migrate_reports_v2
+-- Schema 1 -> 2 of the report tables (both modes).
+ALTER TABLE {schema}.integrity_report ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.integrity_report DROP CONSTRAINT IF EXISTS integrity_report_pkey;
+UPDATE {schema}.integrity_report SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.integrity_report ADD PRIMARY KEY (day, venue, symbol);
+ALTER TABLE {schema}.recovery_report ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.recovery_report DROP CONSTRAINT IF EXISTS recovery_report_pkey;
+UPDATE {schema}.recovery_report SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.recovery_report ADD PRIMARY KEY (day, broker, venue, symbol)

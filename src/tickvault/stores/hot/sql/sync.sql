@@ -2,7 +2,7 @@
 -- lake/sql/sync.sql answers the same questions with the same columns (the checksum included).
 
 -- name: minute_fingerprints
--- Fingerprint of one time range of the hot store, per (symbol, minute), plus continuity
+-- Fingerprint of one time range of the hot store, per (venue, symbol, minute), plus continuity
 -- breaks, in one pass. The lake's minute_fingerprints computes exactly the same numbers in DuckDB
 -- (tests/test_verify.py checks that).
 --
@@ -14,20 +14,22 @@
 -- missing = cum_volume - previous cum_volume - volume: 0 for a continuous tick, > 0 after a gap,
 -- < 0 for conflicting ticks (same cumulative volume twice).
 
--- The hot table's UNIQUE (symbol, ts, cum_volume) rules out duplicates: no dedup step here.
+-- Continuity runs per (venue, symbol): each venue keeps its own cumulative day volume.
+-- The hot table's UNIQUE (venue, symbol, ts, cum_volume) rules out duplicates: no dedup step here.
 WITH base AS (
-    SELECT symbol, cum_volume, volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
+    SELECT venue, symbol, cum_volume, volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
     FROM {schema}.ticks
     WHERE ts >= :start AND ts < :end
       AND (cardinality(:symbols::text[]) = 0 OR symbol = ANY(:symbols::text[]))
 ), ordered AS (
-    SELECT symbol, cum_volume, volume, ts_us,
+    SELECT venue, symbol, cum_volume, volume, ts_us,
            ((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 + 1 AS x,
            cum_volume - coalesce(lag(cum_volume) OVER w, 0) - volume AS missing
     FROM base
-    WINDOW w AS (PARTITION BY symbol ORDER BY cum_volume, ts_us)
+    WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts_us)
 )
-SELECT symbol,
+SELECT venue,
+       symbol,
        ts_us / 60000000 AS minute,
        count(*) AS ticks,
        sum(volume)::bigint AS volume,
@@ -37,27 +39,27 @@ SELECT symbol,
        count(*) FILTER (WHERE missing <> 0) AS breaks,
        coalesce(sum(missing) FILTER (WHERE missing > 0), 0)::bigint AS missing_volume
 FROM ordered
-GROUP BY symbol, minute
-ORDER BY symbol, minute
+GROUP BY venue, symbol, minute
+ORDER BY venue, symbol, minute
 
 -- name: breaks
--- Every continuity break of the range (and each symbol's last tick, needed to intersect the
--- two stores' gaps): the tick before the break, the tick after it, and the missing volume.
+-- Every continuity break of the range per (venue, symbol) (and each one's last tick, needed to
+-- intersect the two stores' gaps): the tick before the break, the tick after it, the missing volume.
 WITH ordered AS (
-    SELECT symbol, ts, cum_volume, volume,
+    SELECT venue, symbol, ts, cum_volume, volume,
            lag(ts) OVER w AS prev_ts,
            coalesce(lag(cum_volume) OVER w, 0) AS prev_cum_volume,
            lead(cum_volume) OVER w IS NULL AS is_last
     FROM {schema}.ticks
     WHERE ts >= :start AND ts < :end
       AND (cardinality(:symbols::text[]) = 0 OR symbol = ANY(:symbols::text[]))
-    WINDOW w AS (PARTITION BY symbol ORDER BY cum_volume, ts)
+    WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts)
 )
-SELECT symbol, prev_ts, prev_cum_volume, ts, cum_volume, volume,
+SELECT venue, symbol, prev_ts, prev_cum_volume, ts, cum_volume, volume,
        cum_volume - prev_cum_volume - volume AS missing, is_last
 FROM ordered
 WHERE cum_volume - prev_cum_volume - volume <> 0 OR is_last
-ORDER BY symbol, cum_volume, ts
+ORDER BY venue, symbol, cum_volume, ts
 
 -- name: bounds
 -- First and last tick time of a range (rebuild copies only where there is data).
@@ -67,11 +69,11 @@ WHERE ts >= :start AND ts < :end
   AND (cardinality(:symbols::text[]) = 0 OR symbol = ANY(:symbols::text[]))
 
 -- name: upsert_integrity
-INSERT INTO {schema}.integrity_report (day, symbol, ticks, volume, gaps, missing_volume, duplicates,
+INSERT INTO {schema}.integrity_report (day, venue, symbol, ticks, volume, gaps, missing_volume, duplicates,
                      repaired_hot, repaired_cold, status, checked_at)
-VALUES (:day, :symbol, :ticks, :volume, :gaps, :missing_volume, :duplicates,
+VALUES (:day, :venue, :symbol, :ticks, :volume, :gaps, :missing_volume, :duplicates,
         :repaired_hot, :repaired_cold, :status, :checked_at)
-ON CONFLICT (day, symbol) DO UPDATE SET
+ON CONFLICT (day, venue, symbol) DO UPDATE SET
     ticks = excluded.ticks,
     volume = excluded.volume,
     gaps = excluded.gaps,
@@ -87,15 +89,22 @@ ON CONFLICT (day, symbol) DO UPDATE SET
     checked_at = excluded.checked_at
 
 -- name: read_integrity
-SELECT * FROM {schema}.integrity_report WHERE day = :day ORDER BY symbol
+SELECT * FROM {schema}.integrity_report WHERE day = :day ORDER BY symbol, venue
 
 -- name: upsert_recovery_report
-INSERT INTO {schema}.recovery_report (day, broker, symbol, status, complete, ticks_before, ticks_after, gaps_found,
+INSERT INTO {schema}.recovery_report (day, broker, venue, symbol, status, complete, ticks_before, ticks_after, gaps_found,
                      ticks_recovered, volume_recovered, minutes_disagreeing, detail, ran_at)
-VALUES (:day, :broker, :symbol, :status, :complete, :ticks_before, :ticks_after, :gaps_found,
+VALUES (:day, :broker, :venue, :symbol, :status, :complete, :ticks_before, :ticks_after, :gaps_found,
         :ticks_recovered, :volume_recovered, :minutes_disagreeing, :detail::jsonb, :ran_at)
-ON CONFLICT (day, broker, symbol) DO UPDATE SET
+ON CONFLICT (day, broker, venue, symbol) DO UPDATE SET
     status = EXCLUDED.status, complete = EXCLUDED.complete, ticks_before = EXCLUDED.ticks_before,
     ticks_after = EXCLUDED.ticks_after, gaps_found = EXCLUDED.gaps_found, ticks_recovered = EXCLUDED.ticks_recovered,
     volume_recovered = EXCLUDED.volume_recovered, minutes_disagreeing = EXCLUDED.minutes_disagreeing,
     detail = EXCLUDED.detail, ran_at = EXCLUDED.ran_at
+
+-- name: replace_universe
+-- The day's (venue, symbol) pairs, replaced as a whole (in the caller's transaction).
+DELETE FROM {schema}.universe WHERE day = :day
+
+-- name: insert_universe
+INSERT INTO {schema}.universe (day, venue, symbol, source) VALUES (:day, :venue, :symbol, :source)

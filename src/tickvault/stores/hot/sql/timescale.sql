@@ -8,6 +8,7 @@
 CREATE MATERIALIZED VIEW IF NOT EXISTS {schema}.candles_1m
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket(INTERVAL '1 minute', ts, {origin}) AS bucket,
+       venue,
        symbol,
        first(price, cum_volume)::numeric(18,4) AS open,
        max(price)::numeric(18,4) AS high,
@@ -20,7 +21,7 @@ SELECT time_bucket(INTERVAL '1 minute', ts, {origin}) AS bucket,
        min(cum_volume) AS open_cum,
        max(cum_volume) AS close_cum
 FROM {schema}.ticks
-GROUP BY 1, 2
+GROUP BY 1, 2, 3
 WITH NO DATA
 
 -- name: candles_level
@@ -29,6 +30,7 @@ WITH NO DATA
 CREATE MATERIALIZED VIEW IF NOT EXISTS {schema}.{view}
 WITH (timescaledb.continuous, timescaledb.materialized_only = false) AS
 SELECT time_bucket({width}, bucket, {origin}) AS bucket,
+       venue,
        symbol,
        first(open, open_cum)::numeric(18,4) AS open,
        max(high)::numeric(18,4) AS high,
@@ -41,21 +43,25 @@ SELECT time_bucket({width}, bucket, {origin}) AS bucket,
        min(open_cum) AS open_cum,
        max(close_cum) AS close_cum
 FROM {schema}.{source}
-GROUP BY 1, 2
+GROUP BY 1, 2, 3
 WITH NO DATA
 
 -- name: realtime
 ALTER MATERIALIZED VIEW {schema}.{view} SET (timescaledb.materialized_only = false)
+
+-- name: materialized_only
+ALTER MATERIALIZED VIEW {schema}.{view} SET (timescaledb.materialized_only = true)
 
 -- name: compression_enabled
 SELECT compression_enabled FROM timescaledb_information.hypertables
 WHERE hypertable_schema = :schema AND hypertable_name = 'ticks'
 
 -- name: enable_compression
--- Segment by symbol, order by cum_volume: one symbol's day compresses into sorted runs.
+-- Segment by venue and symbol, order by cum_volume: one symbol's day on one venue compresses
+-- into a sorted run.
 ALTER TABLE {schema}.ticks SET (
     timescaledb.compress,
-    timescaledb.compress_segmentby = 'symbol',
+    timescaledb.compress_segmentby = 'venue, symbol',
     timescaledb.compress_orderby = 'cum_volume'
 )
 
@@ -92,3 +98,22 @@ SELECT pg_advisory_lock(hashtext('tickvault.init.' || :schema))
 
 -- name: unlock_schema
 SELECT pg_advisory_unlock(hashtext('tickvault.init.' || :schema))
+
+-- name: decompress_all
+-- Schema 1 -> 2 needs the ticks uncompressed (a new unique key and segmentby); compression
+-- policy recompresses them later.
+SELECT count(decompress_chunk(c, true)) FROM show_chunks({ticks_name}) c
+
+-- name: migrate_ticks_v2
+-- Schema 1 -> 2 of the hypertable (chunks decompressed first, in the caller's transaction).
+ALTER TABLE {schema}.ticks SET (timescaledb.compress = false);
+ALTER TABLE {schema}.ticks ADD COLUMN IF NOT EXISTS venue text NOT NULL DEFAULT 'KRX';
+ALTER TABLE {schema}.ticks DROP CONSTRAINT IF EXISTS ticks_natural_key;
+UPDATE {schema}.ticks SET venue = 'NXT', symbol = left(symbol, 6) WHERE symbol LIKE '______\_NX';
+ALTER TABLE {schema}.ticks ADD CONSTRAINT ticks_natural_key UNIQUE (venue, symbol, ts, cum_volume)
+
+-- name: retire_cagg
+-- Schema 1 -> 2: the venue-less candle view of one level is kept, frozen, as history under a
+-- new name (its candles may reach back further than the ticks); the new per-venue view
+-- replaces it.
+ALTER MATERIALIZED VIEW {schema}.{view} RENAME TO {retired}

@@ -5,6 +5,7 @@
 -- name: create_stage
 -- Per-connection staging table for the binary COPY (prices as exact scaled integers).
 CREATE TEMP TABLE IF NOT EXISTS tv_stage (
+    venue       text,
     symbol      text,
     ts          timestamptz,
     price_e4    bigint,
@@ -16,14 +17,14 @@ CREATE TEMP TABLE IF NOT EXISTS tv_stage (
 ) ON COMMIT DELETE ROWS
 
 -- name: copy_stage
-COPY pg_temp.tv_stage (symbol, ts, price_e4, volume, cum_volume, side, source, received_at) FROM STDIN (FORMAT binary)
+COPY pg_temp.tv_stage (venue, symbol, ts, price_e4, volume, cum_volume, side, source, received_at) FROM STDIN (FORMAT binary)
 
 -- name: insert_timescale
 -- TimescaleDB mode: candles come from continuous aggregates, so only the ticks are written.
-INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
-SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+INSERT INTO {schema}.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at)
+SELECT venue, symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
 FROM pg_temp.tv_stage
-ON CONFLICT (symbol, ts, cum_volume) DO NOTHING
+ON CONFLICT (venue, symbol, ts, cum_volume) DO NOTHING
 
 -- name: insert_postgres
 -- PostgreSQL mode: insert the staged batch, and fold exactly the rows this insert added
@@ -39,15 +40,16 @@ ON CONFLICT (symbol, ts, cum_volume) DO NOTHING
 -- re-inserted tick would look new and be counted twice.
 -- {rollups} holds a rollup + merge_candles pair per level.
 WITH added AS (
-    INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
-    SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+    INSERT INTO {schema}.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at)
+    SELECT venue, symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
     FROM pg_temp.tv_stage
-    ORDER BY symbol, ts, cum_volume
-    ON CONFLICT (symbol, ts, cum_volume) DO NOTHING
-    RETURNING symbol, ts, price, volume, cum_volume
+    ORDER BY venue, symbol, ts, cum_volume
+    ON CONFLICT (venue, symbol, ts, cum_volume) DO NOTHING
+    RETURNING venue, symbol, ts, price, volume, cum_volume
 ),
 delta_1m AS (
-    SELECT symbol,
+    SELECT venue,
+           symbol,
            date_bin('1 minute', ts, {origin}) AS bucket,
            (array_agg(price ORDER BY cum_volume))[1] AS open,
            max(price) AS high,
@@ -60,7 +62,7 @@ delta_1m AS (
            max(cum_volume) AS close_cum
     FROM added
     WHERE ts >= :candle_cutoff  -- days past tick retention keep the candles they have
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 ),
 {rollups}
 SELECT count(*) FROM added
@@ -68,7 +70,8 @@ SELECT count(*) FROM added
 -- name: rollup
 -- One candle level from the level below, inside insert_postgres.
 delta_{level} AS (
-    SELECT symbol,
+    SELECT venue,
+           symbol,
            date_bin({width}, bucket, {origin}) AS bucket,
            (array_agg(open ORDER BY open_cum))[1] AS open,
            max(high) AS high,
@@ -80,19 +83,19 @@ delta_{level} AS (
            min(open_cum) AS open_cum,
            max(close_cum) AS close_cum
     FROM delta_{source}
-    GROUP BY 1, 2
+    GROUP BY 1, 2, 3
 )
 
 -- name: merge_candles
 -- Fold one level's delta into its stored candles, inside insert_postgres.
 merged_{level} AS (
     INSERT INTO {schema}.{table} AS c
-        (bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum)
-    SELECT bucket, symbol, open, high, low, close, volume, trade_count, turnover,
+        (bucket, venue, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum)
+    SELECT bucket, venue, symbol, open, high, low, close, volume, trade_count, turnover,
            (div(2 * turnover * 10000 + volume, 2 * volume) / 10000)::numeric(18,4), open_cum, close_cum
     FROM delta_{level}
-    ORDER BY symbol, bucket
-    ON CONFLICT (symbol, bucket) DO UPDATE SET
+    ORDER BY venue, symbol, bucket
+    ON CONFLICT (venue, symbol, bucket) DO UPDATE SET
         open        = CASE WHEN EXCLUDED.open_cum < c.open_cum THEN EXCLUDED.open ELSE c.open END,
         open_cum    = least(c.open_cum, EXCLUDED.open_cum),
         high        = greatest(c.high, EXCLUDED.high),

@@ -1,22 +1,24 @@
--- Reads of the lake; {at} is empty or a time-travel clause (AT (VERSION => :as_of) / AT (TIMESTAMP => :as_of)).
+-- Reads of the lake. {ticks} is lake.ticks, or the ticks as of a snapshot (time travel).
 
 -- name: read_ticks
--- Ticks with :start <= ts < :end, as of a snapshot, optionally only some symbols.
--- {at} is empty or "AT (VERSION => :as_of)" / "AT (TIMESTAMP => :as_of)";
--- {symbols} is empty or "AND symbol IN (:symbol_0, ...)" — a constant list, so DuckDB
--- prunes row groups by their symbol min/max (files are sorted by symbol).
-SELECT symbol, ts, price, volume, cum_volume, side, source, received_at
-FROM lake.ticks {at}
+-- Ticks with :start <= ts < :end, optionally only some symbols and one venue.
+-- {filters} is empty or "AND symbol IN (:symbol_0, ...)" — a constant list, so DuckDB
+-- prunes row groups by their symbol min/max (files are sorted by symbol) — and/or "AND venue = ...".
+SELECT venue, symbol, ts, price, volume, cum_volume, side, source, received_at
+FROM {ticks}
 WHERE trade_date BETWEEN :first_day AND :last_day
   AND ts >= :start AND ts < :end
-  {symbols}
-ORDER BY symbol, trade_date, cum_volume
+  {filters}
+ORDER BY symbol, venue, trade_date, cum_volume
 
 -- name: count_day
 SELECT count(*) FROM lake.ticks WHERE trade_date = :day
 
 -- name: symbols_of_day
-SELECT DISTINCT symbol FROM lake.ticks WHERE trade_date = :day ORDER BY symbol
+SELECT DISTINCT venue, symbol FROM lake.ticks WHERE trade_date = :day ORDER BY symbol, venue
+
+-- name: read_universe
+SELECT venue, symbol FROM lake.universe WHERE day = :day ORDER BY symbol, venue
 
 -- name: has_ticks
 SELECT 1 FROM lake.ticks WHERE trade_date BETWEEN :first_day AND :last_day AND ts >= :start AND ts < :end LIMIT 1
@@ -26,3 +28,13 @@ SELECT id FROM lake.current_snapshot()
 
 -- name: list_files
 SELECT data_file FROM ducklake_list_files('lake', 'ticks')
+
+-- name: columns_as_of
+SELECT * FROM lake.ticks {at} LIMIT 0
+
+-- name: ticks_v1_as_of
+-- The ticks of a snapshot taken before the schema-2 upgrade, as schema 2 reads them (a `_NX`
+-- code is venue NXT with the plain code, everything else KRX).
+(SELECT CASE WHEN symbol LIKE '______\_NX' ESCAPE '\' THEN 'NXT' ELSE 'KRX' END AS venue, left(symbol, 6) AS symbol,
+        ts, price, volume, cum_volume, side, source, received_at, trade_date
+ FROM lake.ticks {at})

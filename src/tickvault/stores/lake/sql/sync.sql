@@ -4,22 +4,23 @@
 -- name: minute_fingerprints
 -- DuckDB twin of the hot store's minute_fingerprints (same columns, same checksum); see that file for the why.
 -- The lake has no primary key, so natural keys are deduplicated first and the extra copies
--- counted as duplicates.
+-- counted as duplicates. Continuity runs per (venue, symbol).
 WITH keyed AS (
-    SELECT symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us
+    SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
       AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
-    GROUP BY symbol, ts, cum_volume
+    GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
-    SELECT symbol, cum_volume, volume, copies, ts_us,
+    SELECT venue, symbol, cum_volume, volume, copies, ts_us,
            ((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 + 1 AS x,
            cum_volume - coalesce(lag(cum_volume) OVER w, 0) - volume AS missing
     FROM keyed
-    WINDOW w AS (PARTITION BY symbol ORDER BY cum_volume, ts_us)
+    WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts_us)
 )
-SELECT symbol,
+SELECT venue,
+       symbol,
        ts_us // 60000000 AS minute,
        count(*) AS ticks,
        sum(volume)::BIGINT AS volume,
@@ -29,42 +30,42 @@ SELECT symbol,
        count(*) FILTER (WHERE missing <> 0) AS breaks,
        coalesce(sum(missing) FILTER (WHERE missing > 0), 0)::BIGINT AS missing_volume
 FROM ordered
-GROUP BY symbol, minute
-ORDER BY symbol, minute
+GROUP BY venue, symbol, minute
+ORDER BY venue, symbol, minute
 
 -- name: breaks
 -- DuckDB twin of the hot store's breaks.
 WITH keyed AS (
-    SELECT symbol, ts, cum_volume, max(volume) AS volume
+    SELECT venue, symbol, ts, cum_volume, max(volume) AS volume
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
       AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
-    GROUP BY symbol, ts, cum_volume
+    GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
-    SELECT symbol, ts, cum_volume, volume,
+    SELECT venue, symbol, ts, cum_volume, volume,
            lag(ts) OVER w AS prev_ts,
            coalesce(lag(cum_volume) OVER w, 0) AS prev_cum_volume,
            lead(cum_volume) OVER w IS NULL AS is_last
     FROM keyed
-    WINDOW w AS (PARTITION BY symbol ORDER BY cum_volume, ts)
+    WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts)
 )
-SELECT symbol, prev_ts, prev_cum_volume, ts, cum_volume, volume,
+SELECT venue, symbol, prev_ts, prev_cum_volume, ts, cum_volume, volume,
        cum_volume - prev_cum_volume - volume AS missing, is_last
 FROM ordered
 WHERE cum_volume - prev_cum_volume - volume <> 0 OR is_last
-ORDER BY symbol, cum_volume, ts
+ORDER BY venue, symbol, cum_volume, ts
 
 -- name: duplicate_keys
 -- Natural keys stored more than once in the lake (it has no primary key; upserts anti-join).
-SELECT symbol, ts, cum_volume, count(*) AS copies
+SELECT venue, symbol, ts, cum_volume, count(*) AS copies
 FROM lake.ticks
 WHERE ts >= :start AND ts < :end
   AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
-GROUP BY symbol, ts, cum_volume
+GROUP BY venue, symbol, ts, cum_volume
 HAVING count(*) > 1
-ORDER BY symbol, cum_volume, ts
+ORDER BY venue, symbol, cum_volume, ts
 LIMIT 1000
 
 -- name: bounds
@@ -75,7 +76,8 @@ WHERE ts >= :start AND ts < :end
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
 
 -- name: integrity_report_table
--- Lake twin of the hot store's integrity_report_table (DuckLake has no primary keys: rows are replaced per day+symbol).
+-- Lake twin of the hot store's integrity_report_table (DuckLake has no primary keys: rows are
+-- replaced per day, venue and symbol). venue last, where the schema-1 upgrade adds it.
 CREATE TABLE IF NOT EXISTS lake.integrity_report (
     day            DATE        NOT NULL,
     symbol         VARCHAR     NOT NULL,
@@ -87,25 +89,30 @@ CREATE TABLE IF NOT EXISTS lake.integrity_report (
     repaired_hot   BIGINT      NOT NULL,
     repaired_cold  BIGINT      NOT NULL,
     status         VARCHAR     NOT NULL,
-    checked_at     TIMESTAMPTZ NOT NULL
+    checked_at     TIMESTAMPTZ NOT NULL,
+    venue          VARCHAR     DEFAULT 'KRX'
 )
 
 -- name: replace_integrity
--- Runs inside one transaction: the new rows replace the old ones of the same day and symbols,
--- keeping the repair counts accumulated by earlier runs of the day.
+-- Runs inside one transaction: the new rows replace the old ones of the same day, venues and
+-- symbols, keeping the repair counts accumulated by earlier runs of the day.
 CREATE OR REPLACE TEMP TABLE integrity_new AS
-SELECT n.day, n.symbol, n.ticks, n.volume, n.gaps, n.missing_volume, n.duplicates,
+SELECT n.day, n.venue, n.symbol, n.ticks, n.volume, n.gaps, n.missing_volume, n.duplicates,
        n.repaired_hot + coalesce(o.repaired_hot, 0) AS repaired_hot,
        n.repaired_cold + coalesce(o.repaired_cold, 0) AS repaired_cold,
        CASE WHEN n.status = 'ok' AND coalesce(o.repaired_hot, 0) + coalesce(o.repaired_cold, 0) > 0 THEN 'repaired'
             ELSE n.status END AS status,
        n.checked_at
 FROM integrity_rows n
-LEFT JOIN lake.integrity_report o ON o.day = n.day AND o.symbol = n.symbol;
-DELETE FROM lake.integrity_report
-WHERE day IN (SELECT day FROM integrity_rows) AND symbol IN (SELECT symbol FROM integrity_rows);
-INSERT INTO lake.integrity_report SELECT * FROM integrity_new;
+LEFT JOIN lake.integrity_report o ON o.day = n.day AND o.venue = n.venue AND o.symbol = n.symbol;
+DELETE FROM lake.integrity_report AS r
+WHERE EXISTS (SELECT 1 FROM integrity_rows n WHERE n.day = r.day AND n.venue = r.venue AND n.symbol = r.symbol);
+INSERT INTO lake.integrity_report (day, venue, symbol, ticks, volume, gaps, missing_volume, duplicates,
+                                   repaired_hot, repaired_cold, status, checked_at)
+SELECT day, venue, symbol, ticks, volume, gaps, missing_volume, duplicates, repaired_hot, repaired_cold, status, checked_at
+FROM integrity_new;
 DROP TABLE integrity_new;
 
 -- name: read_integrity
-SELECT * FROM lake.integrity_report WHERE day = :day ORDER BY symbol
+SELECT day, venue, symbol, ticks, volume, gaps, missing_volume, duplicates, repaired_hot, repaired_cold, status, checked_at
+FROM lake.integrity_report WHERE day = :day ORDER BY symbol, venue

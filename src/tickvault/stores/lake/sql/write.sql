@@ -4,21 +4,21 @@
 -- Insert the rows of tv_batch (TICK_SCHEMA) whose natural key is not stored yet.
 -- The stored side is restricted to the batch's dates, time range and symbols, so the
 -- anti-join reads a few files of the batch's own day, however large the lake grows.
-INSERT INTO lake.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date)
-SELECT b.symbol, b.ts, b.price, b.volume, b.cum_volume, b.side, b.source, b.received_at,
+INSERT INTO lake.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date)
+SELECT b.venue, b.symbol, b.ts, b.price, b.volume, b.cum_volume, b.side, b.source, b.received_at,
        -- KST date of ts. Korea has kept UTC+9 without DST since 1988, so plain arithmetic
        -- gives the same date as timezone('Asia/Seoul', ts), ~30x faster than ICU.
        DATE '1970-01-01' + CAST((epoch_us(b.ts) + 32400000000) // 86400000000 AS INTEGER)
 FROM tv_batch AS b
 ANTI JOIN (
-    SELECT symbol, ts, cum_volume
+    SELECT venue, symbol, ts, cum_volume
     FROM lake.ticks
     WHERE trade_date BETWEEN :first_day AND :last_day
       AND ts BETWEEN :first_ts AND :last_ts
       AND symbol IN (SELECT DISTINCT symbol FROM tv_batch)
 ) AS s
-ON b.symbol = s.symbol AND b.ts = s.ts AND b.cum_volume = s.cum_volume
-ORDER BY b.symbol, b.cum_volume
+ON b.venue = s.venue AND b.symbol = s.symbol AND b.ts = s.ts AND b.cum_volume = s.cum_volume
+ORDER BY b.symbol, b.venue, b.cum_volume
 
 -- name: set_checkpoint
 -- Append, never update: a DELETE on the (inlined) checkpoint table costs ~30 ms per commit,
@@ -31,3 +31,7 @@ SELECT last_id FROM lake.ingest_checkpoint
 WHERE stream = :stream AND consumer_group = :group
 ORDER BY CAST(split_part(last_id, '-', 1) AS HUGEINT) DESC, CAST(split_part(last_id, '-', 2) AS HUGEINT) DESC
 LIMIT 1
+
+-- name: replace_universe
+DELETE FROM lake.universe WHERE day = :day;
+INSERT INTO lake.universe SELECT day, venue, symbol, source, now() FROM tv_universe

@@ -1,0 +1,125 @@
+-- The write path: binary COPY into a per-connection staging table, then one INSERT ... ON
+-- CONFLICT DO NOTHING into ticks (PostgreSQL mode folds the rows it really added into the
+-- candles in the same statement), then the checkpoint — all in one transaction.
+
+-- name: create_stage
+-- Per-connection staging table for the binary COPY (prices as exact scaled integers).
+CREATE TEMP TABLE IF NOT EXISTS tv_stage (
+    symbol      text,
+    ts          timestamptz,
+    price_e4    bigint,
+    volume      bigint,
+    cum_volume  bigint,
+    side        text,
+    source      text,
+    received_at timestamptz
+) ON COMMIT DELETE ROWS
+
+-- name: copy_stage
+COPY pg_temp.tv_stage (symbol, ts, price_e4, volume, cum_volume, side, source, received_at) FROM STDIN (FORMAT binary)
+
+-- name: insert_timescale
+-- TimescaleDB mode: candles come from continuous aggregates, so only the ticks are written.
+INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
+SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+FROM pg_temp.tv_stage
+ON CONFLICT (symbol, ts, cum_volume) DO NOTHING
+
+-- name: insert_postgres
+-- PostgreSQL mode: insert the staged batch, and fold exactly the rows this insert added
+-- (RETURNING skips conflicts, so a redelivered batch changes no candle) into
+-- candles_1m -> 5m -> 1h -> 1d, all in one statement of the caller's transaction.
+-- Open/close are the trades with the lowest/highest cum_volume; merging a delta into a
+-- stored candle keeps the side with the lower open_cum / higher close_cum, so the result
+-- does not depend on arrival order. vwap = turnover / volume rounded half-up to 4 places,
+-- in integer arithmetic (the same formula as read.sql's candles). Buckets: date_bin from
+-- origin 00:00 KST, so intraday buckets start at 09:00 KST and 1d = one KST trading date.
+-- Ticks of days past the tick retention are stored but leave candles alone: those days'
+-- candles were built while their ticks were kept, and after retention dropped the ticks a
+-- re-inserted tick would look new and be counted twice.
+-- {rollups} holds a rollup + merge_candles pair per level.
+WITH added AS (
+    INSERT INTO {schema}.ticks (symbol, ts, price, volume, cum_volume, side, source, received_at)
+    SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+    FROM pg_temp.tv_stage
+    ORDER BY symbol, ts, cum_volume
+    ON CONFLICT (symbol, ts, cum_volume) DO NOTHING
+    RETURNING symbol, ts, price, volume, cum_volume
+),
+delta_1m AS (
+    SELECT symbol,
+           date_bin('1 minute', ts, {origin}) AS bucket,
+           (array_agg(price ORDER BY cum_volume))[1] AS open,
+           max(price) AS high,
+           min(price) AS low,
+           (array_agg(price ORDER BY cum_volume DESC))[1] AS close,
+           sum(volume)::bigint AS volume,
+           count(*)::bigint AS trade_count,
+           sum(price * volume) AS turnover,
+           min(cum_volume) AS open_cum,
+           max(cum_volume) AS close_cum
+    FROM added
+    WHERE ts >= :candle_cutoff  -- days past tick retention keep the candles they have
+    GROUP BY 1, 2
+),
+{rollups}
+SELECT count(*) FROM added
+
+-- name: rollup
+-- One candle level from the level below, inside insert_postgres.
+delta_{level} AS (
+    SELECT symbol,
+           date_bin({width}, bucket, {origin}) AS bucket,
+           (array_agg(open ORDER BY open_cum))[1] AS open,
+           max(high) AS high,
+           min(low) AS low,
+           (array_agg(close ORDER BY close_cum DESC))[1] AS close,
+           sum(volume)::bigint AS volume,
+           sum(trade_count)::bigint AS trade_count,
+           sum(turnover) AS turnover,
+           min(open_cum) AS open_cum,
+           max(close_cum) AS close_cum
+    FROM delta_{source}
+    GROUP BY 1, 2
+)
+
+-- name: merge_candles
+-- Fold one level's delta into its stored candles, inside insert_postgres.
+merged_{level} AS (
+    INSERT INTO {schema}.{table} AS c
+        (bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum)
+    SELECT bucket, symbol, open, high, low, close, volume, trade_count, turnover,
+           (div(2 * turnover * 10000 + volume, 2 * volume) / 10000)::numeric(18,4), open_cum, close_cum
+    FROM delta_{level}
+    ORDER BY symbol, bucket
+    ON CONFLICT (symbol, bucket) DO UPDATE SET
+        open        = CASE WHEN EXCLUDED.open_cum < c.open_cum THEN EXCLUDED.open ELSE c.open END,
+        open_cum    = least(c.open_cum, EXCLUDED.open_cum),
+        high        = greatest(c.high, EXCLUDED.high),
+        low         = least(c.low, EXCLUDED.low),
+        close       = CASE WHEN EXCLUDED.close_cum > c.close_cum THEN EXCLUDED.close ELSE c.close END,
+        close_cum   = greatest(c.close_cum, EXCLUDED.close_cum),
+        volume      = c.volume + EXCLUDED.volume,
+        trade_count = c.trade_count + EXCLUDED.trade_count,
+        turnover    = c.turnover + EXCLUDED.turnover,
+        vwap        = (div(2 * (c.turnover + EXCLUDED.turnover) * 10000 + (c.volume + EXCLUDED.volume),
+                            2 * (c.volume + EXCLUDED.volume)) / 10000)::numeric(18,4)
+    RETURNING 1
+)
+
+-- name: set_checkpoint
+-- Keep the highest id: with XAUTOCLAIM, batches can commit out of id order.
+INSERT INTO {schema}.ingest_checkpoint AS c (stream, grp, last_id, updated_at)
+VALUES (:stream, :grp, :last_id, now())
+ON CONFLICT (stream, grp) DO UPDATE SET
+    last_id = CASE
+        WHEN (split_part(EXCLUDED.last_id, '-', 1)::numeric, split_part(EXCLUDED.last_id, '-', 2)::numeric)
+           > (split_part(c.last_id, '-', 1)::numeric, split_part(c.last_id, '-', 2)::numeric)
+        THEN EXCLUDED.last_id ELSE c.last_id END,
+    updated_at = now()
+
+-- name: get_checkpoint
+SELECT last_id FROM {schema}.ingest_checkpoint WHERE stream = :stream AND grp = :grp
+
+-- name: copy_metrics
+COPY {schema}.metrics (ts, name, labels, value) FROM STDIN
