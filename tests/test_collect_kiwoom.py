@@ -143,7 +143,8 @@ def test_refused_login_retries_without_a_gap_or_data(settings, rclient, kiwoom_r
         collector = build_kiwoom(s, SYMBOLS, rclient, token=lambda: "not-a-token")
         stop = asyncio.Event()
         task = asyncio.create_task(run_sessions(collector.sessions, collector.outbox, stop))
-        await until(lambda: standin.logins_refused >= 2, what="a retried LOGIN")
+        # the collector's own count: the stand-in counts a refusal before the collector has handled it
+        await until(lambda: standin.logins_refused >= 2 and collector.stats.reconnects >= 2, what="a retried LOGIN")
         stop.set()
         await task
         await standin.stop()
