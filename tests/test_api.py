@@ -140,8 +140,8 @@ def test_symbols_and_snapshot(settings, archive) -> None:
         assert vault.symbols(DAY) == vault.symbols(DAY.isoformat(), source="hot") == symbols
         assert vault.symbols("2026-11-21") == []  # a Saturday: nothing archived
         pinned = vault.snapshot()
-        late = archive.slice(0, 1).set_column(4, "cum_volume", pa.array([10**12], pa.int64()))
-        late = late.set_column(1, "ts", pa.array([datetime(2026, 11, 18, 10, tzinfo=KST)], TICK_SCHEMA.field("ts").type))
+        late = archive.slice(0, 1).set_column(TICK_SCHEMA.get_field_index("cum_volume"), "cum_volume", pa.array([10**12], pa.int64()))
+        late = late.set_column(TICK_SCHEMA.get_field_index("ts"), "ts", pa.array([datetime(2026, 11, 18, 10, tzinfo=KST)], TICK_SCHEMA.field("ts").type))
         with Lake(settings) as lake:
             assert lake.upsert(late) == 1
         assert vault.symbols(date(2026, 11, 18), source="cold") == [first_symbol(archive)]

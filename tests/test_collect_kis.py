@@ -55,7 +55,7 @@ def test_real_captured_frame_parses_all_46_fields():
     parsed = parse_frame(frame, {}, received)
     assert parsed.rejected == []
     assert parsed.ticks == [{
-        "v": "1", "symbol": "005930", "ts": "2023-03-24T11:26:16+09:00", "price": "62700", "volume": "125",
+        "v": "1", "venue": "KRX", "symbol": "005930", "ts": "2023-03-24T11:26:16+09:00", "price": "62700", "volume": "125",
         "cum_volume": "9694968", "side": "B", "source": "kis", "received_at": received.isoformat(),
     }]
 

@@ -49,7 +49,7 @@ def test_real_element_maps_signed_values():
     received = datetime(2026, 11, 20, 1, 5, 7, tzinfo=UTC)  # 10:05:07 KST
     item = {"type": "0B", "item": "005930", "values": {"20": "100506", "10": "-20800", "15": "-37", "13": "123456"}}
     assert real_to_fields(item, received) == {
-        "v": "1", "symbol": "005930", "ts": "2026-11-20T10:05:06+09:00", "price": "20800", "volume": "37",
+        "v": "1", "venue": "KRX", "symbol": "005930", "ts": "2026-11-20T10:05:06+09:00", "price": "20800", "volume": "37",
         "cum_volume": "123456", "side": "S", "source": "kiwoom", "received_at": received.isoformat(),
     }
     item["values"].update({"10": "+20850", "15": "+5"})

@@ -232,7 +232,7 @@ def test_read_ticks_range_symbols_and_order(store):
 
 def test_bad_batch_is_refused_with_a_clear_error_and_stores_nothing(store):
     good = ticks_to_table(day_ticks(DAY, ["005930"], 5))
-    bad = good.set_column(0, "symbol", pa.array([None, "005930", "005930", "005930", "005930"], pa.string()))
+    bad = good.set_column(good.schema.get_field_index("symbol"), "symbol", pa.array([None, "005930", "005930", "005930", "005930"], pa.string()))
     with pytest.raises(ValueError, match="symbol"):
         store.upsert(bad)
     with pytest.raises(ValueError, match="lacks column"):

@@ -67,7 +67,7 @@ def test_macro_rejects_bad_timeframes_and_sessions(lake_with_ticks, people) -> N
         people.execute("SELECT * FROM candles('7x', DATE '2025-11-12', DATE '2025-11-12')").fetchall()
     with pytest.raises(duckdb.Error, match="unknown timeframe 60s"):
         people.execute("SELECT * FROM candles('60s', DATE '2025-11-12', DATE '2025-11-12')").fetchall()
-    with pytest.raises(duckdb.Error, match="session must be regular or all"):
+    with pytest.raises(duckdb.Error, match="session must be regular or extended"):
         people.execute("SELECT * FROM candles('1m', DATE '2025-11-12', DATE '2025-11-12', session := 'pre')").fetchall()
 
 

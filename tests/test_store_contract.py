@@ -128,7 +128,7 @@ def independent_bars(ticks: pa.Table, venue: str) -> list[tuple]:
         bucket = local.replace(minute=local.minute - local.minute % 15, second=0, microsecond=0)
         groups.setdefault(bucket, []).append(r)
     out = []
-    for bucket, members in sorted(groups.items()):
+    for _bucket, members in sorted(groups.items()):
         key = (lambda r: (r["ts"], r["venue"] != "KRX", r["cum_volume"])) if venue == "ALL" else (lambda r: r["cum_volume"])
         members.sort(key=key)
         volume = sum(r["volume"] for r in members)

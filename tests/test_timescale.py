@@ -102,7 +102,7 @@ def test_init_creates_hypertable_caggs_and_jobs_and_is_idempotent(ts_settings):
         ).fetchall()
     assert dims == [("metrics", "ts", timedelta(days=1)), ("ticks", "ts", timedelta(days=1))]
     assert caggs == [("candles_1d", False), ("candles_1h", False), ("candles_1m", False), ("candles_5m", False)]
-    assert ("symbol", 1, None) in compressed and ("cum_volume", None, 1) in compressed
+    assert ("venue", 1, None) in compressed and ("symbol", 2, None) in compressed and ("cum_volume", None, 1) in compressed
     jobs = {(name, proc): config for _, proc, name, config, _ in jobs_snapshot(store)}
     assert set(jobs) == {
         ("candles_1m", "policy_refresh_continuous_aggregate"),

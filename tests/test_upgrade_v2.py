@@ -8,7 +8,6 @@ TimescaleDB when TICKVAULT_TEST_TSDB_URL is set) and a real DuckLake lake.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -70,7 +69,7 @@ def v2_batch() -> object:
 # ------------------------------------------------------------------------- the hot store
 def build_v1_hot(url: str, schema: str, mode: str) -> None:
     """Schema, tables, candles and a few ticks exactly as the previous version made them."""
-    schema_sql, write_sql = legacy("hot", "schema"), legacy("hot", "write")
+    schema_sql = legacy("hot", "schema")
     ident = sql.Identifier(schema)
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(schema_sql["common_tables"].postgres(schema=ident))
@@ -165,7 +164,7 @@ def test_timescaledb_mode_store_of_the_previous_version_is_upgraded(tsdb_setting
 
 # ------------------------------------------------------------------------- the lake
 @pytest.fixture
-def v1_lake(settings: Settings) -> Iterator[Settings]:
+def v1_lake(settings: Settings) -> Settings:
     """A lake created and written by the previous version's statements."""
     schema_sql, write_sql = legacy("lake", "schema"), legacy("lake", "write")
     con = open_connection(settings.lake_dir)
@@ -190,7 +189,7 @@ def v1_lake(settings: Settings) -> Iterator[Settings]:
         con.execute(write_sql["set_checkpoint"].duckdb(), {"stream": settings.stream, "group": "cold", "last_id": "7-0"})
     finally:
         con.close()
-    yield settings
+    return settings
 
 
 def test_lake_of_the_previous_version_is_upgraded(v1_lake: Settings) -> None:

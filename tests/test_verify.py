@@ -108,10 +108,12 @@ def test_duplicates_and_overlaps_in_the_lake_are_reported(settings: Settings) ->
     # write behind the lake's dedup: a plain second copy of one tick, and a conflicting tick
     # that claims an existing cumulative volume one second later
     row = ticks.slice(row_of(ticks, symbol, 5), 1)
-    shifted = row.set_column(1, row.schema.field("ts"), pa.array([row.column("ts")[0].as_py() + timedelta(seconds=1)], row.schema.field("ts").type))
+    ts_field = row.schema.field("ts")
+    shifted = row.set_column(row.schema.get_field_index("ts"), ts_field, pa.array([row.column("ts")[0].as_py() + timedelta(seconds=1)], ts_field.type))
     con = lake
     con.register("extra", pa.concat_tables([row, shifted]))
-    con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM extra")
+    con.execute("INSERT INTO lake.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date) "
+                "SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM extra")
     lake.close()
 
     report = verify(settings, DAY, source="cold")
@@ -132,7 +134,8 @@ def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None
     ticks = simulated_day(symbols=4, ticks=2000, seed=3)
     ts = pc.add(ticks.column("ts"), pa.scalar(timedelta(microseconds=123457)))
     big = pc.add(ticks.column("cum_volume"), pa.scalar(10**15))
-    odd = ticks.set_column(1, ticks.schema.field("ts"), ts).set_column(4, ticks.schema.field("cum_volume"), big)
+    odd = ticks.set_column(ticks.schema.get_field_index("ts"), ticks.schema.field("ts"), ts).set_column(
+        ticks.schema.get_field_index("cum_volume"), ticks.schema.field("cum_volume"), big)
     store_both(settings, odd, odd)
     start = datetime(2026, 11, 19, 15, tzinfo=UTC)
     end = start + timedelta(days=1)
@@ -163,19 +166,19 @@ def test_union_gaps_is_the_intersection_of_missing_ranges() -> None:
     # hot lacks cum (10, 30]; cold lacks (20, 40]: only (20, 30] is lost
     hot = [Gap("A", at(1), 10, at(3), 35, 5, 20)]
     cold = [Gap("A", at(2), 20, at(4), 50, 10, 20)]
-    last = {"hot": {"A": LastTick("A", at(9), 100)}, "cold": {"A": LastTick("A", at(9), 100)}}
+    last = {"hot": {("KRX", "A"): LastTick("A", at(9), 100)}, "cold": {("KRX", "A"): LastTick("A", at(9), 100)}}
     assert union_gaps({"hot": hot, "cold": cold}, last) == [Gap("A", at(2), 20, at(3), 35, 5, 10)]
 
 
 def test_union_gaps_tail_and_absent_symbol() -> None:
     # cold ends at cum 50 (its tail is unknown), hot has a gap (60, 70] after it: lost.
     hot = [Gap("A", at(5), 60, at(6), 80, 10, 10)]
-    last = {"hot": {"A": LastTick("A", at(9), 100)}, "cold": {"A": LastTick("A", at(4), 50)}}
+    last = {"hot": {("KRX", "A"): LastTick("A", at(9), 100)}, "cold": {("KRX", "A"): LastTick("A", at(4), 50)}}
     assert union_gaps({"hot": hot, "cold": []}, last) == [Gap("A", at(5), 60, at(6), 80, 10, 10)]
     # a symbol the lake lacks entirely: hot's gaps are the union's gaps
     hot_b = [Gap("B", None, 0, at(1), 7, 2, 5)]
-    last_b = {"hot": {"B": LastTick("B", at(9), 30)}, "cold": {}}
+    last_b = {"hot": {("KRX", "B"): LastTick("B", at(9), 30)}, "cold": {}}
     assert union_gaps({"hot": hot_b, "cold": []}, last_b) == hot_b
     # both stores end early at different points: no gap (the end of day is unknowable here)
-    last_c = {"hot": {"C": LastTick("C", at(9), 30)}, "cold": {"C": LastTick("C", at(8), 20)}}
+    last_c = {"hot": {("KRX", "C"): LastTick("C", at(9), 30)}, "cold": {("KRX", "C"): LastTick("C", at(8), 20)}}
     assert union_gaps({"hot": [], "cold": []}, last_c) == []

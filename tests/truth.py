@@ -64,9 +64,10 @@ def truth_bars(ticks: list[Tick], tf: str, session: str, start: datetime = SESSI
 
 
 def as_rows(table: pa.Table) -> list[tuple]:
-    """Candle table -> comparable tuples (Decimals compare by value: 62700 == 62700.0000)."""
+    """Candle table -> comparable tuples without the venue label (Decimals compare by value:
+    62700 == 62700.0000)."""
     cols = table.to_pydict()
-    return list(zip(*(cols[name] for name in CANDLE_COLUMNS)))
+    return list(zip(*(cols[name] for name in CANDLE_COLUMNS if name != "venue")))
 
 
 ORIGIN = datetime(2000, 1, 3, tzinfo=KST)  # buckets start at 00:00 KST (so intraday at 09:00 KST)

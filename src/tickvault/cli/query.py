@@ -10,7 +10,7 @@ from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 import pyarrow as pa
@@ -20,7 +20,7 @@ from ..core.wire import KST
 from . import fail, get_settings
 
 if TYPE_CHECKING:
-    from ..services.api import Session, Source, Vault
+    from ..services.api import Session, Source, Vault, VenueArg
 
 FORMATS = ("table", "csv", "json", "parquet")
 
@@ -138,8 +138,9 @@ def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, ven
 
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
-    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=venue.upper(),  # type: ignore[arg-type]
-                                          fill=fill, as_of=as_of), fmt, out)
+    chosen = cast("VenueArg", venue.upper())
+    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of),
+         fmt, out)
 
 
 @click.command("ticks")
@@ -154,7 +155,8 @@ def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str
 
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
-    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=venue.upper(), as_of=as_of), fmt, out)  # type: ignore[arg-type]
+    chosen = cast("VenueArg", venue.upper())
+    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out)
 
 
 @click.command("lake-sql")

@@ -15,7 +15,7 @@ import itertools
 from collections.abc import Sequence
 from datetime import date, datetime, timedelta
 from decimal import Decimal
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import pyarrow as pa
 
@@ -87,7 +87,7 @@ def check_venue(venue: str) -> VenueChoice:
     upper = venue.upper() if isinstance(venue, str) else venue
     if upper not in VENUE_CHOICES:
         raise QueryError(f"unknown venue {venue!r}: use {', '.join(VENUE_CHOICES)} (ALL merges both venues' trades)")
-    return upper  # type: ignore[no-any-return]
+    return cast(VenueChoice, upper)
 
 
 def range_days(start: datetime, end: datetime) -> list[date]:

@@ -327,7 +327,7 @@ class Vault:
         parts = [self._stores.ticks(seg, wanted, one_venue, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
         table = pa.concat_tables(parts) if parts else TICK_SCHEMA.empty_table()
         if len(parts) > 1:  # stable: each symbol's lake rows stay before its hot rows
-            table = table.take(pc.sort_indices(table, [("symbol", "ascending")]))
+            table = table.take(pc.sort_indices(table, [("symbol", "ascending"), ("venue", "ascending")]))
         return _convert(table, output, exact=exact, time_column="ts", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- candles

@@ -226,9 +226,13 @@ class Lake:
             tables = {row[0] for row in con.execute(statement("schema", "lake_tables")).fetchall()}
             if "ticks" not in tables:
                 return 0
-            if "tickvault_meta" not in tables:
-                return 1
-            return int(con.execute(statement("schema", "schema_version")).fetchone()[0] or 1)
+            recorded = con.execute(statement("schema", "schema_version")).fetchone()[0] if "tickvault_meta" in tables else None
+            if recorded is not None:
+                return int(recorded)
+            # nothing recorded: a schema-1 lake has no venue column; a newer one was interrupted
+            # before its init recorded the version
+            columns = [d[0] for d in con.execute(statement("schema", "ticks_columns")).description]
+            return SCHEMA_VERSION if "venue" in columns else 1
 
         return self._run("read the schema version", read)
 

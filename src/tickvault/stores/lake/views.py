@@ -41,11 +41,14 @@ def macro_core() -> str:
         "{days}": days,
         "{prune}": f"k.trade_date BETWEEN {first} AND {last}",
         "{symbols}": "(symbols IS NULL OR list_contains(symbols, k.symbol))",
+        "{venues}": "(upper(venue) = 'ALL' OR k.venue = upper(venue))",
+        ":consolidated": "(upper(venue) = 'ALL')",
+        ":venue_label": "upper(venue)",
         ":width_us": "tv_tf_us(tf)",
         ":start": f"tv_day_start({first})",
         ":end": f"tv_day_start({last} + 1)",
-        ":all_sessions": "(CASE session WHEN 'all' THEN true WHEN 'regular' THEN false "
-        "ELSE error('session must be regular or all') END)",
+        ":all_sessions": "(CASE session WHEN 'extended' THEN true WHEN 'all' THEN true WHEN 'regular' THEN false "
+        "ELSE error('session must be regular or extended') END)",
     }
     for key, value in replacements.items():
         body = body.replace(key, value)

@@ -49,6 +49,9 @@ SELECT table_name FROM duckdb_tables() WHERE database_name = 'lake'
 -- name: schema_version
 SELECT max(CAST(value AS INTEGER)) FROM lake.tickvault_meta WHERE key = 'schema_version'
 
+-- name: ticks_columns
+SELECT * FROM lake.ticks LIMIT 0
+
 -- name: set_schema_version
 DELETE FROM lake.tickvault_meta WHERE key = 'schema_version';
 INSERT INTO lake.tickvault_meta VALUES ('schema_version', :version)

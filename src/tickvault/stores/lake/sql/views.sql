@@ -6,8 +6,9 @@
 -- The lake is attached READ_ONLY by default and never blocks the archiver; while it commits, a
 -- query may fail with "database is locked" — run it again.
 --
---   ticks                                    every trade: symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date
---   candles(tf, first_day, last_day [, symbols := ['005930', ...]] [, session := 'regular' | 'all'])
+--   ticks                                    every trade: symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date, venue
+--   candles(tf, first_day, last_day [, symbols := ['005930', ...]] [, session := 'regular' | 'extended']
+--           [, venue := 'ALL' | 'KRX' | 'NXT'])
 --                                            bars exactly as `tickvault candles --source cold` computes them
 --   tv_calendar                              KRX trading dates {first_year}–{last_year} with session times
 --
@@ -57,7 +58,7 @@ CREATE OR REPLACE TEMP MACRO tv_tf_us(tf) AS (
 
 CREATE OR REPLACE TEMP MACRO tv_day_start(day) AS make_timestamptz(((CAST(day AS DATE) - DATE '1970-01-01')::BIGINT) * 86400000000 - 32400000000);
 
-CREATE OR REPLACE TEMP MACRO candles(tf, first_day, last_day, symbols := NULL, session := 'regular') AS TABLE
+CREATE OR REPLACE TEMP MACRO candles(tf, first_day, last_day, symbols := NULL, session := 'regular', venue := 'ALL') AS TABLE
 SELECT make_timestamptz(bucket_us) AS bucket, * EXCLUDE (bucket_us)
 FROM (
 {core}
