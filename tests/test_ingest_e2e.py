@@ -133,10 +133,14 @@ def test_sigkill_at_random_moments_loses_and_duplicates_nothing(settings: Settin
 def test_sigterm_finishes_the_batch_and_exits_zero(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
     truth = generate_day(DAY, symbols=5, ticks=20_000, seed=5)
     publish(Publisher(rclient, settings.stream), truth)
-    proc = _start_archiver(settings, "all", tmp_path / "a.log")
-    time.sleep(2.0)
+    log = tmp_path / "a.log"
+    proc = _start_archiver(settings, "all", log)
+    deadline = time.monotonic() + 60  # both archivers working (on a loaded machine start-up takes a while)
+    while log.read_text(errors="replace").count("started (stream") < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    time.sleep(0.5)
     proc.send_signal(signal.SIGTERM)
-    assert proc.wait(timeout=60) == 0
+    assert proc.wait(timeout=60) == 0, log.read_text(errors="replace")[-2000:]
     info = group_info(rclient, settings.stream)
     assert info["hot"]["pending"] == 0 and info["cold"]["pending"] == 0  # nothing left half-done
 

@@ -318,10 +318,20 @@ def archive(settings: Settings, groups: Sequence[str], consumer: str | None = No
     running hot maintenance (with the hot group) and, ``with_sync``, trim and reconcile.
     Returns the exit code: 0 after a clean stop, non-zero when an archiver failed."""
     names = [f"{consumer}-{g}" if consumer and len(groups) > 1 else consumer for g in groups]
-    archivers = [build_archiver(settings, g, name) for g, name in zip(groups, names)]
+    archivers: list[Archiver] = []
+    stop_requested = threading.Event()  # a SIGTERM while starting up still ends in a clean stop
+
+    def stop() -> None:
+        stop_requested.set()
+        for a in archivers:
+            a.stop()
+
+    install_signal_handlers(stop)
+    archivers.extend(build_archiver(settings, g, name) for g, name in zip(groups, names))
+    if stop_requested.is_set():
+        stop()
     jobs = scheduled_jobs(settings, [*groups, *(["reconcile"] if with_sync else [])])
     scheduler = Scheduler(jobs) if jobs else None
-    install_signal_handlers(lambda: [a.stop() for a in archivers])
     codes: dict[str, int] = {}
 
     def run(a: Archiver) -> None:
