@@ -128,6 +128,7 @@ def test_rebuild_a_new_lake_creates_its_group_at_the_end(settings: Settings, rcl
     publish(publisher, truth)
     archivers.drain("hot")
     assert trim(settings, client=rclient).trimmed == 0  # no cold group: nothing may go
+    archivers.by_group["cold"].store.init()  # `tickvault init --no-hot`: rebuild never creates a lake itself
     result = rebuild(settings, "cold", kst_day_bounds(DAY)[0], wait_s=5)
     assert result.added == truth.num_rows and result.acked_pending == 0
     assert result.group_position == rclient.xinfo_stream(settings.stream)["last-generated-id"]

@@ -29,6 +29,7 @@ from ...core.errors import QueryError, TickvaultError
 from ...core.retention import hot_days
 from ...core.stream import connect, parse_id, stream_last_id
 from ...stores.contract import TickStore
+from ...stores.lake import Lake
 from .trim import group_positions
 from .verify import open_stores
 
@@ -159,6 +160,8 @@ def rebuild(
     src, dst = (cold, hot) if target == "hot" else (hot, cold)
     result = RebuildResult(target, source, start, end)
     try:
+        if isinstance(dst, Lake):
+            dst.require()  # copy into a lake `tickvault init` created, never into a mistyped path
         stream = settings.stream
         last_id = stream_last_id(client, stream)
         if last_id is None:

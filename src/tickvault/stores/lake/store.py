@@ -122,6 +122,7 @@ class Lake:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
         self._initialised = False
+        self._creating = False  # only init() may create a catalog (readers never do)
 
     # --- connections
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -130,6 +131,7 @@ class Lake:
         Reads on it can still meet a locked catalog while the archiver commits; wrap
         them in ``tickvault.stores.lake.retry_locked``.
         """
+        self.require()
         return open_connection(self.lake_dir, ALIAS, read_only=read_only)
 
     def exists(self) -> bool:
@@ -140,7 +142,9 @@ class Lake:
         if self._con is None:
             if self.exists():
                 self._con = open_connection(self.lake_dir)
-            else:  # the first ATTACH creates the catalog: one process at a time
+            else:  # the first ATTACH creates the catalog: only init(), one process at a time
+                if not self._creating:
+                    self.require()
                 with writer_lock(self.lake_dir):
                     self._con = open_connection(self.lake_dir)
         return self._con
@@ -207,10 +211,20 @@ class Lake:
             if self._initialised:
                 return
             self.lake_dir.mkdir(parents=True, exist_ok=True)
-            if not self._is_complete():
-                with writer_lock(self.lake_dir):
-                    self._create()
+            self._creating = True
+            try:
+                if not self._is_complete():
+                    with writer_lock(self.lake_dir):
+                        self._create()
+            finally:
+                self._creating = False
             self._initialised = True
+
+    def _existing(self) -> None:
+        """For writers other than the archiver (copies, reports): the lake must exist already;
+        its schema is then completed or upgraded like init() does."""
+        self.require()
+        self.init()
 
     def require(self) -> None:
         """Refuse to work on a lake that does not exist (readers never create one by accident)."""
@@ -329,7 +343,9 @@ class Lake:
                 ) from exc
 
     def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here)."""
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here).
+        Like ``write`` this creates a missing lake: commands that copy into the lake check
+        ``exists()`` first (only `tickvault init` and the archivers create one)."""
         return self.write(conform(ticks))
 
     def checkpoint(self, stream: str, group: str) -> str | None:
@@ -440,7 +456,7 @@ class Lake:
         return [(row["venue"], row["symbol"]) for row in rows]
 
     def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:
-        self.init()
+        self._existing()
         table = pa.table({"day": pa.array([day] * len(pairs), pa.date32()), "venue": [v for v, _ in pairs],
                           "symbol": [s for _, s in pairs], "source": [source] * len(pairs)})
         statements = load(__package__, "write.sql")["replace_universe"].split()
@@ -505,7 +521,7 @@ class Lake:
         scheduled reconcile) leaves the lake's rows as they are; the hot rows carry checked_at."""
         if not rows:
             return
-        self.init()
+        self._existing()
         batch = pa.Table.from_pylist(list(rows), schema=INTEGRITY_SCHEMA)
         with writer_lock(self.lake_dir):
             self._run("create lake.integrity_report", lambda con: con.execute(statement("sync", "integrity_report_table")))
