@@ -4,6 +4,7 @@ after the stream was lost, and after a backlog the stream should not keep."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta
 
 import pytest
 import redis
@@ -12,14 +13,16 @@ from click.testing import CliRunner
 from factories import DAY
 from helpers import settings_env
 from tickvault.cli import cli
+from tickvault.core.calendar import previous_trading_day
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import kst_day_bounds
+from tickvault.core.wire import KST, kst_day_bounds
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
 from tickvault.services.sync.rebuild import RebuildError, rebuild
 from tickvault.services.sync.trim import group_positions, trim
+from tickvault.stores.lake import Lake
 
 
 class Archivers:
@@ -134,3 +137,38 @@ def test_rebuild_a_new_lake_creates_its_group_at_the_end(settings: Settings, rcl
     assert result.group_position == rclient.xinfo_stream(settings.stream)["last-generated-id"]
     assert verify(settings, DAY).consistent
     assert trim(settings, client=rclient).entries_after == 0
+
+
+def test_rebuild_cold_after_hot_retention_replays_what_hot_no_longer_holds(settings: Settings, rclient: redis.Redis,
+                                                                           archivers: Archivers) -> None:
+    """Issue 13.5: the cold archiver was down while hot's retention dropped an old day. The copy
+    from hot cannot carry that day; rebuild replays it from the stream (which trim kept for
+    the cold group) before it moves the group, so no tick ends up in neither store."""
+    today = datetime.now(KST).date()
+    recent = previous_trading_day(today)
+    old = previous_trading_day(today - timedelta(days=7))
+    old_truth = generate_day(old, symbols=2, ticks=600, seed=35)
+    recent_truth = generate_day(recent, symbols=2, ticks=600, seed=36)
+    publisher = Publisher(rclient, settings.stream)
+    rclient.xgroup_create(settings.stream, "cold", id="0", mkstream=True)  # the cold archiver ran once, then died
+    publish(publisher, old_truth)
+    publish(publisher, recent_truth)
+    archivers.drain("hot")
+    archivers.by_group["cold"].store.init()
+    # a shorter retention: the old day's partition goes, the recent day stays
+    short = settings.model_copy(update={"tick_retention_days": (today - old).days - 2})
+    dropped = archivers.by_group["hot"].store.__class__(short)
+    assert f"ticks_p{old:%Y%m%d}" in dropped.maintain()["dropped_partitions"]
+    dropped.close()
+    assert trim(short, client=rclient).trimmed == 0  # the cold group still holds every entry
+
+    result = rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5)
+    with Lake(settings) as lake:
+        for day, truth in ((old, old_truth), (recent, recent_truth)):
+            assert lake.count_ticks(day) == truth.num_rows, day
+    assert result.read == recent_truth.num_rows  # all the copy can vouch for
+    assert result.replay_added == old_truth.num_rows  # the rest came from the stream
+    assert trim(short, client=rclient).entries_after == 0
+    assert verify(short, recent).consistent
+    # a second run finds nothing left to replay
+    assert rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5).replayed_entries == 0

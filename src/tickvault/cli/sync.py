@@ -172,5 +172,7 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     else:
         click.echo(
             f"rebuilt {target} from {result.source}: {result.read} ticks read, {result.added} added; "
+            f"{result.replay_added} ticks the copy could not carry replayed from the stream "
+            f"({result.replayed_entries} backlog entries read, {result.dead_letters} dead-lettered); "
             f"group {target} now at {result.group_position} ({result.acked_pending} pending entries acked) in {result.seconds:.1f}s"
         )
