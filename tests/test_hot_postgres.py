@@ -294,7 +294,8 @@ def test_writer_role_without_ddl_rights_archives_into_the_owners_schema(settings
     writer_store.init()  # no DDL rights: uses the schema as init left it
     today = datetime.now(UTC).astimezone(KST).date()
     assert writer_store.write(ticks_to_table(day_ticks(today, ["005930"], 30)), StreamPosition(settings.stream, "hot", "1-0")) == 30  # partition made ahead
-    with pytest.raises(StoreError, match="run `tickvault maintain`"):
+    # rights granted by hand, without `init --roles`: the partition function is not the writer's yet
+    with pytest.raises(StoreError, match="run `tickvault init --roles` as the schema owner"):
         writer_store.write(ticks_to_table(day_ticks(date(2025, 1, 6), ["005930"], 5)), StreamPosition(settings.stream, "hot", "2-0"))
     writer_store.close()
     assert HotStore(settings).count_ticks(today) == 30

@@ -1,7 +1,13 @@
 """PostgreSQL mode: one range partition of ``ticks`` per KST day, created on demand and
 dropped whole for retention (no DELETE, no bloat). There is deliberately no default
 partition: a row without its day's partition fails loudly and the batch is retried after
-the partition is created, instead of landing somewhere retention would never drop."""
+the partition is created, instead of landing somewhere retention would never drop.
+
+Every valid tick has a place: any role that writes creates its day's partition on demand
+through ``tickvault_create_partition`` (installed by init, SECURITY DEFINER, EXECUTE granted
+to the writer role), so a tick of a past day — older than ``init`` or already dropped by
+retention — never waits for the owner. A day older than the retention is stored until the
+next ``maintain`` drops it again; the lake keeps it for good (docs/hot-store.md)."""
 
 from __future__ import annotations
 
@@ -54,25 +60,28 @@ def _lock_key(schema: str) -> sql.Literal:
     return sql.Literal(f"tickvault.partitions.{schema}")
 
 
+def install_function(conn: psycopg.Connection, store: HotStore) -> None:
+    """(Re)create ``tickvault_create_partition``; init runs it as the owner."""
+    conn.execute(store.sql("partitions", "partition_function", lock_key=_lock_key(store.schema),
+                           schema_name=sql.Literal(store.schema)))
+
+
 def create_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date]) -> None:
     """Create the missing day partitions, each in its own short transaction."""
+    stmt = store.sql("partitions", "create_partition")
     for day in sorted(days):
-        lo, hi = kst_day_bounds(day)
-        stmt = store.sql(
-            "partitions",
-            "create_partition",
-            lock_key=_lock_key(store.schema),
-            partition=sql.Identifier(partition_name(day)),
-            lo=sql.Literal(lo),
-            hi=sql.Literal(hi),
-        )
         try:
             with conn.transaction():
-                conn.execute(stmt)
+                conn.execute(stmt, {"day": day})
+        except psycopg.errors.UndefinedFunction as exc:
+            raise StoreError(
+                f"no tick partition for KST day {day} and schema {store.schema} has no partition function yet; "
+                "run `tickvault init --roles` once as the schema owner (it installs it and grants it to the writer)"
+            ) from exc
         except psycopg.errors.InsufficientPrivilege as exc:
             raise StoreError(
-                f"no tick partition for KST day {day} and this role may not create it; "
-                "run `tickvault maintain` (or `tickvault init`) as the schema owner, or raise partitions_ahead_days"
+                f"no tick partition for KST day {day} and this role may not run the partition function; "
+                "run `tickvault init --roles` as the schema owner (it grants it to pg_writer_role)"
             ) from exc
 
 

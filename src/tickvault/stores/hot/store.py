@@ -280,6 +280,8 @@ class HotStore:
                     self._migrate_v2(conn, mode)
                 if mode == "postgres" and not self.relation_exists(conn, "candles_1d"):
                     conn.execute(self.sql("schema", "postgres_tables"))
+                if mode == "postgres":
+                    partitions.install_function(conn, self)
                 for table in ("integrity_report", "recovery_report", "universe"):
                     if not self.relation_exists(conn, table):
                         conn.execute(self.sql("schema", f"{table}_table"))
