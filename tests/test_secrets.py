@@ -82,3 +82,14 @@ def test_a_url_with_a_password_in_a_file_others_can_read_is_refused(tmp_path: Pa
     toml.write_text(f'{field} = "{plain}"\n')
     toml.chmod(0o644)
     load_settings(toml)  # no password in it: readable by others is fine
+
+
+def test_schema_names_longer_than_postgres_identifiers_are_refused(tmp_path: Path) -> None:
+    """Issue 13.15: PostgreSQL truncates names to 63 bytes without a word, so two long schema
+    names would silently share one installation."""
+    assert Settings(pg_schema="s" * 63).pg_schema == "s" * 63
+    for long_name in ("s" * 64, "tickvault_production_" + "é" * 22):  # 64 characters, or 65 bytes in 43
+        with pytest.raises(ValidationError, match="at most 63"):
+            Settings(pg_schema=long_name)
+    out = CliRunner().invoke(cli, ["status"], env=clean_env(TICKVAULT_PG_SCHEMA="a" * 64))
+    assert out.exit_code == 2 and "TICKVAULT_PG_SCHEMA" in out.output and "63" in out.output

@@ -73,6 +73,10 @@ KstTime = Annotated[time, BeforeValidator(parse_kst_time), PlainSerializer(lambd
 KstHours = Annotated[SessionHours, NoDecode, BeforeValidator(parse_session_hours), PlainSerializer(str)]
 
 
+#: PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are truncated without a word
+PG_IDENTIFIER_BYTES = 63
+
+
 class Settings(BaseSettings):
     # hide_input_in_errors: a ValidationError never carries a value (it may be a secret, or a
     # secret given under a misspelt name)
@@ -167,6 +171,9 @@ class Settings(BaseSettings):
     def _plain_identifier(cls, value: str) -> str:
         if not value.replace("_", "a").isalnum() or not value[0].isalpha() or value.lower() != value:
             raise ValueError("pg_schema must be a lowercase identifier (letters, digits, _)")
+        if len(value.encode()) > PG_IDENTIFIER_BYTES:
+            # PostgreSQL would truncate it silently, and two long names would share one schema
+            raise ValueError(f"pg_schema is {len(value.encode())} bytes; PostgreSQL names hold at most {PG_IDENTIFIER_BYTES}")
         return value
 
     @classmethod
