@@ -211,9 +211,11 @@ class HotStore:
             return None
         except (psycopg.Error, StoreUnavailable) as exc:
             reason = first_line(exc.__cause__ or exc) if isinstance(exc, StoreUnavailable) else first_line(exc)
-            if "preload" in reason:
-                return (f"TimescaleDB is installed but not preloaded ({reason}): add timescaledb to "
-                        "shared_preload_libraries in postgresql.conf and restart PostgreSQL")
+            # the library refuses to load unpreloaded with a FATAL that ends the session: any
+            # session ended by the server during CREATE EXTENSION gets the same advice
+            if "preload" in reason or isinstance(exc, psycopg.OperationalError):
+                return (f"TimescaleDB is installed but not preloaded (CREATE EXTENSION ended the session: {reason}): "
+                        "add timescaledb to shared_preload_libraries in postgresql.conf and restart PostgreSQL")
             return f"CREATE EXTENSION timescaledb failed ({reason}): grant the right to create it"
 
     # ------------------------------------------------------------------ schema
