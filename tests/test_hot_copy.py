@@ -10,8 +10,9 @@ import pyarrow as pa
 import pytest
 
 from factories import day_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.errors import InvalidTick
-from tickvault.core.wire import KST, TICK_SCHEMA, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.wire import KST, TICK_SCHEMA, Tick, ticks_to_table
 from tickvault.stores.contract import conform
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.copy import HEADER, TRAILER, encode_binary_copy
@@ -33,7 +34,7 @@ def test_sliced_and_chunked_batches_round_trip(settings):
     chunked = pa.concat_tables(pieces)
     assert chunked.column("price").num_chunks == 4
     assert store.upsert(chunked) == 800
-    got = store.read_ticks(*kst_day_bounds(DAY))
+    got = store.read_ticks(*trading_day_bounds(DAY))
     assert got.to_pylist() == whole.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]).to_pylist()
 
 
@@ -48,7 +49,7 @@ def test_text_nulls_and_extremes_round_trip(settings):
     ]
     batch = ticks_to_table(ticks)
     assert store.upsert(batch) == 3
-    got = store.read_ticks(*kst_day_bounds(DAY))
+    got = store.read_ticks(*trading_day_bounds(DAY))
     assert got.to_pylist() == batch.to_pylist()
 
 

@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +24,10 @@ import pyarrow.compute
 
 from .errors import InvalidTick
 
-KST = ZoneInfo("Asia/Seoul")
+#: Korea Standard Time as the fixed UTC+9 it has been since 1988. Inside the accepted time range
+#: (``TS_MIN`` .. ``TS_MAX``) it equals Asia/Seoul; a fixed offset makes every date computed from it
+#: agree with the stores' plain ``+ 9 h`` arithmetic (``core.calendar.trading_date``).
+KST = timezone(timedelta(hours=9), "KST")
 WIRE_VERSION = "1"
 
 #: The venues a trade can execute on. Each keeps its own cumulative day volume per symbol. A new
@@ -67,6 +69,10 @@ SUFFIX_VENUES: dict[str, Venue] = {"_NX": "NXT"}
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 INT_RE = re.compile(r"^[0-9]{1,18}$")
 MAX_FUTURE = timedelta(days=1)
+#: The instants a tick's ``ts`` and ``received_at`` may take, [TS_MIN, TS_MAX): every store can
+#: write them and Asia/Seoul is UTC+9 throughout (docs/wire-format.md, "Time range").
+TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_PRICE = Decimal(10) ** (PRICE_PRECISION - PRICE_SCALE)
 
 
@@ -128,17 +134,6 @@ def format_price(price: Decimal) -> str:
     return text
 
 
-def kst_date(ts: datetime) -> date:
-    """The KST calendar date of an instant: the trading date a tick belongs to."""
-    return ts.astimezone(KST).date()
-
-
-def kst_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """[start, end) of a KST calendar date as aware datetimes."""
-    start = datetime(day.year, day.month, day.day, tzinfo=KST)
-    return start, start + timedelta(days=1)
-
-
 def _parse_time(text: str, name: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -146,6 +141,8 @@ def _parse_time(text: str, name: str) -> datetime:
         raise InvalidTick(f"{name}: unparseable time {text!r} (want ISO-8601 with offset)") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidTick(f"{name}: time {text!r} has no UTC offset (want e.g. +09:00)")
+    if not TS_MIN <= value < TS_MAX:
+        raise InvalidTick(f"{name}: {text!r} is outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC")
     return value
 
 
@@ -248,6 +245,13 @@ def _all_match(values: pa.Array, pattern: str) -> bool:
     return pa.compute.all(pa.compute.match_substring_regex(values, pattern)).as_py() is True
 
 
+def _in_time_range(values: pa.Array) -> bool:
+    """Every instant within [TS_MIN, TS_MAX) (true for an empty array)."""
+    pc = pa.compute
+    inside = pc.and_(pc.greater_equal(values, pa.scalar(TS_MIN, TS_TYPE)), pc.less(values, pa.scalar(TS_MAX, TS_TYPE)))
+    return pc.all(inside).as_py() is not False
+
+
 def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime) -> DecodedBatch | None:
     if not entries:
         return DecodedBatch(TICK_SCHEMA.empty_table(), [], [])
@@ -290,7 +294,7 @@ def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
         pc.and_(pc.greater(price, pa.scalar(Decimal(0), PRICE_TYPE)), pc.greater(volume, 0)),
         pc.and_(pc.greater_equal(cum_volume, volume), pc.less_equal(ts, limit)),
     )
-    if not pc.all(ok).as_py():
+    if not (pc.all(ok).as_py() and _in_time_range(ts) and _in_time_range(received_at.drop_null())):
         return None
     table = pa.Table.from_arrays([venue, symbol, ts, price, volume, cum_volume, side, source, received_at], schema=TICK_SCHEMA)
     return DecodedBatch(table, [entry_id for entry_id, _ in entries], [])

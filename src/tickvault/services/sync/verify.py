@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from ...core.calendar import trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
-from ...core.wire import kst_day_bounds
 from ...stores.contract import TickStore
 from .gaps import LastTick, union_gaps
 from .report import Duplicate, Gap, MinuteDiff, MinuteStats, StoreCheck, VerifyReport
@@ -49,7 +49,7 @@ def minute_start(minute: int) -> datetime:
 
 def day_range(day: date, until: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the KST day, cut at ``until`` (a reconcile of today skips the last minutes)."""
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     if until is not None:
         end = max(start, min(end, until))
     return start, end

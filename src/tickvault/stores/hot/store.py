@@ -28,10 +28,11 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ...core import bars
+from ...core.calendar import trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import TICK_SCHEMA, UTC, Venue, kst_day_bounds
+from ...core.wire import TICK_SCHEMA, UTC, Venue
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
 from . import partitions, timescale
@@ -346,7 +347,7 @@ class HotStore:
         """Start of the oldest KST day still inside the tick retention. Ticks before it are
         stored but change no candle (both modes): that day's candles are final."""
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
-        return kst_day_bounds(partitions.today_kst(horizon))[0]
+        return trading_day_bounds(partitions.today_kst(horizon))[0]
 
     def upsert(self, ticks: pa.Table) -> int:
         """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
@@ -368,7 +369,7 @@ class HotStore:
         # one day of margin: a KST day spans two UTC-aligned chunks, the older may be gone already
         oldest = self.candle_cutoff() + timedelta(days=1)
         for day in sorted(days):
-            start, end = kst_day_bounds(day)
+            start, end = trading_day_bounds(day)
             if start < oldest:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
                 continue
@@ -454,7 +455,7 @@ class HotStore:
         """Ticks with start <= ts < end (of ``venue``, or both) as TICK_SCHEMA, ordered by symbol,
         venue, KST date, cum_volume."""
         if start.tzinfo is None or end.tzinfo is None:
-            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
+            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.trading_day_bounds)")
         filters = []
         if symbols is not None:
             filters.append(sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols))))
@@ -494,12 +495,12 @@ class HotStore:
             return conn.execute(self.sql("read", "has_ticks"), {"start": start, "end": end}).fetchone() is not None
 
     def count_ticks(self, day: date) -> int:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
 
     def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:

@@ -23,10 +23,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core import bars
+from ...core.calendar import trading_date
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import KST, TICK_SCHEMA, Venue, kst_date
+from ...core.wire import TICK_SCHEMA, Venue
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
@@ -287,8 +288,8 @@ class Lake:
     def _insert_new(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         low, high = pc.min_max(batch.column("ts")).values()
         params = {
-            "first_day": kst_date(low.as_py()),
-            "last_day": kst_date(high.as_py()),
+            "first_day": trading_date(low.as_py()),
+            "last_day": trading_date(high.as_py()),
             "first_ts": low.as_py(),
             "last_ts": high.as_py(),
         }
@@ -352,7 +353,7 @@ class Lake:
             if value.tzinfo is None:
                 raise QueryError(f"{name} needs a time zone (e.g. +09:00)")
         self.require()
-        params: dict[str, Any] = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params: dict[str, Any] = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         clause = at_clause(as_of)
         if clause:
             params["as_of"] = as_of
@@ -396,8 +397,8 @@ class Lake:
         params.update({
             "width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "extended",
             "consolidated": venue == "ALL", "venue_label": venue,
-            "first_day": start.astimezone(KST).date(),
-            "last_day": (end - timedelta(microseconds=1)).astimezone(KST).date(),
+            "first_day": trading_date(start),
+            "last_day": trading_date(end - timedelta(microseconds=1)),
         })
         if wanted is None:
             symbol_filter = "TRUE"
@@ -426,7 +427,7 @@ class Lake:
 
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         self.require()
-        params = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         return bool(self._rows("look for ticks", statement("read", "has_ticks"), params))
 
     def count_ticks(self, day: date) -> int:
@@ -477,7 +478,8 @@ class Lake:
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
         self.require()
-        return {"start": start, "end": end, "symbols": list(symbols or [])}
+        return {"start": start, "end": end, "first_day": trading_date(start), "last_day": trading_date(end),
+                "symbols": list(symbols or [])}
 
     def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
         rows = self._rows("read minute fingerprints", statement("sync", "minute_fingerprints"), self._range(start, end, symbols))

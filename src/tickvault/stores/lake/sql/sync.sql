@@ -1,5 +1,6 @@
 -- The questions sync and recovery ask the lake: the same columns (and checksum) as
--- hot/sql/sync.sql, so the two stores' answers compare directly.
+-- hot/sql/sync.sql, so the two stores' answers compare directly. :first_day and :last_day are
+-- the trading dates of :start and :end (core.calendar.trading_date), pruning by trade_date.
 
 -- name: minute_fingerprints
 -- DuckDB twin of the hot store's minute_fingerprints (same columns, same checksum); see that file for the why.
@@ -9,7 +10,7 @@ WITH keyed AS (
     SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
-      AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+      AND trade_date BETWEEN :first_day AND :last_day
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
     GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
@@ -39,7 +40,7 @@ WITH keyed AS (
     SELECT venue, symbol, ts, cum_volume, max(volume) AS volume
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
-      AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+      AND trade_date BETWEEN :first_day AND :last_day
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
     GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
@@ -61,7 +62,7 @@ ORDER BY venue, symbol, cum_volume, ts
 SELECT venue, symbol, ts, cum_volume, count(*) AS copies
 FROM lake.ticks
 WHERE ts >= :start AND ts < :end
-  AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+  AND trade_date BETWEEN :first_day AND :last_day
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
 GROUP BY venue, symbol, ts, cum_volume
 HAVING count(*) > 1
@@ -73,6 +74,7 @@ LIMIT 1000
 SELECT min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS ticks
 FROM lake.ticks
 WHERE ts >= :start AND ts < :end
+  AND trade_date BETWEEN :first_day AND :last_day
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
 
 -- name: integrity_report_table
