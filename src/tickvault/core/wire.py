@@ -56,6 +56,9 @@ TICK_SCHEMA = pa.schema(
     ]
 )
 NATURAL_KEY: tuple[str, ...] = ("venue", "symbol", "ts", "cum_volume")
+#: The stored trade columns two ticks of one natural key must agree on (``source`` and
+#: ``received_at`` say how a copy arrived, not what traded). The stores' fingerprints cover them.
+TRADE_COLUMNS: tuple[str, ...] = ("price", "volume", "side")
 
 REQUIRED_FIELDS = frozenset({"v", "symbol", "ts", "price", "volume", "cum_volume", "source"})
 OPTIONAL_FIELDS = frozenset({"side", "received_at", "venue"})
@@ -230,10 +233,78 @@ def decode_entries(entries: Sequence[tuple[str, Mapping[str, str]]], now: dateti
     which decides exactly and names the reason.
     """
     now = now or datetime.now(UTC)
-    fast = _decode_fast(entries, now)
-    if fast is not None:
-        return fast
-    return _decode_slow(entries, now)
+    decoded = _decode_fast(entries, now) or _decode_slow(entries, now)
+    return _refuse_conflicts(decoded, dict(entries))
+
+
+def conflicting_rows(table: pa.Table, other: pa.Table) -> list[tuple[int, int]]:
+    """(row of ``table``, row of ``other``) pairs with the same natural key and different trade
+    columns (price, volume or side)."""
+    if table.num_rows == 0 or other.num_rows == 0:
+        return []
+    pc = pa.compute
+    key = list(NATURAL_KEY)
+    left = table.select(key + list(TRADE_COLUMNS)).append_column("_l", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    right = other.select(key + list(TRADE_COLUMNS)).rename_columns(key + [f"_o_{c}" for c in TRADE_COLUMNS])
+    right = right.append_column("_r", pa.array(np.arange(other.num_rows, dtype=np.int64)))
+    joined = left.join(right, keys=key, join_type="inner", use_threads=False)
+    if joined.num_rows == 0:
+        return []
+    differ = pc.or_(
+        pc.not_equal(joined.column("price"), joined.column("_o_price")),
+        pc.or_(pc.not_equal(joined.column("volume"), joined.column("_o_volume")),
+               pc.not_equal(joined.column("side").fill_null(""), joined.column("_o_side").fill_null(""))),
+    )
+    hits = joined.filter(differ)
+    return sorted(zip(hits.column("_l").to_pylist(), hits.column("_r").to_pylist()))
+
+
+def describe_key(table: pa.Table, row: int) -> str:
+    """One row's natural key as text."""
+    r = table.slice(row, 1).to_pylist()[0]
+    return f"{r['venue']} {r['symbol']} ts {r['ts'].isoformat()} cum_volume {r['cum_volume']}"
+
+
+def describe_trade(table: pa.Table, row: int) -> str:
+    """One row's trade columns as text."""
+    r = table.slice(row, 1).to_pylist()[0]
+    return f"price {format_price(r['price'])} volume {r['volume']} side {r['side'] or '-'}"
+
+
+def conflict_letters(table: pa.Table, ids: Sequence[str], fields: Mapping[str, Mapping[str, str]], kept: pa.Table,
+                     pairs: Sequence[tuple[int, int]], holders: Sequence[str]) -> list[DeadLetter]:
+    """Dead letters for rows of ``table`` (with stream ``ids``) that conflict with rows of ``kept``
+    (``pairs`` from ``conflicting_rows``; ``holders`` names who holds each kept row): the reason
+    holds both values and says which one stays."""
+    return [
+        DeadLetter(ids[i], dict(fields[ids[i]]),
+                   f"conflicting duplicate of {describe_key(table, i)}: {holder} holds {describe_trade(kept, k)}, this entry "
+                   f"{describe_trade(table, i)} — the held value is kept (docs/sync.md, conflicting duplicates)")
+        for (i, k), holder in zip(pairs, holders)
+    ]
+
+
+def _refuse_conflicts(decoded: DecodedBatch, fields: Mapping[str, Mapping[str, str]]) -> DecodedBatch:
+    """Refuse every row whose natural key an earlier row of the batch holds with other trade values."""
+    table = decoded.table
+    if table.num_rows < 2:
+        return decoded
+    key = list(NATURAL_KEY)
+    indexed = table.select(key).append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    first = indexed.group_by(key, use_threads=False).aggregate([("_i", "min")]).column("_i_min")
+    if len(first) == table.num_rows:
+        return decoded
+    firsts = table.take(first)
+    first_rows = first.to_pylist()
+    pairs = [(i, j) for i, j in conflicting_rows(table, firsts) if i != first_rows[j]]
+    if not pairs:
+        return decoded
+    ids = decoded.ids
+    letters = conflict_letters(table, ids, fields, firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
+    refused = np.zeros(table.num_rows, dtype=bool)
+    refused[[i for i, _ in pairs]] = True
+    keep = pa.array(~refused)
+    return DecodedBatch(table.filter(keep), [i for i, r in zip(ids, refused) if not r], decoded.dead + letters)
 
 
 _TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)$"

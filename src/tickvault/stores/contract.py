@@ -125,6 +125,9 @@ class TickStore(Protocol):
                 session: Session = "regular", venue: VenueChoice = "ALL") -> pa.Table:
         """Bars of ``CANDLE_SCHEMA`` computed from the ticks by the store's candle SQL (``core.bars``)."""
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch`` (conflict checks)."""
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         """Whether any tick lies in [start, end) (cheap: stops at the first row)."""
 

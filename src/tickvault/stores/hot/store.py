@@ -490,6 +490,13 @@ class HotStore:
         columns = {name: [r[i] for r in rows] for i, name in enumerate(("bucket_us",) + bars.CANDLE_COLUMNS[1:])}
         return bars.finish(columns)
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        params = {"venues": batch.column("venue").to_pylist(), "symbols": batch.column("symbol").to_pylist(),
+                  "ts": batch.column("ts").to_pylist(), "cum_volumes": batch.column("cum_volume").to_pylist()}
+        rows = self._rows("read", "rows_with_keys", params) if batch.num_rows else []
+        return pa.Table.from_pylist(rows, schema=TICK_SCHEMA)
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         with self.connection() as conn:
             return conn.execute(self.sql("read", "has_ticks"), {"start": start, "end": end}).fetchone() is not None

@@ -425,6 +425,24 @@ class Lake:
 
         return bars.finish(self._run("read candles", run))
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        self.require()
+        if batch.num_rows == 0:
+            return TICK_SCHEMA.empty_table()
+        low, high = pc.min_max(batch.column("ts")).values()
+        params = {"first_day": trading_date(low.as_py()), "last_day": trading_date(high.as_py()),
+                  "first_ts": low.as_py(), "last_ts": high.as_py()}
+
+        def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
+            con.register("tv_batch", batch)
+            try:
+                return con.execute(statement("read", "rows_with_keys"), params).to_arrow_table()
+            finally:
+                con.unregister("tv_batch")
+
+        return as_tick_schema(self._run("read the rows of a batch's keys", run))
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         self.require()
         params = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}

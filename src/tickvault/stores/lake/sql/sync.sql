@@ -7,7 +7,9 @@
 -- The lake has no primary key, so natural keys are deduplicated first and the extra copies
 -- counted as duplicates. Continuity runs per (venue, symbol).
 WITH keyed AS (
-    SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us
+    SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us,
+           CAST(min(price) * 10000 AS BIGINT) AS price_e4,
+           min(CASE side WHEN 'B' THEN 1 WHEN 'S' THEN 2 ELSE 0 END) AS side_code
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
       AND trade_date BETWEEN :first_day AND :last_day
@@ -15,7 +17,8 @@ WITH keyed AS (
     GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
     SELECT venue, symbol, cum_volume, volume, copies, ts_us,
-           ((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 + 1 AS x,
+           (((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 * 16807
+            + (price_e4 % 2147483629) * 31 + (volume % 2147483629) * 7 + side_code) % 2147483647 + 1 AS x,
            cum_volume - coalesce(lag(cum_volume) OVER w, 0) - volume AS missing
     FROM keyed
     WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts_us)
