@@ -110,11 +110,17 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
             f"{the_day}: {len(report.differences)} differing minute(s); added {report.added_to_hot} ticks to hot, "
             f"{report.added_to_cold} to cold in {report.seconds:.2f}s"
         )
+        for c in report.conflicts:
+            click.echo(f"conflict {c.venue} {c.symbol} {c.ts.isoformat()} cum_volume {c.cum_volume}: hot {c.hot['price']}/"
+                       f"{c.hot['volume']}/{c.hot['side'] or '-'}, cold {c.cold['price']}/{c.cold['volume']}/{c.cold['side'] or '-'} "
+                       f"(first received: {c.preferred}); neither store changed")
         if report.after is not None:
-            click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.after.reasons())}")
+            click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.reasons())}")
     if not report.consistent:
         hint = "run again with --repair" if report.differences and not repair else f"see `tickvault verify --date {the_day}`"
-        fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.after.reasons()) if report.after else 'no result'} — {hint}")
+        if report.conflicts:
+            hint = "neither store was changed; settle each named key by hand (docs/sync.md, conflicting duplicates)"
+        fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.reasons())} — {hint}")
 
 
 @click.command("trim")
