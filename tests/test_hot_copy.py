@@ -71,3 +71,25 @@ def test_upsert_in_slices_counts_every_row_once(settings, monkeypatch):
     assert store.upsert(ticks) == 300
     assert store.upsert(ticks) == 0
     assert store.count_ticks(DAY) == 300
+
+
+@pytest.mark.parametrize("source", ["null", "nan", "none", "na", "nat", "n.a", "1.nan"])
+def test_sources_that_spell_null_read_back_as_text_and_copy_to_the_lake(settings, source):
+    """Issue 13.10: a source that a text reader takes for NULL stays that text through the hot
+    read (export's path) and a hot -> cold copy (reconcile's)."""
+    from tickvault.services.sync.reconcile import reconcile
+    from tickvault.stores.lake import Lake
+
+    store = HotStore(settings)
+    store.init()
+    batch = ticks_to_table(day_ticks(DAY, ["005930"], 5, source=source))
+    assert store.upsert(batch) == 5
+    got = store.read_ticks(*trading_day_bounds(DAY))
+    assert got.column("source").to_pylist() == [source] * 5
+    store.close()
+    Lake(settings).init()
+    report = reconcile(settings, DAY, repair=True)
+    assert report.added_to_cold == 5 and report.consistent
+    lake = Lake(settings)
+    assert lake.read_ticks(*trading_day_bounds(DAY)).column("source").to_pylist() == [source] * 5
+    lake.close()
