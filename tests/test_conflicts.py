@@ -104,3 +104,27 @@ def test_verify_fails_and_reconcile_names_a_key_the_stores_hold_differently(sett
     assert out.exit_code != 0
     assert f"conflict KRX {row['symbol']}" in out.output
     assert "1 conflicting duplicate(s)" in out.output
+
+
+def test_a_bad_row_written_into_the_lake_by_hand_is_not_copied_into_hot(settings: Settings) -> None:
+    """Issue 13.7: copies between stores validate like the wire does and report what they refuse."""
+    ticks = day_ticks(DAY, ["005930"], 20, seed=3)
+    good = ticks_to_table(ticks)
+    bad_tick = Tick("005930", ticks[-1].ts, ticks[-1].price, 5, ticks[-1].cum_volume + 5, None, "hand")
+    bad = ticks_to_table([bad_tick])
+    bad = bad.set_column(bad.schema.get_field_index("volume"), "volume", pa.array([-5], pa.int64()))
+    store_both(settings, good, good)
+    lake = Lake(settings)
+    lake.write(bad)  # as `lake-sql --writable` would: no validation on this path
+    lake.close()
+    result = reconcile(settings, DAY, repair=True)
+    assert result.added_to_hot == 0
+    assert [(target, reject.reason) for target, reject in result.rejected] == [("hot", "volume: must be > 0")]
+    assert not result.consistent
+    hot = HotStore(settings)
+    assert hot.read_ticks(*trading_day_bounds(DAY)).num_rows == 20
+    assert hot.candles("1d", *trading_day_bounds(DAY)).column("volume").to_pylist() == [sum(t.volume for t in ticks)]
+    hot.close()
+    out = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--repair"], env=settings_env(settings))
+    assert out.exit_code != 0
+    assert "not copied to hot: KRX 005930" in out.output and "volume: must be > 0" in out.output

@@ -48,7 +48,7 @@ def test_text_nulls_and_extremes_round_trip(settings):
         Tick("005930_NX", base + timedelta(hours=10), Decimal("62700"), 3, 3, "B", "", base - timedelta(days=400)),
     ]
     batch = ticks_to_table(ticks)
-    assert store.upsert(batch) == 3
+    assert store.write(batch) == 3  # the encoder's extremes, past validation (upsert would refuse the odd text)
     got = store.read_ticks(*trading_day_bounds(DAY))
     assert got.to_pylist() == batch.to_pylist()
 

@@ -114,6 +114,8 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
             click.echo(f"conflict {c.venue} {c.symbol} {c.ts.isoformat()} cum_volume {c.cum_volume}: hot {c.hot['price']}/"
                        f"{c.hot['volume']}/{c.hot['side'] or '-'}, cold {c.cold['price']}/{c.cold['volume']}/{c.cold['side'] or '-'} "
                        f"(first received: {c.preferred}); neither store changed")
+        for target, reject in report.rejected:
+            click.echo(f"not copied to {target}: {reject.describe()}")
         if report.after is not None:
             click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.reasons())}")
     if not report.consistent:

@@ -406,6 +406,41 @@ def _decode_slow(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
     return DecodedBatch(table, ids, dead)
 
 
+def table_problems(table: pa.Table, now: datetime | None = None) -> list[str | None]:
+    """Per row of a TICK_SCHEMA table, the first rule of the wire format it breaks (None: valid).
+
+    The same rules as ``parse_fields``, on whole columns: the check every copy between stores,
+    recovery and user upserts go through (``stores.contract.conform``)."""
+    pc = pa.compute
+    limit = (now or datetime.now(UTC)) + MAX_FUTURE
+    ts, received = table.column("ts"), table.column("received_at")
+    side = table.column("side")
+
+    def in_range(values: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.and_(pc.greater_equal(values, pa.scalar(TS_MIN, TS_TYPE)), pc.less(values, pa.scalar(TS_MAX, TS_TYPE)))
+
+    rules: list[tuple[str, pa.ChunkedArray]] = [
+        (f"venue: want {' or '.join(VENUES)}", pc.is_in(table.column("venue"), pa.array(VENUES))),
+        ("symbol: want 6 chars [0-9A-Z]", pc.match_substring_regex(table.column("symbol"), SYMBOL_RE.pattern)),
+        (f"ts: outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC", in_range(ts)),
+        ("ts: more than a day in the future", pc.less_equal(ts, pa.scalar(limit, TS_TYPE))),
+        ("price: must be > 0", pc.greater(table.column("price"), pa.scalar(Decimal(0), PRICE_TYPE))),
+        ("volume: must be > 0", pc.greater(table.column("volume"), 0)),
+        ("cum_volume < volume", pc.greater_equal(table.column("cum_volume"), table.column("volume"))),
+        ("side: want 'B', 'S' or empty", pc.or_kleene(pc.is_null(side), pc.is_in(side, pa.array(["B", "S"])))),
+        ("source: want a short lowercase name", pc.match_substring_regex(table.column("source"), SOURCE_RE.pattern)),
+        (f"received_at: outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC",
+         pc.or_kleene(pc.is_null(received), in_range(received))),
+    ]
+    problems: list[str | None] = [None] * table.num_rows
+    for reason, ok in rules:
+        bad = np.flatnonzero(~np.asarray(ok.fill_null(False), dtype=bool))
+        for row in bad:
+            if problems[row] is None:
+                problems[row] = reason
+    return problems
+
+
 def ticks_to_table(ticks: Iterable[Tick]) -> pa.Table:
     """Tick objects -> TICK_SCHEMA table (tests, recovery, collectors)."""
     rows = list(ticks)

@@ -27,7 +27,7 @@ from ...core.config import Settings
 from ...core.errors import QueryError
 from ...core.retention import hot_days
 from ...core.wire import NATURAL_KEY, TICK_SCHEMA, conflicting_rows
-from ...stores.contract import TickStore
+from ...stores.contract import Reject, TickStore, conform
 from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
@@ -76,6 +76,7 @@ class ReconcileReport:
     added_to_cold: int = 0
     added: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (venue, symbol) -> {"hot": n, "cold": n}
     conflicts: list[Conflict] = field(default_factory=list)  # keys held by both stores with different values
+    rejected: list[tuple[str, Reject]] = field(default_factory=list)  # (target store, row) refused by validation, not copied
     after: VerifyReport | None = None  # the state once done (after the repair, if any)
     seconds: float = 0.0
     report_written: dict[str, str] = field(default_factory=dict)  # store -> "ok" or the error
@@ -89,6 +90,8 @@ class ReconcileReport:
         out = self.after.reasons() if self.after is not None else ["no result"]
         if self.conflicts:
             out.append(f"{len(self.conflicts)} conflicting duplicate(s): a key both stores hold with different price/volume/side")
+        if self.rejected:
+            out.append(f"{len(self.rejected)} row(s) not copied: they break the wire format ({self.rejected[0][1].describe()})")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,6 +106,7 @@ class ReconcileReport:
             "added_to_cold": self.added_to_cold,
             "added": [{"venue": v, "symbol": s, **counts} for (v, s), counts in sorted(self.added.items())],
             "conflicts": [c.to_dict() for c in self.conflicts],
+            "rejected": [{"to": store, "row": reject.describe(), "reason": reject.reason} for store, reject in self.rejected],
             "seconds": round(self.seconds, 3),
             "integrity_report": self.report_written,
             "after": self.after.to_dict() if self.after else None,
@@ -187,6 +191,11 @@ def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteD
         for store, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
             if not table.num_rows:
                 continue
+            checked = conform(table)  # a row edited into one store by hand must not spread to the other
+            report.rejected.extend((store.name, reject) for reject in checked.rejects)
+            table = checked.table
+            if not table.num_rows:
+                continue
             pending[store.name].append(table)
             counts = table.group_by(["venue", "symbol"]).aggregate([("symbol", "count")])
             series = zip(counts.column("venue").to_pylist(), counts.column("symbol").to_pylist())
@@ -202,6 +211,8 @@ def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteD
                     "volume %s side %s; neither store is changed (the %s copy was received first)", c.venue, c.symbol,
                     c.ts.isoformat(), c.cum_volume, c.hot["price"], c.hot["volume"], c.hot["side"], c.cold["price"],
                     c.cold["volume"], c.cold["side"], c.preferred)
+    for target, reject in report.rejected[:5]:
+        log.warning("reconcile: not copied to %s, it breaks the wire format: %s", target, reject.describe())
     if repair:
         log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
 

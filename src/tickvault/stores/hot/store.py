@@ -33,7 +33,7 @@ from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import TICK_SCHEMA, UTC, Venue
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
 from ..sqlfiles import load
 from . import partitions, timescale
 from .copy import encode_binary_copy
@@ -354,7 +354,9 @@ class HotStore:
 
         One transaction per slice: a rebuild of millions of rows neither holds one giant
         transaction nor loses progress; each slice is idempotent on its own."""
-        batch = conform(ticks)
+        conformed = conform(ticks)
+        report_rejects(self.name, conformed.rejects)
+        batch = conformed.table
         added = 0
         for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
             added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
