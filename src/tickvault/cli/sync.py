@@ -77,6 +77,9 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
             click.echo(f"gap  {gap.symbol}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
         if len(report.gaps) > 50:
             click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
+    if not report.consistent and (report.no_ticks or report.silent) and report.stores_agree:
+        fail(f"{the_day} is not proven: {'; '.join(report.reasons())} — check the collectors of that day and run "
+             f"`tickvault recover --date {the_day}` (the broker's ticks)")
     if not report.consistent:
         fail(f"{the_day} is not consistent: {'; '.join(report.reasons())} — run `tickvault reconcile --date {the_day} --repair`, "
              f"then `tickvault recover --date {the_day}` for gaps in both stores")
