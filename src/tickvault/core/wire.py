@@ -234,7 +234,7 @@ def decode_entries(entries: Sequence[tuple[str, Mapping[str, str]]], now: dateti
     """
     now = now or datetime.now(UTC)
     decoded = _decode_fast(entries, now) or _decode_slow(entries, now)
-    return _refuse_conflicts(decoded, dict(entries))
+    return _refuse_conflicts(decoded, entries)
 
 
 def conflicting_rows(table: pa.Table, other: pa.Table) -> list[tuple[int, int]]:
@@ -284,7 +284,7 @@ def conflict_letters(table: pa.Table, ids: Sequence[str], fields: Mapping[str, M
     ]
 
 
-def _refuse_conflicts(decoded: DecodedBatch, fields: Mapping[str, Mapping[str, str]]) -> DecodedBatch:
+def _refuse_conflicts(decoded: DecodedBatch, entries: Sequence[tuple[str, Mapping[str, str]]]) -> DecodedBatch:
     """Refuse every row whose natural key an earlier row of the batch holds with other trade values."""
     table = decoded.table
     if table.num_rows < 2:
@@ -300,7 +300,7 @@ def _refuse_conflicts(decoded: DecodedBatch, fields: Mapping[str, Mapping[str, s
     if not pairs:
         return decoded
     ids = decoded.ids
-    letters = conflict_letters(table, ids, fields, firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
+    letters = conflict_letters(table, ids, dict(entries), firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
     refused = np.zeros(table.num_rows, dtype=bool)
     refused[[i for i, _ in pairs]] = True
     keep = pa.array(~refused)
