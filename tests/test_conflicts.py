@@ -7,23 +7,29 @@ cum_volume.
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pytest
 import redis
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
 from factories import day_ticks
 from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
+from tickvault.core.errors import InvalidTick
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import Tick, decode_entries, ticks_to_table
+from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA, Tick, decode_entries, parse_fields, table_problems, ticks_to_table
 from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
+from tickvault.stores.contract import conform
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 
@@ -128,3 +134,37 @@ def test_a_bad_row_written_into_the_lake_by_hand_is_not_copied_into_hot(settings
     out = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--repair"], env=settings_env(settings))
     assert out.exit_code != 0
     assert "not copied to hot: KRX 005930" in out.output and "volume: must be > 0" in out.output
+
+
+_NOW = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+_instants = st.sampled_from([datetime(1999, 12, 31, 23, 59, 59, tzinfo=UTC), datetime(2000, 1, 1, tzinfo=UTC), _NOW,
+                             _NOW + timedelta(days=1), _NOW + timedelta(days=1, microseconds=1), datetime(2099, 12, 31, tzinfo=UTC),
+                             datetime(1987, 7, 1, tzinfo=UTC), datetime(1, 1, 2, tzinfo=UTC)])
+_rows = st.fixed_dictionaries({
+    "venue": st.sampled_from(["KRX", "NXT"]), "symbol": st.sampled_from(["005930", "00593", "abcdef", "A0593X", "0059301"]),
+    "ts": _instants, "price": st.sampled_from([Decimal("-1"), Decimal(0), Decimal("0.0001"), Decimal(62700)]),
+    "volume": st.sampled_from([-1, 0, 1, 7]), "cum_volume": st.sampled_from([0, 1, 7, 100]),
+    "side": st.sampled_from([None, "B", "S", "X", "b"]), "source": st.sampled_from(["kis", "KIS", "키움", "a" * 33, "x.y-z_1"]),
+    "received_at": st.one_of(st.none(), _instants),
+})
+
+
+@hsettings(max_examples=300, deadline=None, database=None)
+@given(st.lists(_rows, min_size=1, max_size=8))
+def test_conform_refuses_exactly_what_the_wire_refuses(rows: list[dict[str, object]]) -> None:
+    """Issue 13.7: the copy paths' check (conform) and the wire's (parse_fields) agree row by row."""
+    table = pa.Table.from_pylist(rows, schema=TICK_SCHEMA)
+    problems = table_problems(table, _NOW)
+    for row, problem in zip(rows, problems):
+        tick = Tick(row["symbol"], row["ts"], row["price"], row["volume"], row["cum_volume"], row["side"], row["source"],  # type: ignore[arg-type]
+                    row["received_at"], row["venue"])  # type: ignore[arg-type]
+        try:
+            parse_fields(tick.to_fields(), _NOW)
+            wire_refuses = False
+        except InvalidTick:
+            wire_refuses = True
+        assert (problem is not None) == wire_refuses, (row, problem)
+    kept = conform(table, _NOW)
+    assert len(kept.rejects) == sum(p is not None for p in problems)
+    valid_keys = {tuple(r[k] for k in NATURAL_KEY) for r, p in zip(rows, problems) if p is None}
+    assert kept.table.num_rows == len(valid_keys)
