@@ -170,3 +170,28 @@ def test_hot_store_outage_is_retried_while_cold_keeps_going(owned_pg, settings: 
     text = log.read_text()
     assert "retrying" in text and "nothing is acked until it succeeds" in text
     assert_stores_equal_truth(s, truth, tmp_path)
+
+
+def test_poison_entries_never_stop_a_group(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 and a field name given twice are dead-lettered (bytes kept in base64);
+    the entries after them land in both stores and nothing stays pending."""
+    truth = generate_day(DAY, symbols=3, ticks=300, seed=4)
+    encoder = WireEncoder(truth)
+    publisher = Publisher(rclient, settings.stream)
+    publisher.publish_fields(encoder.fields(i) for i in range(100))
+    template = [part.encode() for kv in encoder.fields(0).items() for part in kv]
+    poison = [
+        [b"\xff" if part == b"symbol" else part for part in template],
+        template + [b"note", b"\xc0\xaf"],
+        template + [b"price", b"1"],
+    ]
+    poison_ids = {rclient.execute_command("XADD", settings.stream, "*", *parts) for parts in poison}
+    publisher.publish_fields(encoder.fields(i) for i in range(100, truth.num_rows))
+    archive_until_idle(settings, "hot", "cold")
+    assert_stores_equal_truth(settings, truth, tmp_path)
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    for stage in ("archive-hot", "archive-cold"):
+        assert {f["entry_id"] for f in letters if f["stage"] == stage} == poison_ids
+    assert all(f["encoding"] == "base64" for f in letters)
+    groups = group_info(rclient, settings.stream)
+    assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0

@@ -113,6 +113,8 @@ class DeadLetter:
     entry_id: str
     fields: Mapping[str, str]
     reason: str
+    index: int | None = None  # the trade's row in a v2 frame
+    encoding: str = "text"  # "base64": names and values are base64 of bytes that did not decode
 
 
 @dataclass(frozen=True, slots=True)
