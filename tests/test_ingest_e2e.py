@@ -21,7 +21,7 @@ import redis
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
-from tickvault.core.stream import Publisher, group_info
+from tickvault.core.stream import GroupConsumer, Publisher, connect_raw, group_info
 from tickvault.core.wire import WireEncoder
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
@@ -195,3 +195,38 @@ def test_poison_entries_never_stop_a_group(settings: Settings, rclient: redis.Re
     assert all(f["encoding"] == "base64" for f in letters)
     groups = group_info(rclient, settings.stream)
     assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0
+
+
+def test_a_running_archiver_claims_what_a_dead_consumer_left_pending(settings: Settings, rclient: redis.Redis) -> None:
+    """A consumer that died under another name (a re-created container) holds pending entries; the
+    archiver already running claims them after claim_idle_ms, not only when it starts."""
+    s = settings.model_copy(update={"claim_idle_ms": 1000})
+    truth = generate_day(DAY, symbols=2, ticks=40, seed=5)
+    archiver = build_archiver(s, "hot", consumer="alive")
+    archiver.store.init()
+    archiver.consumer.ensure_group()
+    worker = threading.Thread(target=archiver.run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not group_info(rclient, s.stream)["hot"]["consumers"] and time.monotonic() < deadline:
+            time.sleep(0.02)  # the archiver has read once (its start-up claim found nothing)
+        dead = GroupConsumer(connect_raw(s.redis_dsn), s.stream, "hot", "hot-old-hostname")
+        encoder = WireEncoder(truth)
+        # the dead consumer takes the entries in a transaction, before the archiver's next read can
+        pipe = rclient.pipeline(transaction=True)
+        for i in range(truth.num_rows):
+            pipe.xadd(s.stream, encoder.fields(i))
+        pipe.xreadgroup("hot", dead.consumer, {s.stream: ">"}, count=truth.num_rows)
+        pipe.execute()
+        assert rclient.xpending(s.stream, "hot")["pending"] == truth.num_rows
+        while time.monotonic() < deadline + 10 and archiver.store.count_ticks(DAY) < truth.num_rows:
+            time.sleep(0.05)
+        assert archiver.store.count_ticks(DAY) == truth.num_rows
+        while time.monotonic() < deadline + 20 and rclient.xpending(s.stream, "hot")["pending"]:
+            time.sleep(0.05)
+        assert rclient.xpending(s.stream, "hot")["pending"] == 0
+    finally:
+        archiver.stop()
+        worker.join(30)
+        archiver.store.close()
