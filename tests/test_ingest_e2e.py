@@ -230,3 +230,43 @@ def test_a_running_archiver_claims_what_a_dead_consumer_left_pending(settings: S
         archiver.stop()
         worker.join(30)
         archiver.store.close()
+
+
+def test_a_redis_pause_longer_than_the_socket_timeout_is_retried(settings: Settings, tmp_path: Path) -> None:
+    """A Redis that stops answering (SIGSTOP, longer than redis_timeout_s) raises TimeoutError in the
+    archiver's read: it is retried like a lost connection, and what was published after lands."""
+    from tickvault.dev.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    s = settings.model_copy(update={"redis_url": url, "redis_timeout_s": 0.5})
+    client = redis.Redis.from_url(url, decode_responses=True)
+    truth = generate_day(DAY, symbols=2, ticks=200, seed=6)
+    encoder = WireEncoder(truth)
+    archiver = build_archiver(s, "hot", consumer="paused")
+    worker = threading.Thread(target=archiver.run)
+    try:
+        archiver.store.init()
+        Publisher(client, s.stream).publish_fields(encoder.fields(i) for i in range(100))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while archiver.store.count_ticks(DAY) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # three socket timeouts
+        server.proc.send_signal(signal.SIGCONT)
+        Publisher(client, s.stream).publish_fields(encoder.fields(i) for i in range(100, truth.num_rows))
+        while archiver.store.count_ticks(DAY) < truth.num_rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.is_alive(), "the archiver exited on a Redis stall"
+        assert archiver.store.count_ticks(DAY) == truth.num_rows
+    finally:
+        if server.proc is not None:
+            server.proc.send_signal(signal.SIGCONT)
+        archiver.stop()
+        if worker.is_alive():
+            worker.join(30)
+        archiver.store.close()
+        client.close()
+        server.stop()
