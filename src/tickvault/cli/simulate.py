@@ -42,7 +42,7 @@ def simulate_cmd(
     around a previous close, 09:00–15:20 continuous trading with a busy open and close,
     and a closing-auction print at 15:30:00.
     """
-    from ..core.stream import Publisher, connect
+    from ..core.stream import FrameLimits, Publisher, connect
     from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
 
     try:
@@ -83,6 +83,7 @@ def simulate_cmd(
                 seed=seed,
                 pace=pace,
                 on_progress=progress,
+                frames=FrameLimits(settings.frame_max_trades, settings.frame_max_bytes),
             )
         except KeyboardInterrupt:
             fail(f"interrupted after {sent[0]} of {sent[1]} entries were published to {settings.stream}", 130)

@@ -26,7 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
-from .frames import RawEntry, cap_text, frame_fields, split_frames
+from .frames import RawEntry, cap_text, fields_to_table, frame_fields, split_frames
 from .wire import DeadLetter, Tick
 
 log = logging.getLogger(__name__)
@@ -92,6 +92,24 @@ class Publisher:
         """Publish a TICK_SCHEMA table as v2 frames of at most ``frame_trades`` trades (and about
         ``frame_max_bytes``); returns one stream id per frame."""
         return self.publish_fields(frame_fields(part) for part in split_frames(table, frame_trades, frame_max_bytes))
+
+    def publish_collected(self, entries: Sequence[Mapping[str, str]], frames: FrameLimits) -> list[str]:
+        """A collector's parsed v1 fields, as v2 frames when ``frames.max_trades`` > 0 and every
+        value converts; otherwise as v1 entries (the archivers then dead-letter what is wrong)."""
+        table = fields_to_table(entries) if frames.max_trades > 0 else None
+        if table is None:
+            return self.publish_fields(entries)
+        return self.publish_table(table, frames.max_trades, frames.max_bytes)
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """How producers cut v2 frames: at most ``max_trades`` trades (0: publish v1 entries) and
+    about ``max_bytes`` per entry; a collector holds trades at most ``max_delay_ms`` to fill one."""
+
+    max_trades: int = 1000
+    max_bytes: int = 1 << 20
+    max_delay_ms: int = 5
 
 
 @dataclass(frozen=True)
