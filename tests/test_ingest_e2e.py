@@ -21,7 +21,7 @@ import redis
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
-from tickvault.core.stream import GroupConsumer, Publisher, connect_raw, group_info
+from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, connect_raw, group_info
 from tickvault.core.wire import WireEncoder
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
@@ -270,3 +270,46 @@ def test_a_redis_pause_longer_than_the_socket_timeout_is_retried(settings: Setti
         archiver.store.close()
         client.close()
         server.stop()
+
+
+def test_v1_entries_and_v2_frames_mixed_in_one_stream_land_exactly_once(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    """Frames (with redelivered trades and one bad trade inside) between v1 entries: both stores hold
+    the truth, the bad trade alone is dead-lettered naming its entry and row, nothing stays pending."""
+    truth = generate_day(DAY, symbols=4, ticks=3000, seed=8)
+    publisher = Publisher(rclient, settings.stream)
+    encoder = WireEncoder(truth)
+    publisher.publish_fields(encoder.fields(i) for i in range(1000))
+    publisher.publish_table(truth.slice(900, 1100), frame_trades=300)  # 100 trades sent twice
+    rows = truth.slice(2000, 3).to_pylist()
+    rows[1] = dict(rows[1], volume=0)
+    [bad_id] = publisher.publish_table(pa.Table.from_pylist(rows, schema=truth.schema))
+    publisher.publish_fields(encoder.fields(i) for i in range(2000, truth.num_rows))
+    sent = publish(Publisher(rclient, settings.stream), truth.slice(0, 500), frames=FrameLimits(max_trades=50))
+    assert sent.entries == 500
+    archive_until_idle(settings, "hot", "cold")
+    assert_stores_equal_truth(settings, truth, tmp_path)
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert sorted(f["stage"] for f in letters) == ["archive-cold", "archive-hot"]
+    assert {(f["entry_id"], f["index"]) for f in letters} == {(bad_id, "1")}
+    assert "volume: must be > 0" in letters[0]["reason"]
+    groups = group_info(rclient, settings.stream)
+    assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0
+
+
+def test_batches_are_bounded_by_bytes_as_well_as_entries(settings: Settings, rclient: redis.Redis) -> None:
+    """60 entries of 100 kB with a 1 MB bound: no batch holds more than one read beyond the bound,
+    every entry is processed once (they are dead letters: the value kept once, the reason capped)."""
+    from tickvault.services.archiver import Commit
+
+    template = WireEncoder(generate_day(DAY, symbols=1, ticks=2, seed=1)).fields(0)
+    Publisher(rclient, settings.stream).publish_fields(dict(template, source="x" * 100_000) for _ in range(60))
+    archiver = build_archiver(settings.model_copy(update={"hot_batch_max_bytes": 1 << 20}), "hot", consumer="bytes")
+    commits: list[Commit] = []
+    archiver.observers.append(commits.append)
+    archiver.run_until_idle()
+    archiver.store.close()
+    sizes = [c.entries for c in commits]
+    assert sum(sizes) == 60 and sum(c.dead for c in commits) == 60
+    assert max(sizes) <= 16 and max(sizes[1:]) <= 11, sizes  # first read: at most 16; then about 1 MB / 100 kB
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert len(letters) == 60 and all(len(f["reason"]) <= 400 and len(f["f.source"]) == 100_000 for f in letters)

@@ -12,7 +12,7 @@ import redis
 from factories import one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.core.frames import decode_raw_entries
-from tickvault.core.stream import GroupConsumer, Publisher, connect_raw, dead_letter, group_info
+from tickvault.core.stream import GroupConsumer, Publisher, SideRetention, connect_raw, dead_letter, group_info
 from tickvault.core.wire import DeadLetter
 
 
@@ -123,3 +123,28 @@ def test_entries_are_read_as_sent_and_poison_is_dead_lettered_with_its_bytes(
     stored = {f["entry_id"]: f for _, f in rclient.xrange(settings.dlq_stream)}
     assert stored[poison_ids["name not UTF-8"]]["encoding"] == "base64"
     assert base64.b64decode(stored[poison_ids["name not UTF-8"]]["f.1.name"]) == b"\xc3("
+
+
+def test_side_streams_are_trimmed_by_length_and_age_and_status_reports_them(settings: Settings, rclient: redis.Redis) -> None:
+    from tickvault.ops.status import redis_status
+
+    for n in range(1, 301):
+        rclient.xadd(settings.dlq_stream, {"reason": "old"}, id=f"{n}-0")  # from 1970: older than any retention
+    letters = [DeadLetter(f"{n}-1", {"price": "x"}, "price: bad") for n in range(1000)]
+    dead_letter(rclient, settings.dlq_stream, letters, stage="archive-hot", retention=SideRetention(max_entries=100, max_age_days=1))
+    remaining = rclient.xrange(settings.dlq_stream)
+    assert all(f["reason"] != "old" for _, f in remaining)  # trimmed by age
+    assert 100 <= len(remaining) < 300  # trimmed by length (approximately: whole nodes)
+    report = redis_status(settings.model_copy(update={"dlq_max_entries": 100, "dlq_max_age_days": 1}))
+    dlq = report["side_streams"]["dlq"]
+    assert dlq["length"] == len(remaining) and dlq["retention"] == {"max_entries": 100, "max_age_days": 1}
+    assert dlq["oldest_age_days"] is not None and dlq["oldest_age_days"] < 1
+    assert report["side_streams"]["gaps"]["length"] == 0
+
+
+def test_dead_letter_reasons_are_capped_and_the_value_kept_once(settings: Settings, rclient: redis.Redis) -> None:
+    huge = "9" * 200_000
+    dead_letter(rclient, settings.dlq_stream, [DeadLetter("1-0", {"price": huge}, f"price: too large: {huge!r}")], stage="archive-hot")
+    [(_, fields)] = rclient.xrange(settings.dlq_stream)
+    assert fields["f.price"] == huge
+    assert len(fields["reason"]) <= 400 and fields["reason"].endswith("(200020 chars)")

@@ -79,7 +79,7 @@ class Archiver:
     options: ArchiverOptions = field(default_factory=ArchiverOptions)
     observers: list[Callable[[Commit], None]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
-    _entry_bytes_estimate: int = 1024  # sizes the next read so a batch stays within batch_max_bytes
+    _entry_bytes_estimate: int = 0  # bytes per entry of the last read (0: none yet); sizes the next read
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -115,7 +115,9 @@ class Archiver:
 
     def _gather(self) -> list[Entry]:
         """One batch: up to ``batch_size`` entries and about ``batch_max_bytes``. Each read asks
-        for as many entries as the bytes left allow at the size of the entries read last."""
+        for as many entries as the bytes left allow at the size of the entries read last (the
+        first read of an archiver at most 16), so a batch overshoots the bound by at most one
+        read whose entries grew."""
         options = self.options
         entries: list[Entry] = []
         size = 0
@@ -123,7 +125,8 @@ class Archiver:
         block: int | None = options.block_ms
         while not self.stop_event.is_set():
             want = options.batch_size - len(entries)
-            count = max(1, min(want, (options.batch_max_bytes - size) // self._entry_bytes_estimate))
+            estimate = self._entry_bytes_estimate or max(1, options.batch_max_bytes // 16)
+            count = max(1, min(want, (options.batch_max_bytes - size) // estimate))
             more = self._read(count, block)
             if not more:
                 break
