@@ -37,6 +37,8 @@ GROUPS = ("hot", "cold")
 #: What a reason in a dead letter or a log line may hold (the dead letter keeps the value itself once).
 MAX_REASON_CHARS = 300
 DEFAULT_TIMEOUT_S = 10.0
+#: A frame carries its Arrow schema (~1.2 KB): a collector's message with fewer trades goes out as v1.
+FRAME_MIN_TRADES = 8
 
 
 def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis:
@@ -96,7 +98,7 @@ class Publisher:
     def publish_collected(self, entries: Sequence[Mapping[str, str]], frames: FrameLimits) -> list[str]:
         """A collector's parsed v1 fields, as v2 frames when ``frames.max_trades`` > 0 and every
         value converts; otherwise as v1 entries (the archivers then dead-letter what is wrong)."""
-        table = fields_to_table(entries) if frames.max_trades > 0 else None
+        table = fields_to_table(entries) if frames.max_trades > 0 and len(entries) >= FRAME_MIN_TRADES else None
         if table is None:
             return self.publish_fields(entries)
         return self.publish_table(table, frames.max_trades, frames.max_bytes)

@@ -63,7 +63,7 @@ REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError, Timeou
 @dataclass
 class ArchiverOptions:
     batch_size: int = 5000  # stream entries (a v2 entry carries many trades)
-    batch_max_bytes: int = 16 << 20  # a batch stops growing once its entries hold this many bytes
+    batch_max_bytes: int = 4 << 20  # a batch stops growing once its entries hold this many bytes
     max_wait_ms: int = 0  # >0: gather reads up to batch_size or this long before writing
     block_ms: int = 200
     retry_initial_s: float = 0.5

@@ -130,7 +130,10 @@ class Lake:
         Reads on it can still meet a locked catalog while the archiver commits; wrap
         them in ``tickvault.stores.lake.retry_locked``.
         """
-        return open_connection(self.lake_dir, ALIAS, read_only=read_only)
+        return open_connection(self.lake_dir, ALIAS, read_only=read_only, **self._limits())
+
+    def _limits(self) -> dict[str, int]:
+        return {"threads": self.settings.lake_threads, "memory_limit_mb": self.settings.lake_memory_limit_mb}
 
     def exists(self) -> bool:
         """Whether a lake (its catalog) exists at ``lake_dir``."""
@@ -139,10 +142,10 @@ class Lake:
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             if self.exists():
-                self._con = open_connection(self.lake_dir)
+                self._con = open_connection(self.lake_dir, **self._limits())
             else:  # the first ATTACH creates the catalog: one process at a time
                 with writer_lock(self.lake_dir):
-                    self._con = open_connection(self.lake_dir)
+                    self._con = open_connection(self.lake_dir, **self._limits())
         return self._con
 
     def _discard_connection(self) -> None:
