@@ -12,7 +12,7 @@ import redis
 from factories import one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.core.frames import decode_raw_entries
-from tickvault.core.stream import GroupConsumer, Publisher, SideRetention, connect_raw, dead_letter, group_info
+from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, SideRetention, connect_raw, dead_letter, group_info
 from tickvault.core.wire import DeadLetter
 
 
@@ -148,3 +148,18 @@ def test_dead_letter_reasons_are_capped_and_the_value_kept_once(settings: Settin
     [(_, fields)] = rclient.xrange(settings.dlq_stream)
     assert fields["f.price"] == huge
     assert len(fields["reason"]) <= 400 and fields["reason"].endswith("(200020 chars)")
+
+
+def test_collected_ticks_go_out_as_frames_unless_too_few_or_unconvertible(settings: Settings, rclient: redis.Redis, raw: redis.Redis) -> None:
+    fields = [t.to_fields() for t in one_symbol_ticks(20)]
+    publisher = Publisher(rclient, settings.stream)
+    limits = FrameLimits(max_trades=8)
+    assert len(publisher.publish_collected(fields, limits)) == 3  # 8 + 8 + 4 trades
+    assert len(publisher.publish_collected(fields[:7], limits)) == 7  # too few for a frame: v1
+    broken = [*fields[:10], dict(fields[10], price="abc")]
+    assert len(publisher.publish_collected(broken, limits)) == 11  # one bad value: all v1, refused by the archivers
+    assert len(publisher.publish_collected(fields, FrameLimits(max_trades=0))) == 20
+    consumer = GroupConsumer(raw, settings.stream, "hot", "c1")
+    consumer.ensure_group()
+    decoded = decode_raw_entries(consumer.read(100, 10))
+    assert decoded.table.num_rows == 20 + 7 + 10 + 20 and len(decoded.dead) == 1

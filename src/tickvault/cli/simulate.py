@@ -93,6 +93,7 @@ def simulate_cmd(
         summary.update(
             stream=settings.stream,
             entries=result.entries,
+            stream_entries=result.stream_entries,
             duplicates=result.entries - result.distinct,
             seconds=round(result.seconds, 3),
             entries_per_s=round(result.entries / result.seconds) if result.seconds > 0 else None,
@@ -103,8 +104,9 @@ def simulate_cmd(
         click.echo(f"generated {summary['ticks']} ticks for {summary['symbols']} symbols on {summary['date']}" + (f"; truth in {truth}" if truth else ""))
     else:
         click.echo(
-            f"published {summary['entries']} entries ({summary['ticks']} distinct ticks, {summary['duplicates']} re-sent) "
-            f"for {summary['symbols']} symbols on {summary['date']} to {summary['stream']} in {summary['seconds']} s"
+            f"published {summary['entries']} ticks ({summary['ticks']} distinct, {summary['duplicates']} re-sent) "
+            f"for {summary['symbols']} symbols on {summary['date']} to {summary['stream']} as {summary['stream_entries']} stream entries "
+            f"in {summary['seconds']} s"
             + (f"; truth in {truth}" if truth else "")
         )
 

@@ -240,6 +240,7 @@ class PublishResult:
     entries: int  # trades sent (duplicates included): v1 entries, or rows of v2 frames
     distinct: int  # distinct ticks
     seconds: float
+    stream_entries: int = 0  # stream entries added (fewer than ``entries`` with frames)
 
 
 def publish(
@@ -264,16 +265,16 @@ def publish(
     encoder = WireEncoder(table) if frames is None or frames.max_trades <= 0 else None
     ts_s = table.column("ts").cast(pa.int64()).to_numpy() // 1_000_000
     started = clock.monotonic()
-    sent = 0
+    sent = added = 0
     for part in _paced_chunks(order, ts_s, pace, chunk, started, sleep):
         if encoder is not None:
-            publisher.publish_fields(encoder.fields(int(i)) for i in part)
+            added += len(publisher.publish_fields(encoder.fields(int(i)) for i in part))
         elif frames is not None:
-            publisher.publish_table(table.take(part), frames.max_trades, frames.max_bytes)
+            added += len(publisher.publish_table(table.take(part), frames.max_trades, frames.max_bytes))
         sent += len(part)
         if on_progress is not None:
             on_progress(sent, len(order))
-    return PublishResult(sent, table.num_rows, clock.monotonic() - started)
+    return PublishResult(sent, table.num_rows, clock.monotonic() - started, added)
 
 
 def _paced_chunks(
