@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say
 
 from tickvault.core.config import Settings
-from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info
+from tickvault.core.stream import GroupConsumer, Publisher, connect, connect_raw, group_info
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore
@@ -142,8 +142,7 @@ def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
 
 def _drain_raw(url: str, stream: str, group: str) -> None:
     """No-sink consumer: XREADGROUP COUNT 1000 + XACK until the stream is drained."""
-    client = connect(url)
-    consumer = GroupConsumer(client, stream, group, "raw")
+    consumer = GroupConsumer(connect_raw(url), stream, group, "raw")
     idle = 0
     while idle < 3:
         entries = consumer.read(1000, 100)

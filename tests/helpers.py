@@ -15,6 +15,7 @@ from click.testing import CliRunner
 from factories import DAY
 from tickvault.cli import cli
 from tickvault.core.config import Settings
+from tickvault.core.frames import entries_as_fields
 from tickvault.core.wire import NATURAL_KEY, TICK_SCHEMA, UTC, parse_fields
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
@@ -92,7 +93,9 @@ def export(s: Settings, source: str, out: Path) -> pa.Table:
 
 
 def stream_entries(client: redis.Redis, stream: str) -> list[dict[str, str]]:
-    return [fields for _, fields in client.xrange(stream)]
+    """One v1 field dict per trade, whether it was published as a v1 entry or inside a v2 frame."""
+    raw = client.execute_command("XRANGE", stream, "-", "+", NEVER_DECODE=True)
+    return entries_as_fields((i.decode(), [part for kv in fields.items() for part in kv]) for i, fields in raw)
 
 
 def key_of(fields: dict[str, str]) -> tuple[str, datetime, int]:

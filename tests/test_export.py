@@ -83,7 +83,7 @@ def test_simulated_day_with_duplicates_and_shuffle_lands_exactly_once(settings: 
         env=env,
     )
     assert sim.exit_code == 0, sim.output
-    assert "published 60600 entries (60000 distinct" in sim.output
+    assert "published 60600 ticks (60000 distinct" in sim.output
 
     archivers = [build_archiver(settings, group, consumer=f"test-{group}") for group in ("hot", "cold")]
     threads = [threading.Thread(target=a.run_until_idle, kwargs={"idle_reads": 2}) for a in archivers]

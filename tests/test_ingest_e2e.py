@@ -21,7 +21,7 @@ import redis
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
-from tickvault.core.stream import Publisher, group_info
+from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, connect_raw, group_info
 from tickvault.core.wire import WireEncoder
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
@@ -170,3 +170,146 @@ def test_hot_store_outage_is_retried_while_cold_keeps_going(owned_pg, settings: 
     text = log.read_text()
     assert "retrying" in text and "nothing is acked until it succeeds" in text
     assert_stores_equal_truth(s, truth, tmp_path)
+
+
+def test_poison_entries_never_stop_a_group(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    """Bytes that are not UTF-8 and a field name given twice are dead-lettered (bytes kept in base64);
+    the entries after them land in both stores and nothing stays pending."""
+    truth = generate_day(DAY, symbols=3, ticks=300, seed=4)
+    encoder = WireEncoder(truth)
+    publisher = Publisher(rclient, settings.stream)
+    publisher.publish_fields(encoder.fields(i) for i in range(100))
+    template = [part.encode() for kv in encoder.fields(0).items() for part in kv]
+    poison = [
+        [b"\xff" if part == b"symbol" else part for part in template],
+        template + [b"note", b"\xc0\xaf"],
+        template + [b"price", b"1"],
+    ]
+    poison_ids = {rclient.execute_command("XADD", settings.stream, "*", *parts) for parts in poison}
+    publisher.publish_fields(encoder.fields(i) for i in range(100, truth.num_rows))
+    archive_until_idle(settings, "hot", "cold")
+    assert_stores_equal_truth(settings, truth, tmp_path)
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    for stage in ("archive-hot", "archive-cold"):
+        assert {f["entry_id"] for f in letters if f["stage"] == stage} == poison_ids
+    assert all(f["encoding"] == "base64" for f in letters)
+    groups = group_info(rclient, settings.stream)
+    assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0
+
+
+def test_a_running_archiver_claims_what_a_dead_consumer_left_pending(settings: Settings, rclient: redis.Redis) -> None:
+    """A consumer that died under another name (a re-created container) holds pending entries; the
+    archiver already running claims them after claim_idle_ms, not only when it starts."""
+    s = settings.model_copy(update={"claim_idle_ms": 1000})
+    truth = generate_day(DAY, symbols=2, ticks=40, seed=5)
+    archiver = build_archiver(s, "hot", consumer="alive")
+    archiver.store.init()
+    archiver.consumer.ensure_group()
+    worker = threading.Thread(target=archiver.run)
+    worker.start()
+    try:
+        deadline = time.monotonic() + 10
+        while not group_info(rclient, s.stream)["hot"]["consumers"] and time.monotonic() < deadline:
+            time.sleep(0.02)  # the archiver has read once (its start-up claim found nothing)
+        dead = GroupConsumer(connect_raw(s.redis_dsn), s.stream, "hot", "hot-old-hostname")
+        encoder = WireEncoder(truth)
+        # the dead consumer takes the entries in a transaction, before the archiver's next read can
+        pipe = rclient.pipeline(transaction=True)
+        for i in range(truth.num_rows):
+            pipe.xadd(s.stream, encoder.fields(i))
+        pipe.xreadgroup("hot", dead.consumer, {s.stream: ">"}, count=truth.num_rows)
+        pipe.execute()
+        assert rclient.xpending(s.stream, "hot")["pending"] == truth.num_rows
+        while time.monotonic() < deadline + 10 and archiver.store.count_ticks(DAY) < truth.num_rows:
+            time.sleep(0.05)
+        assert archiver.store.count_ticks(DAY) == truth.num_rows
+        while time.monotonic() < deadline + 20 and rclient.xpending(s.stream, "hot")["pending"]:
+            time.sleep(0.05)
+        assert rclient.xpending(s.stream, "hot")["pending"] == 0
+    finally:
+        archiver.stop()
+        worker.join(30)
+        archiver.store.close()
+
+
+def test_a_redis_pause_longer_than_the_socket_timeout_is_retried(settings: Settings, tmp_path: Path) -> None:
+    """A Redis that stops answering (SIGSTOP, longer than redis_timeout_s) raises TimeoutError in the
+    archiver's read: it is retried like a lost connection, and what was published after lands."""
+    from tickvault.dev.embedded import EmbeddedRedis
+
+    server = EmbeddedRedis(tmp_path / "redis")
+    url = server.start()
+    s = settings.model_copy(update={"redis_url": url, "redis_timeout_s": 0.5})
+    client = redis.Redis.from_url(url, decode_responses=True)
+    truth = generate_day(DAY, symbols=2, ticks=200, seed=6)
+    encoder = WireEncoder(truth)
+    archiver = build_archiver(s, "hot", consumer="paused")
+    worker = threading.Thread(target=archiver.run)
+    try:
+        archiver.store.init()
+        Publisher(client, s.stream).publish_fields(encoder.fields(i) for i in range(100))
+        worker.start()
+        deadline = time.monotonic() + 30
+        while archiver.store.count_ticks(DAY) < 100 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert server.proc is not None
+        server.proc.send_signal(signal.SIGSTOP)
+        time.sleep(1.5)  # three socket timeouts
+        server.proc.send_signal(signal.SIGCONT)
+        Publisher(client, s.stream).publish_fields(encoder.fields(i) for i in range(100, truth.num_rows))
+        while archiver.store.count_ticks(DAY) < truth.num_rows and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert worker.is_alive(), "the archiver exited on a Redis stall"
+        assert archiver.store.count_ticks(DAY) == truth.num_rows
+    finally:
+        if server.proc is not None:
+            server.proc.send_signal(signal.SIGCONT)
+        archiver.stop()
+        if worker.is_alive():
+            worker.join(30)
+        archiver.store.close()
+        client.close()
+        server.stop()
+
+
+def test_v1_entries_and_v2_frames_mixed_in_one_stream_land_exactly_once(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
+    """Frames (with redelivered trades and one bad trade inside) between v1 entries: both stores hold
+    the truth, the bad trade alone is dead-lettered naming its entry and row, nothing stays pending."""
+    truth = generate_day(DAY, symbols=4, ticks=3000, seed=8)
+    publisher = Publisher(rclient, settings.stream)
+    encoder = WireEncoder(truth)
+    publisher.publish_fields(encoder.fields(i) for i in range(1000))
+    publisher.publish_table(truth.slice(900, 1100), frame_trades=300)  # 100 trades sent twice
+    rows = truth.slice(2000, 3).to_pylist()
+    rows[1] = dict(rows[1], volume=0)
+    [bad_id] = publisher.publish_table(pa.Table.from_pylist(rows, schema=truth.schema))
+    publisher.publish_fields(encoder.fields(i) for i in range(2000, truth.num_rows))
+    sent = publish(Publisher(rclient, settings.stream), truth.slice(0, 500), frames=FrameLimits(max_trades=50))
+    assert sent.entries == 500
+    archive_until_idle(settings, "hot", "cold")
+    assert_stores_equal_truth(settings, truth, tmp_path)
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert sorted(f["stage"] for f in letters) == ["archive-cold", "archive-hot"]
+    assert {(f["entry_id"], f["index"]) for f in letters} == {(bad_id, "1")}
+    assert "volume: must be > 0" in letters[0]["reason"]
+    groups = group_info(rclient, settings.stream)
+    assert groups["hot"]["pending"] == 0 and groups["cold"]["pending"] == 0
+
+
+def test_batches_are_bounded_by_bytes_as_well_as_entries(settings: Settings, rclient: redis.Redis) -> None:
+    """60 entries of 100 kB with a 1 MB bound: no batch holds more than one read beyond the bound,
+    every entry is processed once (they are dead letters: the value kept once, the reason capped)."""
+    from tickvault.services.archiver import Commit
+
+    template = WireEncoder(generate_day(DAY, symbols=1, ticks=2, seed=1)).fields(0)
+    Publisher(rclient, settings.stream).publish_fields(dict(template, source="x" * 100_000) for _ in range(60))
+    archiver = build_archiver(settings.model_copy(update={"hot_batch_max_bytes": 1 << 20}), "hot", consumer="bytes")
+    commits: list[Commit] = []
+    archiver.observers.append(commits.append)
+    archiver.run_until_idle()
+    archiver.store.close()
+    sizes = [c.entries for c in commits]
+    assert sum(sizes) == 60 and sum(c.dead for c in commits) == 60
+    assert max(sizes) <= 16 and max(sizes[1:]) <= 11, sizes  # first read: at most 16; then about 1 MB / 100 kB
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert len(letters) == 60 and all(len(f["reason"]) <= 400 and len(f["f.source"]) == 100_000 for f in letters)

@@ -17,7 +17,7 @@ import pytest
 from factories import DAY, interleaved_ticks
 from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.errors import LakeLocked, StoreError
-from tickvault.core.stream import GroupConsumer, Publisher
+from tickvault.core.stream import GroupConsumer, Publisher, connect_raw
 from tickvault.core.wire import KST, Tick, decode_entries
 from tickvault.services.archiver import Archiver, ArchiverOptions
 from tickvault.stores.contract import StreamPosition
@@ -112,7 +112,7 @@ def test_cold_archiver_with_a_concurrent_reader(settings, rclient, tmp_path):
 
     lake = Lake(settings)
     lake.init()  # readers never create a lake
-    consumer = GroupConsumer(rclient, settings.stream, "cold", "cold-test")
+    consumer = GroupConsumer(connect_raw(settings.redis_dsn), settings.stream, "cold", "cold-test")
     archiver = Archiver(consumer, lake, settings.dlq_stream, ArchiverOptions(batch_size=500, block_ms=50))
     proc, stop_file = start_reader(settings, today, tmp_path)
     worker = threading.Thread(target=archiver.run)

@@ -162,7 +162,7 @@ def test_rebuild_cold_after_hot_retention_replays_what_hot_no_longer_holds(setti
     dropped.close()
     assert trim(short, client=rclient).trimmed == 0  # the cold group still holds every entry
 
-    result = rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5)
+    result = rebuild(short, "cold", trading_day_bounds(old)[0], wait_s=5)
     with Lake(settings) as lake:
         for day, truth in ((old, old_truth), (recent, recent_truth)):
             assert lake.count_ticks(day) == truth.num_rows, day
@@ -171,4 +171,4 @@ def test_rebuild_cold_after_hot_retention_replays_what_hot_no_longer_holds(setti
     assert trim(short, client=rclient).entries_after == 0
     assert verify(short, recent).consistent
     # a second run finds nothing left to replay
-    assert rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5).replayed_entries == 0
+    assert rebuild(short, "cold", trading_day_bounds(old)[0], wait_s=5).replayed_entries == 0

@@ -137,11 +137,11 @@ def test_cli_publishes_and_writes_truth(settings: Settings, rclient: redis.Redis
     args = ["simulate", "--date", "2026-11-20", "--symbols", "3", "--ticks", "2000", "--seed", "4", "--dup-rate", "0.05", "--truth", str(truth)]
     result = CliRunner().invoke(cli, args, env=env)
     assert result.exit_code == 0, result.output
-    assert "published 2100 entries (2000 distinct" in result.output
+    assert "published 2100 ticks (2000 distinct" in result.output and "as 3 stream entries" in result.output  # v2 frames of 1000
     stored = pq.read_table(truth)
     assert stored.num_rows == 2000 and stored.schema.names == TICK_SCHEMA.names
     assert stored.equals(generate_day(DAY, symbols=3, ticks=2000, seed=4).sort_by([(k, "ascending") for k in NATURAL_KEY]))
-    assert rclient.xlen(settings.stream) == 2100
+    assert rclient.xlen(settings.stream) == 3
     assert pc.count_distinct(stored.column("symbol")).as_py() == 3
 
 

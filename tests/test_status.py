@@ -12,7 +12,7 @@ from factories import DAY, simulated_day
 from helpers import settings_env
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.core.stream import GroupConsumer, Publisher, connect
+from tickvault.core.stream import GroupConsumer, Publisher, connect, connect_raw
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 from tickvault.stores.hot import HotStore
@@ -28,7 +28,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     table = generate_day(DAY, symbols=3, ticks=1_500, seed=3)
     publish(Publisher(client, settings.stream), table, dup_rate=0.02, seed=3)
     client.xadd(settings.stream, {"v": "1", "symbol": "BAD", "ts": "x"})  # one dead letter
-    GroupConsumer(client, settings.stream, "cold", "c").ensure_group()  # cold group exists but has read nothing
+    GroupConsumer(connect_raw(settings.redis_dsn), settings.stream, "cold", "c").ensure_group()  # cold group exists but has read nothing
     hot = build_archiver(settings, "hot", consumer="h")
     hot.run_until_idle()
     hot.store.close()

@@ -31,6 +31,7 @@ import redis
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
+from tickvault.core.frames import frame_fields, split_frames
 from tickvault.core.stream import group_info
 from tickvault.core.wire import NATURAL_KEY, WireEncoder
 from tickvault.dev.simulate import wire_order
@@ -61,12 +62,17 @@ class RetryingPublisher:
     A chunk that failed half-way (Redis went down mid-pipeline) is sent again whole: some
     entries then appear twice in the stream, which the stores' idempotent upsert absorbs.
     That is exactly what a real collector does, so the truth check covers it.
+
+    Every ``frames_every``-th chunk goes out as v2 frames of ``frame_trades`` trades (0: v1
+    only), so each scenario runs with v1 entries and v2 frames mixed in one stream.
     """
 
-    def __init__(self, url: str, stream: str, chunk: int = 500):
+    def __init__(self, url: str, stream: str, chunk: int = 500, frames_every: int = 2, frame_trades: int = 100):
         self.url = url
         self.stream = stream
         self.chunk = chunk
+        self.frames_every = frames_every
+        self.frame_trades = frame_trades
         self.stats = PublishStats()
 
     def _client(self) -> redis.Redis:
@@ -80,7 +86,7 @@ class RetryingPublisher:
         finally:
             client.close()
 
-    def _send_chunk(self, client: redis.Redis, chunk: list[Mapping[str, str]]) -> None:
+    def _send_chunk(self, client: redis.Redis, chunk: list[Mapping[str, str | bytes]]) -> None:
         while True:
             try:
                 pipe = client.pipeline(transaction=False)
@@ -103,11 +109,15 @@ class RetryingPublisher:
         started = time.monotonic()
         client = self._client()
         try:
-            for start in range(0, len(self.order), self.chunk):
+            for number, start in enumerate(range(0, len(self.order), self.chunk)):
                 if stop is not None and stop.is_set():
                     break
                 rows = self.order[start : start + self.chunk]
-                self._send_chunk(client, [encoder.fields(int(i)) for i in rows])
+                if self.frames_every and number % self.frames_every == 1:
+                    frames = split_frames(truth.take(pa.array(rows)), self.frame_trades, 1 << 20)
+                    self._send_chunk(client, [frame_fields(frame) for frame in frames])
+                else:
+                    self._send_chunk(client, [encoder.fields(int(i)) for i in rows])
                 self.sent_rows = start + len(rows)
                 if rate:
                     wait = started + self.sent_rows / rate - time.monotonic()

@@ -124,7 +124,7 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
     Pub/sub keeps nothing: messages published while this bridge is down are lost
     (the windows are recorded in <stream>:gaps for recovery).
     """
-    from ..core.stream import connect
+    from ..core.stream import FrameLimits, SideRetention, connect
     from ..services.archiver import install_signal_handlers
     from ..services.collectors.metrics import serve
     from ..services.collectors.pubsub import FieldMapping, PubSubBridge, pubsub_client
@@ -136,7 +136,10 @@ def pubsub_cmd(ctx: click.Context, channel: str, mapping_file: str | None) -> No
         fail(str(exc))
     client = connect(settings.redis_dsn)
     bridge = PubSubBridge(client, channel, settings.stream, mapping, settings.collect_reconnect_initial_s, settings.collect_reconnect_max_s,
-                          listener=pubsub_client(settings.redis_dsn))
+                          listener=pubsub_client(settings.redis_dsn),
+                          frames=FrameLimits(settings.frame_max_trades, settings.frame_max_bytes, settings.frame_max_delay_ms),
+                          dlq_retention=SideRetention(settings.dlq_max_entries, settings.dlq_max_age_days),
+                          gaps_retention=SideRetention(settings.gaps_max_entries, settings.gaps_max_age_days))
     install_signal_handlers(bridge.stop)
     server = serve({"pubsub": bridge.stats}, settings.metrics_host, settings.collect_metrics_port)
     try:
@@ -160,7 +163,7 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     import threading
 
     from ..core.calendar import trading_day_bounds
-    from ..core.stream import Publisher, connect
+    from ..core.stream import FrameLimits, Publisher, connect
     from ..core.wire import SOURCE_RE
     from ..services.archiver import install_signal_handlers
     from ..services.collectors.replay import parse_speed, replay
@@ -188,7 +191,8 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
         fail(f"the lake has no ticks for {trading_day}{' and these symbols' if symbols else ''}; nothing to replay")
     stop = threading.Event()
     install_signal_handlers(stop.set)
-    published = replay(table, Publisher(connect(settings.redis_dsn), target), pace, relabel, stop)
+    frames = FrameLimits(settings.frame_max_trades, settings.frame_max_bytes)
+    published = replay(table, Publisher(connect(settings.redis_dsn), target), pace, relabel, stop, frames=frames)
     summary = {"date": trading_day.isoformat(), "stream": target, "ticks": table.num_rows, "published": published, "speed": speed,
                "complete": published == table.num_rows}
     if as_json:

@@ -43,7 +43,7 @@ def simulate_cmd(
     around a previous close, 09:00–15:20 continuous trading with a busy open and close,
     and a closing-auction print at 15:30:00.
     """
-    from ..core.stream import Publisher, connect
+    from ..core.stream import FrameLimits, Publisher, connect
     from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
 
     try:
@@ -84,6 +84,7 @@ def simulate_cmd(
                 seed=seed,
                 pace=pace,
                 on_progress=progress,
+                frames=FrameLimits(settings.frame_max_trades, settings.frame_max_bytes),
             )
         except KeyboardInterrupt:
             fail(f"interrupted after {sent[0]} of {sent[1]} entries were published to {settings.stream}", 130)
@@ -93,6 +94,7 @@ def simulate_cmd(
         summary.update(
             stream=settings.stream,
             entries=result.entries,
+            stream_entries=result.stream_entries,
             duplicates=result.entries - result.distinct,
             seconds=round(result.seconds, 3),
             entries_per_s=round(result.entries / result.seconds) if result.seconds > 0 else None,
@@ -103,8 +105,9 @@ def simulate_cmd(
         click.echo(f"generated {summary['ticks']} ticks for {summary['symbols']} symbols on {summary['date']}" + (f"; truth in {truth}" if truth else ""))
     else:
         click.echo(
-            f"published {summary['entries']} entries ({summary['ticks']} distinct ticks, {summary['duplicates']} re-sent) "
-            f"for {summary['symbols']} symbols on {summary['date']} to {summary['stream']} in {summary['seconds']} s"
+            f"published {summary['entries']} ticks ({summary['ticks']} distinct, {summary['duplicates']} re-sent) "
+            f"for {summary['symbols']} symbols on {summary['date']} to {summary['stream']} as {summary['stream_entries']} stream entries "
+            f"in {summary['seconds']} s"
             + (f"; truth in {truth}" if truth else "")
         )
 

@@ -19,6 +19,11 @@ def render(report: dict[str, Any]) -> str:
         alarm = "  OVER stream_max_entries: are the archivers running?" if r.get("over_limit") else ""
         lines.append(f"stream  {r['stream']}: {r['length']} entries, dead letters {r['dlq_length']} ({r['dlq_stream']}){alarm}")
         lines.append(f"        last id {r['last_id']}")
+        for name, side in r["side_streams"].items():
+            keep = side["retention"]
+            age = "" if side["oldest_age_days"] is None else f", oldest {side['oldest_age_days']} days"
+            lines.append(f"{name:<7} {side['stream']}: {side['length']} entries{age} (kept: {keep['max_entries']} entries, "
+                         f"{keep['max_age_days']} days)")
         if not r["groups"]:
             lines.append("groups  none yet (no archiver has run on this stream)")
         for name, g in r["groups"].items():

@@ -94,7 +94,21 @@ class Settings(BaseSettings):
     cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
     cold_max_wait_ms: int = Field(1000, ge=0, description="Max time the cold archiver gathers entries before a commit")
     block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
-    claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers")
+    claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers (checked this often while running)")
+    hot_batch_max_bytes: int = Field(4 << 20, ge=1024, description="A hot-store batch stops growing once its stream entries hold this many bytes")
+    cold_batch_max_bytes: int = Field(8 << 20, ge=1024, description="A lake batch stops growing once its stream entries hold this many bytes")
+    lake_memory_limit_mb: int = Field(512, ge=64, description="DuckDB memory_limit of a lake connection (archiver, reconcile, compaction); see docs/lake.md")
+    lake_threads: int = Field(2, ge=1, description="DuckDB threads of a lake connection (the archivers share the machine with PostgreSQL and Redis)")
+    redis_timeout_s: float = Field(10.0, gt=0, description="Redis socket and connect timeout; a longer stall is retried like a lost connection")
+    dlq_max_entries: int = Field(100_000, ge=100, description="Dead letters kept in <stream>:dlq (the oldest are trimmed)")
+    dlq_max_age_days: int = Field(30, ge=1, description="Dead letters older than this are trimmed from <stream>:dlq")
+    gaps_max_entries: int = Field(100_000, ge=100, description="Gap records kept in <stream>:gaps (the oldest are trimmed)")
+    gaps_max_age_days: int = Field(30, ge=1, description="Gap records older than this are trimmed from <stream>:gaps")
+
+    # --- wire format v2 frames (collectors, simulate, replay)
+    frame_max_trades: int = Field(1000, ge=0, description="Trades per v2 frame entry at most (0: publish v1, one entry per trade)")
+    frame_max_delay_ms: int = Field(5, ge=0, description="A collector holds trades at most this long to fill a frame")
+    frame_max_bytes: int = Field(1 << 20, ge=1024, description="Bytes per v2 frame entry, about, at most")
     retry_max_s: float = Field(30.0, gt=0, description="Ceiling of the retry backoff when a store is down")
 
     # --- hot store

@@ -2,33 +2,65 @@
 
 Publishing pipelines XADDs. Consuming follows the at-least-once recipe: each sink reads
 its own consumer group, re-reads its own pending entries first (id 0) after a restart,
-claims entries left pending by dead consumers (XAUTOCLAIM), and acks only after the
-sink's write is durable. Entries refused by validation go to ``<stream>:dlq`` with the
-reason and the original id before they are acked, so nothing disappears silently.
+claims entries left pending by dead consumers (XAUTOCLAIM) at start and every
+``claim_idle_ms`` while running, and acks only after the sink's write is durable. Entries
+refused by validation go to ``<stream>:dlq`` with the reason and the original id before
+they are acked, so nothing disappears silently.
+
+Consumers read bytes, never text: the reply is handed over exactly as Redis sent it (a
+flat name/value list per entry, duplicate names kept) and ``core.frames`` decodes it, so
+no byte sequence a producer can XADD can make a read raise.
 """
 
 from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
+import pyarrow as pa
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
+from .frames import RawEntry, cap_text, fields_to_table, frame_fields, split_frames
 from .wire import DeadLetter, Tick
 
 log = logging.getLogger(__name__)
 
-Entry = tuple[str, dict[str, str]]
+Entry = RawEntry
 
 GROUPS = ("hot", "cold")
+#: What a reason in a dead letter or a log line may hold (the dead letter keeps the value itself once).
+MAX_REASON_CHARS = 300
+DEFAULT_TIMEOUT_S = 10.0
+#: A frame carries its Arrow schema (~1.2 KB): a collector's message with fewer trades goes out as v1.
+FRAME_MIN_TRADES = 8
 
 
-def connect(url: str) -> redis.Redis:
-    """A str-decoding client (RESP2: XREADGROUP answers as lists, parsed by hiredis)."""
-    return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+def connect(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis:
+    """A str-decoding client for publishing and bookkeeping, with explicit timeouts: a Redis
+    that stops answering raises ``redis.TimeoutError`` after ``timeout_s`` instead of hanging."""
+    return redis.Redis.from_url(
+        url, decode_responses=True, health_check_interval=30, protocol=2,
+        socket_timeout=timeout_s, socket_connect_timeout=timeout_s,
+    )
+
+
+def connect_raw(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis:
+    """The consumers' client: bytes replies, explicit timeouts, no hidden retries (the archiver
+    retries ConnectionError and TimeoutError itself and re-reads its pending entries after one)."""
+    return redis.Redis.from_url(
+        url, decode_responses=False, health_check_interval=30, protocol=2,
+        socket_timeout=timeout_s, socket_connect_timeout=timeout_s, retry=Retry(NoBackoff(), 0),
+    )
+
+
+def _as_is(response: Any, **_options: Any) -> Any:
+    return response
 
 
 class Publisher:
@@ -58,17 +90,68 @@ class Publisher:
     def publish(self, ticks: Iterable[Tick]) -> list[str]:
         return self.publish_fields(t.to_fields() for t in ticks)
 
+    def publish_table(self, table: pa.Table, frame_trades: int = 1000, frame_max_bytes: int = 1 << 20) -> list[str]:
+        """Publish a TICK_SCHEMA table as v2 frames of at most ``frame_trades`` trades (and about
+        ``frame_max_bytes``); returns one stream id per frame."""
+        return self.publish_fields(frame_fields(part) for part in split_frames(table, frame_trades, frame_max_bytes))
 
-def dead_letter(client: redis.Redis, dlq_stream: str, letters: Sequence[DeadLetter], stage: str) -> None:
-    """Keep refused entries with their reason; field names are prefixed so nothing collides."""
-    if not letters:
+    def publish_collected(self, entries: Sequence[Mapping[str, str]], frames: FrameLimits) -> list[str]:
+        """A collector's parsed v1 fields, as v2 frames when ``frames.max_trades`` > 0 and every
+        value converts; otherwise as v1 entries (the archivers then dead-letter what is wrong)."""
+        table = fields_to_table(entries) if frames.max_trades > 0 and len(entries) >= FRAME_MIN_TRADES else None
+        if table is None:
+            return self.publish_fields(entries)
+        return self.publish_table(table, frames.max_trades, frames.max_bytes)
+
+
+@dataclass(frozen=True)
+class FrameLimits:
+    """How producers cut v2 frames: at most ``max_trades`` trades (0: publish v1 entries) and
+    about ``max_bytes`` per entry; a collector holds trades at most ``max_delay_ms`` to fill one."""
+
+    max_trades: int = 1000
+    max_bytes: int = 1 << 20
+    max_delay_ms: int = 5
+
+
+@dataclass(frozen=True)
+class SideRetention:
+    """How much of a side stream (``<stream>:dlq``, ``<stream>:gaps``) Redis keeps: entries
+    older than ``max_age_days`` or beyond the newest ``max_entries`` are trimmed (approximately)
+    whenever an entry is added."""
+
+    max_entries: int = 100_000
+    max_age_days: int = 30
+
+
+def side_stream_add(client: redis.Redis, stream: str, entries: Sequence[Mapping[str, Any]], retention: SideRetention) -> None:
+    """Append to a side stream and apply its retention, in one round trip."""
+    if not entries:
         return
     pipe = client.pipeline(transaction=False)
+    for fields in entries:
+        pipe.xadd(stream, dict(fields), maxlen=retention.max_entries, approximate=True)
+    oldest_ms = int((time.time() - retention.max_age_days * 86_400) * 1000)
+    pipe.xtrim(stream, minid=f"{max(oldest_ms, 0)}-0", approximate=True)
+    pipe.execute()
+
+
+def dead_letter(client: redis.Redis, dlq_stream: str, letters: Sequence[DeadLetter], stage: str,
+                retention: SideRetention | None = None) -> None:
+    """Keep refused entries with their reason; field names are prefixed so nothing collides.
+    The reason is capped (the value it quotes is in the letter's own fields, in full, once)."""
+    if not letters:
+        return
+    entries = []
     for letter in letters:
         fields = {f"f.{k}": str(v) for k, v in letter.fields.items()}
-        fields.update({"reason": letter.reason, "entry_id": letter.entry_id, "stage": stage})
-        pipe.xadd(dlq_stream, fields)
-    pipe.execute()
+        fields.update({"reason": cap_text(letter.reason, MAX_REASON_CHARS), "entry_id": letter.entry_id, "stage": stage})
+        if letter.index is not None:
+            fields["index"] = str(letter.index)
+        if letter.encoding != "text":
+            fields["encoding"] = letter.encoding
+        entries.append(fields)
+    side_stream_add(client, dlq_stream, entries, retention or SideRetention())
 
 
 def parse_id(entry_id: str) -> tuple[int, int]:
@@ -83,7 +166,10 @@ def default_consumer_name(group: str) -> str:
 
 @dataclass
 class GroupConsumer:
-    """One consumer in one group. ``read`` yields pending entries first, then new ones."""
+    """One consumer in one group. ``read`` yields pending entries first, then new ones, and
+    claims entries idle on other (dead) consumers at start and every ``claim_idle_ms``.
+
+    ``client`` must answer in bytes (``connect_raw``): entries are returned as Redis sent them."""
 
     client: redis.Redis
     stream: str
@@ -91,6 +177,13 @@ class GroupConsumer:
     consumer: str
     claim_idle_ms: int = 60_000
     _pending_cursor: str | None = "0"  # "0": own pending list not yet drained after start
+    _next_claim_at: float = field(default=0.0, repr=False)  # time.monotonic() of the next periodic claim
+
+    def __post_init__(self) -> None:
+        if self.client.get_connection_kwargs().get("decode_responses"):
+            raise ValueError("GroupConsumer needs a bytes client (stream.connect_raw): a text client fails on entries that are not UTF-8")
+        for command in ("XREADGROUP", "XAUTOCLAIM"):
+            self.client.set_response_callback(command, _as_is)
 
     def ensure_group(self) -> None:
         try:
@@ -99,18 +192,21 @@ class GroupConsumer:
             if "BUSYGROUP" not in str(exc):
                 raise
 
-    def read(self, count: int, block_ms: int) -> list[Entry]:
+    def read(self, count: int, block_ms: int | None) -> list[Entry]:
         """The next batch: own pending entries (after a restart), then claimed, then new."""
         if self._pending_cursor is not None:
             entries = self._xreadgroup(self._pending_cursor, count, None)
             if entries:
-                self._pending_cursor = entries[-1][0]
+                self._pending_cursor = _text(entries[-1][0])
                 return self._drop_deleted(entries)
             self._pending_cursor = None
+        if time.monotonic() >= self._next_claim_at:
+            self._next_claim_at = time.monotonic() + self.claim_idle_ms / 1000
             claimed = self.claim(count)
             if claimed:
+                log.info("group %s: consumer %s claimed %d entries idle on other consumers", self.group, self.consumer, len(claimed))
                 return claimed
-        return self._xreadgroup(">", count, block_ms)
+        return self._drop_deleted(self._xreadgroup(">", count, block_ms))
 
     def claim(self, count: int) -> list[Entry]:
         """Take over entries that other (dead) consumers left pending for too long."""
@@ -120,9 +216,12 @@ class GroupConsumer:
             result = self.client.xautoclaim(
                 self.stream, self.group, self.consumer, self.claim_idle_ms, start_id=cursor, count=count - len(out)
             )
-            cursor, messages = result[0], result[1]
+            cursor, messages = _text(result[0]), result[1]
+            deleted = [_text(i) for i in result[2]] if len(result) > 2 else []
+            if deleted:
+                self._report_deleted(deleted, acked_by_redis=True)
             out.extend(self._drop_deleted(messages))
-            if cursor in ("0-0", b"0-0"):
+            if cursor == "0-0":
                 break
         return out
 
@@ -133,16 +232,19 @@ class GroupConsumer:
         loudly: the sync module never trims below an unacked entry, so this means someone
         trimmed or deleted the stream by hand (rebuild the sink from the other store).
         """
-        live = [(i, f) for i, f in entries if f]
-        gone = [i for i, f in entries if not f]
+        live = [(_text(i), list(f)) for i, f in entries if f]
+        gone = [_text(i) for i, f in entries if not f]
         if gone:
-            log.error(
-                "%d pending entries of group %s were deleted from %s before being stored (first %s); "
-                "run `tickvault reconcile --repair` for the affected day",
-                len(gone), self.group, self.stream, gone[0],
-            )
+            self._report_deleted(gone, acked_by_redis=False)
             self.ack(gone)
         return live
+
+    def _report_deleted(self, gone: list[str], acked_by_redis: bool) -> None:
+        log.error(
+            "%d pending entries of group %s were deleted from %s before being stored (first %s)%s; "
+            "run `tickvault reconcile --repair` for the affected day",
+            len(gone), self.group, self.stream, gone[0], " and dropped from the pending list by Redis" if acked_by_redis else "",
+        )
 
     def reclaim_now(self) -> None:
         """Re-read the own pending list on the next ``read`` (after a failed write)."""
@@ -152,12 +254,24 @@ class GroupConsumer:
         for start in range(0, len(ids), 10_000):
             self.client.xack(self.stream, self.group, *ids[start : start + 10_000])
 
-    def _xreadgroup(self, start: str, count: int, block_ms: int | None) -> list[Entry]:
+    def _xreadgroup(self, start: str, count: int, block_ms: int | None) -> list[Any]:
         reply: Any = self.client.xreadgroup(self.group, self.consumer, {self.stream: start}, count=count, block=block_ms)
         if not reply:
             return []
-        # RESP2: [[stream, [(id, fields), ...]]]
-        return list(reply[0][1])
+        # RESP2: [[stream, [[id, [name, value, ...]], ...]]]; RESP3 answers a map {stream: [...]}
+        return list(next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1])
+
+
+def read_range(client: redis.Redis, stream: str, start: str, end: str, count: int) -> list[Entry]:
+    """XRANGE as raw entries (bytes, duplicate field names kept), for a ``connect_raw`` client:
+    what a replay of the stream decodes exactly as the archivers do."""
+    client.set_response_callback("XRANGE", _as_is)
+    reply: Any = client.execute_command("XRANGE", stream, start, end, "COUNT", count)
+    return [(_text(i), list(f)) for i, f in reply or [] if f]
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 def group_info(client: redis.Redis, stream: str) -> dict[str, dict[str, Any]]:
@@ -185,11 +299,16 @@ def stream_last_id(client: redis.Redis, stream: str) -> str | None:
 
 def _count_after(client: redis.Redis, stream: str, last_id: str) -> int:
     """Entries after ``last_id`` (exact; used only by status on old servers)."""
+    return count_range(client, stream, f"({last_id}", "+")
+
+
+def count_range(client: redis.Redis, stream: str, start: str, end: str) -> int:
+    """Entries with ids in [start, end] (XRANGE syntax), read undecoded: a frame or a poison
+    entry must not make a count fail on a text client."""
     total = 0
-    start = f"({last_id}"
     while True:
-        batch = client.xrange(stream, min=start, max="+", count=10_000)
+        batch = client.execute_command("XRANGE", stream, start, end, "COUNT", 10_000, NEVER_DECODE=True)
         total += len(batch)
         if len(batch) < 10_000:
             return total
-        start = f"({batch[-1][0]}"
+        start = f"({_text(batch[-1][0])}"

@@ -29,7 +29,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ..core.stream import Publisher
+from ..core.stream import FrameLimits, Publisher
 from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WireEncoder
 
 #: Post-2023 KRX tick sizes for stocks: price < bound -> tick.
@@ -237,9 +237,10 @@ def wire_order(rows: int, dup_rate: float = 0.0, shuffle_window: int = 0, seed: 
 
 @dataclass
 class PublishResult:
-    entries: int  # stream entries sent (duplicates included)
+    entries: int  # trades sent (duplicates included): v1 entries, or rows of v2 frames
     distinct: int  # distinct ticks
     seconds: float
+    stream_entries: int = 0  # stream entries added (fewer than ``entries`` with frames)
 
 
 def publish(
@@ -253,20 +254,27 @@ def publish(
     on_progress: Callable[[int, int], None] | None = None,
     chunk: int = 5_000,
     sleep: Callable[[float], None] = clock.sleep,
+    frames: FrameLimits | None = None,
 ) -> PublishResult:
-    """Send ``table`` through the real publisher; ``pace='realtime'`` keeps exchange-time spacing."""
+    """Send ``table`` through the real publisher; ``pace='realtime'`` keeps exchange-time spacing.
+    ``frames`` with ``max_trades`` > 0 sends v2 frames (duplicates and shuffling stay per trade),
+    else one v1 entry per trade; ``entries`` counts trades sent either way."""
     if pace not in ("max", "realtime"):
         raise ValueError("pace must be 'max' or 'realtime'")
     order = wire_order(table.num_rows, dup_rate, shuffle_window, seed)
-    encoder = WireEncoder(table)
+    encoder = WireEncoder(table) if frames is None or frames.max_trades <= 0 else None
+    ts_s = table.column("ts").cast(pa.int64()).to_numpy() // 1_000_000
     started = clock.monotonic()
-    sent = 0
-    for part in _paced_chunks(order, encoder.ts_s, pace, chunk, started, sleep):
-        publisher.publish_fields(encoder.fields(int(i)) for i in part)
+    sent = added = 0
+    for part in _paced_chunks(order, ts_s, pace, chunk, started, sleep):
+        if encoder is not None:
+            added += len(publisher.publish_fields(encoder.fields(int(i)) for i in part))
+        elif frames is not None:
+            added += len(publisher.publish_table(table.take(part), frames.max_trades, frames.max_bytes))
         sent += len(part)
         if on_progress is not None:
             on_progress(sent, len(order))
-    return PublishResult(sent, table.num_rows, clock.monotonic() - started)
+    return PublishResult(sent, table.num_rows, clock.monotonic() - started, added)
 
 
 def _paced_chunks(

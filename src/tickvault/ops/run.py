@@ -160,7 +160,7 @@ class ArchiverRunnable:
         self.archiver.observers.append(metrics.observe_commit)
         read = self.archiver.consumer.read
 
-        def read_with_heartbeat(count: int, block_ms: int):
+        def read_with_heartbeat(count: int, block_ms: int | None):
             entries = read(count, block_ms)
             metrics.heartbeat(group)
             return entries

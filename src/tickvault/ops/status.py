@@ -14,6 +14,7 @@ store's durable writes trail what Redis handed out.
 
 from __future__ import annotations
 
+import time
 from datetime import date
 from typing import Any
 
@@ -21,7 +22,7 @@ import redis
 
 from ..core.config import Settings
 from ..core.errors import StoreUnavailable
-from ..core.stream import group_info, stream_last_id
+from ..core.stream import group_info, parse_id, stream_last_id
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from ..stores.lake.connection import catalog_path
@@ -41,6 +42,10 @@ def redis_status(settings: Settings) -> dict[str, Any]:
     try:
         out["length"] = int(client.xlen(settings.stream))
         out["dlq_length"] = int(client.xlen(settings.dlq_stream))
+        out["side_streams"] = {
+            "dlq": side_stream_status(client, settings.dlq_stream, settings.dlq_max_entries, settings.dlq_max_age_days),
+            "gaps": side_stream_status(client, f"{settings.stream}:gaps", settings.gaps_max_entries, settings.gaps_max_age_days),
+        }
         out["last_id"] = stream_last_id(client, settings.stream)
         out["groups"] = {
             name: {
@@ -58,6 +63,18 @@ def redis_status(settings: Settings) -> dict[str, Any]:
     finally:
         client.close()
     return out
+
+
+def side_stream_status(client: redis.Redis, stream: str, max_entries: int, max_age_days: int) -> dict[str, Any]:
+    """A side stream's length, the age of its oldest entry and the retention that bounds both."""
+    oldest = client.execute_command("XRANGE", stream, "-", "+", "COUNT", 1, NEVER_DECODE=True)
+    oldest_ms = parse_id(oldest[0][0].decode())[0] if oldest else None
+    return {
+        "stream": stream,
+        "length": int(client.xlen(stream)),
+        "oldest_age_days": None if oldest_ms is None else round((time.time() * 1000 - oldest_ms) / 86_400_000, 2),
+        "retention": {"max_entries": max_entries, "max_age_days": max_age_days},
+    }
 
 
 def hot_status(settings: Settings, day: date) -> dict[str, Any]:

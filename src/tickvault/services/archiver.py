@@ -25,8 +25,18 @@ import pyarrow as pa
 import redis
 
 from ..core.config import Settings
-from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name, parse_id
-from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, decode_entries, dedupe
+from ..core.frames import cap_text, decode_raw_entries, entry_bytes, sent_fields
+from ..core.stream import (
+    MAX_REASON_CHARS,
+    Entry,
+    GroupConsumer,
+    SideRetention,
+    connect_raw,
+    dead_letter,
+    default_consumer_name,
+    parse_id,
+)
+from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
 log = logging.getLogger(__name__)
@@ -46,13 +56,19 @@ class Commit:
     batch: pa.Table
 
 
+#: Redis errors that mean "the server is unreachable or stalled": retried, never fatal.
+REDIS_DOWN = (redis.ConnectionError, redis.TimeoutError, ConnectionError, TimeoutError)
+
+
 @dataclass
 class ArchiverOptions:
-    batch_size: int = 5000
+    batch_size: int = 5000  # stream entries (a v2 entry carries many trades)
+    batch_max_bytes: int = 4 << 20  # a batch stops growing once its entries hold this many bytes
     max_wait_ms: int = 0  # >0: gather reads up to batch_size or this long before writing
     block_ms: int = 200
     retry_initial_s: float = 0.5
     retry_max_s: float = 30.0
+    dlq_retention: SideRetention = field(default_factory=SideRetention)
 
 
 @dataclass
@@ -63,6 +79,7 @@ class Archiver:
     options: ArchiverOptions = field(default_factory=ArchiverOptions)
     observers: list[Callable[[Commit], None]] = field(default_factory=list)
     stop_event: threading.Event = field(default_factory=threading.Event)
+    _entry_bytes_estimate: int = 0  # bytes per entry of the last read (0: none yet); sizes the next read
 
     def stop(self) -> None:
         self.stop_event.set()
@@ -97,32 +114,54 @@ class Archiver:
                 empty += 1
 
     def _gather(self) -> list[Entry]:
-        entries = self._read(self.options.batch_size, self.options.block_ms)
-        if not entries or self.options.max_wait_ms <= 0:
-            return entries
-        deadline = time.monotonic() + self.options.max_wait_ms / 1000
-        while len(entries) < self.options.batch_size and not self.stop_event.is_set():
-            left_ms = int((deadline - time.monotonic()) * 1000)
-            if left_ms <= 0:
-                break
-            more = self._read(self.options.batch_size - len(entries), min(left_ms, self.options.block_ms))
+        """One batch: up to ``batch_size`` entries and about ``batch_max_bytes``. Each read asks
+        for as many entries as the bytes left allow at the size of the entries read last (the
+        first read of an archiver at most 16), so a batch overshoots the bound by at most one
+        read whose entries grew."""
+        options = self.options
+        entries: list[Entry] = []
+        size = 0
+        deadline = time.monotonic() + options.max_wait_ms / 1000
+        block: int | None = options.block_ms
+        while not self.stop_event.is_set():
+            want = options.batch_size - len(entries)
+            estimate = self._entry_bytes_estimate or max(1, options.batch_max_bytes // 16)
+            count = max(1, min(want, (options.batch_max_bytes - size) // estimate))
+            more = self._read(count, block)
             if not more:
                 break
+            got = sum(entry_bytes(flat) for _, flat in more)
+            self._entry_bytes_estimate = max(1, got // len(more))
             entries.extend(more)
+            size += got
+            if len(entries) >= options.batch_size or size >= options.batch_max_bytes:
+                break
+            if options.max_wait_ms <= 0:
+                if len(more) < count:  # the stream had no more right now
+                    break
+                block = None
+            else:
+                left_ms = int((deadline - time.monotonic()) * 1000)
+                if left_ms <= 0:
+                    break
+                block = min(left_ms, options.block_ms)
         return entries
 
-    def _read(self, count: int, block_ms: int) -> list[Entry]:
+    def _read(self, count: int, block_ms: int | None) -> list[Entry]:
         try:
             return self.consumer.read(count, block_ms)
-        except redis.ConnectionError as exc:
-            log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.store.name, exc)
+        except REDIS_DOWN as exc:
+            log.error(
+                "archiver %s: Redis unreachable or not answering (%s: %s); retrying — check TICKVAULT_REDIS_URL / the Redis server",
+                self.store.name, type(exc).__name__, cap_text(str(exc), MAX_REASON_CHARS),
+            )
             self.consumer.reclaim_now()
             self.stop_event.wait(1.0)
             return []
 
     def process(self, entries: list[Entry]) -> bool:
         """Write one batch durably, dead-letter the invalid entries, then ack all. False if stopped unwritten."""
-        decoded: DecodedBatch = decode_entries(entries)
+        decoded: DecodedBatch = decode_raw_entries(entries)
         batch = dedupe(decoded.table)
         position = StreamPosition(self.consumer.stream, self.consumer.group, max((entry_id for entry_id, _ in entries), key=parse_id))
         started = time.perf_counter()
@@ -168,13 +207,16 @@ class Archiver:
         if pairs:
             log.warning("archiver %s: %d conflicting duplicate(s): same key as a stored tick, other price/volume/side; "
                         "dead-lettered with both values", self.store.name, len(pairs))
-        return conflict_letters(decoded.table, decoded.ids, dict(entries), stored, pairs, [f"the {self.store.name} store"] * len(pairs))
+        return conflict_letters(decoded.table, decoded.ids, stored, pairs, [f"the {self.store.name} store"] * len(pairs),
+                                sent_fields(entries))
 
     def _finish(self, entries: list[Entry], decoded: DecodedBatch) -> bool:
         if decoded.dead:
             for letter in decoded.dead[:3]:
-                log.warning("dead letter %s: %s", letter.entry_id, letter.reason)
-            dead_letter(self.consumer.client, self.dlq_stream, decoded.dead, stage=f"archive-{self.store.name}")
+                log.warning("dead letter %s%s: %s", letter.entry_id, "" if letter.index is None else f" row {letter.index}",
+                            cap_text(letter.reason, MAX_REASON_CHARS))
+            dead_letter(self.consumer.client, self.dlq_stream, decoded.dead, stage=f"archive-{self.store.name}",
+                        retention=self.options.dlq_retention)
         self.consumer.ack([entry_id for entry_id, _ in entries])
         return True
 
@@ -192,7 +234,8 @@ class Archiver:
                     return None
                 log.error(
                     "archiver %s: %s failed (attempt %d: %s: %s); retrying in %.1fs — nothing is acked until it succeeds",
-                    self.store.name, what, attempt, type(exc).__name__, str(exc).strip().splitlines()[0] if str(exc).strip() else "", delay,
+                    self.store.name, what, attempt, type(exc).__name__,
+                    cap_text(str(exc).strip().splitlines()[0], MAX_REASON_CHARS) if str(exc).strip() else "", delay,
                 )
                 self.stop_event.wait(delay * (0.5 + random.random() / 2))
                 delay = min(delay * 2, self.options.retry_max_s)
@@ -201,23 +244,29 @@ class Archiver:
 def build_archiver(settings: Settings, which: str, consumer: str | None = None) -> Archiver:
     """One archiver for group ``which`` ("hot" or "cold") with the settings' batch sizes."""
     store: TickStore
+    retention = SideRetention(settings.dlq_max_entries, settings.dlq_max_age_days)
     if which == "hot":
         from ..stores.hot import HotStore
 
         store = HotStore(settings)
-        options = ArchiverOptions(batch_size=settings.hot_batch_size, block_ms=settings.block_ms, retry_max_s=settings.retry_max_s)
+        options = ArchiverOptions(
+            batch_size=settings.hot_batch_size, batch_max_bytes=settings.hot_batch_max_bytes, block_ms=settings.block_ms,
+            retry_max_s=settings.retry_max_s, dlq_retention=retention,
+        )
     else:
         from ..stores.lake import Lake
 
         store = Lake(settings)
         options = ArchiverOptions(
             batch_size=settings.cold_batch_size,
+            batch_max_bytes=settings.cold_batch_max_bytes,
             max_wait_ms=settings.cold_max_wait_ms,
             block_ms=settings.block_ms,
             retry_max_s=settings.retry_max_s,
+            dlq_retention=retention,
         )
     group_consumer = GroupConsumer(
-        connect(settings.redis_dsn), settings.stream, which, consumer or default_consumer_name(which),
+        connect_raw(settings.redis_dsn, settings.redis_timeout_s), settings.stream, which, consumer or default_consumer_name(which),
         claim_idle_ms=settings.claim_idle_ms,
     )
     return Archiver(group_consumer, store, settings.dlq_stream, options)

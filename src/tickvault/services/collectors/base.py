@@ -22,7 +22,7 @@ import redis
 
 from ...core.calendar import is_trading_day
 from ...core.config import SessionHours
-from ...core.stream import Publisher, dead_letter
+from ...core.stream import FrameLimits, Publisher, SideRetention, dead_letter, side_stream_add
 from ...core.wire import KST, UTC, DeadLetter
 
 log = logging.getLogger(__name__)
@@ -123,7 +123,9 @@ class SessionClock:
 class Outbox:
     """Ordered queue of everything a collector writes to Redis, drained by one task."""
 
-    def __init__(self, client: redis.Redis, stream: str, stats: CollectorStats, stage: str, retry_max_s: float = 30.0):
+    def __init__(self, client: redis.Redis, stream: str, stats: CollectorStats, stage: str, retry_max_s: float = 30.0,
+                 frames: FrameLimits | None = None, dlq_retention: SideRetention | None = None,
+                 gaps_retention: SideRetention | None = None):
         self.client = client
         self.publisher = Publisher(client, stream)
         self.dlq = f"{stream}:dlq"
@@ -131,6 +133,9 @@ class Outbox:
         self.stats = stats
         self.stage = stage
         self.retry_max_s = retry_max_s
+        self.frames = frames or FrameLimits(max_trades=0)  # v1 unless asked (tests read entries as text)
+        self.dlq_retention = dlq_retention or SideRetention()
+        self.gaps_retention = gaps_retention or SideRetention()
         self.queue: asyncio.Queue[tuple[str, Any]] = asyncio.Queue()
         self._warned_at = 0
 
@@ -174,6 +179,8 @@ class Outbox:
                     continue
             else:
                 item = self.queue.get_nowait()
+            if self.frames.max_trades and self.frames.max_delay_ms and self.queue.qsize() < 500:
+                await asyncio.sleep(self.frames.max_delay_ms / 1000)  # let a frame fill for a few ms
             batch = [item]
             while not self.queue.empty() and len(batch) < 500:
                 batch.append(self.queue.get_nowait())
@@ -202,14 +209,14 @@ class Outbox:
         failed pipeline some XADDs may have landed: the retry then adds those ticks twice,
         which the archivers' upsert on the natural key makes harmless (not retrying would lose them)."""
         if parts.ticks:
-            self.publisher.publish_fields(parts.ticks)
+            self.publisher.publish_collected(parts.ticks, self.frames)
             self.stats.published += len(parts.ticks)
             parts.ticks = []
         if parts.letters:
-            dead_letter(self.client, self.dlq, parts.letters, stage=self.stage)
+            dead_letter(self.client, self.dlq, parts.letters, stage=self.stage, retention=self.dlq_retention)
             parts.letters = []
         while parts.gaps:
-            self.client.xadd(self.gaps, parts.gaps[0].to_fields())
+            side_stream_add(self.client, self.gaps, [parts.gaps[0].to_fields()], self.gaps_retention)
             parts.gaps.pop(0)
 
 

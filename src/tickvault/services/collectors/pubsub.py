@@ -37,7 +37,7 @@ from typing import Any
 
 import redis
 
-from ...core.stream import Publisher, dead_letter
+from ...core.stream import FrameLimits, Publisher, SideRetention, dead_letter, side_stream_add
 from ...core.wire import KST, UTC, DeadLetter, InvalidTick, parse_price
 from .base import Backoff, CollectorStats, Gap, gaps_stream
 from .mapping import business_date, kst_instant, make_tick, unsigned_int
@@ -158,6 +158,9 @@ class PubSubBridge:
     stats: CollectorStats = field(default_factory=CollectorStats)
     stop_event: threading.Event = field(default_factory=threading.Event)
     subscribed: threading.Event = field(default_factory=threading.Event)
+    frames: FrameLimits = field(default_factory=lambda: FrameLimits(max_trades=0))  # v1 unless asked
+    dlq_retention: SideRetention = field(default_factory=SideRetention)
+    gaps_retention: SideRetention = field(default_factory=SideRetention)
 
     def __post_init__(self) -> None:
         self._alive_since = datetime.now(UTC)
@@ -246,14 +249,14 @@ class PubSubBridge:
         while True:
             try:
                 if good:
-                    publisher.publish_fields(good)
+                    publisher.publish_collected(good, self.frames)
                     self.stats.ticks += len(good)
                     self.stats.published += len(good)
                     good = []
                 if dead:
                     for letter in dead[:3]:
                         log.warning("pubsub bridge: dead letter: %s", letter.reason)
-                    dead_letter(self.client, f"{self.stream}:dlq", dead, stage="collect-pubsub")
+                    dead_letter(self.client, f"{self.stream}:dlq", dead, stage="collect-pubsub", retention=self.dlq_retention)
                     self.stats.parse_errors += len(dead)
                 return
             except redis.RedisError as exc:
@@ -268,7 +271,7 @@ class PubSubBridge:
         backoff = Backoff(0.2, self.reconnect_max_s)
         while True:
             try:
-                self.client.xadd(gaps_stream(self.stream), gap.to_fields())
+                side_stream_add(self.client, gaps_stream(self.stream), [gap.to_fields()], self.gaps_retention)
                 return
             except redis.RedisError:
                 if self.stop_event.wait(backoff.next()):

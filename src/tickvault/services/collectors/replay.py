@@ -11,13 +11,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from datetime import datetime
+from collections.abc import Callable
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ...core.stream import Publisher
+from ...core.stream import FrameLimits, Publisher
 from ...core.wire import WireEncoder
 
 
@@ -41,13 +41,7 @@ def in_time_order(table: pa.Table) -> pa.Table:
     return table.take(pc.sort_indices(table, [("ts", "ascending"), ("symbol", "ascending"), ("cum_volume", "ascending")]))
 
 
-def wire_rows(table: pa.Table, source: str | None = None) -> Iterator[tuple[datetime, dict[str, str]]]:
-    """(ts, wire fields) per row, a record batch at a time (no million-object lists)."""
-    for batch in table.to_batches(max_chunksize=10_000):
-        part = pa.Table.from_batches([batch])
-        encoder = WireEncoder(part, source)
-        for i, ts in enumerate(part.column("ts").to_pylist()):
-            yield ts, encoder.fields(i)
+REPLAY_CHUNK = 5000  # rows per publish call at maximum speed
 
 
 def replay(
@@ -57,39 +51,45 @@ def replay(
     source: str | None = None,
     stop_event: threading.Event | None = None,
     clock: Callable[[], float] = time.monotonic,
+    frames: FrameLimits | None = None,
 ) -> int:
-    """Publish ``table`` (TICK_SCHEMA) in time order; ticks of one second go out together,
-    each second ``elapsed_trade_time / speed`` after the first. Returns ticks published."""
+    """Publish ``table`` (TICK_SCHEMA) in time order; ticks of one instant go out together,
+    each ``elapsed_trade_time / speed`` after the first. ``frames`` with ``max_trades`` > 0
+    publishes v2 frames, else v1 entries. Returns ticks published."""
     stop_event = stop_event or threading.Event()
     ordered = in_time_order(table)
+    if source is not None:
+        ordered = ordered.set_column(ordered.schema.get_field_index("source"), "source", pa.repeat(source, ordered.num_rows))
+    ts_us = ordered.column("ts").cast(pa.int64()).to_numpy()
+    starts = [0, *(np.flatnonzero(np.diff(ts_us)) + 1).tolist()]
     started = clock()
-    first: datetime | None = None
-    pending: list[dict[str, str]] = []
-    pending_ts: datetime | None = None
     published = 0
+    pending_from = 0  # rows [pending_from, row) are waiting to be published
 
-    def flush() -> None:
-        nonlocal published, pending
-        if pending:
-            publisher.publish_fields(pending)
-            published += len(pending)
-            pending = []
+    def flush(upto: int) -> None:
+        nonlocal published, pending_from
+        if upto > pending_from:
+            part = ordered.slice(pending_from, upto - pending_from)
+            if frames is not None and frames.max_trades > 0:
+                publisher.publish_table(part, frames.max_trades, frames.max_bytes)
+            else:
+                encoder = WireEncoder(part)
+                publisher.publish_fields(encoder.fields(i) for i in range(part.num_rows))
+            published += part.num_rows
+            pending_from = upto
 
-    for ts, fields in wire_rows(ordered, source):
+    for row in starts:
         if stop_event.is_set():
             break
-        if ts != pending_ts:
-            flush()
-            pending_ts = ts
-            first = first or ts
-            if speed is not None:
-                due = started + (ts - first).total_seconds() / speed
-                delay = due - clock()
-                if delay > 0 and stop_event.wait(delay):
-                    break
-        pending.append(fields)
-        if len(pending) >= 5000:
-            flush()
+        if speed is None:  # as fast as Redis takes it: large publishes (and full frames)
+            if row - pending_from >= REPLAY_CHUNK:
+                flush(row)
+            continue
+        flush(row)
+        due = started + (ts_us[row] - ts_us[0]) / 1e6 / speed
+        delay = due - clock()
+        if delay > 0 and stop_event.wait(delay):
+            break
     if not stop_event.is_set():
-        flush()
+        flush(ordered.num_rows)
     return published

@@ -10,6 +10,7 @@ from datetime import datetime
 import redis
 
 from ...core.config import Settings
+from ...core.stream import FrameLimits, SideRetention
 from .base import CollectorStats, FatalCollectorError, Outbox, gaps_stream
 from .kis import KisSession, plan_sessions
 from .kiwoom import KiwoomSession, check_limit
@@ -107,6 +108,16 @@ def kiwoom_token(settings: Settings) -> Credential:
     return Credential(client.token, client.invalidate_token)
 
 
+def outbox_for(settings: Settings, client: redis.Redis, stats: CollectorStats, stage: str) -> Outbox:
+    """A collector's outbox: v2 frames cut by the frame settings, side streams with their retention."""
+    return Outbox(
+        client, settings.stream, stats, stage, settings.retry_max_s,
+        frames=FrameLimits(settings.frame_max_trades, settings.frame_max_bytes, settings.frame_max_delay_ms),
+        dlq_retention=SideRetention(settings.dlq_max_entries, settings.dlq_max_age_days),
+        gaps_retention=SideRetention(settings.gaps_max_entries, settings.gaps_max_age_days),
+    )
+
+
 def build_kis(
     settings: Settings,
     symbols: Sequence[str],
@@ -116,7 +127,7 @@ def build_kis(
     keys = list(approval_keys) if approval_keys is not None else kis_approval_keys(settings)
     chunks = plan_sessions(symbols, len(keys), settings.kis_ws_max_subscriptions)
     stats = CollectorStats()
-    outbox = Outbox(client, settings.stream, stats, "collect-kis", settings.retry_max_s)
+    outbox = outbox_for(settings, client, stats, "collect-kis")
     options = ws_options(settings, kis_ws_url(settings))
     sessions: list[WsSession] = [
         KisSession(f"kis#{n + 1}", chunk, keys[n], options, outbox, stats) for n, chunk in enumerate(chunks)
@@ -134,7 +145,7 @@ def build_kiwoom(
     if token is None:
         token = kiwoom_token(settings)
     stats = CollectorStats()
-    outbox = Outbox(client, settings.stream, stats, "collect-kiwoom", settings.retry_max_s)
+    outbox = outbox_for(settings, client, stats, "collect-kiwoom")
     session = KiwoomSession("kiwoom", unique, token, ws_options(settings, settings.kiwoom_ws_url), outbox, stats)
     return Collector([session], outbox, stats)
 

@@ -22,7 +22,7 @@ from typing import Any
 import redis
 
 from ...core.config import Settings
-from ...core.stream import GROUPS, connect, parse_id
+from ...core.stream import GROUPS, connect, count_range, parse_id
 from . import state
 
 log = logging.getLogger(__name__)
@@ -148,14 +148,7 @@ def trim(
 
 
 def _count_below(client: redis.Redis, stream: str, bound: str) -> int:
-    total = 0
-    start = "-"
-    while True:
-        batch = client.xrange(stream, min=start, max=f"({bound}", count=10_000)
-        total += len(batch)
-        if len(batch) < 10_000:
-            return total
-        start = f"({batch[-1][0]}"
+    return count_range(client, stream, "-", f"({bound}")
 
 
 def _ceiling_alarm(settings: Settings, client: redis.Redis, result: TrimResult) -> str | None:

@@ -95,8 +95,10 @@ def load_extensions(con: duckdb.DuckDBPyConnection) -> None:
     import_extension("sqlite", con=con)
 
 
-def open_connection(lake_dir: Path, alias: str = ALIAS, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
-    """A new in-memory DuckDB connection with the lake attached as ``alias``."""
+def open_connection(lake_dir: Path, alias: str = ALIAS, read_only: bool = False, threads: int | None = None,
+                    memory_limit_mb: int | None = None) -> duckdb.DuckDBPyConnection:
+    """A new in-memory DuckDB connection with the lake attached as ``alias``; ``threads`` and
+    ``memory_limit_mb`` bound what it may use (DuckDB's defaults: every core, 80 % of RAM)."""
     lake_dir = Path(lake_dir)
     data_path(lake_dir).mkdir(parents=True, exist_ok=True)
     con = duckdb.connect(":memory:")
@@ -104,6 +106,8 @@ def open_connection(lake_dir: Path, alias: str = ALIAS, read_only: bool = False,
         load_extensions(con)
         if threads:
             con.execute(f"SET threads = {int(threads)}")
+        if memory_limit_mb:
+            con.execute(f"SET memory_limit = '{int(memory_limit_mb)}MB'")
         statement = attach_sql(lake_dir, alias, read_only)
 
         def attach() -> None:

@@ -133,7 +133,10 @@ class Lake:
         them in ``tickvault.stores.lake.retry_locked``.
         """
         self.require()
-        return open_connection(self.lake_dir, ALIAS, read_only=read_only)
+        return open_connection(self.lake_dir, ALIAS, read_only=read_only, **self._limits())
+
+    def _limits(self) -> dict[str, int]:
+        return {"threads": self.settings.lake_threads, "memory_limit_mb": self.settings.lake_memory_limit_mb}
 
     def exists(self) -> bool:
         """Whether a lake (its catalog) exists at ``lake_dir``."""
@@ -142,12 +145,12 @@ class Lake:
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             if self.exists():
-                self._con = open_connection(self.lake_dir)
+                self._con = open_connection(self.lake_dir, **self._limits())
             else:  # the first ATTACH creates the catalog: only init(), one process at a time
                 if not self._creating:
                     self.require()
                 with writer_lock(self.lake_dir):
-                    self._con = open_connection(self.lake_dir)
+                    self._con = open_connection(self.lake_dir, **self._limits())
         return self._con
 
     def _discard_connection(self) -> None:
