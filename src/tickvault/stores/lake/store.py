@@ -343,9 +343,7 @@ class Lake:
                 ) from exc
 
     def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here).
-        Like ``write`` this creates a missing lake: commands that copy into the lake check
-        ``exists()`` first (only `tickvault init` and the archivers create one)."""
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here)."""
         return self.write(conform(ticks))
 
     def checkpoint(self, stream: str, group: str) -> str | None:
