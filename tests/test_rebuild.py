@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from factories import DAY
 from helpers import settings_env
 from tickvault.cli import cli
-from tickvault.core.calendar import previous_trading_day
+from tickvault.core.calendar import previous_trading_day, trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.core.wire import KST
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
@@ -59,7 +59,7 @@ def test_stream_lost_while_hot_is_down_rebuild_hot_from_cold(settings: Settings,
     # Redis restarts without persistence: the stream and both groups are gone
     rclient.delete(settings.stream)
 
-    start = kst_day_bounds(DAY)[0].isoformat()
+    start = trading_day_bounds(DAY)[0].isoformat()
     out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", start, "--json"], env=settings_env(settings))
     assert out.exit_code == 0, out.output
     result = json.loads(out.stdout)
@@ -90,7 +90,7 @@ def test_rebuild_after_a_backlog_moves_the_group_forward(settings: Settings, rcl
     rclient.xreadgroup("hot", "hot-1", {settings.stream: ">"}, count=100)
     last = rclient.xinfo_stream(settings.stream)["last-generated-id"]
 
-    result = rebuild(settings, "hot", kst_day_bounds(DAY)[0], wait_s=5)
+    result = rebuild(settings, "hot", trading_day_bounds(DAY)[0], wait_s=5)
     assert result.stream_existed and result.group_position == last
     assert result.acked_pending == 100 and result.added == 1500
     assert group_positions(rclient, settings.stream)["hot"].split("-")[0] >= last.split("-")[0]
@@ -99,7 +99,7 @@ def test_rebuild_after_a_backlog_moves_the_group_forward(settings: Settings, rcl
     assert trim(settings, client=rclient).entries_after == 0
 
     # re-running is harmless, and new ticks flow to both
-    assert rebuild(settings, "hot", kst_day_bounds(DAY)[0], wait_s=5).added == 0
+    assert rebuild(settings, "hot", trading_day_bounds(DAY)[0], wait_s=5).added == 0
     publish(publisher, truth.slice(2000))
     archivers.drain("hot")
     archivers.drain("cold")
@@ -115,10 +115,10 @@ def test_rebuild_refuses_while_the_source_lags(settings: Settings, rclient: redi
     rclient.xgroup_create(settings.stream, "cold", id="0")
     before = group_positions(rclient, settings.stream)
     with pytest.raises(RebuildError, match="archive cold"):
-        rebuild(settings, "hot", kst_day_bounds(DAY)[0], wait_s=0.3)
+        rebuild(settings, "hot", trading_day_bounds(DAY)[0], wait_s=0.3)
     assert group_positions(rclient, settings.stream) == before  # nothing moved
     with pytest.raises(ValueError, match="offset"):
-        rebuild(settings, "hot", kst_day_bounds(DAY)[0].replace(tzinfo=None))
+        rebuild(settings, "hot", trading_day_bounds(DAY)[0].replace(tzinfo=None))
     out = CliRunner().invoke(cli, ["rebuild", "hot", "--from", "yesterday"], env=settings_env(settings))
     assert out.exit_code != 0 and "ISO-8601" in out.output
 
@@ -132,7 +132,7 @@ def test_rebuild_a_new_lake_creates_its_group_at_the_end(settings: Settings, rcl
     archivers.drain("hot")
     assert trim(settings, client=rclient).trimmed == 0  # no cold group: nothing may go
     archivers.by_group["cold"].store.init()  # `tickvault init --no-hot`: rebuild never creates a lake itself
-    result = rebuild(settings, "cold", kst_day_bounds(DAY)[0], wait_s=5)
+    result = rebuild(settings, "cold", trading_day_bounds(DAY)[0], wait_s=5)
     assert result.added == truth.num_rows and result.acked_pending == 0
     assert result.group_position == rclient.xinfo_stream(settings.stream)["last-generated-id"]
     assert verify(settings, DAY).consistent
@@ -162,7 +162,7 @@ def test_rebuild_cold_after_hot_retention_replays_what_hot_no_longer_holds(setti
     dropped.close()
     assert trim(short, client=rclient).trimmed == 0  # the cold group still holds every entry
 
-    result = rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5)
+    result = rebuild(short, "cold", trading_day_bounds(old)[0], wait_s=5)
     with Lake(settings) as lake:
         for day, truth in ((old, old_truth), (recent, recent_truth)):
             assert lake.count_ticks(day) == truth.num_rows, day
@@ -171,4 +171,4 @@ def test_rebuild_cold_after_hot_retention_replays_what_hot_no_longer_holds(setti
     assert trim(short, client=rclient).entries_after == 0
     assert verify(short, recent).consistent
     # a second run finds nothing left to replay
-    assert rebuild(short, "cold", kst_day_bounds(old)[0], wait_s=5).replayed_entries == 0
+    assert rebuild(short, "cold", trading_day_bounds(old)[0], wait_s=5).replayed_entries == 0

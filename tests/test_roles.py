@@ -213,7 +213,8 @@ def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Setting
     from click.testing import CliRunner
 
     from tickvault.cli import cli
-    from tickvault.core.wire import kst_date, ticks_to_table
+    from tickvault.core.calendar import trading_date
+    from tickvault.core.wire import ticks_to_table
     from tickvault.services.sync.reconcile import reconcile
     from tickvault.stores.lake import Lake
 
@@ -227,7 +228,7 @@ def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Setting
     writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
     ticks = _ticks(30)
     Lake(writer).upsert(ticks_to_table(ticks))  # hot lacks them all: reconcile repairs hot as the writer
-    report = reconcile(writer, kst_date(ticks[0].ts), repair=True)
+    report = reconcile(writer, trading_date(ticks[0].ts), repair=True)
     assert report.added_to_hot == 30 and report.consistent
     with psycopg.connect(roled.pg_dsn) as conn:
         rows = conn.execute(f'SELECT symbol, ticks FROM "{roled.pg_schema}".integrity_report').fetchall()

@@ -16,20 +16,17 @@ from collections.abc import Iterable
 from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-import numpy as np
 import psycopg
 import pyarrow as pa
 from psycopg import sql
 
+from ...core.calendar import trading_date, trading_dates, trading_day_bounds
 from ...core.errors import StoreError
-from ...core.wire import KST, TS_TYPE, kst_day_bounds
 
 if TYPE_CHECKING:
     from .store import HotStore
 
 NAME_RE = re.compile(r"^ticks_p(\d{8})$")
-_US_PER_DAY = 86_400_000_000
-_KST_OFFSET_US = 9 * 3_600_000_000  # Korea has had no DST since 1988
 
 
 def partition_name(day: date) -> str:
@@ -37,13 +34,8 @@ def partition_name(day: date) -> str:
 
 
 def batch_days(batch: pa.Table) -> set[date]:
-    """Distinct KST dates of a batch's ``ts``, computed on the array (no per-row objects)."""
-    if batch.num_rows == 0:
-        return set()
-    micros = np.asarray(batch.column("ts").cast(TS_TYPE).cast(pa.int64()), dtype=np.int64)
-    day_numbers = np.unique((micros + _KST_OFFSET_US) // _US_PER_DAY)
-    epoch = date(1970, 1, 1)
-    return {epoch + timedelta(days=int(n)) for n in day_numbers}
+    """The trading dates of a batch's ``ts``: the partitions its rows go to."""
+    return trading_dates(batch.column("ts"))
 
 
 def existing_days(conn: psycopg.Connection, store: HotStore) -> set[date]:
@@ -70,7 +62,7 @@ def create_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date])
     """Create the missing day partitions, each in its own short transaction."""
     stmt = store.sql("partitions", "create_partition")
     for day in sorted(days):
-        lo, hi = kst_day_bounds(day)
+        lo, hi = trading_day_bounds(day)
         try:
             with conn.transaction():
                 conn.execute(stmt, {"day": day, "lo": lo, "hi": hi})
@@ -89,7 +81,7 @@ def create_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date])
 def expired_days(days: Iterable[date], now: datetime, retention_days: int) -> list[date]:
     """Days whose whole range ended more than ``retention_days`` ago (TimescaleDB's drop_after rule)."""
     cutoff = now - timedelta(days=retention_days)
-    return sorted(day for day in days if kst_day_bounds(day)[1] <= cutoff)
+    return sorted(day for day in days if trading_day_bounds(day)[1] <= cutoff)
 
 
 def drop_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date]) -> list[str]:
@@ -103,4 +95,4 @@ def drop_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date]) -
 
 
 def today_kst(now: datetime) -> date:
-    return now.astimezone(KST).date()
+    return trading_date(now)

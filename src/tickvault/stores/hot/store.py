@@ -28,11 +28,12 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ...core import bars
+from ...core.calendar import trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import TICK_SCHEMA, UTC, Venue, kst_day_bounds
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
+from ...core.wire import TICK_SCHEMA, UTC, Venue
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
 from ..sqlfiles import load
 from . import partitions, timescale
 from .copy import encode_binary_copy
@@ -350,14 +351,16 @@ class HotStore:
         """Start of the oldest KST day still inside the tick retention. Ticks before it are
         stored but change no candle (both modes): that day's candles are final."""
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
-        return kst_day_bounds(partitions.today_kst(horizon))[0]
+        return trading_day_bounds(partitions.today_kst(horizon))[0]
 
     def upsert(self, ticks: pa.Table) -> int:
         """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
 
         One transaction per slice: a rebuild of millions of rows neither holds one giant
         transaction nor loses progress; each slice is idempotent on its own."""
-        batch = conform(ticks)
+        conformed = conform(ticks)
+        report_rejects(self.name, conformed.rejects)
+        batch = conformed.table
         added = 0
         for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
             added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
@@ -372,7 +375,7 @@ class HotStore:
         # one day of margin: a KST day spans two UTC-aligned chunks, the older may be gone already
         oldest = self.candle_cutoff() + timedelta(days=1)
         for day in sorted(days):
-            start, end = kst_day_bounds(day)
+            start, end = trading_day_bounds(day)
             if start < oldest:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
                 continue
@@ -469,7 +472,7 @@ class HotStore:
         """Ticks with start <= ts < end (of ``venue``, or both) as TICK_SCHEMA, ordered by symbol,
         venue, KST date, cum_volume."""
         if start.tzinfo is None or end.tzinfo is None:
-            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
+            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.trading_day_bounds)")
         filters = []
         if symbols is not None:
             filters.append(sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols))))
@@ -504,17 +507,24 @@ class HotStore:
         columns = {name: [r[i] for r in rows] for i, name in enumerate(("bucket_us",) + bars.CANDLE_COLUMNS[1:])}
         return bars.finish(columns)
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        params = {"venues": batch.column("venue").to_pylist(), "symbols": batch.column("symbol").to_pylist(),
+                  "ts": batch.column("ts").to_pylist(), "cum_volumes": batch.column("cum_volume").to_pylist()}
+        rows = self._rows("read", "rows_with_keys", params) if batch.num_rows else []
+        return pa.Table.from_pylist(rows, schema=TICK_SCHEMA)
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         with self.connection() as conn:
             return conn.execute(self.sql("read", "has_ticks"), {"start": start, "end": end}).fetchone() is not None
 
     def count_ticks(self, day: date) -> int:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
 
     def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:

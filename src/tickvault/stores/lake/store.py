@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core import bars
+from ...core.calendar import trading_date
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import KST, TICK_SCHEMA, Venue, kst_date
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
+from ...core.wire import TICK_SCHEMA, Venue
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
@@ -301,8 +302,8 @@ class Lake:
     def _insert_new(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         low, high = pc.min_max(batch.column("ts")).values()
         params = {
-            "first_day": kst_date(low.as_py()),
-            "last_day": kst_date(high.as_py()),
+            "first_day": trading_date(low.as_py()),
+            "last_day": trading_date(high.as_py()),
             "first_ts": low.as_py(),
             "last_ts": high.as_py(),
         }
@@ -343,8 +344,12 @@ class Lake:
                 ) from exc
 
     def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here)."""
-        return self.write(conform(ticks))
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here).
+        Like ``write`` this creates a missing lake: commands that copy into the lake check
+        ``exists()`` first (only `tickvault init` and the archivers create one)."""
+        conformed = conform(ticks)
+        report_rejects(self.name, conformed.rejects)
+        return self.write(conformed.table)
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
@@ -366,7 +371,7 @@ class Lake:
             if value.tzinfo is None:
                 raise QueryError(f"{name} needs a time zone (e.g. +09:00)")
         self.require()
-        params: dict[str, Any] = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params: dict[str, Any] = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         clause = at_clause(as_of)
         if clause:
             params["as_of"] = as_of
@@ -410,8 +415,8 @@ class Lake:
         params.update({
             "width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "extended",
             "consolidated": venue == "ALL", "venue_label": venue,
-            "first_day": start.astimezone(KST).date(),
-            "last_day": (end - timedelta(microseconds=1)).astimezone(KST).date(),
+            "first_day": trading_date(start),
+            "last_day": trading_date(end - timedelta(microseconds=1)),
         })
         if wanted is None:
             symbol_filter = "TRUE"
@@ -438,9 +443,27 @@ class Lake:
 
         return bars.finish(self._run("read candles", run))
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        self.require()
+        if batch.num_rows == 0:
+            return TICK_SCHEMA.empty_table()
+        low, high = pc.min_max(batch.column("ts")).values()
+        params = {"first_day": trading_date(low.as_py()), "last_day": trading_date(high.as_py()),
+                  "first_ts": low.as_py(), "last_ts": high.as_py()}
+
+        def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
+            con.register("tv_batch", batch)
+            try:
+                return con.execute(statement("read", "rows_with_keys"), params).to_arrow_table()
+            finally:
+                con.unregister("tv_batch")
+
+        return as_tick_schema(self._run("read the rows of a batch's keys", run))
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         self.require()
-        params = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         return bool(self._rows("look for ticks", statement("read", "has_ticks"), params))
 
     def count_ticks(self, day: date) -> int:
@@ -491,7 +514,8 @@ class Lake:
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
         self.require()
-        return {"start": start, "end": end, "symbols": list(symbols or [])}
+        return {"start": start, "end": end, "first_day": trading_date(start), "last_day": trading_date(end),
+                "symbols": list(symbols or [])}
 
     def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
         rows = self._rows("read minute fingerprints", statement("sync", "minute_fingerprints"), self._range(start, end, symbols))
