@@ -422,9 +422,23 @@ class HotStore:
         report: dict[str, Any] = {"mode": self.mode, "dropped_partitions": [], "deleted_rows": {}}
         if self.mode != "postgres":
             return report
-        s = self.settings
         self._ensure_days(self._days_ahead(now))
-        with self.connection() as conn:
+        try:
+            self._apply_retention(now, report)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise
+            raise StoreError(
+                f"hot retention of schema {self.schema} needs its owner (this role may not drop partitions or delete "
+                "old rows); partitions ahead are in place — run `tickvault maintain` as the schema owner daily"
+            ) from exc
+        if report["dropped_partitions"]:
+            log.info("hot retention: dropped %s", ", ".join(report["dropped_partitions"]))
+        return report
+
+    def _apply_retention(self, now: datetime, report: dict[str, Any]) -> None:
+        s = self.settings
+        with self.connection("apply the hot retention") as conn:
             with self._days_lock:
                 expired = partitions.expired_days(partitions.existing_days(conn, self), now, s.tick_retention_days)
                 report["dropped_partitions"] = partitions.drop_days(conn, self, expired)
@@ -443,9 +457,6 @@ class HotStore:
                     {"cutoff": now - timedelta(days=days)},
                 )
                 report["deleted_rows"][table] = cur.rowcount
-        if report["dropped_partitions"]:
-            log.info("hot retention: dropped %s", ", ".join(report["dropped_partitions"]))
-        return report
 
     def refresh_candles(self, start: datetime, end: datetime) -> None:
         """TimescaleDB: materialise candles for [start, end) now (after recovery upserts, in tests).
