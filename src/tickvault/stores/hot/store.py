@@ -33,7 +33,7 @@ from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import TICK_SCHEMA, UTC, Venue
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_conflicts, report_rejects
 from ..sqlfiles import load
 from . import partitions, timescale
 from .copy import encode_binary_copy
@@ -363,7 +363,10 @@ class HotStore:
         batch = conformed.table
         added = 0
         for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
-            added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
+            piece = batch.slice(offset, UPSERT_SLICE_ROWS)
+            piece_added = self.write(piece)
+            report_conflicts(self, piece, piece_added)
+            added += piece_added
         if added and self.mode == "timescaledb":
             self._refresh_days(partitions.batch_days(batch))
         return added
