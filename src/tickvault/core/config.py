@@ -86,7 +86,12 @@ class Settings(BaseSettings):
     # --- archivers
     hot_batch_size: int = Field(5000, ge=1, description="Max stream entries per hot-store write")
     cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
-    cold_max_wait_ms: int = Field(1000, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_max_wait_ms: int = Field(100, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_inline_row_limit: int = Field(
+        100, ge=0, description="Lake commits of at most this many ticks land in the catalog (DuckLake data inlining), not a Parquet file; 0 = off"
+    )
+    cold_inline_flush_rows: int = Field(20000, ge=1, description="Inlined ticks that make the cold archiver flush them to Parquet")
+    cold_inline_flush_s: float = Field(300.0, gt=0, description="Age of the oldest inlined tick that makes the cold archiver flush to Parquet")
     block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
     claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers")
     retry_max_s: float = Field(30.0, gt=0, description="Ceiling of the retry backoff when a store is down")
