@@ -28,7 +28,7 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say
+from common import DAY, TSDB_URL, WIRE_FORMATS, Timer, emit, isolated_settings, ratio, say
 
 from tickvault.core.config import Settings
 from tickvault.core.stream import GroupConsumer, Publisher, connect, group_info
@@ -68,6 +68,20 @@ SELECT venue, symbol, ts, price, volume, cum_volume, side, source, received_at,
 FROM b ORDER BY symbol, venue, cum_volume
 """
 
+NOCANDLES_TABLE = """
+CREATE TABLE {s}.ticks_nocandles (LIKE {s}.ticks INCLUDING ALL) PARTITION BY RANGE (ts);
+CREATE TABLE {s}.ticks_nocandles_d PARTITION OF {s}.ticks_nocandles
+  FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
+"""
+#: the hot sink's own insert without the candle fold (its ORDER BY, key, numeric prices), into a
+#: copy of ticks: what the sink would cost if candles were not maintained in the write
+HOT_TICKS_ONLY = """
+INSERT INTO {s}.ticks_nocandles (venue, symbol, ts, price, volume, cum_volume, side, source, received_at)
+SELECT venue, symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+FROM pg_temp.tv_stage ORDER BY venue, symbol, ts, cum_volume
+ON CONFLICT (venue, symbol, ts, cum_volume) DO NOTHING
+"""
+
 
 def batches(table: pa.Table, size: int) -> list[pa.Table]:
     return [table.slice(i, size) for i in range(0, table.num_rows, size)]
@@ -80,11 +94,14 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     store = HotStore(settings)
     store.init()
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
-    ours = raw_copy = raw_upsert = 0.0
+    ours = raw_copy = raw_upsert = no_candles = 0.0
+    ticks_only = HOT_TICKS_ONLY.format(s=settings.pg_schema)
     with store.connect(autocommit=True) as conn:
         layout = RAW_HYPERTABLES if settings.hot_mode == "timescaledb" else RAW_TABLE
         conn.execute(layout.format(s=settings.pg_schema, d=DAY.isoformat()))
         conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
+        if settings.hot_mode == "postgres":
+            conn.execute(NOCANDLES_TABLE.format(s=settings.pg_schema, d=DAY.isoformat()))
         for n, (part, payload) in enumerate(zip(parts, payloads)):
             with Timer() as t:
                 store.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
@@ -102,6 +119,16 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
                         "side, source, received_at FROM raw_stage ON CONFLICT DO NOTHING"
                     )
             raw_upsert += t.seconds
+            if settings.hot_mode == "postgres":  # the profile of the sink: its own write without the candle fold
+                with Timer() as t:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(store.sql("write", "create_stage"))
+                        with cur.copy(store.sql("write", "copy_stage")) as cp:
+                            cp.write(payload)
+                        cur.execute(ticks_only)
+                        cur.execute(store.sql("write", "set_checkpoint"),
+                                    {"stream": settings.stream, "grp": "nocandles", "last_id": f"{n + 1}-0"})
+                no_candles += t.seconds
     store.close()
     store.close()
     n = table.num_rows
@@ -113,6 +140,10 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     }
     out[f"{p}_ratio_vs_raw_copy"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     out[f"{p}_ratio_vs_staged_upsert"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
+    if no_candles:
+        out[f"{p}_without_candles_per_s"] = n / no_candles
+        out[f"{p}_without_candles_ratio_vs_staged_upsert"] = ratio(n / no_candles, out[f"{p}_raw_staged_upsert_per_s"])
+        say("hot store's write without the candle fold (profile)", n / no_candles, out[f"{p}_raw_staged_upsert_per_s"])
     mode = settings.hot_mode
     say(f"hot store ({mode}) vs raw binary COPY (unique index)", out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     say(f"hot store ({mode}) vs raw staged COPY + ON CONFLICT", out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
@@ -232,8 +263,10 @@ class AnonPeak:
         self._thread.join()
 
 
-def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
-    raw = bench_raw_stream(settings, table)
+def archive_until_drained(settings: Settings, table: pa.Table, wire: str = "v1") -> dict[str, float]:
+    """Publish ``table`` at full speed in ``wire`` format to `tickvault archive hot` and `cold`
+    (separate processes, started and waiting first); returns the seconds until both groups
+    are drained (nothing lagging, nothing pending) and each archiver's peak RSS."""
     HotStore(settings).init()
     Lake(settings).init()
     client = connect(settings.redis_dsn)
@@ -244,7 +277,7 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
     try:
         time.sleep(2.0)  # both archivers connected and waiting
         with AnonPeak({g: p.pid for g, p in procs.items()}) as anon, Timer() as t:
-            publish(Publisher(client, settings.stream), table)
+            WIRE_FORMATS[wire](Publisher(client, settings.stream), table)
             while True:
                 info = group_info(client, settings.stream)
                 if all(info.get(g, {}).get("lag", 1) == 0 and info.get(g, {}).get("pending", 1) == 0 for g in ("hot", "cold")):
@@ -255,20 +288,40 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
         for p in procs.values():
             p.send_signal(signal.SIGTERM)
             p.wait(60)
-    out = {
-        "dual_ticks_per_s": table.num_rows / t.seconds,
-        "dual_raw_stream_per_s": raw,
-        "archiver_hot_peak_rss_mb": round(rss["hot"], 1),
-        "archiver_cold_peak_rss_mb": round(rss["cold"], 1),
-        "archiver_hot_peak_anon_mb": round(anon.peak["hot"], 1),
-        "archiver_cold_peak_anon_mb": round(anon.peak["cold"], 1),
+        client.close()
+    return {
+        "seconds": t.seconds,
+        "hot_peak_rss_mb": round(rss["hot"], 1),
+        "cold_peak_rss_mb": round(rss["cold"], 1),
+        "hot_peak_anon_mb": round(anon.peak["hot"], 1),
+        "cold_peak_anon_mb": round(anon.peak["cold"], 1),
     }
-    out["dual_ratio_vs_raw_stream"] = ratio(out["dual_ticks_per_s"], raw)
-    say("dual write XADD -> both stores vs raw stream", out["dual_ticks_per_s"], raw)
-    say("archiver peak RSS hot", rss["hot"], unit="MB")
-    say("archiver peak RSS cold", rss["cold"], unit="MB")
-    say("archiver peak private (anon) RSS hot", anon.peak["hot"], unit="MB")
-    say("archiver peak private (anon) RSS cold", anon.peak["cold"], unit="MB")
+
+
+def bench_dual(table: pa.Table, hot_raw_upsert: float) -> dict[str, float]:
+    """Dual write per wire format, next to the raw stream and the hot store's raw staged upsert."""
+    out: dict[str, float] = {}
+    with isolated_settings("raw") as s:
+        raw = bench_raw_stream(s, table)
+    out["dual_raw_stream_per_s"] = raw
+    for wire in WIRE_FORMATS:
+        with isolated_settings(f"dual{wire}") as s:
+            run = archive_until_drained(s, table, wire)
+        key = "dual" if wire == "v1" else f"dual_{wire}"
+        rate = table.num_rows / run["seconds"]
+        out[f"{key}_ticks_per_s"] = rate
+        out[f"{key}_ratio_vs_raw_stream"] = ratio(rate, raw)
+        out[f"{key}_ratio_vs_hot_raw_staged_upsert"] = ratio(rate, hot_raw_upsert)
+        say(f"dual write ({wire}) XADD -> both stores vs raw stream", rate, raw)
+        say(f"dual write ({wire}) vs hot raw staged upsert", rate, hot_raw_upsert)
+        if wire == "v1":
+            for g in ("hot", "cold"):
+                out[f"archiver_{g}_peak_rss_mb"] = run[f"{g}_peak_rss_mb"]
+                out[f"archiver_{g}_peak_anon_mb"] = run[f"{g}_peak_anon_mb"]
+                say(f"archiver peak RSS (VmHWM) {g}", run[f"{g}_peak_rss_mb"], unit="MB")
+                say(f"archiver peak private RSS (RssAnon) {g}", run[f"{g}_peak_anon_mb"], unit="MB")
+        else:
+            out[f"{wire}_vs_v1_dual_ratio"] = ratio(rate, out["dual_ticks_per_s"])
     return out
 
 
@@ -283,8 +336,7 @@ def run(ticks: int) -> dict[str, float]:
             results.update(bench_hot(s, table, prefix="hot_tsdb"))
     with isolated_settings("cold") as s:
         results.update(bench_cold(s, table))
-    with isolated_settings("dual") as s:
-        results.update(bench_dual(s, table))
+    results.update(bench_dual(table, results["hot_raw_staged_upsert_per_s"]))
     return {k: (round(v) if isinstance(v, float) and v > 100 else v) for k, v in results.items()}
 
 
