@@ -99,6 +99,11 @@ class Settings(BaseSettings):
     # --- hot store
     hot_mode: Literal["auto", "timescaledb", "postgres"] = Field("auto", description="Hot store mode; auto = TimescaleDB when the extension is available")
     tick_retention_days: int = Field(30, ge=1, description="Days of ticks kept in the hot store")
+    hot_candle_fold_ms: int = Field(
+        0, ge=0,
+        description="PostgreSQL mode: 0 = each write folds its ticks into candles_1m..1d; >0 = each write logs its candle delta "
+        "and the archiver folds the deltas at most this often (candle tables lag the ticks by up to this)",
+    )
     partitions_ahead_days: int = Field(3, ge=1, description="PostgreSQL mode: daily partitions created ahead")
     compress_after_days: int = Field(7, ge=1, description="TimescaleDB: compress tick chunks older than this")
     candles_1m_retention_days: int | None = Field(365, description="Days of 1m candles kept (None: forever)")
