@@ -68,6 +68,8 @@ SELECT venue, symbol, ts, price, volume, cum_volume, side, source, received_at,
 FROM b ORDER BY symbol, venue, cum_volume
 """
 
+DEFERRED_FOLD_MS = 1000  # hot_candle_fold_ms of the deferred-candles variant
+
 NOCANDLES_TABLE = """
 CREATE TABLE {s}.ticks_nocandles (LIKE {s}.ticks INCLUDING ALL) PARTITION BY RANGE (ts);
 CREATE TABLE {s}.ticks_nocandles_d PARTITION OF {s}.ticks_nocandles
@@ -93,8 +95,13 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     parts = batches(table, settings.hot_batch_size)
     store = HotStore(settings)
     store.init()
+    deferred = None
+    if settings.hot_mode == "postgres":  # the same sink with deferred candles, in a schema of its own
+        deferred_settings = settings.model_copy(update={"pg_schema": f"{settings.pg_schema}_deferred", "hot_candle_fold_ms": DEFERRED_FOLD_MS})
+        deferred = HotStore(deferred_settings)
+        deferred.init()
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
-    ours = raw_copy = raw_upsert = no_candles = 0.0
+    ours = raw_copy = raw_upsert = no_candles = deferred_s = 0.0
     ticks_only = HOT_TICKS_ONLY.format(s=settings.pg_schema)
     with store.connect(autocommit=True) as conn:
         layout = RAW_HYPERTABLES if settings.hot_mode == "timescaledb" else RAW_TABLE
@@ -106,6 +113,10 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
             with Timer() as t:
                 store.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
             ours += t.seconds
+            if deferred is not None:
+                with Timer() as t:
+                    deferred.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
+                deferred_s += t.seconds
             with Timer() as t:
                 with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY {settings.pg_schema}.raw_ticks FROM STDIN (FORMAT BINARY)") as cp:
                     cp.write(payload)
@@ -130,7 +141,13 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
                                     {"stream": settings.stream, "grp": "nocandles", "last_id": f"{n + 1}-0"})
                 no_candles += t.seconds
     store.close()
-    store.close()
+    if deferred is not None:
+        with Timer() as t:
+            deferred.fold_candles()  # the last deltas: part of the sink's work
+        deferred_s += t.seconds
+        with deferred.connect(autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{deferred.schema}" CASCADE')
+        deferred.close()
     n = table.num_rows
     p = prefix
     out = {
@@ -140,6 +157,10 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     }
     out[f"{p}_ratio_vs_raw_copy"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     out[f"{p}_ratio_vs_staged_upsert"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
+    if deferred_s:
+        out[f"{p}_deferred_candles_per_s"] = n / deferred_s
+        out[f"{p}_deferred_candles_ratio_vs_staged_upsert"] = ratio(n / deferred_s, out[f"{p}_raw_staged_upsert_per_s"])
+        say(f"hot store, deferred candles (fold every {DEFERRED_FOLD_MS} ms)", n / deferred_s, out[f"{p}_raw_staged_upsert_per_s"])
     if no_candles:
         out[f"{p}_without_candles_per_s"] = n / no_candles
         out[f"{p}_without_candles_ratio_vs_staged_upsert"] = ratio(n / no_candles, out[f"{p}_raw_staged_upsert_per_s"])
