@@ -92,7 +92,12 @@ class Settings(BaseSettings):
     # --- archivers
     hot_batch_size: int = Field(5000, ge=1, description="Max stream entries per hot-store write")
     cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
-    cold_max_wait_ms: int = Field(1000, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_max_wait_ms: int = Field(100, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_inline_row_limit: int = Field(
+        100, ge=0, description="Lake commits of at most this many ticks land in the catalog (DuckLake data inlining), not a Parquet file; 0 = off"
+    )
+    cold_inline_flush_rows: int = Field(20000, ge=1, description="Inlined ticks that make the cold archiver flush them to Parquet")
+    cold_inline_flush_s: float = Field(300.0, gt=0, description="Age of the oldest inlined tick that makes the cold archiver flush to Parquet")
     block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
     claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers (checked this often while running)")
     hot_batch_max_bytes: int = Field(4 << 20, ge=1024, description="A hot-store batch stops growing once its stream entries hold this many bytes")
@@ -114,6 +119,11 @@ class Settings(BaseSettings):
     # --- hot store
     hot_mode: Literal["auto", "timescaledb", "postgres"] = Field("auto", description="Hot store mode; auto = TimescaleDB when the extension is available")
     tick_retention_days: int = Field(30, ge=1, description="Days of ticks kept in the hot store")
+    hot_candle_fold_ms: int = Field(
+        0, ge=0,
+        description="PostgreSQL mode: 0 = each write folds its ticks into candles_1m..1d; >0 = each write logs its candle delta "
+        "and the archiver folds the deltas at most this often (candle tables lag the ticks by up to this)",
+    )
     partitions_ahead_days: int = Field(3, ge=1, description="PostgreSQL mode: daily partitions created ahead")
     compress_after_days: int = Field(7, ge=1, description="TimescaleDB: compress tick chunks older than this")
     candles_1m_retention_days: int | None = Field(365, description="Days of 1m candles kept (None: forever)")
