@@ -23,7 +23,7 @@ import redis
 from ...core.calendar import is_trading_day
 from ...core.config import SessionHours
 from ...core.stream import Publisher, dead_letter
-from ...core.wire import KST, UTC, DeadLetter
+from ...core.wire import KST, UTC, VENUES, DeadLetter, Venue
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,10 @@ log = logging.getLogger(__name__)
 #: `--log-level DEBUG` can never print a secret.
 WIRE_LOG = logging.getLogger("tickvault.services.collectors.wire")
 WIRE_LOG.setLevel(logging.INFO)
+
+
+#: What a collector subscribes: a symbol (plain code) on one venue.
+Pair = tuple[Venue, str]
 
 
 class FatalCollectorError(RuntimeError):
@@ -50,7 +54,9 @@ class CollectorStats:
     ticks: int = 0
     reconnects: int = 0
     parse_errors: int = 0
+    venue_mismatches: int = 0  # records whose own venue field contradicts the subscription (also dead-lettered)
     gaps: int = 0
+    uncovered: int = 0  # configured (venue, symbol) pairs no session receives (plan + refusals)
     published: int = 0
     connected: bool = False
     last_frame_at: float | None = None  # time.time()
@@ -66,11 +72,13 @@ def gaps_stream(stream: str) -> str:
 
 @dataclass(frozen=True)
 class Gap:
-    """A window in which a collector could not receive ticks for ``symbols``.
+    """A window in which a collector could not receive ticks for ``symbols`` on ``venue``.
 
     ``start`` is the last moment the feed was known to be delivering (the last frame
     received), ``end`` the moment the resubscription was acknowledged again. Ticks with
     ``floor(start) <= ts <= end`` may be missing and must be checked against the broker.
+    ``venue`` None (the record carries no ``venue`` field) means every venue: a feed that
+    does not say which venue it carries (the pub/sub bridge).
     """
 
     source: str
@@ -78,10 +86,13 @@ class Gap:
     start: datetime
     end: datetime
     reason: str
+    venue: Venue | None = None
 
     def to_fields(self) -> dict[str, str]:
+        venue = {"venue": self.venue} if self.venue else {}
         return {
             "source": self.source,
+            **venue,
             "symbols": ",".join(self.symbols),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
@@ -148,8 +159,8 @@ class Outbox:
     def gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
         log.warning(
-            "%s: no data for %d symbol(s) from %s to %s (%.1fs, %s); recorded in %s for reconcile/recovery",
-            gap.source, len(gap.symbols), gap.start.isoformat(), gap.end.isoformat(),
+            "%s: no data for %d %s symbol(s) from %s to %s (%.1fs, %s); recorded in %s for reconcile/recovery",
+            gap.source, len(gap.symbols), gap.venue or "(any venue)", gap.start.isoformat(), gap.end.isoformat(),
             (gap.end - gap.start).total_seconds(), gap.reason, self.gaps,
         )
         self._put(("gap", gap))
@@ -223,10 +234,11 @@ class _Parts:
 @dataclass
 class GapTracker:
     """Turns disconnects into Gap records: opened when a subscribed session is lost,
-    closed when a new session has all its symbols subscribed again."""
+    closed when a new session has all its pairs subscribed again — one record per venue
+    the session carries."""
 
     source: str
-    symbols: tuple[str, ...]
+    pairs: tuple[Pair, ...]
     outbox: Outbox
     open_since: datetime | None = None
     reason: str = ""
@@ -240,10 +252,14 @@ class GapTracker:
     def resumed(self, now: datetime | None = None) -> None:
         if self.open_since is None:
             return
-        gap = Gap(self.source, self.symbols, self.open_since, now or datetime.now(UTC), self.reason)
+        end = now or datetime.now(UTC)
+        for venue in VENUES:
+            symbols = tuple(s for v, s in self.pairs if v == venue)
+            if symbols:
+                gap = Gap(self.source, symbols, self.open_since, end, self.reason, venue)
+                self.history.append(gap)
+                self.outbox.gap(gap)
         self.open_since = None
-        self.history.append(gap)
-        self.outbox.gap(gap)
 
     def close_on_stop(self) -> None:
         if self.open_since is not None:
