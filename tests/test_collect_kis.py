@@ -441,7 +441,7 @@ def test_plan_puts_krx_first_then_the_universe_nxt_pairs_and_names_the_rest(sett
     assert {pair for pair, _ in paper.uncovered} == {("NXT", "005930"), ("NXT", "000660")}
     assert all("paper accounts" in why for _, why in paper.uncovered)
     assert kis_plan(s, SYMBOLS, venues=["KRX"], universe=universe, app_count=3).uncovered == []
-    with pytest.raises(FatalCollectorError, match="nothing to subscribe.*universe"):
+    with pytest.raises(FatalCollectorError, match=r"nothing to subscribe.*universe"):
         kis_plan(s, SYMBOLS, venues=["NXT"], universe=None, app_count=3)
 
 
