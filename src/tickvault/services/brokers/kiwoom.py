@@ -184,7 +184,7 @@ class KiwoomClient(BrokerSession):
         for code in sorted(wanted - set(found)):
             try:
                 body = self.post(STOCK_INFO_PATH, "ka10100", {"stk_cd": code}).body
-            except BrokerAuthError:
+            except (BrokerAuthError, BrokerRateLimited):
                 raise
             except BrokerError as exc:
                 log.warning("kiwoom: ka10100 knows no %s (%s); its NXT status stays unknown", code, exc)

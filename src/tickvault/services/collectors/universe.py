@@ -17,7 +17,7 @@ from ...core.config import Settings
 from ...core.errors import StoreError
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
-from ..brokers.errors import BrokerError
+from ..brokers.errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .base import Pair
 
 log = logging.getLogger(__name__)
@@ -32,8 +32,16 @@ def kis_lookup(settings: Settings) -> NxtLookup:
 
     def lookup(symbols: Sequence[str]) -> dict[str, bool]:
         client = KisClient(settings)
+        found: dict[str, bool] = {}
         try:
-            return {symbol: client.nxt_status(symbol) for symbol in symbols}
+            for symbol in symbols:
+                try:
+                    found[symbol] = client.nxt_status(symbol)
+                except (BrokerAuthError, BrokerRateLimited):
+                    raise
+                except BrokerError as exc:
+                    log.warning("kis: search-stock-info knows no %s (%s); its NXT status stays unknown", symbol, exc)
+            return found
         finally:
             client.close()
 
