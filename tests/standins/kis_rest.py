@@ -45,9 +45,10 @@ def _err(code: str, msg: str, status: int = 500) -> Reply:
 class KisRestStandin(StandinServer):
     def __init__(self, truth: pa.Table, day: date, appkey: str, appsecret: str, *, rate_limit: float = 20,
                  token_interval_s: float = 0.0, output2_as_object: bool = False, paper: bool = False,
-                 nxt_listed: Collection[str] | None = None, nxt_halted: Collection[str] = ()):
+                 nxt_listed: Collection[str] | None = None, nxt_halted: Collection[str] = (), listed: Collection[str] = ()):
         super().__init__(truth, day, rate_limit)
         self.paper = paper
+        self.listed = set(listed) | set(self.trades)  # the symbols search-stock-info knows (plus the NXT-listed)
         self.nxt_listed = set(self.venue_trades["NXT"]) if nxt_listed is None else set(nxt_listed)
         self.nxt_halted = set(nxt_halted)
         self.appkey = appkey
@@ -137,7 +138,7 @@ class KisRestStandin(StandinServer):
         code = q.get("PDNO", "")
         if q.get("PRDT_TYPE_CD") != "300":
             return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME PRDT_TYPE_CD")
-        if code not in self.trades and code not in self.nxt_listed:
+        if code not in self.listed and code not in self.nxt_listed:
             return Reply(200, {"rt_cd": "1", "msg_cd": "KIOK0560", "msg1": "조회할 자료가 없습니다", "output": {}})
         output = {"pdno": code, "prdt_type_cd": "300", "prdt_abrv_name": f"종목{code}", "mket_id_cd": "STK",
                   "cptt_trad_tr_psbl_yn": "Y" if code in self.nxt_listed else "N",

@@ -91,8 +91,9 @@ def _universe(settings: Settings, broker: str, wanted: list[str], venues: list[V
     from ..core.calendar import is_trading_day
     from ..services.collectors.universe import broker_lookup, day_universe
 
-    if "NXT" not in venues:
-        return None
+    paper = settings.kis_paper if broker == "kis" else "mockapi." in settings.kiwoom_ws_url
+    if "NXT" not in venues or paper:
+        return None  # no NXT wanted, or the account gets none (the plan says so)
     today = datetime.now(KST).date()
     if not is_trading_day(today):
         log.warning("%s is not a trading day: the universe is not refreshed (the stored one, if any, is used)", today)
@@ -125,12 +126,13 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     """
     from ..core.stream import connect
     from ..services.collectors.base import FatalCollectorError
-    from ..services.collectors.service import build_kis, kis_plan
+    from ..services.collectors.service import build_kis, kis_apps, kis_plan
 
     settings = get_settings(ctx)
     wanted = _wanted(symbols, symbols_file)
     chosen = parse_venues(venues)
     try:
+        kis_apps(settings)  # refuse missing keys before asking the broker for the universe
         plan = kis_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kis", wanted, chosen, refresh_universe))
     except (FatalCollectorError, TickvaultError) as exc:
         fail(str(exc))

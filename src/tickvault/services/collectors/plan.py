@@ -75,7 +75,8 @@ def plan_subscriptions(broker: str, pairs: Sequence[Pair], sessions: int, per_se
     """
     left_out = list(uncovered)
     ordered = [p for p in dict.fromkeys(pairs) if p[0] == "KRX"] + [p for p in dict.fromkeys(pairs) if p[0] != "KRX"]
-    if nxt_refused:
+    if nxt_refused:  # whatever else kept an NXT pair out, this account gets no NXT at all
+        left_out = [(p, nxt_refused if p[0] == "NXT" else why) for p, why in left_out]
         left_out += [(p, nxt_refused) for p in ordered if p[0] == "NXT"]
         ordered = [p for p in ordered if p[0] != "NXT"]
     room = sessions * per_session
