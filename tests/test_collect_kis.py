@@ -524,3 +524,20 @@ def test_paper_server_refuses_nxt_and_the_refusal_is_counted(settings, rclient, 
 
     keys = [venue_key_of(f) for f in stream_entries(rclient, settings.stream)]
     assert sorted(keys) == sorted(t.venue_key for t in standin.sent) and {k[0] for k in keys} == {"KRX"}
+
+
+def test_watchdog_is_armed_by_the_session_table_per_venue():
+    from tickvault.core.config import MARKET_HOURS, parse_session_hours
+    from tickvault.services.collectors.base import SessionClock
+
+    def at(hh: int, mm: int, ss: int = 0) -> datetime:
+        return datetime(2026, 11, 20, hh, mm, ss, tzinfo=KST)  # a Friday, a trading day for both venues
+
+    nxt_only, both = SessionClock(MARKET_HOURS, ["NXT"]), SessionClock(MARKET_HOURS, ["KRX", "NXT"])
+    assert nxt_only.in_session(at(19, 30)) and both.in_session(at(19, 30))  # NXT after-market
+    assert not nxt_only.in_session(at(8, 55)) and not nxt_only.in_session(at(15, 30))  # NXT's quiet windows
+    assert nxt_only.in_session(at(8, 10)) and nxt_only.in_session(at(10, 0))
+    assert both.in_session(at(10, 0)) and not both.in_session(at(21, 0))
+    assert not both.in_session(datetime(2026, 11, 21, 10, 0, tzinfo=KST))  # Saturday
+    always = SessionClock(parse_session_hours("00:00-24:00"), ["NXT"])
+    assert always.in_session(at(8, 55)) and always.in_session(at(23, 0))

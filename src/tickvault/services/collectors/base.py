@@ -13,13 +13,15 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from datetime import time as dtime
 from typing import Any
 
 import redis
 
+from ...core.calendar import in_session as calendar_in_session
 from ...core.calendar import is_trading_day
 from ...core.config import SessionHours
 from ...core.stream import Publisher, dead_letter
@@ -120,15 +122,22 @@ class Backoff:
 
 
 class SessionClock:
-    """Is the market in session now? The stall watchdog only fires during the session
-    (KRX trades 08:30-18:00 KST on trading days; outside, silence is normal)."""
+    """Is one of the session's venues trading now? The stall watchdog only fires then: within
+    ``hours`` on trading days, and inside a trade window of a venue of ``venues`` in the
+    session table (NXT is silent 08:50-09:00:30 and 15:20-15:40; KRX's 07:00 pre-market
+    exists only where its rule is in force). Hours of the whole day ('00:00-24:00') arm it
+    on every trading day whatever the table says."""
 
-    def __init__(self, hours: SessionHours):
+    def __init__(self, hours: SessionHours, venues: Collection[Venue] = VENUES):
         self.hours = hours
+        self.venues = tuple(venues)
+        self.whole_day = hours.start == dtime(0, 0) and hours.end == dtime.max
 
     def in_session(self, now: datetime | None = None) -> bool:
         now = (now or datetime.now(UTC)).astimezone(KST)
-        return is_trading_day(now.date()) and now.time() in self.hours
+        if not (is_trading_day(now.date()) and now.time() in self.hours):
+            return False
+        return self.whole_day or any(calendar_in_session(now, venue) is not None for venue in self.venues)
 
 
 class Outbox:

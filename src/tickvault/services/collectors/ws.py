@@ -56,7 +56,7 @@ class WsSession:
         self.options = options
         self.outbox = outbox
         self.stats = stats
-        self.clock = SessionClock(options.session_hours)
+        self.clock = SessionClock(options.session_hours, {venue for venue, _ in self.pairs})
         self.gaps = GapTracker(self.source, self.pairs, outbox)
         self.ready = False
         self.sessions = 0  # connections that became ready (tests, logs)
