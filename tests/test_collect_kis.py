@@ -541,3 +541,60 @@ def test_watchdog_is_armed_by_the_session_table_per_venue():
     assert not both.in_session(datetime(2026, 11, 21, 10, 0, tzinfo=KST))  # Saturday
     always = SessionClock(parse_session_hours("00:00-24:00"), ["NXT"])
     assert always.in_session(at(8, 55)) and always.in_session(at(23, 0))
+
+
+def test_morning_plan_resubscribes_when_the_universe_changes(settings, rclient, kis_rest, tmp_path):
+    """Each trading morning the plan is made again; a changed plan (005930 now on NXT) stops the
+    sessions cleanly (no gap) and subscribes the new pairs; an unchanged one leaves them alone."""
+    from helpers import venue_key_of
+    from tickvault.services.collectors.service import run_with_daily_plan
+
+    _rest, rest_url = kis_rest
+    standin = KisWsStandin(SYMBOLS[:2], nxt_symbols=SYMBOLS[:1])
+    krx_only = [("KRX", x) for x in SYMBOLS[:2]]
+    plans = [krx_only, krx_only + [("NXT", SYMBOLS[0])]]
+    waits = iter([0.2, 0.2, 3600.0])
+    replans = []
+
+    async def scenario():
+        s = collector_settings(settings, tmp_path, rest_url, await standin.start())
+
+        def replan():
+            replans.append(1)
+            return kis_plan(s, SYMBOLS[:2], universe=plans[min(len(replans) - 1, 1)], app_count=1)
+
+        stats = {}
+        stop = asyncio.Event()
+        first = kis_plan(s, SYMBOLS[:2], universe=krx_only, app_count=1)
+        task = asyncio.create_task(run_with_daily_plan(
+            lambda p: build_kis(s, p, rclient, approval_keys=[lambda: "apv-x"]), first, replan, stop, stats, "kis", lambda: next(waits)))
+        await standin.wait_subscribed(SYMBOLS[:2])
+        await standin.trades(4)
+        await until(lambda: stats["kis"].ticks == 4, what="KRX ticks")
+        await standin.wait_subscribed(list(standin.cum), newer_than=1)  # the second plan brought NXT
+        await until(lambda: len(replans) == 2, what="two morning plans")
+        await asyncio.sleep(0.1)
+        await standin.trades(4)
+        await standin.trades(3, venue="NXT")
+        await until(lambda: stats["kis"].ticks == 7, what="both venues after the re-plan")
+        stop.set()
+        await task
+        await standin.stop()
+
+    asyncio.run(scenario())
+    assert len(replans) == 2 and standin.connections == 2  # the unchanged first re-plan kept the session
+    keys = [venue_key_of(f) for f in stream_entries(rclient, settings.stream)]
+    assert sorted(keys) == sorted(t.venue_key for t in standin.sent) and len(keys) == 11
+    assert read_gaps(rclient, settings.stream) == []  # a clean resubscription is not a gap
+
+
+def test_morning_plan_is_due_before_the_next_trading_days_first_session():
+    from tickvault.core.calendar import collect_window
+    from tickvault.services.collectors.service import REPLAN_LEAD, seconds_to_replan
+
+    friday_noon = datetime(2026, 11, 20, 12, 0, tzinfo=KST)
+    due = friday_noon + timedelta(seconds=seconds_to_replan(friday_noon))
+    monday_open = collect_window(date(2026, 11, 23))[0]
+    assert due == monday_open - REPLAN_LEAD and due.date() == date(2026, 11, 23) and due.hour < 8
+    early_monday = datetime(2026, 11, 23, 3, 0, tzinfo=KST)  # before Monday's plan time: Monday itself
+    assert early_monday + timedelta(seconds=seconds_to_replan(early_monday)) == due

@@ -38,22 +38,23 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run_ws(settings: Settings, source: str, build) -> None:
-    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint;
-    exit 1 with the reason on a fatal error."""
-    from ..services.collectors.base import FatalCollectorError
+def _run_ws(settings: Settings, source: str, plan, build, replan) -> None:
+    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint,
+    planning again each trading morning; exit 1 with the reason on a fatal error."""
+    from ..services.collectors.base import CollectorStats, FatalCollectorError
     from ..services.collectors.metrics import serve
-    from ..services.collectors.ws import run_sessions
+    from ..services.collectors.service import run_with_daily_plan
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(asyncio.get_running_loop(), stop)
-        collector = build()
-        server = serve({source: collector.stats}, settings.metrics_host, settings.collect_metrics_port)
+        stats: dict[str, CollectorStats] = {}
+        server = serve(stats, settings.metrics_host, settings.collect_metrics_port)
         try:
-            await run_sessions(collector.sessions, collector.outbox, stop)
+            await run_with_daily_plan(build, plan, replan, stop, stats, source)
         finally:
-            log.info("collector stopped: %s", json.dumps(collector.stats.as_dict()))
+            if source in stats:
+                log.info("collector stopped: %s", json.dumps(stats[source].as_dict()))
             if server is not None:
                 server.shutdown()
 
@@ -131,15 +132,18 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     settings = get_settings(ctx)
     wanted = _wanted(symbols, symbols_file)
     chosen = parse_venues(venues)
+    def make_plan(refresh: bool):
+        return kis_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kis", wanted, chosen, refresh))
+
     try:
         kis_apps(settings)  # refuse missing keys before asking the broker for the universe
-        plan = kis_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kis", wanted, chosen, refresh_universe))
+        plan = make_plan(refresh_universe)
     except (FatalCollectorError, TickvaultError) as exc:
         fail(str(exc))
     if plan_only:
         _print_plan(plan)
         return
-    _run_ws(settings, "kis", lambda: build_kis(settings, plan, connect(settings.redis_dsn)))
+    _run_ws(settings, "kis", plan, lambda p: build_kis(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
 
 
 @collect_cmd.command("kiwoom")
@@ -164,14 +168,17 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     chosen = parse_venues(venues)
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
+    def make_plan(refresh: bool):
+        return kiwoom_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kiwoom", wanted, chosen, refresh))
+
     try:
-        plan = kiwoom_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kiwoom", wanted, chosen, refresh_universe))
+        plan = make_plan(refresh_universe)
     except (FatalCollectorError, TickvaultError) as exc:
         fail(str(exc))
     if plan_only:
         _print_plan(plan)
         return
-    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, plan, connect(settings.redis_dsn)))
+    _run_ws(settings, "kiwoom", plan, lambda p: build_kiwoom(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
 
 
 @collect_cmd.command("universe")

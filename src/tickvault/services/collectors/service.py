@@ -3,20 +3,22 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 
+from ...core.calendar import collect_window, is_trading_day, next_trading_day
 from ...core.config import Settings
-from ...core.wire import VENUES, Venue
+from ...core.wire import KST, UTC, VENUES, Venue
 from .base import CollectorStats, FatalCollectorError, Outbox, Pair, gaps_stream
 from .kis import KisSession
 from .kiwoom import KiwoomSession
 from .plan import SubscriptionPlan, plan_subscriptions, wanted_pairs
-from .ws import WsOptions, WsSession
+from .ws import WsOptions, WsSession, run_sessions
 
 log = logging.getLogger(__name__)
 
@@ -181,6 +183,71 @@ def build_kiwoom(
     sessions: list[WsSession] = [KiwoomSession("kiwoom", chunk, token, options, outbox, stats) for chunk in plan.sessions]
     log_plan(plan)
     return Collector(sessions, outbox, stats, plan)
+
+
+#: How long before the day's first session the plan is made again (universe refreshed).
+REPLAN_LEAD = timedelta(minutes=10)
+
+
+def seconds_to_replan(now: datetime | None = None) -> float:
+    """Seconds until ``REPLAN_LEAD`` before the next trading day's first session (session table)."""
+    now = (now or datetime.now(UTC)).astimezone(KST)
+    day = now.date() if is_trading_day(now.date()) else next_trading_day(now.date())
+    while True:
+        due = collect_window(day)[0] - REPLAN_LEAD
+        if due > now:
+            return (due - now).total_seconds()
+        day = next_trading_day(day)
+
+
+async def run_with_daily_plan(
+    build: Callable[[SubscriptionPlan], Collector],
+    plan: SubscriptionPlan,
+    replan: Callable[[], SubscriptionPlan],
+    stop: asyncio.Event,
+    stats_by_source: MutableMapping[str, CollectorStats],
+    source: str,
+    wait_s: Callable[[], float] = seconds_to_replan,
+) -> Collector:
+    """Run a collector until ``stop``; each trading morning, before the first session, make the
+    plan again (the day's universe refreshed) and, when it changed, stop the sessions cleanly
+    and start them with the new plan — no trading then, so no gap. ``stats_by_source[source]``
+    always holds the running collector's counters (the metrics endpoint reads it)."""
+    while True:
+        collector = build(plan)
+        stats_by_source[source] = collector.stats
+        sessions_stop = asyncio.Event()
+        changed: list[SubscriptionPlan] = []
+
+        async def forward_stop(sessions_stop: asyncio.Event = sessions_stop) -> None:
+            await stop.wait()
+            sessions_stop.set()
+
+        async def watch(current: SubscriptionPlan = plan, sessions_stop: asyncio.Event = sessions_stop,
+                        changed: list[SubscriptionPlan] = changed) -> None:
+            while True:
+                await asyncio.sleep(max(0.0, wait_s()))
+                try:
+                    new = await asyncio.to_thread(replan)
+                except Exception as exc:  # noqa: BLE001 - a failed morning plan keeps yesterday's subscriptions
+                    log.error("%s: the morning plan failed (%s); keeping the current subscriptions", source, exc)
+                    continue
+                if (new.covered, new.uncovered) != (current.covered, current.uncovered):
+                    changed.append(new)
+                    sessions_stop.set()
+                    return
+                log.info("%s: the morning plan is unchanged (%s)", source, new.summary())
+
+        helpers = [asyncio.create_task(forward_stop()), asyncio.create_task(watch())]
+        try:
+            await run_sessions(collector.sessions, collector.outbox, sessions_stop)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+        if stop.is_set() or not changed:
+            return collector
+        plan = changed[0]
+        log.info("%s: the day's plan changed; resubscribing: %s", source, plan.summary())
 
 
 def read_gaps(client: redis.Redis, stream: str, since: datetime | None = None) -> list[dict[str, str]]:
