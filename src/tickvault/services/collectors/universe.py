@@ -107,6 +107,8 @@ def refresh_universe(settings: Settings, day: date, symbols: Sequence[str], look
         try:
             store = opener(settings)
             try:
+                if isinstance(store, Lake):
+                    store.require()  # a collector host without the lake must not create one
                 store.write_universe(day, merged, source)
             finally:
                 store.close()
