@@ -484,6 +484,15 @@ def test_collector_delivers_both_venues_once_and_records_gaps_per_venue(settings
     assert len(keys) == len(set(keys)) == len(standin.sent) == 34
     assert sorted(keys) == sorted(t.venue_key for t in standin.sent)
     assert {k[0] for k in keys} == {"KRX", "NXT"}
+    assert collector.stats.ticks_by_venue == {"KRX": sum(1 for k in keys if k[0] == "KRX"), "NXT": sum(1 for k in keys if k[0] == "NXT")}
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from tickvault.services.collectors.metrics import CollectorMetrics
+
+    registry = CollectorRegistry()
+    registry.register(CollectorMetrics({"kis": collector.stats}))
+    scraped = generate_latest(registry).decode()
+    assert f'tickvault_collector_venue_ticks_total{{source="kis",venue="NXT"}} {collector.stats.ticks_by_venue["NXT"]}.0' in scraped
     gaps = read_gaps(rclient, settings.stream)
     assert sorted((g["venue"], g["symbols"]) for g in gaps) == [("KRX", ",".join(SYMBOLS)), ("NXT", ",".join(nxt))]
     assert len(standin.lost) == 7 and all(in_a_gap(t, gaps) for t in standin.lost)

@@ -25,7 +25,7 @@ from ...core.calendar import in_session as calendar_in_session
 from ...core.calendar import is_trading_day
 from ...core.config import SessionHours
 from ...core.stream import Publisher, dead_letter
-from ...core.wire import KST, UTC, VENUES, DeadLetter, Venue
+from ...core.wire import DEFAULT_VENUE, KST, UTC, VENUES, DeadLetter, Venue
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,7 @@ class CollectorStats:
 
     frames: int = 0
     ticks: int = 0
+    ticks_by_venue: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     parse_errors: int = 0
     venue_mismatches: int = 0  # records whose own venue field contradicts the subscription (also dead-lettered)
@@ -158,6 +159,9 @@ class Outbox:
     def ticks(self, entries: Sequence[Mapping[str, str]]) -> None:
         if entries:
             self.stats.ticks += len(entries)
+            for entry in entries:
+                venue = entry.get("venue") or DEFAULT_VENUE
+                self.stats.ticks_by_venue[venue] = self.stats.ticks_by_venue.get(venue, 0) + 1
             self._put(("ticks", list(entries)))
 
     def dead(self, raw: str, reason: str, **extra: str) -> None:

@@ -3,6 +3,7 @@ http://metrics_host:collect_metrics_port/metrics (``serve``):
 
 tickvault_collector_frames_total{source}        frames received (data, acks, heartbeats)
 tickvault_collector_ticks_total{source}         ticks parsed and queued for the stream
+tickvault_collector_venue_ticks_total{source,venue}  the same, per venue (KRX, NXT)
 tickvault_collector_published_total{source}     ticks written to the stream
 tickvault_collector_reconnects_total{source}    sessions lost and reopened
 tickvault_collector_parse_errors_total{source}  frames/records sent to the DLQ
@@ -42,6 +43,11 @@ class CollectorMetrics(Collector):
             for source, stats in self.stats_by_source.items():
                 family.add_metric([source], getattr(stats, name))
             yield family
+        by_venue = CounterMetricFamily("tickvault_collector_venue_ticks", "collector ticks per venue", labels=["source", "venue"])
+        for source, stats in self.stats_by_source.items():
+            for venue, count in sorted(stats.ticks_by_venue.items()):
+                by_venue.add_metric([source, venue], count)
+        yield by_venue
         connected = GaugeMetricFamily("tickvault_collector_connected", "1 while a broker session is open", labels=["source"])
         last = GaugeMetricFamily("tickvault_collector_last_frame_timestamp_seconds", "when the last frame arrived", labels=["source"])
         uncovered = GaugeMetricFamily("tickvault_collector_uncovered_pairs",
