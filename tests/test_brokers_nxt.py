@@ -191,3 +191,23 @@ def test_universe_refresh_is_stored_in_both_stores_and_used_by_the_plan(settings
         assert [pair for pair, _ in plan.uncovered] == [("NXT", "999999")]  # the broker does not know it: said, not dropped
         day_universe(s, DAY, SYMBOLS, kis_lookup(s), "kis", refresh=True)
         assert server.calls == calls + len(SYMBOLS)
+
+
+def test_universe_refresh_from_kiwoom(settings, truth, tmp_path):
+    from tickvault.services.collectors.universe import broker_lookup, refresh_universe
+    from tickvault.stores.hot import HotStore
+    from tickvault.stores.lake import Lake
+
+    hot = HotStore(settings)
+    hot.init()
+    with KiwoomRestStandin(truth, DAY, KW_KEY, KW_SECRET, rate_limit=50, kosdaq=["000660"]) as server:
+        s = Settings(**{**settings.model_dump(), "kiwoom_appkey": KW_KEY, "kiwoom_secretkey": KW_SECRET, "kiwoom_base_url": server.url,
+                        "broker_token_dir": tmp_path / "tokens", "kiwoom_rate_per_s": 50})
+        merged = refresh_universe(s, DAY, SYMBOLS, broker_lookup(s, "kiwoom"), "kiwoom")
+        assert sorted(merged) == sorted([("KRX", x) for x in SYMBOLS] + [("NXT", x) for x in NXT])
+        assert server.calls_by_api == {"ka10099": 2}  # both markets listed every symbol: no ka10100
+    assert sorted(hot.read_universe(DAY)) == sorted(merged)  # the lake does not exist here: hot only
+    hot.close()
+    lake = Lake(s)
+    assert not lake.exists()  # a collector host without the lake never creates one
+    lake.close()
