@@ -66,8 +66,9 @@ def parse_session_hours(value: object) -> SessionHours:
         raise ValueError(f"want HH:MM-HH:MM in KST (e.g. 08:30-18:10), got {value!r}") from None
 
 
-#: KRX trades 08:30-18:00 KST (pre-market to after-hours); ten minutes of margin at the end.
-MARKET_HOURS = SessionHours(time(8, 30), time(18, 10))
+#: KRX (07:00 with the 2026 pre-market) and NXT (to 20:00) trade within these KST hours; ten
+#: minutes of margin at the end. The collectors' watchdog also asks the session table.
+MARKET_HOURS = SessionHours(time(7, 0), time(20, 10))
 
 KstTime = Annotated[time, BeforeValidator(parse_kst_time), PlainSerializer(lambda t: t.strftime("%H:%M"))]
 KstHours = Annotated[SessionHours, NoDecode, BeforeValidator(parse_session_hours), PlainSerializer(str)]
@@ -158,7 +159,9 @@ class Settings(BaseSettings):
     collect_reconnect_initial_s: float = Field(1.0, gt=0, description="First reconnect delay after a lost broker session (doubles, jittered)")
     collect_reconnect_max_s: float = Field(60.0, gt=0, description="Ceiling of the reconnect backoff")
     collect_stall_s: float = Field(60.0, gt=0, description="Stall watchdog: reconnect when no frame arrives for this many seconds during the session")
-    collect_session_hours: KstHours = Field(MARKET_HOURS, description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    collect_session_hours: KstHours = Field(MARKET_HOURS, description=(
+        "KST hours of trading days in which the stall watchdog is armed, inside the trade windows of the session "
+        "table's venues ('00:00-24:00' = always on trading days)"))
     collect_metrics_port: int = Field(
         9109, ge=0, le=65535,
         description="Prometheus endpoint port of a `tickvault collect` process (0: none); each collector on a host needs its own, apart from metrics_port",

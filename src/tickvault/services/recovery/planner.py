@@ -144,8 +144,8 @@ class Recovery:
         gaps = []
         for record in records:
             start, end = datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
-            if start >= day_end:
-                continue
+            if start >= day_end or record.get("venue", self.venue) != self.venue:
+                continue  # a record without a venue (pub/sub bridge) covers every venue
             window = (max(minute(start), day_start), min(minute(end) + timedelta(minutes=1), day_end))
             gaps.append((frozenset(s for s in record.get("symbols", "").split(",") if s), window))
         return gaps
@@ -204,7 +204,7 @@ class Recovery:
         if not archive.missing and not archive.conflicts:
             # continuity holds, so the last cumulative volume is the stored day volume exactly;
             # one call for the broker's day volume proves the symbol complete (no bars needed)
-            total = source.day_volume(sym.symbol, self.day, self.today)
+            total = source.day_volume(sym.symbol, self.day, self.today, self.venue)
             stored = archive.ticks[-1].cum_volume if archive.ticks else 0
             if total is not None and total > stored:
                 # only trades after the last stored tick can be missing: fetch just that tail
@@ -221,7 +221,7 @@ class Recovery:
         until = DEFAULT_UNTIL
         if archive.ticks:
             until = max(until, minute(archive.ticks[-1].ts).strftime("%H%M%S"))
-        bars = source.minute_bars(sym.symbol, self.day, self.today, until)
+        bars = source.minute_bars(sym.symbol, self.day, self.today, until, self.venue)
         broker_volume = {b.minute: b.volume for b in bars}
         disagreeing = _disagreeing(broker_volume, archive.minute_volumes())
         sym.minutes_disagreeing = len(disagreeing)
@@ -245,15 +245,15 @@ class Recovery:
         if not sym.windows:
             sym.windows = list(windows)
         try:
-            trades = source.trades(sym.symbol, self.day, self.today, windows)
+            trades = source.trades(sym.symbol, self.day, self.today, windows, self.venue)
         except TradesUnavailable as exc:
             sym.notes.append(str(exc))
             return archive, Conversion(), str(exc)
         now = datetime.now(UTC)
         if source.exact_cum_volume:
-            conversion = from_exact(archive, trades, now)
+            conversion = from_exact(archive, trades, now, self.venue)
         else:
-            conversion = from_anchored(archive, trades, windows[0][0], now)
+            conversion = from_anchored(archive, trades, windows[0][0], now, self.venue)
         if conversion.reason:
             sym.notes.append(conversion.reason)
         new = conversion.ticks

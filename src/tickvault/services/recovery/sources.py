@@ -1,4 +1,6 @@
-"""The two brokers behind one small interface: minute bars for any day, trades for windows.
+"""The two brokers behind one small interface: minute bars for any day, trades for windows,
+each for one venue (KIS: ``FID_COND_MRKT_DIV_CODE`` J / NX; Kiwoom: item ``CODE`` / ``CODE_NX``);
+every trade returned carries the venue it was asked for.
 
 Both brokers list individual trades only for the current day (KIS's time-conclusion TR
 and Kiwoom's tick chart have no date parameter), so a past day can be checked against
@@ -11,6 +13,7 @@ from datetime import date, datetime
 from typing import Protocol
 
 from ...core.config import Settings
+from ...core.wire import Venue
 from ..brokers.common import BrokerTrade, MinuteBar
 from ..brokers.kis import KisClient
 from ..brokers.kiwoom import KiwoomClient
@@ -24,11 +27,12 @@ class BrokerSource(Protocol):
     name: str
     exact_cum_volume: bool  # do its trades carry the cumulative volume?
 
-    def day_volume(self, symbol: str, day: date, today: date) -> int | None: ...
+    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None: ...
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]: ...
+    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]: ...
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]: ...
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
+               venue: Venue = "KRX") -> list[BrokerTrade]: ...
 
     def calls(self) -> dict[str, int]: ...
 
@@ -42,20 +46,21 @@ class KisSource:
     def __init__(self, client: KisClient):
         self.client = client
 
-    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
-        return self.client.day_volume(symbol, day, today)
+    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
+        return self.client.day_volume(symbol, day, today, venue)
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
+    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]:
         if day == today:
-            return self.client.minute_bars_today(symbol, day, until=until)
-        return self.client.minute_bars_day(symbol, day, until=until)
+            return self.client.minute_bars_today(symbol, day, until=until, venue=venue)
+        return self.client.minute_bars_day(symbol, day, until=until, venue=venue)
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]:
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
+               venue: Venue = "KRX") -> list[BrokerTrade]:
         if day != today:
             raise TradesUnavailable("KIS lists trades (inquire-time-itemconclusion) only for the current day; run recovery on the day itself")
         out: list[BrokerTrade] = []
         for start, end in windows:
-            out.extend(self.client.trades_today(symbol, day, start, end))
+            out.extend(self.client.trades_today(symbol, day, start, end, venue))
         return out
 
     def calls(self) -> dict[str, int]:
@@ -72,17 +77,18 @@ class KiwoomSource:
     def __init__(self, client: KiwoomClient):
         self.client = client
 
-    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
         return None  # the minute chart (one page holds a whole day) is the cheapest check
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
-        return self.client.minute_bars(symbol, day)
+    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]:
+        return self.client.minute_bars(symbol, day, venue)
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]:
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
+               venue: Venue = "KRX") -> list[BrokerTrade]:
         if day != today:
             raise TradesUnavailable("Kiwoom's tick chart (ka10079) has no date parameter and lists only the current day; run recovery on the day itself")
         since = min(start for start, _ in windows)
-        return self.client.trades_back_to(symbol, day, since)
+        return self.client.trades_back_to(symbol, day, since, venue)
 
     def calls(self) -> dict[str, int]:
         return {"total": self.client.stats.calls, **self.client.stats.by_tr}
