@@ -115,6 +115,20 @@ class MinuteDiff:
         }
 
 
+@dataclass(frozen=True)
+class OffSession:
+    """Ticks of one (venue, symbol) stamped outside every session of their venue: stored, and flagged."""
+
+    venue: str
+    symbol: str
+    ticks: int
+    first_ts: datetime
+    last_ts: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"venue": self.venue, "symbol": self.symbol, "ticks": self.ticks, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts)}
+
+
 @dataclass
 class StoreCheck:
     """Continuity and duplicates of one store for the day."""
@@ -159,10 +173,39 @@ class VerifyReport:
     gaps: list[Gap]  # gaps of the data as a whole: of the union of the stores checked
     differences: list[MinuteDiff] = field(default_factory=list)
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: the day's (venue, symbol) universe as stored; None when none was recorded (then not checked)
+    universe: list[tuple[str, str]] | None = None
+    #: universe pairs no store holds a tick of: not proven complete
+    missing_series: list[tuple[str, str]] = field(default_factory=list)
+    #: ticks outside every session of their venue (flagged, they do not make the day inconsistent)
+    out_of_session: list[OffSession] = field(default_factory=list)
+    #: series seen per venue (any store), for the per-venue summary
+    series: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def consistent(self) -> bool:
-        return all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
+        return (all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
+                and not self.missing_series)
+
+    def venues(self) -> dict[str, dict[str, Any]]:
+        """Per venue: series expected (universe) and seen, gaps and exact missing volume, flags."""
+        names = sorted({v for v, _ in self.series} | {v for v, _ in self.universe or []} | {g.venue for g in self.gaps})
+        out: dict[str, dict[str, Any]] = {}
+        for venue in names:
+            gaps = [g for g in self.gaps if g.venue == venue and g.missing_volume > 0]
+            off = [o for o in self.out_of_session if o.venue == venue]
+            missing = [s for v, s in self.missing_series if v == venue]
+            out[venue] = {
+                "series": sum(1 for v, _ in self.series if v == venue),
+                "universe": None if self.universe is None else sum(1 for v, _ in self.universe if v == venue),
+                "missing_series": missing,
+                "gaps": len(gaps),
+                "missing_volume": sum(g.missing_volume for g in gaps),
+                "differences": sum(1 for d in self.differences if d.venue == venue),
+                "out_of_session_ticks": sum(o.ticks for o in off),
+                "complete": not gaps and not missing and not any(d.venue == venue for d in self.differences),
+            }
+        return out
 
     @property
     def missing_volume(self) -> int:
@@ -183,6 +226,22 @@ class VerifyReport:
                 out.append(f"{s.store}: {s.duplicates} duplicate tick(s)")
         if self.differences:
             out.append(f"hot and cold differ in {len(self.differences)} minute(s)")
+        for venue, facts in self.venues().items():
+            if facts["missing_volume"]:
+                out.append(f"{venue}: {facts['gaps']} gap(s), {facts['missing_volume']} volume missing")
+            if facts["missing_series"]:
+                shown = ", ".join(facts["missing_series"][:5]) + (" …" if len(facts["missing_series"]) > 5 else "")
+                out.append(f"{venue}: {len(facts['missing_series'])} symbol(s) of the day's universe have no ticks ({shown})")
+        return out
+
+    def flags(self) -> list[str]:
+        """What is stored but suspicious (does not make the day inconsistent): ticks outside every session."""
+        out = []
+        for venue in sorted({o.venue for o in self.out_of_session}):
+            mine = [o for o in self.out_of_session if o.venue == venue]
+            out.append(f"{venue}: {sum(o.ticks for o in mine)} tick(s) of {len(mine)} symbol(s) outside every {venue} session")
+        if self.universe is None:
+            out.append("no universe recorded for the day: only the series that have ticks were checked")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,6 +257,11 @@ class VerifyReport:
             "gaps": [g.to_dict() for g in self.gaps],
             "stores": {name: s.to_dict() for name, s in self.stores.items()},
             "differences": [d.to_dict() for d in self.differences],
+            "venues": self.venues(),
+            "universe_recorded": self.universe is not None,
+            "missing_series": [{"venue": v, "symbol": s} for v, s in self.missing_series],
+            "out_of_session": [o.to_dict() for o in self.out_of_session],
+            "flags": self.flags(),
         }
 
     @staticmethod
