@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ...core.config import Settings
-from ...core.wire import KST
+from ...core.wire import KST, Venue
 from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, kst_at, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
@@ -57,7 +57,9 @@ TOKEN_ISSUE_LIMIT = "EGW00133"
 #: Rows per call (documented: 30 for today's bars, 120 for past days).
 TODAY_BARS_ROWS = 30
 DAY_BARS_ROWS = 120
-SESSION_FLOOR = dtime(8, 0)  # nothing trades before this (pre-market starts 08:30)
+SESSION_FLOOR = dtime(7, 0)  # nothing trades before this (KRX pre-market from the 2026 extension)
+#: FID_COND_MRKT_DIV_CODE per venue: J = KRX, NX = Nextrade (UN, 통합, carries no venue per trade: not used)
+MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX"}
 
 
 @dataclass
@@ -216,18 +218,18 @@ class KisClient(BrokerSession):
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints
-    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
         """The day's accumulated volume (``acml_vol``) in one call: inquire-price for today,
         inquire-daily-price (last 30 days) for a past day; None when the broker has no row."""
         if day == today:
             path, tr_id = PRICE
-            output = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}).body.get("output") or {}
+            output = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol}).body.get("output") or {}
             if isinstance(output, list):
                 output = output[0] if output else {}
             value = output.get("acml_vol")
             return to_int(value) if value not in (None, "") else None
         path, tr_id = DAILY_PRICE
-        rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_PERIOD_DIV_CODE": "D",
+        rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol, "FID_PERIOD_DIV_CODE": "D",
                                       "FID_ORG_ADJ_PRC": "1"}).body.get("output") or []
         if isinstance(rows, dict):
             rows = [rows]
@@ -237,22 +239,22 @@ class KisClient(BrokerSession):
                 return to_int(row["acml_vol"])
         return None
 
-    def minute_bars_today(self, symbol: str, day: date, until: str = "153000") -> list[MinuteBar]:
+    def minute_bars_today(self, symbol: str, day: date, until: str = "153000", venue: Venue = "KRX") -> list[MinuteBar]:
         """Today's minute bars (FHKST03010200), paging backwards 30 rows at a time."""
         path, tr_id = TODAY_BARS
         return self._page_bars(symbol, day, until, TODAY_BARS_ROWS, lambda hour: (path, tr_id, {
             "FID_ETC_CLS_CODE": "",
-            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
             "FID_INPUT_ISCD": symbol,
             "FID_INPUT_HOUR_1": hour,
             "FID_PW_DATA_INCU_YN": "Y",
         }))
 
-    def minute_bars_day(self, symbol: str, day: date, until: str = "153000") -> list[MinuteBar]:
+    def minute_bars_day(self, symbol: str, day: date, until: str = "153000", venue: Venue = "KRX") -> list[MinuteBar]:
         """A past day's minute bars (FHKST03010230), paging backwards 120 rows at a time."""
         path, tr_id = DAY_BARS
         return self._page_bars(symbol, day, until, DAY_BARS_ROWS, lambda hour: (path, tr_id, {
-            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
             "FID_INPUT_ISCD": symbol,
             "FID_INPUT_HOUR_1": hour,
             "FID_INPUT_DATE_1": day.strftime("%Y%m%d"),
@@ -285,7 +287,7 @@ class KisClient(BrokerSession):
             hour = oldest.strftime("%H%M%S")
         return [bars[m] for m in sorted(bars)]
 
-    def trades_today(self, symbol: str, day: date, start: datetime, end: datetime) -> list[BrokerTrade]:
+    def trades_today(self, symbol: str, day: date, start: datetime, end: datetime, venue: Venue = "KRX") -> list[BrokerTrade]:
         """Today's trades with start <= ts < end (FHPST01060000), oldest first.
 
         Pages backwards from ``end``: each next page asks again from the oldest second seen,
@@ -296,7 +298,7 @@ class KisClient(BrokerSession):
         seen: dict[int, BrokerTrade] = {}
         cursor = (end - timedelta(seconds=1)).astimezone(KST)
         while True:
-            params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": cursor.strftime("%H%M%S")}
+            params = {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": cursor.strftime("%H%M%S")}
             rows = self.get(path, tr_id, params).body.get("output2") or []
             if isinstance(rows, dict):  # documented as an object, arrives as an array
                 rows = [rows]

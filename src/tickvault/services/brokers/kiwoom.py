@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from ...core.config import Settings
-from ...core.wire import KST
+from ...core.wire import KST, Venue
 from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, parse_compact, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
@@ -32,6 +32,8 @@ log = logging.getLogger(__name__)
 REAL_URL = "https://api.kiwoom.com"
 TOKEN_PATH = "/oauth2/token"
 CHART_PATH = "/api/dostk/chart"
+#: Kiwoom's item code per venue: the plain code is KRX, CODE_NX is Nextrade (CODE_AL, smart routing, is no venue)
+CODE_SUFFIX: dict[Venue, str] = {"KRX": "", "NXT": "_NX"}
 RATE_LIMITED = 1700
 TOKEN_ERRORS = frozenset({8001, 8002, 8003, 8005, 8006, 8009, 8010, 8011, 8012, 8015, 8016, 8020, 8030, 8031, 8040, 8050, 8103})
 MAX_PAGES = 10_000
@@ -160,10 +162,10 @@ class KiwoomClient(BrokerSession):
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints
-    def minute_bars(self, symbol: str, day: date) -> list[MinuteBar]:
+    def minute_bars(self, symbol: str, day: date, venue: Venue = "KRX") -> list[MinuteBar]:
         """One day's one-minute bars (ka10080), all pages; rows of other days are ignored."""
         bars: dict[datetime, MinuteBar] = {}
-        body = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1", "base_dt": day.strftime("%Y%m%d")}
+        body = {"stk_cd": symbol + CODE_SUFFIX[venue], "tic_scope": "1", "upd_stkpc_tp": "1", "base_dt": day.strftime("%Y%m%d")}
         for page in self.pages(CHART_PATH, "ka10080", body):
             rows = page.body.get("stk_min_pole_chart_qry") or []
             older = False
@@ -179,7 +181,7 @@ class KiwoomClient(BrokerSession):
                 break
         return [bars[m] for m in sorted(bars)]
 
-    def trades_back_to(self, symbol: str, day: date, since: datetime) -> list[BrokerTrade]:
+    def trades_back_to(self, symbol: str, day: date, since: datetime, venue: Venue = "KRX") -> list[BrokerTrade]:
         """Today's trades (ka10079, one row per trade) from the newest back to ``since``, oldest first.
 
         The TR has no date or time parameter: it pages backwards from the newest trade, so
@@ -187,7 +189,7 @@ class KiwoomClient(BrokerSession):
         cumulative volume (``cum_volume`` is None); the planner anchors it.
         """
         rows_out: list[BrokerTrade] = []
-        body = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
+        body = {"stk_cd": symbol + CODE_SUFFIX[venue], "tic_scope": "1", "upd_stkpc_tp": "1"}
         for page in self.pages(CHART_PATH, "ka10079", body):
             rows = page.body.get("stk_tic_chart_qry") or []
             done = False
