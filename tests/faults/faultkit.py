@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 
 # The shared test helpers (tests/ is on sys.path: pytest puts the rootdir conftest's directory there).
@@ -32,8 +33,9 @@ from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
-from tickvault.core.wire import NATURAL_KEY, WireEncoder
+from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder
 from tickvault.dev.simulate import wire_order
+from tickvault.services.sync import verify
 
 SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
 MODE = "soak" if SOAK else "short"
@@ -262,17 +264,31 @@ class TruthReport:
     unexpected: dict[str, int]
     values_equal: dict[str, bool]
     hot_equals_cold: bool
+    #: distinct ticks of the truth per venue: every scenario runs a two-venue day (KRX + NXT)
+    venues: dict[str, int] = field(default_factory=dict)
+    #: per store, lost ticks per venue
+    lost_by_venue: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: `verify` of the day: continuity proven per (venue, symbol) in both stores, hot == cold
+    verify_reasons: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         return (not any(self.lost.values()) and not any(self.duplicated.values()) and not any(self.unexpected.values())
-                and all(self.values_equal.values()) and self.hot_equals_cold)
+                and all(self.values_equal.values()) and self.hot_equals_cold and not self.verify_reasons)
 
 
 def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
-    """Export both stores, count lost / duplicated / unexpected ticks against the truth, compare hot with cold."""
+    """Export both stores, count lost / duplicated / unexpected ticks against the truth (in all
+    and per venue), compare hot with cold, and prove each (venue, symbol) continuous with verify."""
     expected = sort_key(truth)
     got = {source: export(s, source, tmp_path / f"truth-{source}.parquet") for source in ("hot", "cold")}
+    venues = sorted(set(expected.column("venue").to_pylist()))
+
+    def of(table: pa.Table, venue: str) -> pa.Table:
+        return table.filter(pc.equal(table.column("venue"), venue))
+
+    days = sorted({ts.astimezone(KST).date() for ts in pc.unique(expected.column("ts")).to_pylist()})
+    reasons = [f"{day}: {reason}" for day in days for reason in verify(s, day).reasons()]
     report = TruthReport(
         distinct=expected.num_rows,
         lost={k: _count_missing(expected, t) for k, t in got.items()},
@@ -280,14 +296,20 @@ def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
         unexpected={k: _count_missing(t, expected) for k, t in got.items()},
         values_equal={k: t.equals(expected) for k, t in got.items()},
         hot_equals_cold=got["hot"].equals(got["cold"]),
+        venues={v: of(expected, v).num_rows for v in venues},
+        lost_by_venue={k: {v: _count_missing(of(expected, v), of(t, v)) for v in venues} for k, t in got.items()},
+        verify_reasons=reasons,
     )
     return report
 
 
 def assert_truth(report: TruthReport) -> None:
+    assert set(report.venues) == {"KRX", "NXT"} and all(report.venues.values()), (
+        f"the scenario must run a two-venue day (KRX + NXT); its truth holds {report.venues}")
     assert report.clean, (
-        f"truth check failed: lost {report.lost}, duplicated {report.duplicated}, unexpected {report.unexpected}, "
-        f"values equal {report.values_equal}, hot == cold {report.hot_equals_cold}"
+        f"truth check failed: lost {report.lost} (per venue {report.lost_by_venue}), duplicated {report.duplicated}, "
+        f"unexpected {report.unexpected}, values equal {report.values_equal}, hot == cold {report.hot_equals_cold}, "
+        f"verify {report.verify_reasons}"
     )
 
 
@@ -307,6 +329,8 @@ def record(scenario: str, report: TruthReport, entries: int, faults: int, fault_
         "duplicated": sum(report.duplicated.values()),
         "unexpected": sum(report.unexpected.values()),
         "hot_equals_cold": report.hot_equals_cold,
+        "venues": report.venues,
+        "verified": not report.verify_reasons,
         **details,
     }
     print("FAULT-RESULT " + json.dumps(row, sort_keys=True))
