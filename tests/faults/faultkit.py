@@ -21,6 +21,7 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
@@ -33,7 +34,7 @@ from factories import DAY
 from helpers import export, sort_key, subprocess_env
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
-from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder
+from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder, kst_day_bounds
 from tickvault.dev.simulate import wire_order
 from tickvault.services.sync import verify
 
@@ -288,7 +289,7 @@ def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
         return table.filter(pc.equal(table.column("venue"), venue))
 
     days = sorted({ts.astimezone(KST).date() for ts in pc.unique(expected.column("ts")).to_pylist()})
-    reasons = [f"{day}: {reason}" for day in days for reason in verify(s, day).reasons()]
+    reasons = [f"{day}: {reason}" for day in days for reason in _verify_against(s, day, expected)]
     report = TruthReport(
         distinct=expected.num_rows,
         lost={k: _count_missing(expected, t) for k, t in got.items()},
@@ -301,6 +302,41 @@ def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
         verify_reasons=reasons,
     )
     return report
+
+
+def _missing_within(truth: pa.Table) -> dict[str, int]:
+    """Per venue, the volume the truth itself lacks between its ticks (a scenario may send only part of a day)."""
+    out: dict[str, int] = {}
+    ordered = truth.sort_by([("venue", "ascending"), ("symbol", "ascending"), ("cum_volume", "ascending")])
+    venue = ordered.column("venue").to_numpy(zero_copy_only=False)
+    symbol = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    cum, volume = ordered.column("cum_volume").to_numpy(), ordered.column("volume").to_numpy()
+    first = np.ones(len(cum), dtype=bool)
+    first[1:] = (venue[1:] != venue[:-1]) | (symbol[1:] != symbol[:-1])
+    previous = np.where(first, 0, np.concatenate([[0], cum[:-1]]))
+    gap = cum - volume - previous
+    for v in np.unique(venue):
+        out[str(v)] = int(gap[(venue == v) & (gap > 0)].sum())
+    return out
+
+
+def _verify_against(s: Settings, day: date, truth: pa.Table) -> list[str]:
+    """`verify` of the day must find exactly the truth's own gaps per venue, no overlap,
+    duplicate or hot/cold difference: continuity proven per (venue, symbol) in both stores."""
+    start, end = kst_day_bounds(day)
+    ts = truth.column("ts")
+    day_truth = truth.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start, ts.type)), pc.less(ts, pa.scalar(end, ts.type))))
+    expected = _missing_within(day_truth)
+    report = verify(s, day)
+    reasons = [f"{c.store}: {c.error}" for c in report.stores.values() if c.error]
+    reasons += [f"{c.store}: {c.duplicates} duplicate(s)" for c in report.stores.values() if c.duplicates]
+    reasons += [f"{c.store}: overlapping ticks" for c in report.stores.values() if any(g.missing_volume < 0 for g in c.gaps)]
+    if report.differences:
+        reasons.append(f"hot and cold differ in {len(report.differences)} minute(s)")
+    for venue, facts in report.venues().items():
+        if facts["missing_volume"] != expected.get(venue, 0):
+            reasons.append(f"{venue}: verify finds {facts['missing_volume']} volume missing, the truth itself lacks {expected.get(venue, 0)}")
+    return reasons
 
 
 def assert_truth(report: TruthReport) -> None:
