@@ -75,6 +75,7 @@ def test_demo_on_the_configured_servers_cleans_up(pg_url: str, redis_url: str, t
         "generated == hot == cold", "generated == hot == cold (KRX)", "generated == hot == cold (NXT)",
         "no duplicate ticks (hot)", "no duplicate ticks (cold)",
         "cum_volume continuous per venue and symbol (hot)", "cum_volume continuous per venue and symbol (cold)",
+        "verify: universe complete and continuous (KRX)", "verify: universe complete and continuous (NXT)",
     }
     assert report["counts"]["generated_KRX"] + report["counts"]["generated_NXT"] == 6000 and report["counts"]["generated_NXT"] > 0
     schema, stream = report["servers"]["schema"], report["servers"]["stream"]

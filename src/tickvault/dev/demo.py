@@ -30,6 +30,7 @@ import pyarrow.compute as pc
 from ..core.config import Settings
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
+from ..services.sync import VerifyReport, verify
 
 STALL_TIMEOUT_S = 180.0
 
@@ -134,6 +135,16 @@ def of_venue(table: pa.Table, venue: str) -> pa.Table:
 def check_equal(name: str, stored: pa.Table, truth: pa.Table) -> Check:
     ok = stored.cast(TICK_SCHEMA).equals(truth)
     return Check(f"stored values equal generated ({name})", ok, "all columns equal" if ok else "values differ (export both and compare)")
+
+
+def verify_checks(result: VerifyReport) -> list[Check]:
+    """One row per venue: `tickvault verify` proves every (venue, symbol) of the universe continuous."""
+    return [
+        Check(f"verify: universe complete and continuous ({venue})", bool(facts["complete"]),
+              f"{facts['series']}/{facts['universe']} symbols, missing volume {facts['missing_volume']}, "
+              f"{facts['out_of_session_ticks']} ticks outside sessions")
+        for venue, facts in result.venues().items()
+    ]
 
 
 # ---------------------------------------------------------------- running it
@@ -310,6 +321,7 @@ def run_demo(
             check_equal("cold", cold_ticks, truth_sorted),
             Check("no dead letters", dlq == 0, f"{dlq} in {demo.dlq_stream}"),
         ]
+        report.checks += verify_checks(verify(demo, options.day))
         report.timings["check"] = time.monotonic() - t0
         hot_store.close()
         if options.keep and not embed_pg:
