@@ -14,8 +14,9 @@ import pyarrow.compute as pc
 
 from factories import row_of, without
 from helpers import store_both
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, NATURAL_KEY, kst_day_bounds
+from tickvault.core.wire import KST, NATURAL_KEY
 from tickvault.dev.simulate import generate_day, plan_day
 from tickvault.ops.run import recovery_time, scheduled_jobs
 from tickvault.ops.schedule import describe
@@ -98,7 +99,7 @@ def test_planted_gaps_in_both_venues_are_filled_and_a_rerun_changes_nothing(sett
     lake.write_universe(DAY, plan.universe(), "test")
 
     before = verify(settings, DAY)
-    assert not before.consistent and before.missing_series == [("NXT", b)]
+    assert not before.consistent and before.silent == [("NXT", b)]
     assert before.venues()["KRX"]["missing_volume"] == sum(volume[i] for i in lost["krx"])
     assert before.venues()["NXT"]["missing_volume"] == sum(volume[i] for i in lost["nxt"][:2])  # the last trade: only the broker knows
 
@@ -115,7 +116,7 @@ def test_planted_gaps_in_both_venues_are_filled_and_a_rerun_changes_nothing(sett
     assert per[("NXT", a)].ticks_recovered == 3 and per[("NXT", a)].volume_recovered == sum(volume[i] for i in lost["nxt"])
     assert per[("NXT", b)].ticks_recovered == len(lost["nxt_series"])
     assert sum(s.ticks_recovered for s in krx.symbols) == 3  # nothing else touched
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     recovered = lake.read_ticks(start, end)
     assert _keys(recovered) == _keys(truth)
     assert set(recovered.filter(pc.equal(recovered.column("source"), "recovery")).column("venue").to_pylist()) == {"KRX", "NXT"}

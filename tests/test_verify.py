@@ -4,7 +4,7 @@ duplicates, hot-vs-cold differences, the stable JSON and the exit code."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
@@ -12,11 +12,11 @@ import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from factories import DAY, row_of, simulated_day, without
+from factories import DAY, day_ticks, row_of, simulated_day, without
 from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, TICK_SCHEMA
+from tickvault.core.wire import KST, TICK_SCHEMA, ticks_to_table
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
 from tickvault.stores.hot import HotStore
@@ -233,7 +233,7 @@ def test_a_day_is_complete_only_when_every_universe_pair_has_ticks(settings: Set
     with HotStore(settings) as hot:
         hot.write_universe(DAY, pairs, "test")
     report = verify(settings, DAY)
-    assert report.consistent and report.universe == pairs and report.missing_series == []
+    assert report.consistent and report.universe == sorted(pairs, key=lambda p: (p[1], p[0])) and report.silent == []
     # the morning refresh said the symbol trades on NXT too, but no store holds an NXT tick of it
     lake = Lake(settings)
     try:
@@ -243,9 +243,10 @@ def test_a_day_is_complete_only_when_every_universe_pair_has_ticks(settings: Set
     with HotStore(settings) as hot:
         hot.write_universe(DAY, [*pairs, ("NXT", krx_only)], "test")
     report = verify(settings, DAY)
-    assert not report.consistent and report.missing_series == [("NXT", krx_only)]
-    assert report.venues()["NXT"]["missing_series"] == [krx_only] and report.venues()["KRX"]["complete"]
-    assert any(f"NXT: 1 symbol(s) of the day's universe have no ticks ({krx_only})" in r for r in report.reasons())
+    assert not report.consistent and report.silent == [("NXT", krx_only)]
+    assert report.venues()["NXT"]["silent"] == [krx_only] and report.venues()["KRX"]["complete"]
+    assert not report.venues()["NXT"]["complete"]
+    assert f"not proven: 1 (venue, symbol) of the day's universe without a tick (NXT:{krx_only})" in report.reasons()
     assert verify(settings, DAY, symbols=[s for _, s in pairs if s != krx_only]).consistent  # not asked about it
 
 
@@ -275,3 +276,29 @@ def test_ticks_outside_every_session_are_stored_and_flagged(settings: Settings) 
     assert {(o["venue"], o["ticks"]) for o in doc["out_of_session"]} == {("NXT", 2), ("KRX", 1)}
     result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
     assert result.exit_code == 0 and "flag  KRX: 1 tick(s) of 1 symbol(s) outside every KRX session" in result.output
+
+
+def test_a_trading_day_without_any_tick_is_not_proven(settings):
+    """Issue 13.11: "both ok" on a day neither store holds a tick of was false assurance."""
+    for store in (HotStore(settings), Lake(settings)):
+        store.init()
+        store.close()
+    report = verify(settings, DAY)
+    assert not report.consistent and report.no_ticks and report.stores_agree
+    weekend = verify(settings, date(2026, 11, 21))
+    assert weekend.consistent  # nothing trades on a Saturday: nothing to prove
+    out = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
+    assert out.exit_code != 0 and "not proven" in out.output
+
+
+def test_a_symbol_of_the_universe_without_ticks_is_not_proven(settings):
+    store_both(settings, ticks_to_table(day_ticks(DAY, ["005930"], 30)), ticks_to_table(day_ticks(DAY, ["005930"], 30)))
+    assert verify(settings, DAY).consistent
+    hot = HotStore(settings)
+    hot.write_universe(DAY, [("KRX", "005930"), ("KRX", "000660"), ("NXT", "005930")], source="test")
+    hot.close()
+    report = verify(settings, DAY)
+    assert not report.consistent
+    assert report.silent == [("KRX", "000660"), ("NXT", "005930")]
+    assert verify(settings, DAY, symbols=["000660"]).silent == [("KRX", "000660")]
+    assert verify(settings, DAY, source="cold").silent == []  # the lake recorded no universe

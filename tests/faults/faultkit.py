@@ -32,9 +32,10 @@ import redis
 # The shared test helpers (tests/ is on sys.path: pytest puts the rootdir conftest's directory there).
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.stream import group_info
-from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder, kst_day_bounds
+from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder
 from tickvault.dev.simulate import wire_order
 from tickvault.services.sync import verify
 
@@ -323,7 +324,7 @@ def _missing_within(truth: pa.Table) -> dict[str, int]:
 def _verify_against(s: Settings, day: date, truth: pa.Table) -> list[str]:
     """`verify` of the day must find exactly the truth's own gaps per venue, no overlap,
     duplicate or hot/cold difference: continuity proven per (venue, symbol) in both stores."""
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     ts = truth.column("ts")
     day_truth = truth.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start, ts.type)), pc.less(ts, pa.scalar(end, ts.type))))
     expected = _missing_within(day_truth)

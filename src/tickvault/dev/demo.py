@@ -27,7 +27,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ..core.config import Settings
+from ..core.config import Settings, redact_dsn
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
 from ..services.sync import VerifyReport, verify
@@ -154,6 +154,7 @@ def use_embedded(settings: Settings) -> tuple[bool, bool]:
 
 
 def _server_label(url: str) -> str:
+    url = redact_dsn(url)
     return url.split("@")[-1] if "@" in url else url.split("//")[-1]
 
 

@@ -26,7 +26,7 @@ import redis
 
 from ..core.config import Settings
 from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name, parse_id
-from ..core.wire import DecodedBatch, decode_entries, dedupe
+from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, decode_entries, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
 log = logging.getLogger(__name__)
@@ -132,6 +132,11 @@ class Archiver:
         )
         if added is None:
             return False
+        if added < batch.num_rows:  # some keys were stored already: a redelivery, or a conflict
+            conflicts = self._call_with_retry("compare with the stored ticks", lambda: self._stored_conflicts(entries, decoded, batch))
+            if conflicts is None:
+                return False
+            decoded = DecodedBatch(decoded.table, decoded.ids, decoded.dead + conflicts)
         write_seconds = time.perf_counter() - started
         ok = self._call_with_retry(
             "dead-letter + ack",
@@ -155,6 +160,15 @@ class Archiver:
             except Exception:  # an observer must never stop archiving
                 log.exception("archiver observer failed")
         return True
+
+    def _stored_conflicts(self, entries: list[Entry], decoded: DecodedBatch, batch: pa.Table) -> list[DeadLetter]:
+        """Dead letters for entries whose key the store holds with other trade values (the store keeps its own)."""
+        stored = self.store.rows_with_keys(batch)
+        pairs = conflicting_rows(decoded.table, stored)
+        if pairs:
+            log.warning("archiver %s: %d conflicting duplicate(s): same key as a stored tick, other price/volume/side; "
+                        "dead-lettered with both values", self.store.name, len(pairs))
+        return conflict_letters(decoded.table, decoded.ids, dict(entries), stored, pairs, [f"the {self.store.name} store"] * len(pairs))
 
     def _finish(self, entries: list[Entry], decoded: DecodedBatch) -> bool:
         if decoded.dead:

@@ -24,11 +24,12 @@ import pyarrow as pa
 import redis
 
 from ...core import calendar
+from ...core.calendar import trading_date, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import StoreError
 from ...core.retention import hot_days
 from ...core.stream import connect
-from ...core.wire import KST, TICK_SCHEMA, Venue, kst_day_bounds, ticks_to_table
+from ...core.wire import KST, TICK_SCHEMA, Venue, ticks_to_table
 from ...stores.contract import TickStore
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
@@ -46,7 +47,7 @@ SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a 
 
 
 def today_kst() -> date:
-    return datetime.now(KST).date()
+    return trading_date(datetime.now(UTC))
 
 
 def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore],
@@ -57,10 +58,12 @@ def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_h
 
     report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", stores=stores)
     facts = report.venues().get(venue, {})
-    missing = [s for s in facts.get("missing_series", []) if s not in proven_empty]
+    missing = [s for s in facts.get("silent", []) if s not in proven_empty]
     errors = [f"{c.store} store unreadable: {c.error}" for c in report.stores.values() if c.error]
     duplicates = sum(1 for c in report.stores.values() for d in c.duplicate_samples if d.venue == venue)
-    reasons = errors + [r for r in report.reasons() if r.startswith(f"{venue}:") and "universe" not in r]
+    reasons = errors + [r for r in report.reasons() if r.startswith(f"{venue}:")]
+    if report.no_ticks:
+        reasons.append(f"not proven: {day} is a trading day and no store holds a tick of it")
     if missing:
         reasons.append(f"{venue}: {len(missing)} symbol(s) of the day's universe have no ticks ({', '.join(missing[:5])})")
     if facts.get("differences"):
@@ -107,7 +110,7 @@ class Recovery:
 
     def run(self) -> RecoveryReport:
         hot, lake = self._stores()
-        with_hot = hot_days(self.settings, kst_day_bounds(self.today)[0]).holds(self.day)
+        with_hot = hot_days(self.settings, trading_day_bounds(self.today)[0]).holds(self.day)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC), venue=self.venue)
         source = self._source or open_source(self.settings, self.broker, self.venue)
         if getattr(source, "venue", self.venue) != self.venue:
@@ -160,7 +163,7 @@ class Recovery:
 
     def _read_collector_gaps(self, report: RecoveryReport) -> list[tuple[frozenset[str], tuple[datetime, datetime]]]:
         """The day's recorded collector gaps as (symbols, whole-minute window); no symbols = every symbol."""
-        day_start, day_end = kst_day_bounds(self.day)
+        day_start, day_end = trading_day_bounds(self.day)
         try:
             client = connect(self.settings.redis_dsn)
             try:
@@ -190,7 +193,7 @@ class Recovery:
         """Copy between the stores, then ask the broker, for a bounded group of symbols."""
         from ..sync.reconcile import missing_from
 
-        start, end = kst_day_bounds(self.day)
+        start, end = trading_day_bounds(self.day)
         lake_ticks = lake.read_ticks(start, end, symbols, venue=self.venue)
         hot_ticks = hot.read_ticks(start, end, symbols, venue=self.venue) if with_hot else TICK_SCHEMA.empty_table()
         to_lake = missing_from(hot_ticks, lake_ticks)

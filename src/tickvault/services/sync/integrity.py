@@ -61,10 +61,10 @@ def integrity_rows(after: VerifyReport, scans: Sequence[Any], added: dict[tuple[
         row = row_of(venue, symbol)
         row["repaired_hot"] += counts.get("hot", 0)
         row["repaired_cold"] += counts.get("cold", 0)
-    for venue, symbol in after.missing_series:
+    for venue, symbol in after.silent:
         row_of(venue, symbol)
     differing = {(d.venue, d.symbol) for d in after.differences}
-    missing = set(after.missing_series)
+    missing = set(after.silent)
     for series, row in per.items():
         row["status"] = "missing" if series in missing else status_of(row, series in differing)
     return [per[key] for key in sorted(per, key=lambda k: (k[1], k[0]))]

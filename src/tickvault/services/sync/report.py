@@ -173,19 +173,25 @@ class VerifyReport:
     gaps: list[Gap]  # gaps of the data as a whole: of the union of the stores checked
     differences: list[MinuteDiff] = field(default_factory=list)
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
-    #: the day's (venue, symbol) universe as stored; None when none was recorded (then not checked)
+    #: a trading day checked whole on which no store checked holds a single tick: nothing is proven
+    no_ticks: bool = False
+    #: (venue, symbol) pairs of the day's universe (``read_universe``) without a tick in any store checked
+    silent: list[tuple[str, str]] = field(default_factory=list)
+    #: the day's (venue, symbol) universe as recorded; None when none was (then only series with ticks are checked)
     universe: list[tuple[str, str]] | None = None
-    #: universe pairs no store holds a tick of: not proven complete
-    missing_series: list[tuple[str, str]] = field(default_factory=list)
     #: ticks outside every session of their venue (flagged, they do not make the day inconsistent)
     out_of_session: list[OffSession] = field(default_factory=list)
-    #: series seen per venue (any store), for the per-venue summary
+    #: (venue, symbol) series with ticks in any store checked, for the per-venue summary
     series: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def consistent(self) -> bool:
-        return (all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
-                and not self.missing_series)
+        return self.stores_agree and not self.no_ticks and not self.silent
+
+    @property
+    def stores_agree(self) -> bool:
+        """Every store is readable and clean and hot == cold: what remains is only "not proven"."""
+        return all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
 
     def venues(self) -> dict[str, dict[str, Any]]:
         """Per venue: series expected (universe) and seen, gaps and exact missing volume, flags."""
@@ -194,16 +200,16 @@ class VerifyReport:
         for venue in names:
             gaps = [g for g in self.gaps if g.venue == venue and g.missing_volume > 0]
             off = [o for o in self.out_of_session if o.venue == venue]
-            missing = [s for v, s in self.missing_series if v == venue]
+            silent = [s for v, s in self.silent if v == venue]
             out[venue] = {
                 "series": sum(1 for v, _ in self.series if v == venue),
                 "universe": None if self.universe is None else sum(1 for v, _ in self.universe if v == venue),
-                "missing_series": missing,
+                "silent": silent,
                 "gaps": len(gaps),
                 "missing_volume": sum(g.missing_volume for g in gaps),
                 "differences": sum(1 for d in self.differences if d.venue == venue),
                 "out_of_session_ticks": sum(o.ticks for o in off),
-                "complete": not gaps and not missing and not any(d.venue == venue for d in self.differences),
+                "complete": not gaps and not silent and not any(d.venue == venue for d in self.differences),
             }
         return out
 
@@ -229,9 +235,11 @@ class VerifyReport:
         for venue, facts in self.venues().items():
             if facts["missing_volume"]:
                 out.append(f"{venue}: {facts['gaps']} gap(s), {facts['missing_volume']} volume missing")
-            if facts["missing_series"]:
-                shown = ", ".join(facts["missing_series"][:5]) + (" …" if len(facts["missing_series"]) > 5 else "")
-                out.append(f"{venue}: {len(facts['missing_series'])} symbol(s) of the day's universe have no ticks ({shown})")
+        if self.no_ticks:
+            out.append(f"not proven: {self.day} is a trading day and no store checked holds a tick of it")
+        if self.silent:
+            names = ", ".join(f"{venue}:{symbol}" for venue, symbol in self.silent[:5])
+            out.append(f"not proven: {len(self.silent)} (venue, symbol) of the day's universe without a tick ({names})")
         return out
 
     def flags(self) -> list[str]:
@@ -257,9 +265,10 @@ class VerifyReport:
             "gaps": [g.to_dict() for g in self.gaps],
             "stores": {name: s.to_dict() for name, s in self.stores.items()},
             "differences": [d.to_dict() for d in self.differences],
+            "no_ticks": self.no_ticks,
+            "silent": [{"venue": venue, "symbol": symbol} for venue, symbol in self.silent],
             "venues": self.venues(),
             "universe_recorded": self.universe is not None,
-            "missing_series": [{"venue": v, "symbol": s} for v, s in self.missing_series],
             "out_of_session": [o.to_dict() for o in self.out_of_session],
             "flags": self.flags(),
         }

@@ -9,8 +9,8 @@ fetched when a break exists. Hot-vs-cold differences come from comparing the per
 fingerprints (count, volume, max cumulative volume, checksum of natural keys).
 
 A day is complete only when every (venue, symbol) of its recorded universe is proven: a pair
-with no tick in any store is a missing series (once the venue's day is over). Ticks outside
-every session of their venue (``core.calendar.in_session``) are stored and flagged, not refused.
+with no tick in any store is "silent" (not proven). Ticks outside every session of their venue
+(``core.calendar.in_session``) are stored and flagged, not refused.
 """
 
 from __future__ import annotations
@@ -23,9 +23,9 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from ...core import calendar
+from ...core.calendar import is_trading_day, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
-from ...core.wire import kst_day_bounds
 from ...stores.contract import TickStore
 from .gaps import LastTick, union_gaps
 from .report import Duplicate, Gap, MinuteDiff, MinuteStats, OffSession, StoreCheck, VerifyReport
@@ -58,7 +58,7 @@ def minute_start(minute: int) -> datetime:
 
 def day_range(day: date, until: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the KST day, cut at ``until`` (a reconcile of today skips the last minutes)."""
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     if until is not None:
         end = max(start, min(end, until))
     return start, end
@@ -173,7 +173,6 @@ def build_report(
         gaps = union_gaps({s.check.store: s.check.gaps for s in readable}, {s.check.store: s.last for s in readable})
     differences = compare(scans[0], scans[1]) if len(scans) == 2 else []
     series = {(venue, symbol) for result in readable for venue, symbol, _ in result.minutes}
-    universe = read_universe(stores, day, symbols)
     report = VerifyReport(
         day=day,
         source=source,
@@ -181,36 +180,36 @@ def build_report(
         stores={s.check.store: s.check for s in scans},
         gaps=gaps,
         differences=differences,
-        universe=universe,
         series=series,
     )
-    if universe is not None and readable:
-        report.missing_series = [pair for pair in universe if pair not in series and _closed(day, pair[0], end)]
+    report.universe = read_universe(stores, scans, day, symbols)
+    if readable and end >= trading_day_bounds(day)[1]:  # a day cut short (reconcile of today) may still fill up
+        report.no_ticks = is_trading_day(day) and not any(s.check.ticks for s in readable)
+        report.silent = [pair for pair in report.universe or [] if pair not in series]
     first = next(((store, result) for store, result in zip(stores, scans) if not result.check.error), None)
     if first is not None:
         report.out_of_session = out_of_session(first[0], first[1], day)
     return report
 
 
-def read_universe(stores: Sequence[TickStore], day: date, symbols: Sequence[str] | None) -> list[tuple[str, str]] | None:
-    """The day's (venue, symbol) universe from the first store that has one recorded (None: none has)."""
-    for store in stores:
-        try:
-            pairs = store.read_universe(day)
-        except StoreError as exc:
-            log.warning("sync: the %s store's universe of %s is unreadable (%s)", store.name, day, exc)
+def read_universe(stores: Sequence[TickStore], scans: Sequence[StoreScan], day: date,
+                  symbols: Sequence[str] | None) -> list[tuple[str, str]] | None:
+    """The day's (venue, symbol) universe as the first readable store recorded it, sorted by symbol
+    then venue (only ``symbols`` when given); None when that store recorded none."""
+    universe: list[tuple[str, str]] = []
+    for store, result in zip(stores, scans):
+        if result.check.error:
             continue
-        if pairs:
-            wanted = set(symbols) if symbols else None
-            return sorted((v, s) for v, s in pairs if wanted is None or s in wanted)
-    return None
-
-
-def _closed(day: date, venue: str, checked_until: datetime) -> bool:
-    """Whether the venue's day is over at ``checked_until`` (a series may still start trading before)."""
-    if not calendar.venue_active(day, venue):  # type: ignore[arg-type]
-        return True
-    return checked_until >= calendar.venue_close(day, venue)  # type: ignore[arg-type]
+        try:
+            universe = store.read_universe(day)
+        except StoreError as exc:
+            log.error("sync: cannot read the %s store's universe of %s (%s)", store.name, day, exc)
+            continue
+        break
+    if not universe:
+        return None
+    wanted = set(symbols) if symbols else None
+    return sorted((p for p in universe if wanted is None or p[1] in wanted), key=lambda p: (p[1], p[0]))
 
 
 def _minute_class(day: date, venue: str, minute: int, cache: dict[tuple[str, int], str]) -> str:
