@@ -83,9 +83,9 @@ def test_postgres_mode_candles_equal_independent_truth(settings):
     result = run_scenario(store, settings.stream)
     assert len(result["1d"]) == 6  # 4 symbols on DAY; 005930 and the edge symbol on the next KST date
     day_bucket = trading_day_bounds(DAY)[0]
-    assert ("900100", day_bucket) in result["1d"]
-    assert result["1d"][("900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
-    assert result["1d"][("900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
+    assert ("KRX", "900100", day_bucket) in result["1d"]
+    assert result["1d"][("KRX", "900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
+    assert result["1d"][("KRX", "900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
 
 
 @pytest.mark.timescaledb

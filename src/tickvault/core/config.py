@@ -136,8 +136,8 @@ class Settings(BaseSettings):
     # --- stream safety and sync
     stream_max_entries: int = Field(20_000_000, ge=1000, description="Alarm when the stream holds more entries than this (never trimmed unconsumed)")
     reconcile_interval_s: int = Field(600, ge=10, description="Reconciler period for today's data inside run/archive")
-    recovery_time: KstTime = Field(time(16, 10), description="KST time of the daily broker recovery on trading days")
-    compact_time: KstTime = Field(time(16, 40), description="KST time of the daily lake compaction (after recovery's upserts)")
+    recovery_margin_minutes: int = Field(10, ge=0, le=180, description="Minutes after each venue's close (session table) before its daily recovery runs")
+    compact_time: KstTime = Field(time(20, 40), description="KST time of the daily lake compaction (after both venues' recovery)")
 
     # --- metrics
     metrics_port: int = Field(9108, description="Prometheus endpoint port (/metrics)")
@@ -183,7 +183,7 @@ class Settings(BaseSettings):
     trim_interval_s: int = Field(60, ge=1, description="Seconds between safe stream trims inside run/archive")
     stream_max_memory_mb: int | None = Field(None, ge=1, description="Also alarm when the stream uses more Redis memory than this (None: entries only)")
     reconcile_settle_s: int = Field(120, ge=0, description="Scheduled reconciles of today leave ticks younger than this to the archivers")
-    reconcile_final_time: KstTime = Field(time(18, 10), description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
+    reconcile_final_time: KstTime = Field(time(20, 15), description="KST time of the day's final full reconcile (NXT's after-market ends 20:00)")
 
     # --- operations: tickvault run / health, database roles (docs/operations.md)
     pg_writer_role: str = Field("tickvault_writer", description="Role `tickvault init --roles` creates for the archivers (read/write data, no DDL)")

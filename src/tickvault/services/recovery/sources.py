@@ -24,15 +24,17 @@ class TradesUnavailable(Exception):
 
 
 class BrokerSource(Protocol):
+    """One broker's view of one venue (KRX or NXT): each venue has its own bars, trades and day volume."""
+
     name: str
+    venue: Venue
     exact_cum_volume: bool  # do its trades carry the cumulative volume?
 
-    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None: ...
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None: ...
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]: ...
+    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]: ...
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
-               venue: Venue = "KRX") -> list[BrokerTrade]: ...
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]: ...
 
     def calls(self) -> dict[str, int]: ...
 
@@ -40,27 +42,29 @@ class BrokerSource(Protocol):
 
 
 class KisSource:
+    """KIS: FID_COND_MRKT_DIV_CODE J for KRX, NX for NXT."""
+
     name = "kis"
     exact_cum_volume = True
 
-    def __init__(self, client: KisClient):
+    def __init__(self, client: KisClient, venue: Venue = "KRX"):
         self.client = client
+        self.venue = venue
 
-    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
-        return self.client.day_volume(symbol, day, today, venue)
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+        return self.client.day_volume(symbol, day, today, venue=self.venue)
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]:
+    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
         if day == today:
-            return self.client.minute_bars_today(symbol, day, until=until, venue=venue)
-        return self.client.minute_bars_day(symbol, day, until=until, venue=venue)
+            return self.client.minute_bars_today(symbol, day, until=until, venue=self.venue)
+        return self.client.minute_bars_day(symbol, day, until=until, venue=self.venue)
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
-               venue: Venue = "KRX") -> list[BrokerTrade]:
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]:
         if day != today:
             raise TradesUnavailable("KIS lists trades (inquire-time-itemconclusion) only for the current day; run recovery on the day itself")
         out: list[BrokerTrade] = []
         for start, end in windows:
-            out.extend(self.client.trades_today(symbol, day, start, end, venue))
+            out.extend(self.client.trades_today(symbol, day, start, end, venue=self.venue))
         return out
 
     def calls(self) -> dict[str, int]:
@@ -71,24 +75,26 @@ class KisSource:
 
 
 class KiwoomSource:
+    """Kiwoom: the plain code for KRX, CODE_NX for NXT."""
+
     name = "kiwoom"
     exact_cum_volume = False
 
-    def __init__(self, client: KiwoomClient):
+    def __init__(self, client: KiwoomClient, venue: Venue = "KRX"):
         self.client = client
+        self.venue = venue
 
-    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
+    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
         return None  # the minute chart (one page holds a whole day) is the cheapest check
 
-    def minute_bars(self, symbol: str, day: date, today: date, until: str, venue: Venue = "KRX") -> list[MinuteBar]:
-        return self.client.minute_bars(symbol, day, venue)
+    def minute_bars(self, symbol: str, day: date, today: date, until: str) -> list[MinuteBar]:
+        return self.client.minute_bars(symbol, day, venue=self.venue)
 
-    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]],
-               venue: Venue = "KRX") -> list[BrokerTrade]:
+    def trades(self, symbol: str, day: date, today: date, windows: list[tuple[datetime, datetime]]) -> list[BrokerTrade]:
         if day != today:
             raise TradesUnavailable("Kiwoom's tick chart (ka10079) has no date parameter and lists only the current day; run recovery on the day itself")
         since = min(start for start, _ in windows)
-        return self.client.trades_back_to(symbol, day, since, venue)
+        return self.client.trades_back_to(symbol, day, since, venue=self.venue)
 
     def calls(self) -> dict[str, int]:
         return {"total": self.client.stats.calls, **self.client.stats.by_tr}
@@ -97,9 +103,9 @@ class KiwoomSource:
         self.client.close()
 
 
-def open_source(settings: Settings, broker: str) -> BrokerSource:
+def open_source(settings: Settings, broker: str, venue: Venue = "KRX") -> BrokerSource:
     if broker == "kis":
-        return KisSource(KisClient(settings))
+        return KisSource(KisClient(settings), venue)
     if broker == "kiwoom":
-        return KiwoomSource(KiwoomClient(settings))
+        return KiwoomSource(KiwoomClient(settings), venue)
     raise ValueError(f"unknown broker {broker!r}: use kis or kiwoom")

@@ -670,9 +670,9 @@ class Lake:
 
 def _integrity_unchanged(stored: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> bool:
     """True when writing ``rows`` would change nothing but ``checked_at`` (no repairs either)."""
-    by_symbol = {r["symbol"]: r for r in stored}
+    by_series = {(r["venue"], r["symbol"]): r for r in stored}
     for row in rows:
-        old = by_symbol.get(row["symbol"])
+        old = by_series.get((row["venue"], row["symbol"]))
         if old is None or row["repaired_hot"] or row["repaired_cold"]:
             return False
         status = "repaired" if row["status"] == "ok" and (old["repaired_hot"] or old["repaired_cold"]) else row["status"]
