@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from datetime import date
 from typing import NoReturn
 
 import click
@@ -92,6 +93,17 @@ def get_settings(ctx: click.Context) -> Settings:
             fail(f"bad configuration: {exc}", 2)
         root.obj["settings"] = cached
     return cached
+
+
+def parse_day_text(value: str) -> date:
+    """A KST date as people type it (YYYY-MM-DD, YYYYMMDD, today, yesterday, -3d); a usage error otherwise."""
+    from ..core.dates import parse_day
+    from ..core.errors import QueryError
+
+    try:
+        return parse_day(value, name="--date")
+    except QueryError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--date: ")) from None
 
 
 def fail(message: str, code: int = 1) -> NoReturn:

@@ -48,8 +48,8 @@ def demo_cmd(
     settings = get_settings(ctx)
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     if ticks < 2 * symbols:
         fail(f"--ticks must be at least 2 per symbol (>= {2 * symbols})", 2)
     options = DemoOptions(day, symbols, ticks, seed, dup_rate, shuffle_window, keep)

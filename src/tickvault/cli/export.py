@@ -35,8 +35,8 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
     settings = get_settings(ctx)
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     wanted = parse_symbols(symbols)
     try:
         table = read_day(settings, source, day, wanted)

@@ -3,18 +3,11 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import click
 
 from . import fail, get_settings
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date; use YYYY-MM-DD (a KST trading date)") from None
+from . import parse_day_text as parse_day
 
 
 @click.command("compact")

@@ -7,14 +7,11 @@ from datetime import date
 
 import click
 
-from . import fail, get_settings
+from . import fail, get_settings, parse_day_text
 
 
 def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+    return parse_day_text(value)
 
 
 def _parse_symbols(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:

@@ -47,8 +47,8 @@ def simulate_cmd(
 
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     try:
         table = generate_day(day, symbols=symbols, ticks=ticks, seed=seed)
     except ValueError as exc:

@@ -3,31 +3,24 @@
 from __future__ import annotations
 
 import json
-import re
 from datetime import date, datetime
 
 import click
 
+from ..core.dates import looks_like_day
 from ..core.wire import KST
-from . import fail, get_settings
-
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from . import fail, get_settings, parse_day_text
 
 
 def parse_day(value: str) -> date:
-    try:
-        if not DAY_RE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+    return parse_day_text(value)
 
 
 def parse_time(value: str) -> datetime:
     """ISO-8601; a date alone means its KST midnight, a time without offset is KST."""
     try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=KST)
+        if looks_like_day(value):
+            return datetime.combine(parse_day_text(value), datetime.min.time(), tzinfo=KST)
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a time; use ISO-8601 like 2026-11-20T09:00+09:00") from None

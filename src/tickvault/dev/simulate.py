@@ -17,7 +17,6 @@ hours, so the demo works any day. cum_volume is the running day volume per symbo
 
 from __future__ import annotations
 
-import re
 import time as clock
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..core.dates import parse_day, today_kst
 from ..core.stream import Publisher
 from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WireEncoder
 
@@ -294,15 +294,13 @@ def write_truth(table: pa.Table, path: str | Path) -> None:
     pq.write_table(ordered, str(path), compression="zstd")
 
 
-def day_of(value: str | date | None) -> date:
-    """A KST trading date from YYYY-MM-DD, default today in KST."""
+def day_of(value: str | date | None, name: str = "--date") -> date:
+    """A KST date from any spelling ``core.dates`` accepts (YYYY-MM-DD, YYYYMMDD, today, -3d), default today."""
     if value is None:
-        return datetime.now(KST).date()
+        return today_kst()
     if isinstance(value, date):
         return value
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
-    return date.fromisoformat(value)
+    return parse_day(value, name=name)
 
 
 def describe(table: pa.Table) -> Mapping[str, object]:

@@ -20,6 +20,7 @@ Every store call goes through ``_Stores``; the stores raise the tickvault family
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -33,6 +34,8 @@ import pyarrow.compute as pc
 from ..core import bars
 from ..core import calendar as krx
 from ..core.config import Settings, load_settings
+from ..core.dates import HELP as DATE_HELP
+from ..core.dates import looks_like_day, parse_day
 from ..core.errors import (
     ConfigError,
     QueryError,
@@ -97,18 +100,18 @@ def parse_symbols(symbols: Symbols) -> list[str] | None:
     return out
 
 
-def _parse_time(value: TimeLike, name: str) -> date | datetime:
+def _parse_time(value: TimeLike, name: str, now: datetime | None = None) -> date | datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=KST)
     if isinstance(value, date):
         return value
     text = str(value).strip()
+    if looks_like_day(text):
+        return parse_day(text, name=name, now=now)
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise QueryError(f"{name}: {value!r} is neither YYYY-MM-DD nor an ISO-8601 time (2026-11-20T09:30:00+09:00)") from None
+        raise QueryError(f"{name}: {value!r} is neither a date ({DATE_HELP}) nor an ISO-8601 time (2026-11-20T09:30:00+09:00)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
 
 
@@ -116,14 +119,31 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=KST)
 
 
-def resolve_range(start: TimeLike, end: TimeLike | None = None) -> tuple[datetime, datetime]:
-    """[start, end) as aware instants; a date end includes that whole KST date; no end = the start date."""
-    lo = _parse_time(start, "start")
+def _warn_midnight_end(end: TimeLike) -> None:
+    """A pandas/datetime midnight as ``end`` is an exclusive instant: that whole day is left out (a common trap)."""
+    if not isinstance(end, datetime):
+        return
+    at = end if end.tzinfo else end.replace(tzinfo=KST)
+    local = at.astimezone(KST)
+    if local.time() == datetime.min.time():
+        warnings.warn(
+            f"end {local.isoformat()} is an instant and excludes the day {local.date()}; "
+            f"pass the date ('{local.date()}' or a datetime.date) to include it",
+            UserWarning, stacklevel=4,
+        )
+
+
+def resolve_range(start: TimeLike, end: TimeLike | None = None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[start, end) as aware instants; a date end includes that whole KST date; no end = the start date.
+
+    Dates may be spelled YYYY-MM-DD, YYYYMMDD, today, yesterday or -Nd (relative to ``now``)."""
+    lo = _parse_time(start, "start", now)
     if end is None:
         if isinstance(lo, datetime):
             raise QueryError(f"start {lo.isoformat()} is an instant: give an end too, or a date (YYYY-MM-DD) for one whole trading date")
         end = lo
-    hi = _parse_time(end, "end")
+    _warn_midnight_end(end)
+    hi = _parse_time(end, "end", now)
     lo_at = lo if isinstance(lo, datetime) else _midnight(lo)
     hi_at = hi if isinstance(hi, datetime) else _midnight(hi) + timedelta(days=1)
     if hi_at <= lo_at:
@@ -321,7 +341,7 @@ class Vault:
         _check_output(output)
         chosen = bars.check_venue(venue)
         wanted = parse_symbols(symbols)
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         pinned = parse_as_of(as_of)
         one_venue = None if chosen == "ALL" else chosen
         parts = [self._stores.ticks(seg, wanted, one_venue, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
@@ -365,7 +385,7 @@ class Vault:
         timeframe = parse_timeframe(tf)
         chosen_session, chosen = bars.check_session(session), bars.check_venue(venue)
         wanted = parse_symbols(symbols)
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         pinned = parse_as_of(as_of)
         parts = [self._stores.candles(seg, timeframe, wanted, chosen_session, chosen, pinned)
                  for seg in self._plan(source, lo, hi, timeframe, pinned)]
@@ -382,7 +402,7 @@ class Vault:
         (e.g. a backtest's universe)."""
         if isinstance(day, datetime):
             raise QueryError(f"symbols() takes a date, not the instant {day.isoformat()}")
-        lo, hi = resolve_range(day)
+        lo, hi = resolve_range(day, None, self._clock())
         pinned = parse_as_of(as_of)
         chosen = bars.check_venue(venue)
         found: set[str] = set()
@@ -397,7 +417,7 @@ class Vault:
     def plan(self, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
              tf: str | Timeframe | None = None, as_of: AsOf | None = None) -> list[Segment]:
         """Which store answers which part of the range: the routing behind every question, for inspection."""
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         return self._plan(source, lo, hi, None if tf is None else parse_timeframe(tf), parse_as_of(as_of))
 
     # --- routing
