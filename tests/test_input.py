@@ -28,7 +28,7 @@ def test_date_spellings(text: str, expected: date) -> None:
 
 @pytest.mark.parametrize("text", ["2026-13-01", "20261340", "26-11-20", "3d", "tomorrow", "2026/11/20"])
 def test_bad_dates_say_what_is_accepted(text: str) -> None:
-    with pytest.raises(QueryError, match="YYYYMMDD|not a real date"):
+    with pytest.raises(QueryError, match=r"YYYYMMDD|not a real date"):
         parse_day(text, now=NOW)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
@@ -25,20 +26,32 @@ if TYPE_CHECKING:
 FORMATS = ("table", "csv", "json", "parquet")
 
 _common = [
-    click.option("--start", required=True, help="First KST trading date YYYY-MM-DD (or an ISO-8601 instant)."),
-    click.option("--end", required=True, help="Last KST trading date YYYY-MM-DD, inclusive (or an exclusive ISO-8601 instant)."),
+    click.option("--start", required=True, help="First KST trading date: YYYY-MM-DD, YYYYMMDD, today, yesterday, -3d (or an ISO-8601 instant)."),
+    click.option("--end", help="Last KST trading date, inclusive (or an exclusive ISO-8601 instant); default: the start date."),
     click.option("--source", type=click.Choice(["auto", "hot", "cold"]), default="auto", show_default=True,
                  help="auto: hot store for the dates it holds in full, the lake before."),
     click.option("--as-of", "as_of", help="Read the lake as of a snapshot id or an ISO-8601 instant (reproducible backtests)."),
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
+    click.option("--json", "as_json", is_flag=True, help="Same as --format json (the JSON flag of every command)."),
     click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout (required for parquet)."),
 ]
 
 
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(fn)
+    def with_format(*args: Any, as_json: bool, fmt: str, **kwargs: Any) -> Any:
+        return fn(*args, fmt="json" if as_json else fmt, **kwargs)
+
+    wrapped: Callable[..., Any] = with_format
     for option in reversed(_common):
-        fn = option(fn)
-    return fn
+        wrapped = option(wrapped)
+    return wrapped
+
+
+def check_out(out: str | None) -> None:
+    """Refuse an ``--out`` into a missing directory before any work is done."""
+    if out is not None and not Path(out).absolute().parent.is_dir():
+        fail(f"--out {out}: directory {Path(out).absolute().parent} does not exist; create it or choose another path", 2)
 
 
 def _text(value: Any) -> str:
@@ -112,6 +125,7 @@ def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: st
     """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1."""
     from ..services.api import Vault
 
+    check_out(out)
     try:
         with Vault(get_settings(ctx)) as vault:
             table = ask(vault)
@@ -132,7 +146,7 @@ def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: st
 @click.option("--fill", is_flag=True, help="Emit empty buckets as flat bars at the previous close with zero volume.")
 @common_options
 @click.pass_context
-def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str,
+def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str | None,
                 source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
     """OHLCV bars (open/close by cum_volume, turnover, vwap) of any timeframe, KST session-aligned.
 
@@ -149,7 +163,7 @@ def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, ven
               help="One venue's trades, or all (each row says its venue).")
 @common_options
 @click.pass_context
-def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str, source: Source, as_of: str | None, fmt: str,
+def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str | None, source: Source, as_of: str | None, fmt: str,
               out: str | None) -> None:
     """Trades of the given symbols, ordered by symbol, venue, trading date, cum_volume.
 
@@ -182,6 +196,7 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
         script = lake_script(Path(settings.lake_dir), first_year or 2015, last_year or year + 1, read_only=not writable)
     except ValueError as exc:
         fail(str(exc), 2)
+    check_out(out)
     if out:
         Path(out).write_text(script, encoding="utf-8")
         click.echo(f"wrote {out}; run it with `.read {out}` in the DuckDB CLI", err=True)

@@ -70,6 +70,9 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
             click.echo(f"gap  {gap.symbol}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
         if len(report.gaps) > 50:
             click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
+    unreadable = [s for s in report.stores.values() if s.error]
+    if unreadable:  # repairing cannot help before the store can be read: its own advice comes first
+        fail(f"{the_day} not verified: " + "; ".join(f"{s.store} store: {s.error}" for s in unreadable))
     if not report.consistent:
         fail(f"{the_day} is not consistent: {'; '.join(report.reasons())} — run `tickvault reconcile --date {the_day} --repair`, "
              f"then `tickvault recover --date {the_day}` for gaps in both stores")

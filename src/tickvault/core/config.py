@@ -8,6 +8,7 @@ back to the conventional local ports (see ``Settings.pg_dsn`` / ``redis_dsn``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -199,10 +200,18 @@ class Settings(BaseSettings):
 SECRET_FIELDS = tuple(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file's table; a syntax error is one ConfigError line naming the file and line."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: TOML syntax error {str(exc).replace('(at ', 'at ').rstrip(')')}: fix that line") from None
+
+
 def check_secret_file(path: Path) -> None:
     """A TOML file may hold secrets only when nobody but its owner can read it."""
-    with open(path, "rb") as handle:
-        names = tomllib.load(handle).keys()
+    names = read_toml(path).keys()
     held = sorted(set(names) & set(SECRET_FIELDS))
     if held and path.stat().st_mode & 0o077:
         raise PermissionError(
@@ -211,13 +220,23 @@ def check_secret_file(path: Path) -> None:
         )
 
 
+def unknown_setting(name: str) -> str:
+    """The line for a key no setting has: the closest name, and how keys are spelled in TOML."""
+    plain = name.lower().removeprefix("tickvault_")
+    if plain in Settings.model_fields:
+        return f"unknown setting {name}: write {plain} (TOML keys are lowercase, without the TICKVAULT_ prefix)"
+    close = difflib.get_close_matches(plain, list(Settings.model_fields), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown setting {name}: {hint}TOML keys are lowercase, without the TICKVAULT_ prefix (see docs/configuration.md)"
+
+
 def explain(error: ValidationError) -> str:
     """One line naming each bad setting by its variable (input values left out: they may be secrets)."""
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         name = str(item["loc"][0]) if item["loc"] else "?"
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {name}; see docs/configuration.md for the names")
+            problems.append(unknown_setting(name))
         else:
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"TICKVAULT_{name.upper()} ({name}): {message}")

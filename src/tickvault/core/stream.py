@@ -17,6 +17,7 @@ from typing import Any
 
 import redis
 
+from .errors import StreamError
 from .wire import DeadLetter, Tick
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,22 @@ GROUPS = ("hot", "cold")
 def connect(url: str) -> redis.Redis:
     """A str-decoding client (RESP2: XREADGROUP answers as lists, parsed by hiredis)."""
     return redis.Redis.from_url(url, decode_responses=True, health_check_interval=30)
+
+
+def require_reachable(url: str) -> None:
+    """Fail fast with one line naming TICKVAULT_REDIS_URL when Redis does not answer (credentials left out)."""
+    from urllib.parse import urlsplit
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        where = urlsplit(url)
+        at = f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StreamError(f"Redis at {at} does not answer ({reason}): check TICKVAULT_REDIS_URL and that Redis is running") from None
+    finally:
+        client.close()
 
 
 class Publisher:

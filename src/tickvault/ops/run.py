@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from ..core.config import Settings
-from ..core.stream import connect
+from ..core.stream import connect, require_reachable
 from ..core.wire import KST
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from ..services.recovery import recover_day
@@ -326,6 +326,7 @@ def archive(settings: Settings, groups: Sequence[str], consumer: str | None = No
         for a in archivers:
             a.stop()
 
+    require_reachable(settings.redis_dsn)
     install_signal_handlers(stop)
     archivers.extend(build_archiver(settings, g, name) for g, name in zip(groups, names))
     if stop_requested.is_set():

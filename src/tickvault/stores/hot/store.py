@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -53,6 +54,27 @@ POOL_TIMEOUT_S = 3.0  # an outage surfaces quickly as StoreUnavailable; callers 
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+_LOGIN_REFUSED = re.compile(r'role "([^"]+)" does not exist|password authentication failed for user "([^"]+)"|'
+                            r'no password supplied|permission denied for database "([^"]+)"')
+
+
+def connection_advice(reason: str) -> str:
+    """One line for a failed connection that says what to change: the database, the role, or the server."""
+    missing = _MISSING_DATABASE.search(reason)
+    if missing:
+        name = missing.group(1)
+        return (f"database {name} does not exist: create it (createdb {name}, or CREATE DATABASE {name}) "
+                "or name an existing one in TICKVAULT_PG_URL, then run `tickvault init`")
+    refused = _LOGIN_REFUSED.search(reason)
+    if refused:
+        return (f"PostgreSQL refused the login ({reason.split('FATAL:')[-1].strip()}): "
+                "fix the user or password in TICKVAULT_PG_URL, or create that role with LOGIN and CONNECT on the database")
+    if "connection info string" in reason or "invalid dsn" in reason.lower() or "invalid connection option" in reason:
+        return f"TICKVAULT_PG_URL is not a PostgreSQL URL ({reason}): want postgresql://user@host:5432/dbname"
+    return f"hot store unreachable ({reason}); check TICKVAULT_PG_URL and that PostgreSQL is running"
 
 
 class HotStore:
@@ -117,7 +139,7 @@ class HotStore:
                 psycopg.connect(self.settings.pg_dsn, connect_timeout=3).close()
             except psycopg.Error as probe:
                 reason = first_line(probe)
-        return StoreUnavailable(f"hot store unreachable ({reason}); check TICKVAULT_PG_URL and that PostgreSQL is running")
+        return StoreUnavailable(connection_advice(reason))
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
