@@ -31,21 +31,31 @@ _common = [
     click.option("--source", type=click.Choice(["auto", "hot", "cold"]), default="auto", show_default=True,
                  help="auto: hot store for the dates it holds in full, the lake before."),
     click.option("--as-of", "as_of", help="Read the lake as of a snapshot id or an ISO-8601 instant (reproducible backtests)."),
+]
+_output = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
     click.option("--json", "as_json", is_flag=True, help="Same as --format json (the JSON flag of every command)."),
     click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout (required for parquet)."),
 ]
 
 
-def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+def common_output(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--format, --json (= --format json) and --out."""
     @functools.wraps(fn)
     def with_format(*args: Any, as_json: bool, fmt: str, **kwargs: Any) -> Any:
         return fn(*args, fmt="json" if as_json else fmt, **kwargs)
 
     wrapped: Callable[..., Any] = with_format
-    for option in reversed(_common):
+    for option in reversed(_output):
         wrapped = option(wrapped)
     return wrapped
+
+
+def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The range and source options of every query, then the output options."""
+    for option in reversed(_common):
+        fn = option(fn)
+    return common_output(fn)
 
 
 def check_out(out: str | None) -> None:
@@ -121,14 +131,18 @@ def emit(table: pa.Table, fmt: str, out: str | None) -> None:
     click.echo(f"wrote {table.num_rows} rows to {path}", err=True)
 
 
-def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: str | None) -> None:
-    """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1."""
+def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: str | None,
+         explain: Callable[[Vault], str] | None = None) -> None:
+    """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1.
+    An empty answer says why on stderr (``explain``), never a bare "(0 rows)"."""
     from ..services.api import Vault
 
     check_out(out)
     try:
         with Vault(get_settings(ctx)) as vault:
             table = ask(vault)
+            if table.num_rows == 0 and explain is not None:
+                click.echo(f"tickvault: no rows: {explain(vault)}", err=True)
     except QueryError as exc:
         fail(str(exc), 2)
     except TickvaultError as exc:
@@ -137,7 +151,7 @@ def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: st
 
 
 @click.command("candles")
-@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
+@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]|all")
 @click.option("--tf", required=True, help="Timeframe: 1s…59s, 1m…480m, 1h…8h, 1d, 1w, 1mo.")
 @click.option("--session", type=click.Choice(["regular", "extended", "all"]), default="regular", show_default=True,
               help="regular: KRX open to its closing auction; extended (or all): every session, 07:00-20:00.")
@@ -153,12 +167,12 @@ def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, ven
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
     chosen = cast("VenueArg", venue.upper())
-    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of),
-         fmt, out)
+    answer(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of),
+         fmt, out, lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))
 
 
 @click.command("ticks")
-@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
+@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]|all")
 @click.option("--venue", type=click.Choice(["krx", "nxt", "all"], case_sensitive=False), default="all", show_default=True,
               help="One venue's trades, or all (each row says its venue).")
 @common_options
@@ -170,7 +184,8 @@ def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
     chosen = cast("VenueArg", venue.upper())
-    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out)
+    answer(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out,
+         lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))
 
 
 @click.command("lake-sql")

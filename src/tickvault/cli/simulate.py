@@ -57,7 +57,8 @@ def simulate_cmd(
         write_truth(table, truth)
     if not session_times(day).trading_day:
         click.echo(f"note: {day.isoformat()} is not a KRX trading day; simulated with regular hours", err=True)
-    summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "truth": truth}
+    codes = sorted(set(table.column("symbol").to_pylist()))
+    summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "codes": codes, "truth": truth}
     if not no_publish:
         settings = get_settings(ctx)
         client = connect(settings.redis_dsn)
@@ -106,6 +107,8 @@ def simulate_cmd(
             f"for {summary['symbols']} symbols on {summary['date']} to {summary['stream']} in {summary['seconds']} s"
             + (f"; truth in {truth}" if truth else "")
         )
+    if not as_json:
+        click.echo(f"symbols: {' '.join(codes)}")
 
 
 def _progress_printer():

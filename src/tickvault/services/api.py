@@ -40,6 +40,7 @@ from ..core.errors import (
     ConfigError,
     QueryError,
     StoreNotInitialized,
+    TickvaultError,
 )
 from ..core.extras import import_optional
 from ..core.timeframe import Timeframe, parse_timeframe
@@ -62,10 +63,18 @@ Output = Literal["arrow", "pandas", "polars"]
 TimeLike = date | datetime | str
 #: A lake snapshot id (``Vault.snapshot()``, int or digits) or an instant.
 AsOf = int | datetime | str
-#: One code (``"005930"``), several (a list, or ``"005930,000660"``), or None for every symbol.
+#: One code (``"005930"``), several (a list, or ``"005930,000660"``), or None (or ``"all"``) for every symbol.
 Symbols = str | Sequence[str] | None
 
 SOURCES: tuple[Source, ...] = ("auto", "hot", "cold")
+#: ``coverage`` also answers per store: "both" lists each store's own rows.
+CoverageSource = Literal["both", "auto", "hot", "cold"]
+#: The first KST date ``coverage()`` without a start looks at.
+EARLIEST = date(2000, 1, 1)
+COVERAGE_SCHEMA = pa.schema([
+    ("store", pa.string()), ("day", pa.date32()), ("venue", pa.string()), ("symbol", pa.string()), ("ticks", pa.int64()),
+    ("first_ts", pa.timestamp("us", tz="UTC")), ("last_ts", pa.timestamp("us", tz="UTC")), ("proven", pa.bool_()),
+])
 SESSIONS: tuple[Session, ...] = ("regular", "extended", "all")
 OUTPUTS: tuple[Output, ...] = ("arrow", "pandas", "polars")
 TIME_ZONE = "Asia/Seoul"
@@ -85,7 +94,7 @@ class Segment:
 
 def parse_symbols(symbols: Symbols) -> list[str] | None:
     """``"005930,000660"`` or a list -> sorted unique symbols; None = every symbol."""
-    if symbols is None:
+    if symbols is None or (isinstance(symbols, str) and symbols.strip().lower() in ("all", "*")):
         return None
     items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
     out = sorted({s.strip() for s in items if s and s.strip()})
@@ -233,13 +242,20 @@ class _Stores:
             return self.hot().candles(tf, seg.start, seg.end, symbols, session, venue)
         return self.lake().candles(tf, seg.start, seg.end, symbols, session, venue, as_of=as_of)
 
-    def symbols(self, seg: Segment, as_of: int | datetime | None) -> set[tuple[str, str]]:
-        """(venue, symbol) pairs of the segment's KST date (``Vault.symbols`` asks for one whole date)."""
-        if as_of is None:
-            store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
-            return set(store.symbols_of_day(kst_date(seg.start)))
-        table = self.ticks(seg, None, None, as_of).select(["venue", "symbol"])  # the lake as it was
-        return set(zip(table.column("venue").to_pylist(), table.column("symbol").to_pylist()))
+    def coverage(self, seg: Segment, as_of: int | datetime | None) -> list[dict[str, Any]]:
+        """Per (KST date, venue, symbol) of the segment: ticks, first and last trade, and whether the last
+        reconcile proved that series complete."""
+        store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
+        rows = self.hot().coverage(seg.start, seg.end) if seg.source == "hot" else self.lake().coverage(seg.start, seg.end, as_of)
+        if not rows:
+            return []
+        proven = store.integrity_status(min(r["day"] for r in rows), max(r["day"] for r in rows))
+        return [{"store": seg.source, **row, "proven": proven.get((row["day"], row["venue"], row["symbol"])) == "ok"} for row in rows]
+
+    def universe(self, seg: Segment, day: date) -> set[tuple[str, str]]:
+        """The day's universe (the symbols subscribed that day) as the segment's store recorded it."""
+        store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
+        return set(store.read_universe(day))
 
     def first_hot_day_with_ticks(self, first: date, last: date) -> date | None:
         """The first trading date in [first, last] the hot store has a tick for (None: none, or no ticks table)."""
@@ -397,18 +413,83 @@ class Vault:
         return _convert(table, output, exact=exact, time_column="bucket", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- what the archive holds
-    def symbols(self, day: date | str, *, venue: VenueArg = "ALL", source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
-        """The symbols the archive holds ticks for on one KST date (on ``venue``, or either), sorted
-        (e.g. a backtest's universe)."""
+    def symbols(self, day: TimeLike | None = None, *, start: TimeLike | None = None, end: TimeLike | None = None,
+                venue: VenueArg = "ALL", source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
+        """The symbols the archive holds ticks for on one KST date (``day``) or from ``start`` to ``end``
+        (on ``venue``, or either), sorted — a backtest's universe. No date at all: every symbol it holds."""
         if isinstance(day, datetime):
             raise QueryError(f"symbols() takes a date, not the instant {day.isoformat()}")
-        lo, hi = resolve_range(day, None, self._clock())
-        pinned = parse_as_of(as_of)
+        if day is not None and start is not None:
+            raise QueryError("give either a date or start/end, not both")
+        table = self.coverage(start if day is None else day, end if day is None else None, venue=venue, source=source, as_of=as_of)
+        return sorted(set(table.column("symbol").to_pylist()))
+
+    def coverage(self, start: TimeLike | None = None, end: TimeLike | None = None, *, symbols: Symbols = None, venue: VenueArg = "ALL",
+                 source: CoverageSource = "both", as_of: AsOf | None = None) -> pa.Table:
+        """What the archive holds: one row per store, KST date, venue and symbol with the tick count, the first
+        and last trade, and ``proven`` (the last reconcile found that series complete and both stores agreeing).
+
+        ``source="both"`` lists each store's own rows (default); ``"auto"`` (the stores a query would read),
+        ``"hot"`` or ``"cold"``. No ``start``: from the first date either store could hold; no ``end``: the start
+        date (or today when no start either). Columns: ``COVERAGE_SCHEMA``.
+        """
+        now = self._clock()
+        if start is None:
+            lo, hi = _midnight(EARLIEST), _midnight(kst_date(now)) + timedelta(days=1)
+        else:
+            lo, hi = resolve_range(start, end, now)
+        return self._coverage(lo, hi, symbols, venue, source, as_of)
+
+    def _coverage(self, lo: datetime, hi: datetime, symbols: Symbols, venue: VenueArg, source: CoverageSource,
+                  as_of: AsOf | None) -> pa.Table:
+        wanted = parse_symbols(symbols)
         chosen = bars.check_venue(venue)
-        found: set[str] = set()
-        for seg in self._plan(source, lo, hi, None, pinned):
-            found |= {symbol for v, symbol in self._stores.symbols(seg, pinned) if chosen in ("ALL", v)}
-        return sorted(found)
+        pinned = parse_as_of(as_of)
+        if source == "both":
+            segments = [Segment("cold", lo, hi)] if pinned is not None else [Segment("hot", lo, hi), Segment("cold", lo, hi)]
+        else:
+            segments = self._plan(source, lo, hi, None, pinned)
+        rows = [row for seg in segments for row in self._stores.coverage(seg, pinned)
+                if chosen in ("ALL", row["venue"]) and (wanted is None or row["symbol"] in wanted)]
+        return pa.Table.from_pylist(rows, schema=COVERAGE_SCHEMA)
+
+    def why_empty(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, venue: VenueArg = "ALL",
+                  source: Source = "auto", as_of: AsOf | None = None) -> str:
+        """Why a question with these arguments has no rows, in one line (for an empty answer)."""
+        lo, hi = resolve_range(start, end, self._clock())
+        first, last = kst_date(lo), kst_date(hi - timedelta(microseconds=1))
+        span = str(first) if first == last else f"{first} to {last}"
+        days = krx.trading_days(first, last)
+        if not days:
+            return f"{span}: not a trading day (weekend or KRX holiday); pick a trading date"
+        held = self._coverage(lo, hi, None, venue, source, as_of)
+        on = "" if venue == "ALL" else f" on {venue}"
+        if held.num_rows == 0 and source == "hot" and last <= self._oldest_kept_day():
+            return (f"{span} is outside the hot store's retention (tick_retention_days={self.settings.tick_retention_days}, "
+                    f"it keeps dates after {self._oldest_kept_day()}); use --source cold or auto")
+        if held.num_rows == 0:
+            return f"the archive holds no ticks{on} for {span} (nothing archived then); `tickvault coverage` shows what it holds"
+        wanted = parse_symbols(symbols)
+        present = set(held.column("symbol").to_pylist())
+        missing = [s for s in wanted or [] if s not in present]
+        if not missing:
+            return (f"no trades of the asked symbols{on} inside the asked range or session (the archive holds them on {span}: "
+                    "widen the range or use --session extended)")
+        seg = Segment("cold" if source == "cold" or as_of is not None else "hot", lo, hi)
+        try:
+            listed = {symbol for day in days[:5] for _, symbol in self._stores.universe(seg, day)}
+        except TickvaultError:
+            listed = set()
+        known = [s for s in missing if s in listed]
+        unknown = [s for s in missing if s not in listed]
+        parts = []
+        if known:
+            parts.append(f"{', '.join(known)}: in the day's universe but no trades{on} on {span}")
+        if unknown:
+            example = ", ".join(sorted(present)[:3])
+            parts.append(f"{', '.join(unknown)}: unknown symbol{'s' if len(unknown) > 1 else ''}{on} on {span} "
+                         f"(the archive holds {len(present)} others, e.g. {example}; `tickvault symbols --date {days[0]}` lists them)")
+        return "; ".join(parts)
 
     def snapshot(self) -> int:
         """The lake's current snapshot id: pass it as ``as_of=`` to read exactly today's data again later."""

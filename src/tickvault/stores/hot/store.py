@@ -520,6 +520,15 @@ class HotStore:
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
+    def coverage(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Per KST date, venue and symbol in [start, end): ticks, first and last trade."""
+        return self._rows("read", "coverage", {"start": start, "end": end})
+
+    def integrity_status(self, first_day: date, last_day: date) -> dict[tuple[date, str, str], str]:
+        """(day, venue, symbol) -> the last reconcile's status ("ok" = proven complete)."""
+        rows = self._rows("read", "integrity_status", {"first_day": first_day, "last_day": last_day})
+        return {(row["day"], row["venue"], row["symbol"]): row["status"] for row in rows}
+
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         start, end = kst_day_bounds(day)
         return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]

@@ -434,6 +434,23 @@ class Lake:
         self.require()
         return int(self._run("count ticks", lambda con: con.execute(statement("read", "count_day"), {"day": day}).fetchone()[0]))
 
+    def coverage(self, start: datetime, end: datetime, as_of: AsOf = None) -> list[dict[str, Any]]:
+        """Per KST date, venue and symbol in [start, end): ticks, first and last trade (``as_of``: as it was)."""
+        self.require()
+        params: dict[str, Any] = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        if at_clause(as_of):
+            params["as_of"] = as_of
+        return self._rows("read the coverage", statement("read", "coverage", ticks=self._ticks_as_of(as_of)), params)
+
+    def integrity_status(self, first_day: date, last_day: date) -> dict[tuple[date, str, str], str]:
+        """(day, venue, symbol) -> the last reconcile's status ("ok" = proven complete); empty before any reconcile."""
+        self.require()
+        try:
+            rows = self._rows("read the integrity status", statement("read", "integrity_status"), {"first_day": first_day, "last_day": last_day})
+        except StoreError:  # no reconcile has written the table yet
+            return {}
+        return {(row["day"], row["venue"], row["symbol"]): row["status"] for row in rows}
+
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         self.require()
         rows = self._rows("list the day's symbols", statement("read", "symbols_of_day"), {"day": day})

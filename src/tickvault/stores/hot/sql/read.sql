@@ -32,3 +32,14 @@ SELECT DISTINCT venue, symbol FROM {schema}.ticks WHERE ts >= :start AND ts < :e
 
 -- name: read_universe
 SELECT venue, symbol FROM {schema}.universe WHERE day = :day ORDER BY symbol, venue
+
+-- name: coverage
+-- What the store holds per KST date, venue and symbol (tickvault coverage / symbols).
+SELECT (ts AT TIME ZONE 'Asia/Seoul')::date AS day, venue, symbol, count(*) AS ticks, min(ts) AS first_ts, max(ts) AS last_ts
+FROM {schema}.ticks
+WHERE ts >= :start AND ts < :end
+GROUP BY 1, 2, 3
+ORDER BY 1, 3, 2
+
+-- name: integrity_status
+SELECT day, venue, symbol, status FROM {schema}.integrity_report WHERE day BETWEEN :first_day AND :last_day

@@ -38,3 +38,14 @@ SELECT * FROM lake.ticks {at} LIMIT 0
 (SELECT CASE WHEN symbol LIKE '______\_NX' ESCAPE '\' THEN 'NXT' ELSE 'KRX' END AS venue, left(symbol, 6) AS symbol,
         ts, price, volume, cum_volume, side, source, received_at, trade_date
  FROM lake.ticks {at})
+
+-- name: coverage
+-- What the lake holds per KST date, venue and symbol (tickvault coverage / symbols).
+SELECT trade_date AS day, venue, symbol, count(*) AS ticks, min(ts) AS first_ts, max(ts) AS last_ts
+FROM {ticks}
+WHERE trade_date BETWEEN :first_day AND :last_day AND ts >= :start AND ts < :end
+GROUP BY 1, 2, 3
+ORDER BY 1, 3, 2
+
+-- name: integrity_status
+SELECT day, venue, symbol, status FROM lake.integrity_report WHERE day BETWEEN :first_day AND :last_day
