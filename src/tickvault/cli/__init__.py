@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "candles": "query:candles_cmd",
     "ticks": "query:ticks_cmd",
     "lake-sql": "query:lake_sql_cmd",
+    "sql": "sql:sql_cmd",
     "symbols": "discover:symbols_cmd",
     "coverage": "discover:coverage_cmd",
     "demo": "demo:demo_cmd",

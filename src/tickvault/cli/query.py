@@ -195,25 +195,12 @@ def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the script to this file instead of stdout.")
 @click.pass_context
 def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | None, writable: bool, out: str | None) -> None:
-    """Print a DuckDB script that attaches this installation's lake and defines the `ticks` view
-    and the `candles(tf, first_day, last_day, symbols := [...], session := 'regular')` table macro.
+    """Print the DuckDB script that attaches this installation's lake (= `tickvault sql --print-script`).
 
     Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
     """
-    from ..stores.lake.connection import catalog_path
-    from ..stores.lake.views import lake_script
+    from .sql import print_script
 
-    settings = get_settings(ctx)
-    if not catalog_path(Path(settings.lake_dir)).exists():
-        fail(f"no lake at {settings.lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)", 2)
-    year = datetime.now(KST).year
-    try:
-        script = lake_script(Path(settings.lake_dir), first_year or 2015, last_year or year + 1, read_only=not writable)
-    except ValueError as exc:
-        fail(str(exc), 2)
     check_out(out)
-    if out:
-        Path(out).write_text(script, encoding="utf-8")
-        click.echo(f"wrote {out}; run it with `.read {out}` in the DuckDB CLI", err=True)
-    else:
-        click.echo(script, nl=False)
+    year = datetime.now(KST).year
+    print_script(Path(get_settings(ctx).lake_dir), first_year or 2015, last_year or year + 1, writable, out)

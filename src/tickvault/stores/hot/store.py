@@ -520,6 +520,24 @@ class HotStore:
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
+    def user_query(self, text: str) -> pa.Table:
+        """A person's query (`tickvault sql --hot`) in a read-only transaction, this schema's tables by plain
+        name; a mistake in it is a QueryError, an outage StoreUnavailable."""
+        with self.connection("run the query") as conn, conn.transaction():
+            conn.execute(self.sql("read", "read_only_transaction"))
+            conn.execute(self.sql("read", "search_path"))
+            try:
+                cur = conn.execute(text)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                raise QueryError(f"PostgreSQL: {first_line(exc)}") from None
+            if cur.description is None:
+                return pa.table({})
+            names = [d.name for d in cur.description]
+            columns = list(zip(*cur.fetchall())) or [() for _ in names]
+            return pa.Table.from_arrays([pa.array(list(values)) for values in columns], names=names)
+
     def coverage(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
         """Per KST date, venue and symbol in [start, end): ticks, first and last trade."""
         return self._rows("read", "coverage", {"start": start, "end": end})

@@ -43,3 +43,11 @@ ORDER BY 1, 3, 2
 
 -- name: integrity_status
 SELECT day, venue, symbol, status FROM {schema}.integrity_report WHERE day BETWEEN :first_day AND :last_day
+
+-- name: read_only_transaction
+-- `tickvault sql --hot`: a person's query runs in a read-only transaction ...
+SET TRANSACTION READ ONLY
+
+-- name: search_path
+-- ... that sees this installation's tables by their plain names.
+SET LOCAL search_path TO {schema}, public
