@@ -34,7 +34,7 @@ COMMANDS: dict[str, str] = {
     "status": "status:status_cmd",
     "candles": "query:candles_cmd",
     "ticks": "query:ticks_cmd",
-    "lake-sql": "query:lake_sql_cmd",
+    "lake-sql": "sql:lake_sql_cmd",
     "sql": "sql:sql_cmd",
     "symbols": "discover:symbols_cmd",
     "coverage": "discover:coverage_cmd",

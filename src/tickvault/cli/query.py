@@ -1,4 +1,4 @@
-"""`tickvault candles`, `tickvault ticks` and `tickvault lake-sql`."""
+"""`tickvault candles` and `tickvault ticks` (and the output options every query command shares)."""
 
 from __future__ import annotations
 
@@ -186,21 +186,3 @@ def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str
     chosen = cast("VenueArg", venue.upper())
     answer(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out,
          lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))
-
-
-@click.command("lake-sql")
-@click.option("--first-year", type=int, help="First year of the KRX calendar table in the script (default: 2015).")
-@click.option("--last-year", type=int, help="Last year of the calendar table (default: next year).")
-@click.option("--writable", is_flag=True, help="Attach read-write (default: READ_ONLY, safe next to the archiver).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the script to this file instead of stdout.")
-@click.pass_context
-def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | None, writable: bool, out: str | None) -> None:
-    """Print the DuckDB script that attaches this installation's lake (= `tickvault sql --print-script`).
-
-    Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
-    """
-    from .sql import print_script
-
-    check_out(out)
-    year = datetime.now(KST).year
-    print_script(Path(get_settings(ctx).lake_dir), first_year or 2015, last_year or year + 1, writable, out)

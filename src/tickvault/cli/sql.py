@@ -151,3 +151,19 @@ def print_script(lake_dir: Path, first: int, last: int, writable: bool, out: str
         click.echo(f"wrote {out}; run it with `.read {out}` in the DuckDB CLI", err=True)
     else:
         click.echo(script, nl=False)
+
+
+@click.command("lake-sql")
+@click.option("--first-year", type=int, help="First year of the KRX calendar table in the script (default: 2015).")
+@click.option("--last-year", type=int, help="Last year of the calendar table (default: next year).")
+@click.option("--writable", is_flag=True, help="Attach read-write (default: READ_ONLY, safe next to the archiver).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the script to this file instead of stdout.")
+@click.pass_context
+def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | None, writable: bool, out: str | None) -> None:
+    """Print the DuckDB script that attaches this installation's lake (= `tickvault sql --print-script`).
+
+    Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
+    """
+    check_out(out)
+    year = datetime.now(KST).year
+    print_script(Path(get_settings(ctx).lake_dir), first_year or 2015, last_year or year + 1, writable, out)
