@@ -370,23 +370,23 @@ class Vault:
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+                output: Literal["arrow"] = "arrow", exact: bool = False, wide: bool | str = False) -> pa.Table: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+                output: Literal["pandas"], exact: bool = False, wide: bool | str = False) -> pd.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+                output: Literal["polars"], exact: bool = False, wide: bool | str = False) -> pl.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+                output: Output, exact: bool = False, wide: bool | str = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+                output: Output = "arrow", exact: bool = False, wide: bool | str = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """OHLCV bars of ``symbols`` at timeframe ``tf`` (``"1m"``…``"480m"``, ``"1h"``…``"8h"``, ``"1d"``, ``"1w"``, ``"1mo"``).
 
         Open and close are the first and last trade by cum_volume; buckets start at the session
@@ -395,9 +395,11 @@ class Vault:
         KRX before NXT, then cum_volume). ``session``: ``"regular"`` (KRX's open to its closing
         auction) or ``"extended"`` (every session, 07:00-20:00); ``fill=True`` adds the empty buckets of the
         regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
-        ``exact`` as for ``ticks``.
+        ``exact`` as for ``ticks``. ``wide=True`` (pandas or polars) gives a panel: one row per bucket, one
+        column per symbol, holding ``close`` (or the column named, e.g. ``wide="volume"``).
         """
         _check_output(output)
+        column = _wide_column(wide, output)
         timeframe = parse_timeframe(tf)
         chosen_session, chosen = bars.check_session(session), bars.check_venue(venue)
         wanted = parse_symbols(symbols)
@@ -410,6 +412,8 @@ class Vault:
             table = table.sort_by([("symbol", "ascending"), ("bucket", "ascending")])
         if fill:
             table = bars.fill_forward(table, timeframe, lo, hi, now=self._clock())
+        if column is not None:
+            return _panel(table, column, output, exact=exact)
         return _convert(table, output, exact=exact, time_column="bucket", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- what the archive holds
@@ -579,6 +583,36 @@ def _convert(table: pa.Table, output: Output, *, exact: bool, time_column: str, 
         assert isinstance(converted, polars.DataFrame)  # from_arrow gives a Series only for an Array
         return converted.with_columns([polars.col(n).dt.convert_time_zone(TIME_ZONE) for n in _time_columns(table)])
     return table
+
+
+def _wide_column(wide: bool | str, output: str) -> str | None:
+    """The candle column a ``wide`` panel holds (None: no panel); checked before any store is asked."""
+    if wide is False:
+        return None
+    column = "close" if wide is True else str(wide)
+    if output == "arrow":
+        raise QueryError("wide panels are a pandas or polars shape: pass output='pandas' or 'polars'")
+    if column not in bars.CANDLE_SCHEMA.names or column in ("bucket", "symbol", "venue"):
+        values = ", ".join(n for n in bars.CANDLE_SCHEMA.names if n not in ("bucket", "symbol", "venue"))
+        raise QueryError(f"wide={wide!r}: not a candle value column; use one of {values}")
+    return column
+
+
+def _panel(table: pa.Table, column: str, output: Output, *, exact: bool) -> pd.DataFrame | pl.DataFrame:
+    """One row per bucket (KST), one column per symbol, holding ``column`` (missing bars are null/NaN)."""
+    narrow = table.select(["bucket", "symbol", column])
+    if output == "polars":
+        import polars
+
+        lazy = _convert(narrow, "polars", exact=exact, time_column="bucket", one_symbol=False)
+        assert isinstance(lazy, polars.DataFrame)
+        return lazy.pivot(on="symbol", index="bucket", values=column).sort("bucket")
+    import pandas
+
+    frame = _convert(narrow, "pandas", exact=exact, time_column="bucket", one_symbol=False)
+    assert isinstance(frame, pandas.DataFrame)
+    panel: pd.DataFrame = frame[column].unstack("symbol").sort_index()
+    return panel
 
 
 # --- module-level conveniences ------------------------------------------------------------
