@@ -7,6 +7,7 @@ import io
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -16,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 import pyarrow as pa
 
-from ..core.errors import QueryError, TickvaultError
+from ..core.errors import PartialAnswer, QueryError, TickvaultError
 from ..core.wire import KST
 from . import fail, get_settings
 
@@ -24,6 +25,8 @@ if TYPE_CHECKING:
     from ..services.api import Session, Source, Vault, VenueArg
 
 FORMATS = ("table", "csv", "json", "parquet")
+#: exit code of an answer that lacks part of the range (printed anyway, with a warning naming the gap)
+PARTIAL_EXIT = 3
 
 _common = [
     click.option("--start", required=True, help="First KST trading date: YYYY-MM-DD, YYYYMMDD, today, yesterday, -3d (or an ISO-8601 instant)."),
@@ -139,7 +142,8 @@ def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: 
 
     check_out(out)
     try:
-        with Vault(get_settings(ctx)) as vault:
+        with Vault(get_settings(ctx)) as vault, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             table = ask(vault)
             if table.num_rows == 0 and explain is not None:
                 click.echo(f"tickvault: no rows: {explain(vault)}", err=True)
@@ -147,7 +151,12 @@ def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: 
         fail(str(exc), 2)
     except TickvaultError as exc:
         fail(str(exc))
+    notes = [w for w in caught if issubclass(w.category, UserWarning)]
+    for message in dict.fromkeys(str(n.message) for n in notes):  # each once, in order
+        click.echo(f"tickvault: warning: {message}", err=True)
     emit(table, fmt, out)
+    if any(issubclass(n.category, PartialAnswer) for n in notes):
+        sys.exit(PARTIAL_EXIT)
 
 
 @click.command("candles")

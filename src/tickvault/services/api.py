@@ -38,8 +38,10 @@ from ..core.dates import HELP as DATE_HELP
 from ..core.dates import looks_like_day, parse_day
 from ..core.errors import (
     ConfigError,
+    PartialAnswer,
     QueryError,
     StoreNotInitialized,
+    StoreUnavailable,
     TickvaultError,
 )
 from ..core.extras import import_optional
@@ -271,6 +273,10 @@ class _Stores:
 
     def snapshot(self) -> int:
         return self.lake().snapshot_id()
+
+    def lake_has_day(self, day: date) -> bool:
+        start, end = kst_day_bounds(day)
+        return self.lake().has_ticks(start, end)
 
 
 # --- the public surface -------------------------------------------------------------------
@@ -523,6 +529,23 @@ class Vault:
             return None
         return self._stores.first_hot_day_with_ticks(first, until)
 
+    def _without_hot(self, start: datetime, end: datetime, outage: StoreUnavailable) -> list[Segment]:
+        """``auto`` while the hot store is down: the lake answers the whole range. Dates the hot store
+        would have answered and the lake does not hold make the answer partial (``PartialAnswer``);
+        otherwise a plain warning says the newest ticks may be missing."""
+        first = max(krx.next_trading_day(self._oldest_kept_day()), kst_date(start))
+        last = min(kst_date(end - timedelta(microseconds=1)), kst_date(self._clock()))
+        missing = [day for day in krx.iter_trading_days(first, last) if first <= last and not self._stores.lake_has_day(day)]
+        reason = str(outage).split(";")[0]
+        if missing:
+            span = str(missing[0]) if len(missing) == 1 else f"{len(missing)} trading dates {missing[0]} to {missing[-1]}"
+            warnings.warn(PartialAnswer(f"{reason}; answered from the lake, which lacks {span}: that part is missing — "
+                                        "ask again when PostgreSQL is back (TICKVAULT_PG_URL)"), stacklevel=4)
+        else:
+            warnings.warn(f"{reason}; answered from the lake, which holds every date asked (the newest ticks of today may be missing)",
+                          UserWarning, stacklevel=4)
+        return [Segment("cold", start, end)]
+
     def _plan(self, source: str, start: datetime, end: datetime, tf: Timeframe | None, as_of: int | datetime | None) -> list[Segment]:
         _choice(source, SOURCES, "source")
         if as_of is not None:
@@ -540,7 +563,10 @@ class Vault:
         if source == "cold":
             return [Segment("cold", start, end)]
         last_day = kst_date(end - timedelta(microseconds=1))
-        boundary_day = self._hot_first_day(min(last_day, kst_date(self._clock())))
+        try:
+            boundary_day = self._hot_first_day(min(last_day, kst_date(self._clock())))
+        except StoreUnavailable as exc:
+            return self._without_hot(start, end, exc)
         if boundary_day is None:
             return [Segment("cold", start, end)]
         if tf is not None and not tf.intraday:
