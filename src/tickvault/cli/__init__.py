@@ -38,6 +38,7 @@ COMMANDS: dict[str, str] = {
     "sql": "sql:sql_cmd",
     "symbols": "discover:symbols_cmd",
     "coverage": "discover:coverage_cmd",
+    "snapshots": "discover:snapshots_cmd",
     "demo": "demo:demo_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",

@@ -1,4 +1,4 @@
-"""`tickvault symbols` and `tickvault coverage`: what the archive holds, before the first query."""
+"""`tickvault symbols`, `coverage` and `snapshots`: what the archive holds (and held), before the first query."""
 
 from __future__ import annotations
 
@@ -67,3 +67,17 @@ def coverage_cmd(ctx: click.Context, day: str | None, start: str | None, end: st
     answer(ctx, lambda vault: vault.coverage(first, last, symbols=symbols, venue=chosen, source=source, as_of=as_of), fmt, out)
 
 
+
+
+@click.command("snapshots")
+@click.option("--limit", type=int, default=30, show_default=True, help="How many, newest first.")
+@click.option("--since", help="Only snapshots from this KST date (today, -3d, 20261127) or instant on.")
+@common_output
+@click.pass_context
+def snapshots_cmd(ctx: click.Context, limit: int, since: str | None, fmt: str, out: str | None) -> None:
+    """The lake's snapshots: id, time, what changed (archiver batch, recovery, reconcile, rebuild,
+    compaction). Pass an id or a time to --as-of to read the lake exactly as it was.
+
+    Example: tickvault candles 005930 --tf 1d --start -30d --end today --as-of 1234
+    """
+    answer(ctx, lambda vault: vault.snapshots(limit, since), fmt, out)

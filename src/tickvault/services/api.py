@@ -73,6 +73,7 @@ SOURCES: tuple[Source, ...] = ("auto", "hot", "cold")
 CoverageSource = Literal["both", "auto", "hot", "cold"]
 #: The first KST date ``coverage()`` without a start looks at.
 EARLIEST = date(2000, 1, 1)
+SNAPSHOT_SCHEMA = pa.schema([("id", pa.int64()), ("time", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("detail", pa.string())])
 COVERAGE_SCHEMA = pa.schema([
     ("store", pa.string()), ("day", pa.date32()), ("venue", pa.string()), ("symbol", pa.string()), ("ticks", pa.int64()),
     ("first_ts", pa.timestamp("us", tz="UTC")), ("last_ts", pa.timestamp("us", tz="UTC")), ("proven", pa.bool_()),
@@ -500,6 +501,17 @@ class Vault:
             parts.append(f"{', '.join(unknown)}: unknown symbol{'s' if len(unknown) > 1 else ''}{on} on {span} "
                          f"(the archive holds {len(present)} others, e.g. {example}; `tickvault symbols --date {days[0]}` lists them)")
         return "; ".join(parts)
+
+    def snapshots(self, limit: int = 50, since: TimeLike | None = None) -> pa.Table:
+        """The lake's snapshots, newest first (``SNAPSHOT_SCHEMA``): id, time, kind (archiver batch, recovery,
+        reconcile, rebuild, compaction, maintenance, schema) and detail. Any id (or time) is a valid ``as_of``."""
+        if limit < 1:
+            raise QueryError(f"limit {limit}: give at least 1")
+        after: datetime | None = None
+        if since is not None:
+            moment = _parse_time(since, "since", self._clock())
+            after = moment if isinstance(moment, datetime) else _midnight(moment)
+        return pa.Table.from_pylist(self._stores.lake().snapshots(limit, after), schema=SNAPSHOT_SCHEMA)
 
     def snapshot(self) -> int:
         """The lake's current snapshot id: pass it as ``as_of=`` to read exactly today's data again later."""

@@ -164,7 +164,7 @@ class Recovery:
         to_hot = missing_from(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
         if not self.dry_run:
             if to_lake.num_rows:
-                lake.upsert(to_lake)
+                lake.upsert(to_lake, why="recovery")
             if to_hot.num_rows:
                 hot.upsert(to_hot)
         archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
@@ -260,7 +260,7 @@ class Recovery:
             return archive, conversion, None
         table = ticks_to_table(new)
         if not self.dry_run:
-            lake.upsert(table)
+            lake.upsert(table, why="recovery")
             if with_hot:
                 hot.upsert(table)  # TimescaleDB: the upsert refreshes the day's candles too
         sym.ticks_recovered += len(new)

@@ -175,7 +175,7 @@ def rebuild(
             ticks = src.read_ticks(cursor, upper)
             if ticks.num_rows:
                 result.read += ticks.num_rows
-                result.added += dst.upsert(ticks)
+                result.added += dst.upsert(ticks, why="rebuild")
             cursor = upper
         if result.stream_existed:
             result.group_position, result.acked_pending = move_group(client, stream, target, last_id)

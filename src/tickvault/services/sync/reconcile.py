@@ -119,7 +119,7 @@ def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDi
             return
         batch = pa.concat_tables(tables)
         pending[store.name] = []
-        added = store.upsert(batch)
+        added = store.upsert(batch, why="reconcile")
         if store.name == "hot":
             report.added_to_hot += added
         else:

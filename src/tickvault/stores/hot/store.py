@@ -370,7 +370,7 @@ class HotStore:
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
         return kst_day_bounds(partitions.today_kst(horizon))[0]
 
-    def upsert(self, ticks: pa.Table) -> int:
+    def upsert(self, ticks: pa.Table, why: str = "upsert") -> int:  # why: the lake's snapshots record it; no snapshots here
         """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
 
         One transaction per slice: a rebuild of millions of rows neither holds one giant

@@ -298,8 +298,11 @@ class Lake:
         finally:
             con.unregister("tv_batch")
 
-    def write(self, batch: pa.Table, position: StreamPosition | None = None) -> int:
+    def write(self, batch: pa.Table, position: StreamPosition | None = None, why: str | None = None) -> int:
         """Add the batch's new ticks (and the stream position) in one DuckLake transaction.
+
+        The commit's message (``why``, default "archiver batch to <stream id>") is what
+        `tickvault snapshots` shows for the snapshot.
 
         ``batch`` is conformed and free of duplicate keys. Returns rows added. Raises on any
         failure (lock budget exhausted, disk full); nothing of the batch is then visible, and
@@ -309,7 +312,10 @@ class Lake:
             return 0
         self.init()
 
+        message = why or (f"archiver batch to {position.last_id} ({position.group})" if position is not None else "upsert")
+
         def transaction(con: duckdb.DuckDBPyConnection) -> int:
+            con.execute(statement("write", "commit_message"), {"message": f"{message}: {batch.num_rows} ticks offered"})
             added = self._insert_new(con, batch) if batch.num_rows else 0
             if position is not None:
                 con.execute(statement("write", "set_checkpoint"),
@@ -328,9 +334,18 @@ class Lake:
                     f"limit); nothing of this batch was committed ({exc})"
                 ) from exc
 
-    def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here)."""
-        return self.write(conform(ticks))
+    def upsert(self, ticks: pa.Table, why: str = "upsert") -> int:
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here);
+        ``why`` ("reconcile", "recovery", "rebuild", …) becomes the snapshot's commit message."""
+        return self.write(conform(ticks), why=why)
+
+    def snapshots(self, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The lake's snapshots, newest first: id, time (UTC), kind (archiver batch, recovery, reconcile,
+        rebuild, compaction, maintenance, schema), and the commit message or DuckLake's change list."""
+        self.require()
+        rows = self._rows("list the snapshots", statement("read", "snapshots"), {"limit": limit, "since": since})
+        return [{"id": int(r["id"]), "time": r["time"], "kind": snapshot_kind(r["message"], r["changes"]),
+                 "detail": r["message"] or describe_changes(r["changes"])} for r in rows]
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
@@ -581,6 +596,24 @@ class Lake:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def snapshot_kind(message: str | None, changes: dict[str, Any] | None) -> str:
+    """What a snapshot was: tickvault's commit message names it; DuckLake's change list otherwise."""
+    if message:
+        return message.split(" to ")[0].split(":")[0]
+    keys = set(changes or {})
+    if "merge_adjacent" in keys:
+        return "compaction"
+    if keys & {"schemas_created", "tables_created", "tables_altered", "tables_dropped"}:
+        return "schema"
+    if keys <= {"inlined_delete", "tables_deleted_from", "inlined_flush"} and keys:
+        return "maintenance"
+    return "write"
+
+
+def describe_changes(changes: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k.replace('_', ' ')}" for k in sorted(changes or {})) or "-"
 
 
 def _integrity_unchanged(stored: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> bool:

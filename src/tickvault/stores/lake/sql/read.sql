@@ -49,3 +49,11 @@ ORDER BY 1, 3, 2
 
 -- name: integrity_status
 SELECT day, venue, symbol, status FROM lake.integrity_report WHERE day BETWEEN :first_day AND :last_day
+
+-- name: snapshots
+-- Every snapshot of the lake, newest first: id, time, what changed, and tickvault's commit message.
+SELECT snapshot_id AS id, snapshot_time AS time, changes, commit_message AS message
+FROM lake.snapshots()
+WHERE (:since IS NULL OR snapshot_time >= :since)
+ORDER BY snapshot_id DESC
+LIMIT :limit

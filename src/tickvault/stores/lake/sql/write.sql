@@ -35,3 +35,7 @@ LIMIT 1
 -- name: replace_universe
 DELETE FROM lake.universe WHERE day = :day;
 INSERT INTO lake.universe SELECT day, venue, symbol, source, now() FROM tv_universe
+
+-- name: commit_message
+-- Say why this commit happened (archiver batch, recovery, reconcile, rebuild, …): `tickvault snapshots` shows it.
+CALL lake.set_commit_message('tickvault', :message)
