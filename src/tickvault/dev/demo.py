@@ -25,12 +25,16 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.config import Settings
+from ..core.errors import ConfigError
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
 
 STALL_TIMEOUT_S = 180.0
+KST_OFFSET_US = 9 * 3600 * 1_000_000
+DAY_US = 86400 * 1_000_000
 
 
 @dataclass
@@ -42,6 +46,8 @@ class DemoOptions:
     dup_rate: float = 0.01
     shuffle_window: int = 50
     keep: bool = False  # shared servers: leave the demo schema and stream in place
+    days: int = 1  # trading days ending at ``day``, each opening from the previous close
+    lake_dir: Path | None = None  # keep the demo's lake here (None: a temp dir, removed)
 
 
 @dataclass
@@ -68,6 +74,8 @@ class DemoReport:
         return {
             "ok": self.ok,
             "date": o.day.isoformat(),
+            "days": o.days,
+            "lake": None if o.lake_dir is None else str(o.lake_dir),
             "symbols": o.symbols,
             "ticks": o.ticks,
             "seed": o.seed,
@@ -93,17 +101,19 @@ def check_no_duplicates(name: str, table: pa.Table) -> Check:
 def cum_volume_breaks(table: pa.Table) -> dict[str, int]:
     """Per symbol, how many ticks do not continue the running day volume (cum = previous cum + volume).
 
-    A lost tick shows up as a jump, a doubled one as a repeat; the first tick of a day
-    must carry cum_volume == volume (the day starts at zero).
+    A lost tick shows up as a jump, a doubled one as a repeat; the first tick of each KST
+    date must carry cum_volume == volume (every day starts at zero).
     """
     if table.num_rows == 0:
         return {}
-    ordered = table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
+    kst_day = pc.divide(pc.add(table.column("ts").cast(pa.int64()), KST_OFFSET_US), DAY_US)
+    ordered = table.append_column("tv_day", kst_day).sort_by([("symbol", "ascending"), ("tv_day", "ascending"), ("cum_volume", "ascending")])
     symbols = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    days = ordered.column("tv_day").to_numpy()
     volume = ordered.column("volume").to_numpy()
     cum = ordered.column("cum_volume").to_numpy()
     new_symbol = np.ones(len(symbols), dtype=bool)
-    new_symbol[1:] = symbols[1:] != symbols[:-1]
+    new_symbol[1:] = (symbols[1:] != symbols[:-1]) | (days[1:] != days[:-1])
     previous = np.concatenate([[0], cum[:-1]])
     expected = np.where(new_symbol, volume, previous + volume)
     bad = cum != expected
@@ -149,7 +159,7 @@ def run_demo(
     from ..services.export import read_day
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
-    from .simulate import generate_day, publish
+    from .simulate import generate_day, generate_days, publish
 
     report = DemoReport(options)
     embed_pg, embed_redis = use_embedded(settings)
@@ -168,8 +178,11 @@ def run_demo(
             if embed_redis:
                 rd = stack.enter_context(EmbeddedRedis())
                 redis_url = rd.url
-        lake_dir = Path(tempfile.mkdtemp(prefix="tickvault-demo-lake-"))
-        stack.callback(shutil.rmtree, lake_dir, True)
+        if options.lake_dir is None:
+            lake_dir = Path(tempfile.mkdtemp(prefix="tickvault-demo-lake-"))
+            stack.callback(shutil.rmtree, lake_dir, True)
+        else:
+            lake_dir = prepare_kept_lake(options.lake_dir)
         demo = settings.model_copy(
             update={
                 "pg_url": pg_url,
@@ -204,10 +217,16 @@ def run_demo(
         report.servers["hot_mode"] = hot_store.mode
 
         t0 = time.monotonic()
-        truth = generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
+        if options.days == 1:
+            generated = [(options.day, generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed))]
+        else:
+            generated = generate_days(options.day, options.days, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
+        days = [day for day, _ in generated]
+        truth = pa.concat_tables([table for _, table in generated])
         report.timings["generate"] = time.monotonic() - t0
+        span = options.day.isoformat() if len(days) == 1 else f"{len(days)} trading days {days[0]} to {days[-1]}"
         say(
-            f"simulating {options.day.isoformat()}: {options.symbols} symbols, {truth.num_rows} ticks "
+            f"simulating {span}: {options.symbols} symbols, {truth.num_rows} ticks "
             f"(seed {options.seed}; {options.dup_rate:.1%} re-sent, shuffled within {options.shuffle_window})"
         )
 
@@ -279,9 +298,11 @@ def run_demo(
 
         t0 = time.monotonic()
         truth_sorted = truth.sort_by([(k, "ascending") for k in NATURAL_KEY])
-        hot_ticks = read_day(demo, "hot", options.day)
-        cold_ticks = read_day(demo, "cold", options.day)
-        report.counts.update(generated=truth.num_rows, hot=hot_store.count_ticks(options.day), cold=_cold_count(demo, options.day))
+        by_key = [(k, "ascending") for k in NATURAL_KEY]
+        hot_ticks = pa.concat_tables([read_day(demo, "hot", day) for day in days]).sort_by(by_key)
+        cold_ticks = pa.concat_tables([read_day(demo, "cold", day) for day in days]).sort_by(by_key)
+        report.counts.update(generated=truth.num_rows, hot=sum(hot_store.count_ticks(day) for day in days),
+                             cold=sum(_cold_count(demo, day) for day in days))
         dlq = int(client.xlen(demo.dlq_stream))
         report.counts["dead_letters"] = dlq
         report.checks = [
@@ -297,8 +318,27 @@ def run_demo(
         report.timings["check"] = time.monotonic() - t0
         hot_store.close()
         if options.keep and not embed_pg:
-            say(f"kept schema {demo.pg_schema} and stream {demo.stream} (--keep); the temp lake was removed")
+            say(f"kept schema {demo.pg_schema} and stream {demo.stream} (--keep)" + ("" if options.lake_dir else "; the temp lake was removed"))
+        if options.lake_dir is not None:
+            say(f"the lake stays in {lake_dir}: `export TICKVAULT_LAKE_DIR={lake_dir}`, then "
+                "`tickvault symbols --source cold` or `tickvault sql \"select count(*) from ticks\"`")
     return report
+
+
+DEMO_MARK = ".tickvault-demo"
+
+
+def prepare_kept_lake(directory: Path) -> Path:
+    """A fresh directory for a kept demo lake: new, empty, or an earlier demo's lake (replaced) — never
+    anything else, so a real lake is never overwritten by simulated ticks."""
+    directory = Path(directory).absolute()
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / DEMO_MARK).exists():
+            raise ConfigError(f"--lake {directory} exists and is not a demo lake: name a new directory")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DEMO_MARK).write_text("a lake of simulated ticks written by `tickvault demo`\n")
+    return directory
 
 
 class DemoStalled(RuntimeError):

@@ -120,25 +120,71 @@ class DayPlan:
     ticks_per_symbol: np.ndarray
 
 
-def plan_day(symbols: int, ticks: int, seed: int) -> DayPlan:
+def plan_day(symbols: int, ticks: int, seed: int, day: date | None = None, prev_close: np.ndarray | None = None) -> DayPlan:
+    """The symbols (fixed by ``seed``), their previous closes and how many trades each gets.
+
+    With ``day`` the split of ``ticks`` over the symbols varies by date (busier and quieter
+    days per symbol, the Zipf-like ranking kept); ``prev_close`` continues an earlier day."""
     if symbols < 1:
         raise ValueError("--symbols must be at least 1")
     if ticks < 2 * symbols:
         raise ValueError(f"--ticks must be at least 2 per symbol (opening and closing prints): >= {2 * symbols}")
     rng = np.random.default_rng([seed, 1])
     codes = symbol_codes(symbols, rng)
-    prev_close = snap_to_grid(np.exp(rng.uniform(np.log(1_000), np.log(600_000), size=symbols)))
+    first_close = snap_to_grid(np.exp(rng.uniform(np.log(1_000), np.log(600_000), size=symbols)))
+    prev_close = first_close if prev_close is None else snap_to_grid(prev_close)
     down, up = price_limits(prev_close)
     # Zipf-like activity: a few symbols trade far more than the rest; every symbol gets its two auction prints.
     weights = 1.0 / np.arange(1, symbols + 1) ** 0.8
     weights = rng.permutation(weights)
+    if day is not None:
+        by_date = np.random.default_rng([seed, 4, day.toordinal()])
+        weights = weights * np.exp(by_date.normal(0.0, 0.4, size=symbols))
+        rng = by_date
     extra = rng.multinomial(ticks - 2 * symbols, weights / weights.sum())
     return DayPlan(codes, prev_close, down, up, extra + 2)
 
 
+def generate_days(last_day: date, days: int, symbols: int = 20, ticks: int = 200_000, seed: int = 0,
+                  source: str = "sim") -> list[tuple[date, pa.Table]]:
+    """``days`` consecutive KRX trading days ending at ``last_day`` (a trading day), behaving like a market:
+    each day opens from the previous day's close, and trade counts vary by date (about ``ticks`` a day)
+    and by symbol."""
+    from ..core import calendar
+
+    if days < 1:
+        raise ValueError("--days must be at least 1")
+    chosen = [last_day]
+    while len(chosen) < days:
+        chosen.insert(0, calendar.previous_trading_day(chosen[0]))
+    out: list[tuple[date, pa.Table]] = []
+    closes: np.ndarray | None = None
+    for day in chosen:
+        activity = np.random.default_rng([seed, 5, day.toordinal()]).lognormal(0.0, 0.3)
+        day_ticks = max(2 * symbols, round(ticks * activity))
+        plan = plan_day(symbols, day_ticks, seed, day, closes)
+        table = _generate(day, plan, seed, source)
+        closes = last_prices(table, plan.symbols)
+        out.append((day, table))
+    return out
+
+
+def last_prices(table: pa.Table, symbols: list[str]) -> np.ndarray:
+    """Each symbol's last trade price of the day (its close), in ``symbols`` order."""
+    ordered = table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
+    codes = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    prices = ordered.column("price").cast(pa.float64()).to_numpy()
+    last = dict(zip(codes, prices))
+    return np.array([last[s] for s in symbols], dtype=np.float64)
+
+
 def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int = 0, source: str = "sim") -> pa.Table:
     """Every distinct tick of one simulated day, ordered by exchange time (TICK_SCHEMA)."""
-    plan = plan_day(symbols, ticks, seed)
+    return _generate(day, plan_day(symbols, ticks, seed), seed, source)
+
+
+def _generate(day: date, plan: DayPlan, seed: int, source: str) -> pa.Table:
+    ticks = int(plan.ticks_per_symbol.sum())
     rng = np.random.default_rng([seed, 2, day.toordinal()])
     n_sym = len(plan.symbols)
     counts = plan.ticks_per_symbol
@@ -319,6 +365,8 @@ __all__ = [
     "PublishResult",
     "day_of",
     "generate_day",
+    "generate_days",
+    "last_prices",
     "plan_day",
     "price_limits",
     "publish",
