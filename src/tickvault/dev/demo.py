@@ -206,7 +206,7 @@ def run_demo(
         report.timings["servers"] = time.monotonic() - started
         say(
             f"servers: PostgreSQL {report.servers['postgres']} (schema {demo.pg_schema}), "
-            f"Redis {report.servers['redis']} (stream {demo.stream}), lake in a temp dir"
+            f"Redis {report.servers['redis']} (stream {demo.stream}), lake " + ("in a temp dir" if options.lake_dir is None else f"in {lake_dir}")
         )
 
         hot_store = HotStore(demo)
