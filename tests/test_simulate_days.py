@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import numpy as np
@@ -35,12 +36,12 @@ def _open_close(table: pa.Table) -> dict[str, tuple[float, float]]:
 def test_consecutive_trading_days_ending_at_the_last(week) -> None:
     days = [day for day, _ in week]
     assert days[-1] == LAST and len(days) == 5
-    assert all(krx.next_trading_day(a) == b for a, b in zip(days, days[1:]))
+    assert all(krx.next_trading_day(a) == b for a, b in itertools.pairwise(days))
 
 
 def test_each_day_opens_near_the_previous_close(week) -> None:
     gaps = []
-    for (_, before), (_, after) in zip(week, week[1:]):
+    for (_, before), (_, after) in itertools.pairwise(week):
         closes, opens = _open_close(before), _open_close(after)
         assert closes.keys() == opens.keys()
         gaps += [abs(np.log(opens[s][0] / closes[s][1])) for s in closes]
@@ -49,7 +50,7 @@ def test_each_day_opens_near_the_previous_close(week) -> None:
 
 def test_trade_counts_vary_by_date_and_symbol(week) -> None:
     totals = [table.num_rows for _, table in week]
-    assert len(set(totals)) == len(totals) and 0.4 < min(totals) / 6_000 and max(totals) / 6_000 < 2.5
+    assert len(set(totals)) == len(totals) and min(totals) / 6_000 > 0.4 and max(totals) / 6_000 < 2.5
     per_symbol = [dict(zip(*np.unique(table.column("symbol").to_numpy(zero_copy_only=False), return_counts=True))) for _, table in week]
     ranks = [tuple(sorted(counts, key=counts.get)) for counts in per_symbol]
     assert len(set(ranks)) > 1  # the busiest symbol is not the same every day

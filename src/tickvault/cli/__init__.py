@@ -39,6 +39,7 @@ COMMANDS: dict[str, str] = {
     "symbols": "discover:symbols_cmd",
     "coverage": "discover:coverage_cmd",
     "snapshots": "discover:snapshots_cmd",
+    "adjustments": "adjust:adjustments_group",
     "demo": "demo:demo_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",

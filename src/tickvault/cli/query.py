@@ -34,6 +34,7 @@ _common = [
     click.option("--source", type=click.Choice(["auto", "hot", "cold"]), default="auto", show_default=True,
                  help="auto: hot store for the dates it holds in full, the lake before."),
     click.option("--as-of", "as_of", help="Read the lake as of a snapshot id or an ISO-8601 instant (reproducible backtests)."),
+    click.option("--adjusted", is_flag=True, help="Back-adjusted prices (수정주가) with the factors of `tickvault adjustments refresh`."),
 ]
 _output = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
@@ -170,13 +171,14 @@ def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: 
 @common_options
 @click.pass_context
 def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str | None,
-                source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
+                source: Source, as_of: str | None, adjusted: bool, fmt: str, out: str | None) -> None:
     """OHLCV bars (open/close by cum_volume, turnover, vwap) of any timeframe, KST session-aligned.
 
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
     chosen = cast("VenueArg", venue.upper())
-    answer(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of),
+    answer(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of,
+                                          adjusted=adjusted),
          fmt, out, lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))
 
 
@@ -186,12 +188,12 @@ def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, ven
               help="One venue's trades, or all (each row says its venue).")
 @common_options
 @click.pass_context
-def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str | None, source: Source, as_of: str | None, fmt: str,
-              out: str | None) -> None:
+def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str | None, source: Source, as_of: str | None, adjusted: bool,
+              fmt: str, out: str | None) -> None:
     """Trades of the given symbols, ordered by symbol, venue, trading date, cum_volume.
 
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
     chosen = cast("VenueArg", venue.upper())
-    answer(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out,
+    answer(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of, adjusted=adjusted), fmt, out,
          lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))

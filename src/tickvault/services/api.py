@@ -33,6 +33,8 @@ import pyarrow.compute as pc
 
 from ..core import bars
 from ..core import calendar as krx
+from ..core.adjustments import apply as apply_adjustments
+from ..core.adjustments import check_timeframe_period, kst_days
 from ..core.config import Settings, load_settings
 from ..core.dates import HELP as DATE_HELP
 from ..core.dates import looks_like_day, parse_day
@@ -340,26 +342,33 @@ class Vault:
     # --- ticks
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["arrow"] = "arrow",
+              exact: bool = False, adjusted: bool = False) -> pa.Table: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["pandas"],
+              exact: bool = False, adjusted: bool = False) -> pd.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["polars"],
+              exact: bool = False, adjusted: bool = False) -> pl.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output,
+              exact: bool = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output = "arrow",
+              exact: bool = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """Every trade of ``symbols`` from ``start`` to ``end``, ordered by symbol, venue, trading date, cum_volume.
 
         ``vault.ticks("005930", "2026-11-27")`` is one whole KST trading date. ``venue``: ``"KRX"``,
         ``"NXT"`` or ``"ALL"`` (both venues' trades, each row with its venue). ``source``: ``"auto"``
         (hot store for the dates it holds in full, the lake before), ``"hot"`` or ``"cold"``;
         ``as_of``: read the lake as of a snapshot id or instant; ``output``: ``"arrow"`` (exact
-        decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``).
+        decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``). ``adjusted=True``:
+        prices back-adjusted to the latest date with the stored factors (``tickvault adjustments refresh``),
+        volumes and cum_volume divided by them.
         """
         _check_output(output)
         chosen = bars.check_venue(venue)
@@ -371,29 +380,31 @@ class Vault:
         table = pa.concat_tables(parts) if parts else TICK_SCHEMA.empty_table()
         if len(parts) > 1:  # stable: each symbol's lake rows stay before its hot rows
             table = table.take(pc.sort_indices(table, [("symbol", "ascending"), ("venue", "ascending")]))
+        if adjusted:
+            table = self._adjusted(table, "ts", wanted, lo, hi)
         return _convert(table, output, exact=exact, time_column="ts", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- candles
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["arrow"] = "arrow", exact: bool = False, wide: bool | str = False) -> pa.Table: ...
+                output: Literal["arrow"] = "arrow", exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["pandas"], exact: bool = False, wide: bool | str = False) -> pd.DataFrame: ...
+                output: Literal["pandas"], exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pd.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["polars"], exact: bool = False, wide: bool | str = False) -> pl.DataFrame: ...
+                output: Literal["polars"], exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pl.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output, exact: bool = False, wide: bool | str = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+                output: Output, exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output = "arrow", exact: bool = False, wide: bool | str = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+                output: Output = "arrow", exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """OHLCV bars of ``symbols`` at timeframe ``tf`` (``"1m"``…``"480m"``, ``"1h"``…``"8h"``, ``"1d"``, ``"1w"``, ``"1mo"``).
 
         Open and close are the first and last trade by cum_volume; buckets start at the session
@@ -403,11 +414,14 @@ class Vault:
         auction) or ``"extended"`` (every session, 07:00-20:00); ``fill=True`` adds the empty buckets of the
         regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
         ``exact`` as for ``ticks``. ``wide=True`` (pandas or polars) gives a panel: one row per bucket, one
-        column per symbol, holding ``close`` (or the column named, e.g. ``wide="volume"``).
+        column per symbol, holding ``close`` (or the column named, e.g. ``wide="volume"``). ``adjusted=True``
+        (intraday and 1d): prices back-adjusted to the latest date (수정주가), volumes divided by the factor.
         """
         _check_output(output)
         column = _wide_column(wide, output)
         timeframe = parse_timeframe(tf)
+        if adjusted:
+            check_timeframe_period(timeframe.period)
         chosen_session, chosen = bars.check_session(session), bars.check_venue(venue)
         wanted = parse_symbols(symbols)
         lo, hi = resolve_range(start, end, self._clock())
@@ -417,6 +431,8 @@ class Vault:
         table = pa.concat_tables(parts) if parts else bars.empty_candles()
         if len(parts) > 1:
             table = table.sort_by([("symbol", "ascending"), ("bucket", "ascending")])
+        if adjusted:
+            table = self._adjusted(table, "bucket", wanted, lo, hi)
         if fill:
             table = bars.fill_forward(table, timeframe, lo, hi, now=self._clock())
         if column is not None:
@@ -501,6 +517,19 @@ class Vault:
             parts.append(f"{', '.join(unknown)}: unknown symbol{'s' if len(unknown) > 1 else ''}{on} on {span} "
                          f"(the archive holds {len(present)} others, e.g. {example}; `tickvault symbols --date {days[0]}` lists them)")
         return "; ".join(parts)
+
+    def adjustments(self, symbols: Symbols = None, start: TimeLike | None = None, end: TimeLike | None = None) -> pa.Table:
+        """The stored adjustment factors (``ADJUSTMENT_SCHEMA``: symbol, day, factor, close, adjusted_close, source,
+        refreshed_at) of ``symbols`` (or all) from ``start`` to ``end`` (default: every date)."""
+        lo, hi = (_midnight(EARLIEST), _midnight(kst_date(self._clock())) + timedelta(days=1)) if start is None else resolve_range(start, end, self._clock())
+        return self._stores.lake().read_adjustments(kst_date(lo), kst_date(hi - timedelta(microseconds=1)), parse_symbols(symbols))
+
+    def _adjusted(self, table: pa.Table, time_column: str, wanted: list[str] | None, lo: datetime, hi: datetime) -> pa.Table:
+        """``table`` back-adjusted with the factors of its symbols and dates (factor 1 where none is stored)."""
+        if table.num_rows == 0:
+            return table
+        factors = self._stores.lake().read_adjustments(kst_date(lo), kst_date(hi - timedelta(microseconds=1)), wanted)
+        return apply_adjustments(table, factors, kst_days(table.column(time_column)))
 
     def snapshots(self, limit: int = 50, since: TimeLike | None = None) -> pa.Table:
         """The lake's snapshots, newest first (``SNAPSHOT_SCHEMA``): id, time, kind (archiver batch, recovery,

@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core import bars
+from ...core.adjustments import ADJUSTMENT_SCHEMA
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
@@ -525,6 +526,46 @@ class Lake:
     def bounds(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> Bounds:
         row = self._rows("read bounds", statement("sync", "bounds"), self._range(start, end, symbols))[0]
         return Bounds(int(row["ticks"]), row["first_ts"], row["last_ts"])
+
+    def write_adjustments(self, table: pa.Table) -> None:
+        """Replace each symbol's factors over the dates ``table`` covers (``ADJUSTMENT_SCHEMA``), in one commit."""
+        if table.num_rows == 0:
+            return
+        self.init()
+        table = table.cast(ADJUSTMENT_SCHEMA)
+
+        def transaction(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(statement("write", "commit_message"), {"message": f"adjustments: {table.num_rows} factors"})
+            for symbol in sorted(set(table.column("symbol").to_pylist())):
+                days = table.filter(pc.equal(table.column("symbol"), symbol)).column("day")
+                con.execute(statement("sync", "delete_adjustments"),
+                            {"symbol": symbol, "first_day": pc.min(days).as_py(), "last_day": pc.max(days).as_py()})
+            con.register("tv_adjustments", table)
+            try:
+                con.execute(statement("sync", "insert_adjustments"))
+            finally:
+                con.unregister("tv_adjustments")
+
+        with writer_lock(self.lake_dir):
+            self._run("create lake.adjustments", lambda con: con.execute(statement("sync", "adjustments_table")))
+            self._run("write the adjustment factors", transaction, write=True)
+
+    def read_adjustments(self, first_day: date, last_day: date, symbols: Sequence[str] | None = None) -> pa.Table:
+        """The stored factors (``ADJUSTMENT_SCHEMA``) of ``symbols`` (or all) from first_day to last_day; empty before any refresh."""
+        self.require()
+        params: dict[str, Any] = {"first_day": first_day, "last_day": last_day}
+        filters = ""
+        if symbols is not None:
+            params.update({f"symbol_{i}": s for i, s in enumerate(symbols)})
+            filters = "AND symbol IN (" + ", ".join(f":symbol_{i}" for i in range(len(symbols))) + ")" if symbols else "AND false"
+        query = statement("sync", "read_adjustments", filters=filters)
+        try:
+            table = self._run("read the adjustment factors", lambda con: con.execute(query, params).to_arrow_table())
+        except StoreError:
+            if self._run("look for lake.adjustments", lambda con: con.execute(statement("sync", "adjustments_exists")).fetchone()[0]):
+                raise
+            return ADJUSTMENT_SCHEMA.empty_table()
+        return table.cast(ADJUSTMENT_SCHEMA)
 
     def read_integrity_report(self, day: date) -> list[dict[str, Any]]:
         self.require()
