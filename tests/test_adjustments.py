@@ -26,6 +26,7 @@ DAYS = (date(2025, 12, 30), date(2026, 1, 2), date(2026, 1, 5))
 SPLIT = date(2026, 1, 5)  # 50:1, effective from this date
 RATIO = 50
 KIS_KEY, KIS_SECRET = "PSadjustKisKey0123456789ab", "adjustKisSecret/+=ZYXWVU98765"
+KW_KEY, KW_SECRET = "adjustKiwoomKey0123456789", "adjustKiwoomSecret9876543210"
 
 
 def _split(ticks):
@@ -65,6 +66,20 @@ def split_archive(settings, tmp_path):
                                           "kis_base_url": server.url, "broker_token_dir": tmp_path / "tokens"})
         factors = refresh(broker, [SYMBOL], DAYS[0], DAYS[-1], broker="kis")
     return settings, traded, factors
+
+
+def test_kiwoom_gives_the_same_factors(split_archive, tmp_path) -> None:
+    from standins.kiwoom_rest import KiwoomRestStandin
+
+    settings, traded, factors = split_archive
+    chart = {day: (close, adjusted) for day, close, adjusted in
+             zip(factors.column("day").to_pylist(), factors.column("close").to_pylist(), factors.column("adjusted_close").to_pylist())}
+    with KiwoomRestStandin(ticks_to_table(traded), DAYS[-1], KW_KEY, KW_SECRET, page_rows=2, daily_chart={SYMBOL: chart}) as server:
+        broker = Settings.model_validate({**settings.model_dump(), "kiwoom_appkey": KW_KEY, "kiwoom_secretkey": KW_SECRET,
+                                          "kiwoom_base_url": server.url, "broker_token_dir": tmp_path / "kw-tokens"})
+        again = refresh(broker, [SYMBOL], DAYS[0], DAYS[-1], broker="kiwoom")
+    assert again.column("factor").to_pylist() == factors.column("factor").to_pylist()
+    assert again.column("source").to_pylist() == ["kiwoom"] * 3
 
 
 def test_factors_come_from_the_daily_chart(split_archive) -> None:
