@@ -8,6 +8,7 @@ from datetime import date
 import click
 
 from . import fail, get_settings, parse_day_text
+from .progress import progress
 
 
 def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
@@ -43,7 +44,8 @@ def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list
 
     settings = get_settings(ctx)
     try:
-        report = recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run)
+        with progress(f"recover {day}", "symbols") as on_progress:
+            report = recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, on_progress=on_progress)
     except BrokerAuthError as exc:
         fail(f"{exc}")
         return

@@ -10,6 +10,7 @@ import click
 from ..core.dates import looks_like_day
 from ..core.wire import KST
 from . import fail, get_settings, parse_day_text
+from .progress import progress
 
 
 def parse_day(value: str) -> date:
@@ -95,7 +96,8 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
     settings = get_settings(ctx)
     the_day = parse_day(day)
     try:
-        report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols))
+        with progress(f"reconcile {the_day}", "steps") as on_progress:
+            report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols), on_progress=on_progress)
     except ValueError as exc:
         fail(str(exc))
         return
@@ -159,7 +161,8 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     begin = parse_time(start)
     finish = parse_time(end) if end else None
     try:
-        result = rebuild(settings, target, begin, finish, wait_s=wait_s)
+        with progress(f"rebuild {target}", "minutes") as on_progress:
+            result = rebuild(settings, target, begin, finish, wait_s=wait_s, on_progress=on_progress)
     except (RebuildError, ValueError) as exc:
         fail(str(exc))
         return

@@ -24,6 +24,8 @@ import redis
 
 from ...core.config import Settings
 from ...core.errors import StoreError
+from ...core.progress import ProgressFn
+from ...core.progress import report as report_progress
 from ...core.retention import hot_days
 from ...core.stream import connect
 from ...core.wire import KST, TICK_SCHEMA, Venue, kst_day_bounds, ticks_to_table
@@ -68,7 +70,7 @@ class Recovery:
 
     def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
                  dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
-                 hot: HotStore | None = None, lake: Lake | None = None, venue: Venue = "KRX"):
+                 hot: HotStore | None = None, lake: Lake | None = None, venue: Venue = "KRX", on_progress: ProgressFn | None = None):
         self.settings = settings
         self.day = day
         self.venue = venue
@@ -81,6 +83,7 @@ class Recovery:
         self._lake = lake
         self._own_stores = hot is None or lake is None
         self._collector_gaps: list[tuple[frozenset[str], tuple[datetime, datetime]]] = []
+        self._on_progress = on_progress  # (symbols done, symbols)
 
     # ------------------------------------------------------------------ stores
     def _stores(self) -> tuple[HotStore, Lake]:
@@ -103,7 +106,9 @@ class Recovery:
             named = {s for symbols, _ in self._collector_gaps for s in symbols}
             symbols = self.symbols or sorted(set(self._day_symbols(hot, lake, with_hot)) | named)
             for first in range(0, len(symbols), SYMBOL_CHUNK):
+                report_progress(self._on_progress, first, len(symbols))
                 self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
+            report_progress(self._on_progress, len(symbols), len(symbols))
             report.calls = source.calls()
             if not self.dry_run:
                 report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, stores)
@@ -294,6 +299,7 @@ def _why(broker: int, archive: int, unavailable: str | None, conversion: Convers
 
 
 def recover(settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
-            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None) -> RecoveryReport:
-    """Run recovery for one KST date; see the module docstring."""
-    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source).run()
+            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
+            on_progress: ProgressFn | None = None) -> RecoveryReport:
+    """Run recovery for one KST date; see the module docstring. ``on_progress(symbols done, symbols)``."""
+    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source, on_progress=on_progress).run()

@@ -26,6 +26,7 @@ import redis
 
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
+from ...core.progress import ProgressFn, report
 from ...core.retention import hot_days
 from ...core.stream import connect, parse_id, stream_last_id
 from ...stores.contract import TickStore
@@ -128,6 +129,7 @@ def rebuild(
     chunk: timedelta = CHUNK,
     client: redis.Redis | None = None,
     stores: tuple[TickStore, TickStore] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> RebuildResult:
     """Copy [start, end) into ``target`` ("hot" or "cold") from the other store, then move
     the target's consumer group past what the copy covered. ``end`` defaults to a day ahead
@@ -170,13 +172,16 @@ def rebuild(
         else:
             wait_for_group(client, stream, source, last_id, wait_s)
         cursor, stop = data_range(src, start, end)
+        first, minutes = cursor, max(0, int((stop - cursor).total_seconds() // 60))
         while cursor < stop:
+            report(on_progress, int((cursor - first).total_seconds() // 60), minutes)
             upper = min(cursor + chunk, stop)
             ticks = src.read_ticks(cursor, upper)
             if ticks.num_rows:
                 result.read += ticks.num_rows
                 result.added += dst.upsert(ticks, why="rebuild")
             cursor = upper
+        report(on_progress, minutes, minutes)
         if result.stream_existed:
             result.group_position, result.acked_pending = move_group(client, stream, target, last_id)
         else:
