@@ -40,6 +40,7 @@ COMMANDS: dict[str, str] = {
     "coverage": "discover:coverage_cmd",
     "snapshots": "discover:snapshots_cmd",
     "adjustments": "adjust:adjustments_group",
+    "report": "report:report_cmd",
     "demo": "demo:demo_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",

@@ -160,6 +160,7 @@ class Settings(BaseSettings):
     pg_reader_password: SecretStr | None = Field(None, description="Password set on the reader role (Grafana's datasource uses it)")
     run_restart_max_s: float = Field(60.0, gt=0, description="Ceiling of the restart backoff of a crashed component in `tickvault run`")
     health_max_age_s: float = Field(60.0, gt=0, description="`tickvault health` fails when an archiver has not read the stream for this long")
+    report_dir: Path | None = Field(None, description="`tickvault run` writes each day's HTML integrity report here after recovery (unset: none)")
 
     @field_validator("pg_schema")
     @classmethod

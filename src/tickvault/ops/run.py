@@ -38,6 +38,7 @@ from ..services.sync.trim import trim
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from .metrics import MetricsSampler, PipelineMetrics, serve
+from .report import write_daily_report
 from .schedule import Daily, Every, Job, Results, Scheduler
 
 log = logging.getLogger(__name__)
@@ -250,6 +251,7 @@ def daily_recovery(settings: Settings) -> Callable[[date], Results]:
 
     def job(day: date) -> Results:
         report = recover_day(settings, day)
+        write_daily_report(settings, day)  # report_dir set: the day's page, after recovery
         if report is None:
             return {"ok": 0.0, "skipped": 1.0}
         numbers = {name: float(value) for name, value in report.to_dict()["totals"].items()}

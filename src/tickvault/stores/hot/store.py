@@ -584,6 +584,10 @@ class HotStore:
     def read_integrity_report(self, day: date) -> list[dict[str, Any]]:
         return self._rows("sync", "read_integrity", {"day": day})
 
+    def read_recovery_report(self, day: date) -> list[dict[str, Any]]:
+        """The latest recovery run's verdict per (broker, venue, symbol) of one date."""
+        return self._rows("sync", "read_recovery_report", {"day": day})
+
     def write_recovery_report(self, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert one row per (day, broker, symbol); the latest recovery run wins."""
         with self.connection("write the recovery report") as conn, conn.transaction(), conn.cursor() as cur:

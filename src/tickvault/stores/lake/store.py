@@ -450,6 +450,11 @@ class Lake:
         self.require()
         return int(self._run("count ticks", lambda con: con.execute(statement("read", "count_day"), {"day": day}).fetchone()[0]))
 
+    def minute_profile(self, day: date) -> list[dict[str, Any]]:
+        """Per venue, symbol and minute of one KST date: ticks, volume, ticks recovery filled in (the daily report)."""
+        self.require()
+        return self._rows("read the minute profile", statement("read", "minute_profile"), {"day": day})
+
     def coverage(self, start: datetime, end: datetime, as_of: AsOf = None) -> list[dict[str, Any]]:
         """Per KST date, venue and symbol in [start, end): ticks, first and last trade (``as_of``: as it was)."""
         self.require()

@@ -57,3 +57,13 @@ FROM lake.snapshots()
 WHERE (:since IS NULL OR snapshot_time >= :since)
 ORDER BY snapshot_id DESC
 LIMIT :limit
+
+-- name: minute_profile
+-- The daily report: per venue, symbol and minute (epoch minute, UTC) of one KST date, the ticks,
+-- their volume and how many of them recovery filled in (source 'recovery').
+SELECT venue, symbol, epoch_us(ts) // 60000000 AS minute, count(*) AS ticks, sum(volume)::BIGINT AS volume,
+       count(*) FILTER (WHERE source = 'recovery') AS recovered
+FROM lake.ticks
+WHERE trade_date = :day
+GROUP BY ALL
+ORDER BY venue, symbol, minute
