@@ -44,5 +44,5 @@ def parse_day(text: str, *, name: str = "date", now: datetime | None = None) -> 
         try:
             return date(int(match.group(1)), int(match.group(2)), int(match.group(3)))
         except ValueError as exc:
-            raise QueryError(f"{name}: {text!r} is not a real date ({exc})") from None
+            raise QueryError(f"{name}: {text!r} is not a real date ({exc}); {HELP}") from None
     raise QueryError(f"{name}: {text!r} is not a date: {HELP}")
