@@ -82,6 +82,20 @@ def test_kiwoom_gives_the_same_factors(split_archive, tmp_path) -> None:
     assert again.column("source").to_pylist() == ["kiwoom"] * 3
 
 
+def test_the_scheduled_job_refreshes_the_days_symbols(split_archive, tmp_path) -> None:
+    from standins.kis_rest import KisRestStandin
+    from tickvault.ops.run import daily_adjustments
+
+    settings, traded, factors = split_archive
+    assert daily_adjustments(settings)(DAYS[-1]) == {"skipped": 1.0}  # no broker credentials
+    chart = {day: (close, adjusted) for day, close, adjusted in
+             zip(factors.column("day").to_pylist(), factors.column("close").to_pylist(), factors.column("adjusted_close").to_pylist())}
+    with KisRestStandin(ticks_to_table(traded), DAYS[-1], KIS_KEY, KIS_SECRET, daily_chart={SYMBOL: chart}) as server:
+        broker = Settings.model_validate({**settings.model_dump(), "kis_appkey": KIS_KEY, "kis_appsecret": KIS_SECRET,
+                                          "kis_base_url": server.url, "broker_token_dir": tmp_path / "job-tokens"})
+        assert daily_adjustments(broker)(DAYS[-1]) == {"factors": 3.0}
+
+
 def test_factors_come_from_the_daily_chart(split_archive) -> None:
     settings, _, factors = split_archive
     assert [(r["day"], r["factor"]) for r in factors.to_pylist()] == [(DAYS[0], Decimal("0.02")), (DAYS[1], Decimal("0.02")), (DAYS[2], 1)]

@@ -141,6 +141,7 @@ def test_run_and_archive_schedule_the_jobs_of_their_parts() -> None:
         "reconcile every 300s",
         "reconcile-final at 18:15 KST on every day",
         "recovery at 16:20 KST on trading days",
+        "adjustments at 16:20 KST on trading days",
         "compact at 16:50 KST on trading days",
     ]
     assert [job.name for job in scheduled_jobs(settings, ("hot", "cold"))] == ["hot-maintain"]  # archive hot|all --no-sync

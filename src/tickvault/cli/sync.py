@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from datetime import date, datetime
 
 import click
@@ -53,6 +54,8 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # an unreadable store is this command's one line, not a log line too
+        logging.getLogger("tickvault.services.sync.verify").setLevel(logging.CRITICAL)
     report = verify(settings, the_day, split_symbols(symbols), source)
     if as_json:
         _echo_json(report.to_dict())

@@ -30,6 +30,7 @@ from typing import Protocol
 from ..core.config import Settings
 from ..core.stream import connect, require_reachable
 from ..core.wire import KST
+from ..services.adjustments import refresh_day
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from ..services.recovery import recover_day
 from ..services.sync import state as sync_state
@@ -261,6 +262,16 @@ def daily_recovery(settings: Settings) -> Callable[[date], Results]:
     return job
 
 
+def daily_adjustments(settings: Settings) -> Callable[[date], Results]:
+    """After recovery: refresh the day's symbols' adjustment factors (수정주가) from the broker."""
+
+    def job(day: date) -> Results:
+        table = refresh_day(settings, day)
+        return {"skipped": 1.0} if table is None else {"factors": float(table.num_rows)}
+
+    return job
+
+
 def daily_compaction(settings: Settings) -> Callable[[date], Results]:
     """Merge the day's small lake files once the day's writes (incl. recovery) are done."""
 
@@ -286,6 +297,7 @@ def scheduled_jobs(settings: Settings, components: Sequence[str]) -> list[Job]:
                           retry_after_s=settings.reconcile_interval_s, lane="reconcile"))
     if "recovery" in components:
         jobs.append(Daily("recovery", settings.recovery_time, daily_recovery(settings), lane="day-end"))
+        jobs.append(Daily("adjustments", settings.recovery_time, daily_adjustments(settings), lane="day-end"))
     if "compact" in components:
         jobs.append(Daily("compact", settings.compact_time, daily_compaction(settings), lane="day-end"))
     return jobs

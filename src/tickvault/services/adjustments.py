@@ -8,8 +8,9 @@ commit, so a split announced later re-adjusts the whole history on the next refr
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Literal
 
 import pyarrow as pa
@@ -22,6 +23,28 @@ from .brokers.kis import KisClient
 from .brokers.kiwoom import KiwoomClient
 
 Broker = Literal["kis", "kiwoom"]
+log = logging.getLogger(__name__)
+
+
+#: calendar days a scheduled refresh looks back (about 100 trading days: one daily-chart page)
+DAILY_LOOKBACK_DAYS = 140
+
+
+def refresh_day(settings: Settings, day: date) -> pa.Table | None:
+    """The scheduled refresh after the close: the factors of the day's symbols over the last
+    ~100 trading days (a split or rights issue in that window re-adjusts those dates); None
+    without broker credentials."""
+    from .recovery.daily import has_credentials
+
+    if not has_credentials(settings, settings.recovery_broker):
+        log.warning("adjustment factors of %s not refreshed: no %s credentials", day, settings.recovery_broker)
+        return None
+    lake = Lake(settings)
+    try:
+        symbols = sorted({symbol for _, symbol in lake.symbols_of_day(day)})
+    finally:
+        lake.close()
+    return refresh(settings, symbols, day - timedelta(days=DAILY_LOOKBACK_DAYS), day)
 
 
 def refresh(settings: Settings, symbols: Sequence[str], first: date, last: date, broker: Broker | None = None) -> pa.Table:

@@ -61,7 +61,7 @@ def scan(store: TickStore, start: datetime, end: datetime, symbols: Sequence[str
     try:
         rows = store.minute_fingerprints(start, end, symbols)
     except StoreError as exc:  # a down store is reported, not a crash
-        log.debug("sync: cannot read the %s store (%s)", store.name, exc)  # reported in check.error
+        log.error("sync: cannot read the %s store (%s)", store.name, exc)
         result.check.error = describe_error(store, exc)
         return result
     names: set[str] = set()
@@ -121,7 +121,7 @@ def add_details(store: TickStore, result: StoreScan, start: datetime, end: datet
                 Duplicate(r.symbol, _utc(r.ts), r.cum_volume, r.copies, r.venue) for r in store.duplicate_keys(start, end, symbols)
             ]
     except StoreError as exc:
-        log.debug("sync: cannot read the %s store's breaks (%s)", store.name, exc)  # reported in check.error
+        log.error("sync: cannot read the %s store's breaks (%s)", store.name, exc)
         result.check.error = describe_error(store, exc)
 
 
