@@ -147,7 +147,11 @@ def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: 
             warnings.simplefilter("always")
             table = ask(vault)
             if table.num_rows == 0 and explain is not None:
-                click.echo(f"tickvault: no rows: {explain(vault)}", err=True)
+                try:
+                    reason = explain(vault)
+                except TickvaultError as exc:  # the answer stands; only its explanation failed
+                    reason = f"the reason could not be found ({exc})"
+                click.echo(f"tickvault: no rows: {reason}", err=True)
     except QueryError as exc:
         fail(str(exc), 2)
     except TickvaultError as exc:
