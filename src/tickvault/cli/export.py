@@ -10,6 +10,7 @@ import click
 from ..core.errors import StoreNotInitialized
 from ..services.export import read_day, write_parquet
 from . import fail, get_settings
+from .progress import progress
 
 
 def parse_symbols(values: Sequence[str]) -> list[str] | None:
@@ -39,7 +40,10 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
         fail(str(exc), 2)
     wanted = parse_symbols(symbols)
     try:
-        table = read_day(settings, source, day, wanted)
+        with progress(f"export {day} from {source}", "reads") as step:  # one read: a bar with the elapsed time
+            step(0, 1)
+            table = read_day(settings, source, day, wanted)
+            step(1, 1)
     except StoreNotInitialized as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a down server or unreadable lake: one clear line

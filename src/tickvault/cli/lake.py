@@ -8,6 +8,7 @@ import click
 
 from . import fail, get_settings
 from . import parse_day_text as parse_day
+from .progress import progress
 
 
 @click.command("compact")
@@ -29,7 +30,10 @@ def compact_cmd(ctx: click.Context, day_text: str, as_json: bool) -> None:
         fail(f"no lake at {settings.lake_dir} (no catalog file); check TICKVAULT_LAKE_DIR or run `tickvault init`")
     lake = Lake(settings)
     try:
-        result = lake.compact(day)
+        with progress(f"compact {day}", "merges") as step:  # one merge: a bar with the elapsed time
+            step(0, 1)
+            result = lake.compact(day)
+            step(1, 1)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         fail(f"compaction of {day} failed: {exc}".splitlines()[0])
     finally:
