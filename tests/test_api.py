@@ -131,6 +131,24 @@ def test_candles_shapes(settings, archive) -> None:
     assert isinstance(exact.schema["turnover"], pl.Decimal) and exact.height == 1
 
 
+def test_wide_panel_is_one_column_across_symbols(settings, archive) -> None:
+    symbols = sorted(set(archive.column("symbol").to_pylist()))
+    with Vault(settings) as vault:
+        table = vault.candles(None, "15m", DAY)
+        panel = vault.candles(None, "15m", DAY, output="pandas", wide=True)
+        volumes = vault.candles(symbols[:2], "15m", DAY, output="polars", wide="volume")
+        with pytest.raises(tickvault.QueryError, match="pandas or polars"):
+            vault.candles(None, "15m", DAY, wide=True)
+        with pytest.raises(tickvault.QueryError, match="not a candle value column"):
+            vault.candles(None, "15m", DAY, output="pandas", wide="bucket")
+    assert list(panel.columns) == symbols and isinstance(panel.index, pd.DatetimeIndex) and str(panel.index.tz) == "Asia/Seoul"
+    last = table.filter(pc.equal(table.column("symbol"), symbols[0])).column("close")[-1].as_py()
+    assert panel[symbols[0]].dropna().iloc[-1] == float(last)
+    assert volumes.columns == ["bucket", *symbols[:2]]
+    first_volume = table.filter(pc.equal(table.column("symbol"), symbols[1])).column("volume")[0].as_py()
+    assert volumes.drop_nulls(symbols[1])[symbols[1]][0] == first_volume
+
+
 # --- what the archive holds -----------------------------------------------------------------
 
 

@@ -96,3 +96,11 @@ def test_unreachable_store_exits_1_with_one_line(env, monkeypatch) -> None:
     result = run("ticks", "005930", "--start", "2026-01-02", "--end", "2026-01-02", "--source", "hot")
     assert result.exit_code == 1
     assert result.stderr.startswith("tickvault: hot store unreachable") and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_json_flag_is_format_json_and_end_defaults_to_start(env) -> None:
+    """--json is the JSON flag of every command; a single date needs no --end; YYYYMMDD is a date."""
+    flagged = run("candles", "005930", "--tf", "1H", "--start", "20260102", "--source", "cold", "--json")
+    spelled = run("candles", "005930", "--tf", "1h", "--start", "2026-01-02", "--end", "2026-01-02", "--source", "cold", "--format", "json")
+    assert flagged.exit_code == spelled.exit_code == 0, flagged.output
+    assert json.loads(flagged.stdout) == json.loads(spelled.stdout) and len(json.loads(spelled.stdout)) >= 5

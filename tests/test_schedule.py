@@ -142,6 +142,7 @@ def test_run_and_archive_schedule_the_jobs_of_their_parts() -> None:
         "reconcile-final at 18:15 KST on every day",
         "recovery-krx at KRX close + 20 min on trading days",
         "recovery-nxt at NXT close + 20 min on trading days",
+        "adjustments at KRX close + 20 min on trading days",
         "compact at 20:50 KST on trading days",
     ]
     assert [job.name for job in scheduled_jobs(settings, ("hot", "cold"))] == ["hot-maintain"]  # archive hot|all --no-sync

@@ -203,7 +203,7 @@ def test_cli_publishes_and_writes_truth(settings: Settings, rclient: redis.Redis
 
 def test_cli_rejects_bad_input() -> None:
     runner = CliRunner()
-    bad_date = runner.invoke(cli, ["simulate", "--date", "20261120", "--no-publish"])
+    bad_date = runner.invoke(cli, ["simulate", "--date", "2026.11.20", "--no-publish"])  # 20261120 is a date now
     assert bad_date.exit_code == 2 and "YYYY-MM-DD" in bad_date.output
     too_few = runner.invoke(cli, ["simulate", "--symbols", "10", "--ticks", "5", "--no-publish"])
     assert too_few.exit_code == 2 and "at least 2 per symbol" in too_few.output

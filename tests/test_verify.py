@@ -151,7 +151,7 @@ def test_checksums_agree_between_postgres_and_duckdb(settings: Settings) -> None
 def test_verify_rejects_bad_input(settings: Settings) -> None:
     with pytest.raises(ValueError, match="source"):
         verify(settings, DAY, source="warm")
-    result = CliRunner().invoke(cli, ["verify", "--date", "20261120"], env=settings_env(settings))
+    result = CliRunner().invoke(cli, ["verify", "--date", "2026.11.20"], env=settings_env(settings))  # 20261120 is a date now
     assert result.exit_code != 0 and "YYYY-MM-DD" in result.output
 
 

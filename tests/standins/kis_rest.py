@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -31,8 +32,10 @@ TRS = {
     f"{QUOTES}/inquire-price": "FHKST01010100",
     f"{QUOTES}/inquire-daily-price": "FHKST01010400",
     f"{QUOTES}/search-stock-info": "CTPF1002R",
+    f"{QUOTES}/inquire-daily-itemchartprice": "FHKST03010100",
 }
 MARKET_VENUES = {"J": "KRX", "NX": "NXT"}
+DAILY_CHART_ROWS = 100
 TODAY_BAR_ROWS = 30
 DAY_BAR_ROWS = 120
 TRADE_ROWS = 30
@@ -45,7 +48,8 @@ def _err(code: str, msg: str, status: int = 500) -> Reply:
 class KisRestStandin(StandinServer):
     def __init__(self, truth: pa.Table, day: date, appkey: str, appsecret: str, *, rate_limit: float = 20,
                  token_interval_s: float = 0.0, output2_as_object: bool = False, paper: bool = False,
-                 nxt_listed: Collection[str] | None = None, nxt_halted: Collection[str] = (), listed: Collection[str] = ()):
+                 nxt_listed: Collection[str] | None = None, nxt_halted: Collection[str] = (), listed: Collection[str] = (),
+                 daily_chart: dict[str, dict[date, tuple[Decimal, Decimal]]] | None = None):
         super().__init__(truth, day, rate_limit)
         self.paper = paper
         self.listed = set(listed) | set(self.trades)  # the symbols search-stock-info knows (plus the NXT-listed)
@@ -55,6 +59,7 @@ class KisRestStandin(StandinServer):
         self.appsecret = appsecret
         self.token_interval_s = token_interval_s  # the real server allows about one issue per 60 s
         self.output2_as_object = output2_as_object  # the documented (single object) form
+        self.daily_chart = daily_chart or {}  # symbol -> day -> (close as traded, adjusted close)
         self.approval_issues = 0
         self._last_issue: datetime | None = None
 
@@ -122,6 +127,8 @@ class KisRestStandin(StandinServer):
             return self._price(trades)
         if tr_id == "FHKST01010400":
             return self._daily(trades)
+        if tr_id == "FHKST03010100":
+            return self._daily_chart(q)
         hour = q.get("FID_INPUT_HOUR_1", "")
         if len(hour) != 6 or not hour.isdigit():
             return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME FID_INPUT_HOUR_1")
@@ -159,6 +166,17 @@ class KisRestStandin(StandinServer):
         earlier = self.day - timedelta(days=1)
         rows.append({"stck_bsop_date": earlier.strftime("%Y%m%d"), "stck_clpr": "1000", "acml_vol": "12345", "stck_oprc": "1000"})
         return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output": rows})
+
+    def _daily_chart(self, q: dict[str, str]) -> Reply:
+        """inquire-daily-itemchartprice: newest first, at most 100 rows, 수정주가 with FID_ORG_ADJ_PRC 0."""
+        adjusted = q.get("FID_ORG_ADJ_PRC")
+        if adjusted not in ("0", "1") or q.get("FID_PERIOD_DIV_CODE") != "D":
+            return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME FID_ORG_ADJ_PRC")
+        first, last = (datetime.strptime(q.get(k, ""), "%Y%m%d").date() for k in ("FID_INPUT_DATE_1", "FID_INPUT_DATE_2"))
+        series = self.daily_chart.get(q.get("FID_INPUT_ISCD", ""), {})
+        days = sorted((d for d in series if first <= d <= last), reverse=True)[:DAILY_CHART_ROWS]
+        rows = [{"stck_bsop_date": d.strftime("%Y%m%d"), "stck_clpr": str(series[d][0 if adjusted == "1" else 1])} for d in days]
+        return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output1": {}, "output2": rows})
 
     def _bars(self, trades: list[TruthTrade], until: datetime, rows: int) -> Reply:
         limit = until.replace(second=0)

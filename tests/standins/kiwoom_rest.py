@@ -20,6 +20,7 @@ import base64
 import json
 from collections.abc import Collection
 from datetime import date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -40,8 +41,10 @@ def _signed(price: int, base: int) -> str:
 class KiwoomRestStandin(StandinServer):
     def __init__(self, truth: pa.Table, day: date, appkey: str, secretkey: str, *, rate_limit: float = 5,
                  page_rows: int = 900, mock: bool = False, nxt_listed: Collection[str] | None = None,
-                 kosdaq: Collection[str] = (), list_omits: Collection[str] = ()):
+                 kosdaq: Collection[str] = (), list_omits: Collection[str] = (),
+                 daily_chart: dict[str, dict[date, tuple[Decimal, Decimal]]] | None = None):
         super().__init__(truth, day, rate_limit)
+        self.daily_chart = daily_chart or {}  # symbol -> day -> (close as traded, adjusted close)
         self.appkey = appkey
         self.secretkey = secretkey
         self.page_rows = page_rows
@@ -101,6 +104,12 @@ class KiwoomRestStandin(StandinServer):
                 return Reply(200, {"return_code": 2, "return_msg": "this stand-in serves tic_scope 1 only"})
             rows = [self._tick_row(t, trades) for t in reversed(trades)]
             return self._paged(request, api_id, symbol, rows, "stk_tic_chart_qry")
+        if api_id == "ka10081":  # daily chart, newest first from base_dt; 수정주가 with upd_stkpc_tp 1
+            base = datetime.strptime(str(body.get("base_dt", "")), "%Y%m%d").date()
+            series = self.daily_chart.get(symbol, {})
+            pick = 1 if body["upd_stkpc_tp"] == "1" else 0
+            rows = [{"dt": d.strftime("%Y%m%d"), "cur_prc": str(series[d][pick])} for d in sorted(series, reverse=True) if d <= base]
+            return self._paged(request, api_id, symbol, rows, "stk_dt_pole_chart_qry")
         return Reply(200, {"return_code": 2, "return_msg": f"[1504:해당 URI에서는 지원하는 API ID가 아닙니다: {api_id}]"})
 
     def _venue_trades(self, item: str) -> list[TruthTrade] | None:

@@ -11,6 +11,8 @@ from __future__ import annotations
 import importlib
 import logging
 import sys
+from datetime import date
+from pathlib import Path
 from typing import NoReturn
 
 import click
@@ -32,7 +34,13 @@ COMMANDS: dict[str, str] = {
     "status": "status:status_cmd",
     "candles": "query:candles_cmd",
     "ticks": "query:ticks_cmd",
-    "lake-sql": "query:lake_sql_cmd",
+    "lake-sql": "sql:lake_sql_cmd",
+    "sql": "sql:sql_cmd",
+    "symbols": "discover:symbols_cmd",
+    "coverage": "discover:coverage_cmd",
+    "snapshots": "discover:snapshots_cmd",
+    "adjustments": "adjust:adjustments_group",
+    "report": "report:report_cmd",
     "demo": "demo:demo_cmd",
     "run": "run:run_cmd",
     "health": "run:health_cmd",
@@ -41,18 +49,68 @@ COMMANDS: dict[str, str] = {
 }
 
 
+#: options of the `tickvault` group itself, accepted anywhere on the command line (value follows)
+GLOBAL_OPTIONS = ("--config", "--log-level")
+
+
+def hoist_global_options(args: list[str]) -> list[str]:
+    """``tickvault status --config x.toml`` -> ``tickvault --config x.toml status``: the group's own
+    options are accepted after the subcommand too (up to a ``--``)."""
+    front: list[str] = []
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg == "--":
+            rest.extend(args[i:])
+            break
+        name = arg.split("=", 1)[0]
+        if name in GLOBAL_OPTIONS:
+            if "=" in arg or i + 1 == len(args):
+                front.append(arg)
+                i += 1
+            else:
+                front.extend(args[i:i + 2])
+                i += 2
+            continue
+        rest.append(arg)
+        i += 1
+    return front + rest
+
+
+def one_line(exc: BaseException) -> str:
+    """The line for an error tickvault did not raise on purpose: what failed and what to do next."""
+    if isinstance(exc, OSError) and exc.filename is not None:
+        where = Path(str(exc.filename))
+        if isinstance(exc, FileNotFoundError) and not where.parent.exists():
+            return f"{where}: directory {where.parent} does not exist; create it or choose another path"
+        return f"{where}: {exc.strerror or exc}; check the path and its permissions"
+    text = str(exc).strip().splitlines()
+    detail = f": {text[0]}" if text else ""
+    return f"unexpected {type(exc).__name__}{detail}; rerun with --log-level debug for the traceback and report it"
+
+
 class LazyGroup(click.Group):
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, hoist_global_options(args))
+
     def invoke(self, ctx: click.Context) -> object:
-        """Every error tickvault raises on purpose becomes one line on stderr (no traceback)."""
+        """Every error becomes one line on stderr that says what to do next (a traceback only with
+        ``--log-level debug``); usage errors stay click's."""
         from ..core.errors import TickvaultError
 
         try:
             return super().invoke(ctx)
+        except (click.ClickException, click.exceptions.Exit, click.Abort, KeyboardInterrupt):
+            raise
         except TickvaultError as exc:
             if logging.getLogger().isEnabledFor(logging.DEBUG):
                 raise
             fail(str(exc))
-            return None
+        except Exception as exc:  # the last resort: one line instead of a traceback
+            if logging.getLogger().isEnabledFor(logging.DEBUG):
+                raise
+            fail(one_line(exc))
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(COMMANDS)
@@ -94,6 +152,17 @@ def get_settings(ctx: click.Context) -> Settings:
     return cached
 
 
+def parse_day_text(value: str) -> date:
+    """A KST date as people type it (YYYY-MM-DD, YYYYMMDD, today, yesterday, -3d); a usage error otherwise."""
+    from ..core.dates import parse_day
+    from ..core.errors import QueryError
+
+    try:
+        return parse_day(value, name="--date")
+    except QueryError as exc:
+        raise click.BadParameter(str(exc).removeprefix("--date: ")) from None
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
     """One line on stderr that says what went wrong and what to do, then exit non-zero."""
     click.echo(f"tickvault: {message}", err=True)
@@ -101,4 +170,16 @@ def fail(message: str, code: int = 1) -> NoReturn:
 
 
 def main() -> None:
-    cli(prog_name="tickvault")
+    """The console script: click's usage errors also become one line (with where to find help)."""
+    try:
+        result = cli.main(prog_name="tickvault", standalone_mode=False)
+    except click.exceptions.NoArgsIsHelpError as exc:
+        click.echo(exc.ctx.get_help() if exc.ctx else str(exc))
+        sys.exit(0)
+    except click.ClickException as exc:
+        ctx = getattr(exc, "ctx", None)
+        where = f" (see `{ctx.command_path} --help`)" if ctx is not None else ""
+        fail(f"{exc.format_message()}{where}", exc.exit_code)
+    except click.Abort:
+        fail("aborted", 130)
+    sys.exit(result if isinstance(result, int) else 0)

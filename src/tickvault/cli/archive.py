@@ -7,6 +7,7 @@ import sys
 import click
 
 from . import get_settings
+from .progress import progress
 
 
 @click.command("init")
@@ -18,7 +19,9 @@ def init_cmd(ctx: click.Context, hot: bool, cold: bool, roles: bool) -> None:
     """Create or upgrade the hot schema and the lake; safe to re-run."""
     from ..ops.init import initialize
 
-    for line in initialize(get_settings(ctx), hot=hot, cold=cold, roles=roles):
+    with progress("init", "parts") as on_progress:
+        lines = initialize(get_settings(ctx), hot=hot, cold=cold, roles=roles, on_progress=on_progress)
+    for line in lines:
         click.echo(line)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import signal
 import sys
+from pathlib import Path
 
 import click
 
@@ -13,12 +14,15 @@ from . import fail, get_settings
 
 
 @click.command("demo")
-@click.option("--date", "day_text", metavar="YYYY-MM-DD", help="KST trading date to simulate (default: today in KST).")
+@click.option("--date", "day_text", metavar="YYYY-MM-DD", help="KST trading date to simulate (default: the latest KRX trading day).")
 @click.option("--symbols", default=20, show_default=True, type=click.IntRange(1, 99_999), help="Number of symbols.")
 @click.option("--ticks", default=200_000, show_default=True, type=click.IntRange(2), help="Distinct ticks to simulate.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Seed of the simulated day.")
 @click.option("--dup-rate", default=0.01, show_default=True, type=click.FloatRange(0, 1), help="Fraction of ticks re-sent.")
 @click.option("--shuffle-window", default=50, show_default=True, type=click.IntRange(0), help="Local reordering of the stream.")
+@click.option("--days", default=1, show_default=True, type=click.IntRange(1, 250),
+              help="Simulate this many trading days ending at --date, each opening from the previous close.")
+@click.option("--lake", "lake_dir", type=click.Path(file_okay=False), help="Keep the demo's lake in this (new) directory for queries afterwards.")
 @click.option("--keep", is_flag=True, help="With configured servers: keep the demo schema and stream for a look afterwards.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.pass_context
@@ -30,6 +34,8 @@ def demo_cmd(
     seed: int,
     dup_rate: float,
     shuffle_window: int,
+    days: int,
+    lake_dir: str | None,
     keep: bool,
     as_json: bool,
 ) -> None:
@@ -42,17 +48,20 @@ def demo_cmd(
     cum_volume continuity per symbol, stored values equal to the generated ones, no dead
     letters. Exit 0 only if every check passes.
     """
+    from ..core import calendar
     from ..dev.demo import DemoOptions, DemoStalled, run_demo
     from ..dev.simulate import day_of
 
     settings = get_settings(ctx)
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if day_text is None and not calendar.is_trading_day(day):
+        day = calendar.previous_trading_day(day)  # the latest trading day, so its bars exist
     if ticks < 2 * symbols:
         fail(f"--ticks must be at least 2 per symbol (>= {2 * symbols})", 2)
-    options = DemoOptions(day, symbols, ticks, seed, dup_rate, shuffle_window, keep)
+    options = DemoOptions(day, symbols, ticks, seed, dup_rate, shuffle_window, keep, days, None if lake_dir is None else Path(lake_dir))
     say = (lambda text: click.echo(text, err=True)) if as_json else click.echo
     progress = _progress_line if sys.stderr.isatty() else None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)  # stop everything we started, as on Ctrl-C

@@ -11,6 +11,7 @@ from ..core.config import redact_dsn
 from ..core.errors import StoreNotInitialized
 from ..services.export import read_day, write_parquet
 from . import fail, get_settings
+from .progress import progress
 
 
 def parse_symbols(values: Sequence[str]) -> list[str] | None:
@@ -36,11 +37,14 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
     settings = get_settings(ctx)
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     wanted = parse_symbols(symbols)
     try:
-        table = read_day(settings, source, day, wanted)
+        with progress(f"export {day} from {source}", "reads") as step:  # one read: a bar with the elapsed time
+            step(0, 1)
+            table = read_day(settings, source, day, wanted)
+            step(1, 1)
     except StoreNotInitialized as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a down server or unreadable lake: one clear line

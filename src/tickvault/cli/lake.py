@@ -3,18 +3,12 @@
 from __future__ import annotations
 
 import json
-from datetime import date
 
 import click
 
 from . import fail, get_settings
-
-
-def parse_day(text: str) -> date:
-    try:
-        return date.fromisoformat(text)
-    except ValueError:
-        raise click.BadParameter(f"{text!r} is not a date; use YYYY-MM-DD (a KST trading date)") from None
+from . import parse_day_text as parse_day
+from .progress import progress
 
 
 @click.command("compact")
@@ -36,7 +30,10 @@ def compact_cmd(ctx: click.Context, day_text: str, as_json: bool) -> None:
         fail(f"no lake at {settings.lake_dir} (no catalog file); check TICKVAULT_LAKE_DIR or run `tickvault init`")
     lake = Lake(settings)
     try:
-        result = lake.compact(day)
+        with progress(f"compact {day}", "merges") as step:  # one merge: a bar with the elapsed time
+            step(0, 1)
+            result = lake.compact(day)
+            step(1, 1)
     except Exception as exc:  # noqa: BLE001 - one line for the operator
         fail(f"compaction of {day} failed: {exc}".splitlines()[0])
     finally:

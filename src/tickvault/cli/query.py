@@ -1,11 +1,13 @@
-"""`tickvault candles`, `tickvault ticks` and `tickvault lake-sql`."""
+"""`tickvault candles` and `tickvault ticks` (and the output options every query command shares)."""
 
 from __future__ import annotations
 
+import functools
 import io
 import json
 import os
 import sys
+import warnings
 from collections.abc import Callable
 from datetime import datetime
 from decimal import Decimal
@@ -15,7 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 import click
 import pyarrow as pa
 
-from ..core.errors import QueryError, TickvaultError
+from ..core.errors import PartialAnswer, QueryError, TickvaultError
 from ..core.wire import KST
 from . import fail, get_settings
 
@@ -23,22 +25,47 @@ if TYPE_CHECKING:
     from ..services.api import Session, Source, Vault, VenueArg
 
 FORMATS = ("table", "csv", "json", "parquet")
+#: exit code of an answer that lacks part of the range (printed anyway, with a warning naming the gap)
+PARTIAL_EXIT = 3
 
 _common = [
-    click.option("--start", required=True, help="First KST trading date YYYY-MM-DD (or an ISO-8601 instant)."),
-    click.option("--end", required=True, help="Last KST trading date YYYY-MM-DD, inclusive (or an exclusive ISO-8601 instant)."),
+    click.option("--start", required=True, help="First KST trading date: YYYY-MM-DD, YYYYMMDD, today, yesterday, -3d (or an ISO-8601 instant)."),
+    click.option("--end", help="Last KST trading date, inclusive (or an exclusive ISO-8601 instant); default: the start date."),
     click.option("--source", type=click.Choice(["auto", "hot", "cold"]), default="auto", show_default=True,
                  help="auto: hot store for the dates it holds in full, the lake before."),
     click.option("--as-of", "as_of", help="Read the lake as of a snapshot id or an ISO-8601 instant (reproducible backtests)."),
+    click.option("--adjusted", is_flag=True, help="Back-adjusted prices (수정주가) with the factors of `tickvault adjustments refresh`."),
+]
+_output = [
     click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True),
+    click.option("--json", "as_json", is_flag=True, help="Same as --format json (the JSON flag of every command)."),
     click.option("--out", type=click.Path(dir_okay=False), help="Write to this file instead of stdout (required for parquet)."),
 ]
 
 
+def common_output(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """--format, --json (= --format json) and --out."""
+    @functools.wraps(fn)
+    def with_format(*args: Any, as_json: bool, fmt: str, **kwargs: Any) -> Any:
+        return fn(*args, fmt="json" if as_json else fmt, **kwargs)
+
+    wrapped: Callable[..., Any] = with_format
+    for option in reversed(_output):
+        wrapped = option(wrapped)
+    return wrapped
+
+
 def common_options(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """The range and source options of every query, then the output options."""
     for option in reversed(_common):
         fn = option(fn)
-    return fn
+    return common_output(fn)
+
+
+def check_out(out: str | None) -> None:
+    """Refuse an ``--out`` into a missing directory before any work is done."""
+    if out is not None and not Path(out).absolute().parent.is_dir():
+        fail(f"--out {out}: directory {Path(out).absolute().parent} does not exist; create it or choose another path", 2)
 
 
 def _text(value: Any) -> str:
@@ -108,22 +135,37 @@ def emit(table: pa.Table, fmt: str, out: str | None) -> None:
     click.echo(f"wrote {table.num_rows} rows to {path}", err=True)
 
 
-def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: str | None) -> None:
-    """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1."""
+def answer(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: str | None,
+         explain: Callable[[Vault], str] | None = None) -> None:
+    """Open a Vault, ask one question, print the answer: bad questions exit 2, store problems 1.
+    An empty answer says why on stderr (``explain``), never a bare "(0 rows)"."""
     from ..services.api import Vault
 
+    check_out(out)
     try:
-        with Vault(get_settings(ctx)) as vault:
+        with Vault(get_settings(ctx)) as vault, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             table = ask(vault)
+            if table.num_rows == 0 and explain is not None:
+                try:
+                    reason = explain(vault)
+                except TickvaultError as exc:  # the answer stands; only its explanation failed
+                    reason = f"the reason could not be found ({exc})"
+                click.echo(f"tickvault: no rows: {reason}", err=True)
     except QueryError as exc:
         fail(str(exc), 2)
     except TickvaultError as exc:
         fail(str(exc))
+    notes = [w for w in caught if issubclass(w.category, UserWarning)]
+    for message in dict.fromkeys(str(n.message) for n in notes):  # each once, in order
+        click.echo(f"tickvault: warning: {message}", err=True)
     emit(table, fmt, out)
+    if any(issubclass(n.category, PartialAnswer) for n in notes):
+        sys.exit(PARTIAL_EXIT)
 
 
 @click.command("candles")
-@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
+@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]|all")
 @click.option("--tf", required=True, help="Timeframe: 1s…59s, 1m…480m, 1h…8h, 1d, 1w, 1mo.")
 @click.option("--session", type=click.Choice(["regular", "extended", "all"]), default="regular", show_default=True,
               help="regular: KRX open to its closing auction; extended (or all): every session, 07:00-20:00.")
@@ -132,58 +174,30 @@ def _run(ctx: click.Context, ask: Callable[[Vault], pa.Table], fmt: str, out: st
 @click.option("--fill", is_flag=True, help="Emit empty buckets as flat bars at the previous close with zero volume.")
 @common_options
 @click.pass_context
-def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str,
-                source: Source, as_of: str | None, fmt: str, out: str | None) -> None:
+def candles_cmd(ctx: click.Context, symbols: str, tf: str, session: Session, venue: str, fill: bool, start: str, end: str | None,
+                source: Source, as_of: str | None, adjusted: bool, fmt: str, out: str | None) -> None:
     """OHLCV bars (open/close by cum_volume, turnover, vwap) of any timeframe, KST session-aligned.
 
     Example: tickvault candles 005930,000660 --tf 15m --start 2026-11-02 --end 2026-11-06
     """
     chosen = cast("VenueArg", venue.upper())
-    _run(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of),
-         fmt, out)
+    answer(ctx, lambda vault: vault.candles(symbols, tf, start, end, source=source, session=session, venue=chosen, fill=fill, as_of=as_of,
+                                          adjusted=adjusted),
+         fmt, out, lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))
 
 
 @click.command("ticks")
-@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]")
+@click.argument("symbols", metavar="SYMBOL[,SYMBOL…]|all")
 @click.option("--venue", type=click.Choice(["krx", "nxt", "all"], case_sensitive=False), default="all", show_default=True,
               help="One venue's trades, or all (each row says its venue).")
 @common_options
 @click.pass_context
-def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str, source: Source, as_of: str | None, fmt: str,
-              out: str | None) -> None:
+def ticks_cmd(ctx: click.Context, symbols: str, venue: str, start: str, end: str | None, source: Source, as_of: str | None, adjusted: bool,
+              fmt: str, out: str | None) -> None:
     """Trades of the given symbols, ordered by symbol, venue, trading date, cum_volume.
 
     Example: tickvault ticks 005930 --start 2026-11-20 --end 2026-11-20 --format parquet --out t.parquet
     """
     chosen = cast("VenueArg", venue.upper())
-    _run(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of), fmt, out)
-
-
-@click.command("lake-sql")
-@click.option("--first-year", type=int, help="First year of the KRX calendar table in the script (default: 2015).")
-@click.option("--last-year", type=int, help="Last year of the calendar table (default: next year).")
-@click.option("--writable", is_flag=True, help="Attach read-write (default: READ_ONLY, safe next to the archiver).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the script to this file instead of stdout.")
-@click.pass_context
-def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | None, writable: bool, out: str | None) -> None:
-    """Print a DuckDB script that attaches this installation's lake and defines the `ticks` view
-    and the `candles(tf, first_day, last_day, symbols := [...], session := 'regular')` table macro.
-
-    Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
-    """
-    from ..stores.lake.connection import catalog_path
-    from ..stores.lake.views import lake_script
-
-    settings = get_settings(ctx)
-    if not catalog_path(Path(settings.lake_dir)).exists():
-        fail(f"no lake at {settings.lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)", 2)
-    year = datetime.now(KST).year
-    try:
-        script = lake_script(Path(settings.lake_dir), first_year or 2015, last_year or year + 1, read_only=not writable)
-    except ValueError as exc:
-        fail(str(exc), 2)
-    if out:
-        Path(out).write_text(script, encoding="utf-8")
-        click.echo(f"wrote {out}; run it with `.read {out}` in the DuckDB CLI", err=True)
-    else:
-        click.echo(script, nl=False)
+    answer(ctx, lambda vault: vault.ticks(symbols, start, end, source=source, venue=chosen, as_of=as_of, adjusted=adjusted), fmt, out,
+         lambda vault: vault.why_empty(symbols, start, end, venue=chosen, source=source, as_of=as_of))

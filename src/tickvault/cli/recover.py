@@ -7,14 +7,12 @@ from datetime import date
 
 import click
 
-from . import fail, get_settings
+from . import fail, get_settings, parse_day_text
+from .progress import progress
 
 
 def _parse_day(_ctx: click.Context, _param: click.Parameter, value: str) -> date:
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+    return parse_day_text(value)
 
 
 def _parse_symbols(_ctx: click.Context, _param: click.Parameter, values: tuple[str, ...]) -> list[str] | None:
@@ -54,7 +52,9 @@ def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list
     venues = list(VENUES) if venue.lower() == "all" else [venue.upper()]
     again = f"tickvault recover --date {day} --venue {venue.lower()}"
     try:
-        reports = recover_venues(settings, day, venues, broker=broker, symbols=symbols, dry_run=dry_run)  # type: ignore[arg-type]
+        with progress(f"recover {day}", "symbols") as on_progress:
+            reports = recover_venues(settings, day, venues, broker=broker, symbols=symbols, dry_run=dry_run,  # type: ignore[arg-type]
+                                     on_progress=on_progress)
     except BrokerAuthError as exc:
         fail(f"{exc}")
         return

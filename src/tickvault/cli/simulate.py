@@ -54,8 +54,8 @@ def simulate_cmd(
 
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     try:
         table = generate_day(day, symbols=symbols, ticks=ticks, seed=seed, nxt_share=nxt_share)
     except ValueError as exc:
@@ -64,7 +64,8 @@ def simulate_cmd(
         write_truth(table, truth)
     if not session_times(day).trading_day:
         click.echo(f"note: {day.isoformat()} is not a KRX trading day; simulated with regular hours", err=True)
-    summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "truth": truth}
+    codes = sorted(set(table.column("symbol").to_pylist()))
+    summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "codes": codes, "truth": truth}
     if write_universe:
         from ..core.errors import TickvaultError
 
@@ -123,6 +124,8 @@ def simulate_cmd(
             f"in {summary['seconds']} s"
             + (f"; truth in {truth}" if truth else "")
         )
+    if not as_json:
+        click.echo(f"symbols: {' '.join(codes)}")
 
 
 def _share(day, nxt_share: float) -> float:

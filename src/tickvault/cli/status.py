@@ -68,8 +68,8 @@ def status_cmd(ctx: click.Context, day_text: str | None, as_json: bool) -> None:
     settings = get_settings(ctx)
     try:
         day = day_of(day_text)
-    except ValueError:
-        fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
+    except ValueError as exc:
+        fail(str(exc), 2)
     report = status(settings, day)
     click.echo(json.dumps(report) if as_json else render(report))
     if not report["ok"]:

@@ -3,31 +3,26 @@
 from __future__ import annotations
 
 import json
-import re
+import logging
 from datetime import date, datetime
 
 import click
 
+from ..core.dates import looks_like_day
 from ..core.wire import KST
-from . import fail, get_settings
-
-DAY_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+from . import fail, get_settings, parse_day_text
+from .progress import progress
 
 
 def parse_day(value: str) -> date:
-    try:
-        if not DAY_RE.match(value):
-            raise ValueError(value)
-        return date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date; use YYYY-MM-DD (KST trading date)") from None
+    return parse_day_text(value)
 
 
 def parse_time(value: str) -> datetime:
     """ISO-8601; a date alone means its KST midnight, a time without offset is KST."""
     try:
-        if len(value) == 10:
-            return datetime.combine(date.fromisoformat(value), datetime.min.time(), tzinfo=KST)
+        if looks_like_day(value):
+            return datetime.combine(parse_day_text(value), datetime.min.time(), tzinfo=KST)
         parsed = datetime.fromisoformat(value)
     except ValueError:
         raise click.BadParameter(f"{value!r} is not a time; use ISO-8601 like 2026-11-20T09:00+09:00") from None
@@ -61,6 +56,8 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
+    if not logging.getLogger().isEnabledFor(logging.DEBUG):  # an unreadable store is this command's one line, not a log line too
+        logging.getLogger("tickvault.services.sync.verify").setLevel(logging.CRITICAL)
     report = verify(settings, the_day, split_symbols(symbols), source)
     if as_json:
         _echo_json(report.to_dict())
@@ -88,6 +85,9 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
             click.echo(f"gap  {gap.symbol} {gap.venue}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
         if len(report.gaps) > 50:
             click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
+    unreadable = [s for s in report.stores.values() if s.error]
+    if unreadable:  # repairing cannot help before the store can be read: its own advice comes first
+        fail(f"{the_day} not verified: " + "; ".join(f"{s.store} store: {s.error}" for s in unreadable))
     if not report.consistent and (report.no_ticks or report.silent) and report.stores_agree:
         fail(f"{the_day} is not proven: {'; '.join(report.reasons())} — check the collectors of that day and run "
              f"`tickvault recover --date {the_day}` (the broker's ticks)")
@@ -113,7 +113,8 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
     settings = get_settings(ctx)
     the_day = parse_day(day)
     try:
-        report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols))
+        with progress(f"reconcile {the_day}", "steps") as on_progress:
+            report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols), on_progress=on_progress)
     except ValueError as exc:
         fail(str(exc))
         return
@@ -185,7 +186,8 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     begin = parse_time(start)
     finish = parse_time(end) if end else None
     try:
-        result = rebuild(settings, target, begin, finish, wait_s=wait_s)
+        with progress(f"rebuild {target}", "minutes") as on_progress:
+            result = rebuild(settings, target, begin, finish, wait_s=wait_s, on_progress=on_progress)
     except (RebuildError, ValueError) as exc:
         fail(str(exc))
         return

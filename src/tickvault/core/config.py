@@ -8,6 +8,7 @@ back to the conventional local ports (see ``Settings.pg_dsn`` / ``redis_dsn``).
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
 import tomllib
@@ -192,6 +193,7 @@ class Settings(BaseSettings):
     pg_reader_password: SecretStr | None = Field(None, description="Password set on the reader role (Grafana's datasource uses it)")
     run_restart_max_s: float = Field(60.0, gt=0, description="Ceiling of the restart backoff of a crashed component in `tickvault run`")
     health_max_age_s: float = Field(60.0, gt=0, description="`tickvault health` fails when an archiver has not read the stream for this long")
+    report_dir: Path | None = Field(None, description="`tickvault run` writes each day's HTML integrity report here after recovery (unset: none)")
 
     @field_validator("pg_schema")
     @classmethod
@@ -252,11 +254,19 @@ def holds_password(dsn: str) -> bool:
     return redact_dsn(dsn) != dsn
 
 
+def read_toml(path: Path) -> dict[str, Any]:
+    """The TOML file's table; a syntax error is one ConfigError line naming the file and line."""
+    try:
+        with open(path, "rb") as handle:
+            return tomllib.load(handle)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"config file {path}: TOML syntax error {str(exc).replace('(at ', 'at ').rstrip(')')}: fix that line") from None
+
+
 def check_secret_file(path: Path) -> None:
     """A TOML file may hold secrets (a secret setting, or a server URL with a password) only
     when nobody but its owner can read it."""
-    with open(path, "rb") as handle:
-        values = tomllib.load(handle)
+    values = read_toml(path)
     held = sorted(set(values) & set(SECRET_FIELDS))
     held += [name for name in URL_FIELDS if isinstance(values.get(name), str) and holds_password(values[name])]
     if held and path.stat().st_mode & 0o077:
@@ -266,13 +276,23 @@ def check_secret_file(path: Path) -> None:
         )
 
 
+def unknown_setting(name: str) -> str:
+    """The line for a key no setting has: the closest name, and how keys are spelled in TOML."""
+    plain = name.lower().removeprefix("tickvault_")
+    if plain in Settings.model_fields:
+        return f"unknown setting {name}: write {plain} (TOML keys are lowercase, without the TICKVAULT_ prefix)"
+    close = difflib.get_close_matches(plain, list(Settings.model_fields), n=1, cutoff=0.6)
+    hint = f"did you mean {close[0]}? " if close else ""
+    return f"unknown setting {name}: {hint}TOML keys are lowercase, without the TICKVAULT_ prefix (see docs/configuration.md)"
+
+
 def explain(error: ValidationError) -> str:
     """One line naming each bad setting by its variable (input values left out: they may be secrets)."""
     problems = []
     for item in error.errors(include_url=False, include_input=False):
         name = str(item["loc"][0]) if item["loc"] else "?"
         if item["type"] == "extra_forbidden":
-            problems.append(f"unknown setting {name}; see docs/configuration.md for the names")
+            problems.append(unknown_setting(name))
         else:
             message = item["msg"].removeprefix("Value error, ")
             problems.append(f"TICKVAULT_{name.upper()} ({name}): {message}")

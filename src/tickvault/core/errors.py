@@ -48,5 +48,10 @@ class StreamError(TickvaultError):
     """The Redis stream cannot be used as configured."""
 
 
+class PartialAnswer(UserWarning):
+    """A warning: the answer lacks part of the range (e.g. the hot store was down and the lake does not
+    hold its dates); the message names the missing dates. The CLI exits non-zero on it."""
+
+
 class BrokerError(TickvaultError):
     """A broker API call failed; the message carries the broker's code and what to do."""

@@ -26,6 +26,7 @@ import redis
 from redis.backoff import NoBackoff
 from redis.retry import Retry
 
+from .errors import StreamError
 from .frames import RawEntry, cap_text, fields_to_table, frame_fields, split_frames
 from .wire import DeadLetter, Tick
 
@@ -61,6 +62,22 @@ def connect_raw(url: str, timeout_s: float = DEFAULT_TIMEOUT_S) -> redis.Redis:
 
 def _as_is(response: Any, **_options: Any) -> Any:
     return response
+
+
+def require_reachable(url: str) -> None:
+    """Fail fast with one line naming TICKVAULT_REDIS_URL when Redis does not answer (credentials left out)."""
+    from urllib.parse import urlsplit
+
+    client = redis.Redis.from_url(url, socket_connect_timeout=3, socket_timeout=3)
+    try:
+        client.ping()
+    except redis.RedisError as exc:
+        where = urlsplit(url)
+        at = f"{where.hostname}:{where.port or 6379}" if where.hostname else url.split("?")[0]
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise StreamError(f"Redis at {at} does not answer ({reason}): check TICKVAULT_REDIS_URL and that Redis is running") from None
+    finally:
+        client.close()
 
 
 class Publisher:

@@ -22,7 +22,11 @@ from .errors import QueryError
 _TF_RE = re.compile(r"^([1-9][0-9]{0,3})(s|m|h|d|w|mo)$")
 MAX_MINUTES = 480
 MAX_HOURS = 8
-HELP = "use 1s…59s, 1m…480m, 1h…8h, 1d, 1w or 1mo (e.g. 15m)"
+HELP = "use 1s…59s, 1m…480m, 1h…8h, 1d, 1w or 1mo (e.g. 15m; pandas style 15min, 1H, 1D also works)"
+#: pandas offset aliases -> the canonical unit (``15min`` -> ``15m``, ``1H`` -> ``1h``, ``1D`` -> ``1d``)
+_PANDAS_TF_RE = re.compile(r"^([1-9][0-9]{0,3})?(S|min|Min|MIN|T|H|D|W|W-SUN|W-MON|M|ME|MS)$")
+_PANDAS_UNITS = {"S": "s", "min": "m", "Min": "m", "MIN": "m", "T": "m", "H": "h", "D": "d", "W": "w", "W-SUN": "w", "W-MON": "w",
+                 "M": "mo", "ME": "mo", "MS": "mo"}
 
 
 class TimeframeError(QueryError):
@@ -59,11 +63,19 @@ class Timeframe:
         return self.text
 
 
+def canonical_spelling(raw: str) -> str:
+    """A pandas-style alias (``15min``, ``1H``, ``1D``, ``5T``) in tickvault's spelling; anything else unchanged."""
+    match = _PANDAS_TF_RE.match(raw)
+    if match is None:
+        return raw
+    return f"{match.group(1) or 1}{_PANDAS_UNITS[match.group(2)]}"
+
+
 def parse_timeframe(text: str | Timeframe) -> Timeframe:
     """``"15m"`` -> Timeframe; anything else raises TimeframeError saying what is accepted."""
     if isinstance(text, Timeframe):
         return text
-    raw = str(text).strip()
+    raw = canonical_spelling(str(text).strip())
     match = _TF_RE.match(raw)
     if not match:
         raise TimeframeError(f"unknown timeframe {text!r}: {HELP}")

@@ -28,11 +28,14 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ..core.config import Settings, redact_dsn
+from ..core.errors import ConfigError
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
 from ..services.sync import VerifyReport, verify
 
 STALL_TIMEOUT_S = 180.0
+KST_OFFSET_US = 9 * 3600 * 1_000_000
+DAY_US = 86400 * 1_000_000
 
 
 @dataclass
@@ -44,6 +47,8 @@ class DemoOptions:
     dup_rate: float = 0.01
     shuffle_window: int = 50
     keep: bool = False  # shared servers: leave the demo schema and stream in place
+    days: int = 1  # trading days ending at ``day``, each opening from the previous close
+    lake_dir: Path | None = None  # keep the demo's lake here (None: a temp dir, removed)
 
 
 @dataclass
@@ -70,6 +75,8 @@ class DemoReport:
         return {
             "ok": self.ok,
             "date": o.day.isoformat(),
+            "days": o.days,
+            "lake": None if o.lake_dir is None else str(o.lake_dir),
             "symbols": o.symbols,
             "ticks": o.ticks,
             "seed": o.seed,
@@ -97,18 +104,21 @@ def cum_volume_breaks(table: pa.Table) -> dict[str, int]:
     """Per ``VENUE:symbol``, how many ticks do not continue that venue's running day volume.
 
     Each venue counts its own cumulative volume (cum = previous cum + volume). A lost tick
-    shows up as a jump, a doubled one as a repeat; the first tick of a venue's day must carry
-    cum_volume == volume (the day starts at zero).
+    shows up as a jump, a doubled one as a repeat; the first tick of a venue's KST date must
+    carry cum_volume == volume (every day starts at zero).
     """
     if table.num_rows == 0:
         return {}
-    ordered = table.sort_by([("venue", "ascending"), ("symbol", "ascending"), ("cum_volume", "ascending")])
+    kst_day = pc.divide(pc.add(table.column("ts").cast(pa.int64()), KST_OFFSET_US), DAY_US)
+    ordered = table.append_column("tv_day", kst_day).sort_by(
+        [("venue", "ascending"), ("symbol", "ascending"), ("tv_day", "ascending"), ("cum_volume", "ascending")])
     series = np.char.add(np.char.add(ordered.column("venue").to_numpy(zero_copy_only=False).astype(str), ":"),
                          ordered.column("symbol").to_numpy(zero_copy_only=False).astype(str))
+    days = ordered.column("tv_day").to_numpy()
     volume = ordered.column("volume").to_numpy()
     cum = ordered.column("cum_volume").to_numpy()
     new_series = np.ones(len(series), dtype=bool)
-    new_series[1:] = series[1:] != series[:-1]
+    new_series[1:] = (series[1:] != series[:-1]) | (days[1:] != days[:-1])
     previous = np.concatenate([[0], cum[:-1]])
     expected = np.where(new_series, volume, previous + volume)
     bad = cum != expected
@@ -170,7 +180,7 @@ def run_demo(
     from ..services.export import read_day
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
-    from .simulate import NXT_SHARE, generate_day, plan_day, publish, store_universe, venue_sessions
+    from .simulate import NXT_SHARE, generate_day, generate_days, nxt_share_on, plan_day, publish, store_universe
 
     report = DemoReport(options)
     embed_pg, embed_redis = use_embedded(settings)
@@ -189,8 +199,11 @@ def run_demo(
             if embed_redis:
                 rd = stack.enter_context(EmbeddedRedis())
                 redis_url = rd.url
-        lake_dir = Path(tempfile.mkdtemp(prefix="tickvault-demo-lake-"))
-        stack.callback(shutil.rmtree, lake_dir, True)
+        if options.lake_dir is None:
+            lake_dir = Path(tempfile.mkdtemp(prefix="tickvault-demo-lake-"))
+            stack.callback(shutil.rmtree, lake_dir, True)
+        else:
+            lake_dir = prepare_kept_lake(options.lake_dir)
         demo = settings.model_copy(
             update={
                 "pg_url": pg_url,
@@ -214,7 +227,7 @@ def run_demo(
         report.timings["servers"] = time.monotonic() - started
         say(
             f"servers: PostgreSQL {report.servers['postgres']} (schema {demo.pg_schema}), "
-            f"Redis {report.servers['redis']} (stream {demo.stream}), lake in a temp dir"
+            f"Redis {report.servers['redis']} (stream {demo.stream}), lake " + ("in a temp dir" if options.lake_dir is None else f"in {lake_dir}")
         )
 
         hot_store = HotStore(demo)
@@ -225,13 +238,19 @@ def run_demo(
         report.servers["hot_mode"] = hot_store.mode
 
         t0 = time.monotonic()
-        truth = generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
-        plan = plan_day(options.symbols, options.ticks, options.seed, NXT_SHARE if venue_sessions(options.day, "NXT") else 0.0)
-        store_universe(demo, options.day, plan)
+        if options.days == 1:
+            generated = [(options.day, generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed))]
+        else:
+            generated = generate_days(options.day, options.days, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
+        days = [day for day, _ in generated]
+        truth = pa.concat_tables([table for _, table in generated])
+        for day in days:  # the universe (which symbols trade where) is the same plan every day
+            store_universe(demo, day, plan_day(options.symbols, options.ticks, options.seed, nxt_share_on(day, NXT_SHARE)))
+        on_nxt = int(plan_day(options.symbols, options.ticks, options.seed, nxt_share_on(options.day, NXT_SHARE)).nxt.sum())
         report.timings["generate"] = time.monotonic() - t0
-        on_nxt = int(plan.nxt.sum())
+        span = options.day.isoformat() if len(days) == 1 else f"{len(days)} trading days {days[0]} to {days[-1]}"
         say(
-            f"simulating {options.day.isoformat()}: {options.symbols} symbols ({on_nxt} also on NXT), {truth.num_rows} ticks "
+            f"simulating {span}: {options.symbols} symbols ({on_nxt} also on NXT), {truth.num_rows} ticks "
             f"(seed {options.seed}; {options.dup_rate:.1%} re-sent, shuffled within {options.shuffle_window})"
         )
 
@@ -303,9 +322,11 @@ def run_demo(
 
         t0 = time.monotonic()
         truth_sorted = truth.sort_by([(k, "ascending") for k in NATURAL_KEY])
-        hot_ticks = read_day(demo, "hot", options.day)
-        cold_ticks = read_day(demo, "cold", options.day)
-        report.counts.update(generated=truth.num_rows, hot=hot_store.count_ticks(options.day), cold=_cold_count(demo, options.day))
+        by_key = [(k, "ascending") for k in NATURAL_KEY]
+        hot_ticks = pa.concat_tables([read_day(demo, "hot", day) for day in days]).sort_by(by_key)
+        cold_ticks = pa.concat_tables([read_day(demo, "cold", day) for day in days]).sort_by(by_key)
+        report.counts.update(generated=truth.num_rows, hot=sum(hot_store.count_ticks(day) for day in days),
+                             cold=sum(_cold_count(demo, day) for day in days))
         dlq = int(client.xlen(demo.dlq_stream))
         report.counts["dead_letters"] = dlq
         report.checks = [check_counts(truth.num_rows, report.counts["hot"], report.counts["cold"])]
@@ -326,8 +347,27 @@ def run_demo(
         report.timings["check"] = time.monotonic() - t0
         hot_store.close()
         if options.keep and not embed_pg:
-            say(f"kept schema {demo.pg_schema} and stream {demo.stream} (--keep); the temp lake was removed")
+            say(f"kept schema {demo.pg_schema} and stream {demo.stream} (--keep)" + ("" if options.lake_dir else "; the temp lake was removed"))
+        if options.lake_dir is not None:
+            say(f"the lake stays in {lake_dir}: `export TICKVAULT_LAKE_DIR={lake_dir}`, then "
+                "`tickvault symbols --source cold` or `tickvault sql \"select count(*) from ticks\"`")
     return report
+
+
+DEMO_MARK = ".tickvault-demo"
+
+
+def prepare_kept_lake(directory: Path) -> Path:
+    """A fresh directory for a kept demo lake: new, empty, or an earlier demo's lake (replaced) — never
+    anything else, so a real lake is never overwritten by simulated ticks."""
+    directory = Path(directory).absolute()
+    if directory.exists() and any(directory.iterdir()):
+        if not (directory / DEMO_MARK).exists():
+            raise ConfigError(f"--lake {directory} exists and is not a demo lake: name a new directory")
+        shutil.rmtree(directory)
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / DEMO_MARK).write_text("a lake of simulated ticks written by `tickvault demo`\n")
+    return directory
 
 
 class DemoStalled(RuntimeError):

@@ -27,7 +27,6 @@ is simulated with the regular sessions of the rules in force that date, so the d
 
 from __future__ import annotations
 
-import re
 import time as clock
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -40,6 +39,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ..core.config import Settings
+from ..core.dates import parse_day, today_kst
 from ..core.stream import FrameLimits, Publisher
 from ..core.wire import KST, NATURAL_KEY, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, VENUES, Venue, WireEncoder
 
@@ -179,20 +179,32 @@ def _mandatory(nxt: np.ndarray) -> int:
     return 2 * len(nxt) + int(nxt.sum())
 
 
-def plan_day(symbols: int, ticks: int, seed: int, nxt_share: float = NXT_SHARE) -> DayPlan:
+def plan_day(symbols: int, ticks: int, seed: int, nxt_share: float = NXT_SHARE, day: date | None = None,
+             prev_close: np.ndarray | None = None) -> DayPlan:
+    """The symbols (fixed by ``seed``), their previous closes, which of them also trade on NXT
+    and how many trades each gets.
+
+    With ``day`` the split of ``ticks`` over the symbols varies by date (busier and quieter
+    days per symbol, the Zipf-like ranking and the NXT set kept); ``prev_close`` continues an
+    earlier day."""
     if symbols < 1:
         raise ValueError("--symbols must be at least 1")
     if not 0.0 <= nxt_share <= 1.0:
         raise ValueError("--nxt-share must be between 0 and 1")
     rng = np.random.default_rng([seed, 1])
     codes = symbol_codes(symbols, rng)
-    prev_close = snap_to_grid(np.exp(rng.uniform(np.log(1_000), np.log(600_000), size=symbols)))
+    first_close = snap_to_grid(np.exp(rng.uniform(np.log(1_000), np.log(600_000), size=symbols)))
+    prev_close = first_close if prev_close is None else snap_to_grid(prev_close)
     down, up = price_limits(prev_close)
     # Zipf-like activity: a few symbols trade far more than the rest; every symbol gets its auction prints.
     weights = 1.0 / np.arange(1, symbols + 1) ** 0.8
     weights = rng.permutation(weights)
     nxt = np.zeros(symbols, dtype=bool)
     nxt[np.argsort(-weights, kind="stable")[: round(symbols * nxt_share)]] = True
+    if day is not None:
+        by_date = np.random.default_rng([seed, 4, day.toordinal()])
+        weights = weights * np.exp(by_date.normal(0.0, 0.4, size=symbols))
+        rng = by_date
     need = _mandatory(nxt)
     if ticks < need:
         raise ValueError(f"--ticks must be at least 2 per symbol (opening and closing prints) and 1 more per NXT symbol: >= {need}")
@@ -243,15 +255,54 @@ def _segments(plan: DayPlan, sessions: list[SimSession], rng: np.random.Generato
     return _Segments(*(a[keep][order] for a in (venue, symbol, session, count, fixed)))
 
 
+def nxt_share_on(day: date, nxt_share: float) -> float:
+    """``nxt_share`` on days NXT trades, 0 before its launch (a KRX-only day)."""
+    return nxt_share if venue_sessions(day, "NXT") else 0.0
+
+
 def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int = 0, source: str = "sim",
                  nxt_share: float = NXT_SHARE) -> pa.Table:
     """Every distinct tick of one simulated two-venue day, ordered by exchange time (TICK_SCHEMA).
 
     ``nxt_share``: the fraction of the symbols that also trade on NXT (0: a KRX-only day)."""
+    return _generate(day, plan_day(symbols, ticks, seed, nxt_share_on(day, nxt_share)), seed, source)
+
+
+def generate_days(last_day: date, days: int, symbols: int = 20, ticks: int = 200_000, seed: int = 0,
+                  source: str = "sim", nxt_share: float = NXT_SHARE) -> list[tuple[date, pa.Table]]:
+    """``days`` consecutive trading days ending at ``last_day`` (a trading day), behaving like a market:
+    each day opens from the previous day's close, and trade counts vary by date (about ``ticks`` a day)
+    and by symbol."""
+    from ..core import calendar
+
+    if days < 1:
+        raise ValueError("--days must be at least 1")
+    chosen = [last_day]
+    while len(chosen) < days:
+        chosen.insert(0, calendar.previous_trading_day(chosen[0]))
+    out: list[tuple[date, pa.Table]] = []
+    closes: np.ndarray | None = None
+    for day in chosen:
+        activity = np.random.default_rng([seed, 5, day.toordinal()]).lognormal(0.0, 0.3)
+        day_ticks = max(3 * symbols, round(ticks * activity))
+        plan = plan_day(symbols, day_ticks, seed, nxt_share_on(day, nxt_share), day, closes)
+        table = _generate(day, plan, seed, source)
+        closes = last_prices(table, plan.symbols)
+        out.append((day, table))
+    return out
+
+
+def last_prices(table: pa.Table, symbols: list[str]) -> np.ndarray:
+    """Each symbol's last trade price of the day (its close, on whichever venue), in ``symbols`` order."""
+    ordered = table.sort_by([("symbol", "ascending"), ("ts", "ascending")])
+    codes = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    prices = ordered.column("price").cast(pa.float64()).to_numpy()
+    last = dict(zip(codes, prices))
+    return np.array([last[s] for s in symbols], dtype=np.float64)
+
+
+def _generate(day: date, plan: DayPlan, seed: int, source: str) -> pa.Table:
     sessions = [s for v in VENUES for s in venue_sessions(day, v)]
-    if not any(s.venue == "NXT" for s in sessions):
-        nxt_share = 0.0  # before NXT's launch: a KRX-only day
-    plan = plan_day(symbols, ticks, seed, nxt_share)
     rng = np.random.default_rng([seed, 2, day.toordinal()])
     seg = _segments(plan, sessions, rng)
     n = int(seg.count.sum())
@@ -464,15 +515,13 @@ def write_truth(table: pa.Table, path: str | Path) -> None:
     pq.write_table(ordered, str(path), compression="zstd")
 
 
-def day_of(value: str | date | None) -> date:
-    """A KST trading date from YYYY-MM-DD, default today in KST."""
+def day_of(value: str | date | None, name: str = "--date") -> date:
+    """A KST date from any spelling ``core.dates`` accepts (YYYY-MM-DD, YYYYMMDD, today, -3d), default today."""
     if value is None:
-        return datetime.now(KST).date()
+        return today_kst()
     if isinstance(value, date):
         return value
-    if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
-        raise ValueError(f"not a YYYY-MM-DD date: {value!r}")
-    return date.fromisoformat(value)
+    return parse_day(value, name=name)
 
 
 def describe(table: pa.Table) -> Mapping[str, object]:
@@ -495,6 +544,8 @@ __all__ = [
     "SimSession",
     "day_of",
     "generate_day",
+    "generate_days",
+    "last_prices",
     "plan_day",
     "price_limits",
     "publish",

@@ -30,8 +30,9 @@ from typing import Protocol
 
 from ..core.calendar import venue_active, venue_close
 from ..core.config import Settings
-from ..core.stream import connect
+from ..core.stream import connect, require_reachable
 from ..core.wire import KST, VENUES, Venue
+from ..services.adjustments import refresh_day
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from ..services.recovery import recover_day
 from ..services.sync import state as sync_state
@@ -40,6 +41,7 @@ from ..services.sync.trim import trim
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from .metrics import MetricsSampler, PipelineMetrics, serve
+from .report import write_daily_report
 from .schedule import Daily, Every, Job, Results, Scheduler
 
 log = logging.getLogger(__name__)
@@ -252,11 +254,22 @@ def daily_recovery(settings: Settings, venue: Venue) -> Callable[[date], Results
 
     def job(day: date) -> Results:
         report = recover_day(settings, day, venue)
+        write_daily_report(settings, day)  # report_dir set: the day's page, after each venue's recovery
         if report is None:
             return {"ok": 0.0, "skipped": 1.0}
         numbers = {name: float(value) for name, value in report.to_dict()["totals"].items()}
         numbers["ok"] = 1.0 if report.complete else 0.0
         return numbers
+
+    return job
+
+
+def daily_adjustments(settings: Settings) -> Callable[[date], Results]:
+    """After recovery: refresh the day's symbols' adjustment factors (수정주가) from the broker."""
+
+    def job(day: date) -> Results:
+        table = refresh_day(settings, day)
+        return {"skipped": 1.0} if table is None else {"factors": float(table.num_rows)}
 
     return job
 
@@ -308,6 +321,8 @@ def scheduled_jobs(settings: Settings, components: Sequence[str]) -> list[Job]:
         for venue in VENUES:
             jobs.append(Daily(f"recovery-{venue.lower()}", recovery_time(venue, settings.recovery_margin_minutes),
                               daily_recovery(settings, venue), lane="day-end"))
+        jobs.append(Daily("adjustments", recovery_time("KRX", settings.recovery_margin_minutes), daily_adjustments(settings),
+                          lane="day-end"))
     if "compact" in components:
         jobs.append(Daily("compact", settings.compact_time, daily_compaction(settings), lane="day-end"))
     return jobs
@@ -350,6 +365,7 @@ def archive(settings: Settings, groups: Sequence[str], consumer: str | None = No
         for a in archivers:
             a.stop()
 
+    require_reachable(settings.redis_dsn)
     install_signal_handlers(stop)
     archivers.extend(build_archiver(settings, g, name) for g, name in zip(groups, names))
     if stop_requested.is_set():

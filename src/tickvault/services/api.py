@@ -20,6 +20,7 @@ Every store call goes through ``_Stores``; the stores raise the tickvault family
 from __future__ import annotations
 
 import logging
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -32,12 +33,19 @@ import pyarrow.compute as pc
 
 from ..core import bars
 from ..core import calendar as krx
+from ..core.adjustments import apply as apply_adjustments
+from ..core.adjustments import check_timeframe_period, kst_days
 from ..core.calendar import trading_date, trading_day_bounds
 from ..core.config import Settings, load_settings
+from ..core.dates import HELP as DATE_HELP
+from ..core.dates import looks_like_day, parse_day
 from ..core.errors import (
     ConfigError,
+    PartialAnswer,
     QueryError,
     StoreNotInitialized,
+    StoreUnavailable,
+    TickvaultError,
 )
 from ..core.extras import import_optional
 from ..core.timeframe import Timeframe, parse_timeframe
@@ -60,10 +68,19 @@ Output = Literal["arrow", "pandas", "polars"]
 TimeLike = date | datetime | str
 #: A lake snapshot id (``Vault.snapshot()``, int or digits) or an instant.
 AsOf = int | datetime | str
-#: One code (``"005930"``), several (a list, or ``"005930,000660"``), or None for every symbol.
+#: One code (``"005930"``), several (a list, or ``"005930,000660"``), or None (or ``"all"``) for every symbol.
 Symbols = str | Sequence[str] | None
 
 SOURCES: tuple[Source, ...] = ("auto", "hot", "cold")
+#: ``coverage`` also answers per store: "both" lists each store's own rows.
+CoverageSource = Literal["both", "auto", "hot", "cold"]
+#: The first KST date ``coverage()`` without a start looks at.
+EARLIEST = date(2000, 1, 1)
+SNAPSHOT_SCHEMA = pa.schema([("id", pa.int64()), ("time", pa.timestamp("us", tz="UTC")), ("kind", pa.string()), ("detail", pa.string())])
+COVERAGE_SCHEMA = pa.schema([
+    ("store", pa.string()), ("day", pa.date32()), ("venue", pa.string()), ("symbol", pa.string()), ("ticks", pa.int64()),
+    ("first_ts", pa.timestamp("us", tz="UTC")), ("last_ts", pa.timestamp("us", tz="UTC")), ("proven", pa.bool_()),
+])
 SESSIONS: tuple[Session, ...] = ("regular", "extended", "all")
 OUTPUTS: tuple[Output, ...] = ("arrow", "pandas", "polars")
 TIME_ZONE = "Asia/Seoul"
@@ -83,7 +100,7 @@ class Segment:
 
 def parse_symbols(symbols: Symbols) -> list[str] | None:
     """``"005930,000660"`` or a list -> sorted unique symbols; None = every symbol."""
-    if symbols is None:
+    if symbols is None or (isinstance(symbols, str) and symbols.strip().lower() in ("all", "*")):
         return None
     items = symbols.split(",") if isinstance(symbols, str) else list(symbols)
     out = sorted({s.strip() for s in items if s and s.strip()})
@@ -98,18 +115,18 @@ def parse_symbols(symbols: Symbols) -> list[str] | None:
     return out
 
 
-def _parse_time(value: TimeLike, name: str) -> date | datetime:
+def _parse_time(value: TimeLike, name: str, now: datetime | None = None) -> date | datetime:
     if isinstance(value, datetime):
         return value if value.tzinfo else value.replace(tzinfo=KST)
     if isinstance(value, date):
         return value
     text = str(value).strip()
+    if looks_like_day(text):
+        return parse_day(text, name=name, now=now)
     try:
-        if len(text) == 10:
-            return date.fromisoformat(text)
         parsed = datetime.fromisoformat(text)
     except ValueError:
-        raise QueryError(f"{name}: {value!r} is neither YYYY-MM-DD nor an ISO-8601 time (2026-11-20T09:30:00+09:00)") from None
+        raise QueryError(f"{name}: {value!r} is neither a date ({DATE_HELP}) nor an ISO-8601 time (2026-11-20T09:30:00+09:00)") from None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=KST)
 
 
@@ -117,14 +134,31 @@ def _midnight(day: date) -> datetime:
     return datetime(day.year, day.month, day.day, tzinfo=KST)
 
 
-def resolve_range(start: TimeLike, end: TimeLike | None = None) -> tuple[datetime, datetime]:
-    """[start, end) as aware instants; a date end includes that whole KST date; no end = the start date."""
-    lo = _parse_time(start, "start")
+def _warn_midnight_end(end: TimeLike) -> None:
+    """A pandas/datetime midnight as ``end`` is an exclusive instant: that whole day is left out (a common trap)."""
+    if not isinstance(end, datetime):
+        return
+    at = end if end.tzinfo else end.replace(tzinfo=KST)
+    local = at.astimezone(KST)
+    if local.time() == datetime.min.time():
+        warnings.warn(
+            f"end {local.isoformat()} is an instant and excludes the day {local.date()}; "
+            f"pass the date ('{local.date()}' or a datetime.date) to include it",
+            UserWarning, stacklevel=4,
+        )
+
+
+def resolve_range(start: TimeLike, end: TimeLike | None = None, now: datetime | None = None) -> tuple[datetime, datetime]:
+    """[start, end) as aware instants; a date end includes that whole KST date; no end = the start date.
+
+    Dates may be spelled YYYY-MM-DD, YYYYMMDD, today, yesterday or -Nd (relative to ``now``)."""
+    lo = _parse_time(start, "start", now)
     if end is None:
         if isinstance(lo, datetime):
             raise QueryError(f"start {lo.isoformat()} is an instant: give an end too, or a date (YYYY-MM-DD) for one whole trading date")
         end = lo
-    hi = _parse_time(end, "end")
+    _warn_midnight_end(end)
+    hi = _parse_time(end, "end", now)
     lo_at = lo if isinstance(lo, datetime) else _midnight(lo)
     hi_at = hi if isinstance(hi, datetime) else _midnight(hi) + timedelta(days=1)
     if hi_at <= lo_at:
@@ -214,13 +248,20 @@ class _Stores:
             return self.hot().candles(tf, seg.start, seg.end, symbols, session, venue)
         return self.lake().candles(tf, seg.start, seg.end, symbols, session, venue, as_of=as_of)
 
-    def symbols(self, seg: Segment, as_of: int | datetime | None) -> set[tuple[str, str]]:
-        """(venue, symbol) pairs of the segment's KST date (``Vault.symbols`` asks for one whole date)."""
-        if as_of is None:
-            store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
-            return set(store.symbols_of_day(trading_date(seg.start)))
-        table = self.ticks(seg, None, None, as_of).select(["venue", "symbol"])  # the lake as it was
-        return set(zip(table.column("venue").to_pylist(), table.column("symbol").to_pylist()))
+    def coverage(self, seg: Segment, as_of: int | datetime | None) -> list[dict[str, Any]]:
+        """Per (KST date, venue, symbol) of the segment: ticks, first and last trade, and whether the last
+        reconcile proved that series complete."""
+        store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
+        rows = self.hot().coverage(seg.start, seg.end) if seg.source == "hot" else self.lake().coverage(seg.start, seg.end, as_of)
+        if not rows:
+            return []
+        proven = store.integrity_status(min(r["day"] for r in rows), max(r["day"] for r in rows))
+        return [{"store": seg.source, **row, "proven": proven.get((row["day"], row["venue"], row["symbol"])) == "ok"} for row in rows]
+
+    def universe(self, seg: Segment, day: date) -> set[tuple[str, str]]:
+        """The day's universe (the symbols subscribed that day) as the segment's store recorded it."""
+        store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
+        return set(store.read_universe(day))
 
     def first_hot_day_with_ticks(self, first: date, last: date) -> date | None:
         """The first trading date in [first, last] the hot store has a tick for (None: none, or no ticks table)."""
@@ -236,6 +277,10 @@ class _Stores:
 
     def snapshot(self) -> int:
         return self.lake().snapshot_id()
+
+    def lake_has_day(self, day: date) -> bool:
+        start, end = trading_day_bounds(day)
+        return self.lake().has_ticks(start, end)
 
 
 # --- the public surface -------------------------------------------------------------------
@@ -298,60 +343,69 @@ class Vault:
     # --- ticks
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["arrow"] = "arrow",
+              exact: bool = False, adjusted: bool = False) -> pa.Table: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["pandas"],
+              exact: bool = False, adjusted: bool = False) -> pd.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Literal["polars"],
+              exact: bool = False, adjusted: bool = False) -> pl.DataFrame: ...
     @overload
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output,
+              exact: bool = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def ticks(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
-              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+              venue: VenueArg = "ALL", as_of: AsOf | None = None, output: Output = "arrow",
+              exact: bool = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """Every trade of ``symbols`` from ``start`` to ``end``, ordered by symbol, venue, trading date, cum_volume.
 
         ``vault.ticks("005930", "2026-11-27")`` is one whole KST trading date. ``venue``: ``"KRX"``,
         ``"NXT"`` or ``"ALL"`` (both venues' trades, each row with its venue). ``source``: ``"auto"``
         (hot store for the dates it holds in full, the lake before), ``"hot"`` or ``"cold"``;
         ``as_of``: read the lake as of a snapshot id or instant; ``output``: ``"arrow"`` (exact
-        decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``).
+        decimals), ``"pandas"`` or ``"polars"`` (prices as floats unless ``exact=True``). ``adjusted=True``:
+        prices back-adjusted to the latest date with the stored factors (``tickvault adjustments refresh``),
+        volumes and cum_volume divided by them.
         """
         _check_output(output)
         chosen = bars.check_venue(venue)
         wanted = parse_symbols(symbols)
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         pinned = parse_as_of(as_of)
         one_venue = None if chosen == "ALL" else chosen
         parts = [self._stores.ticks(seg, wanted, one_venue, pinned) for seg in self._plan(source, lo, hi, None, pinned)]
         table = pa.concat_tables(parts) if parts else TICK_SCHEMA.empty_table()
         if len(parts) > 1:  # stable: each symbol's lake rows stay before its hot rows
             table = table.take(pc.sort_indices(table, [("symbol", "ascending"), ("venue", "ascending")]))
+        if adjusted:
+            table = self._adjusted(table, "ts", wanted, lo, hi)
         return _convert(table, output, exact=exact, time_column="ts", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- candles
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["arrow"] = "arrow", exact: bool = False) -> pa.Table: ...
+                output: Literal["arrow"] = "arrow", exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["pandas"], exact: bool = False) -> pd.DataFrame: ...
+                output: Literal["pandas"], exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pd.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Literal["polars"], exact: bool = False) -> pl.DataFrame: ...
+                output: Literal["polars"], exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pl.DataFrame: ...
     @overload
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output, exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
+                output: Output, exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame: ...
 
     def candles(self, symbols: Symbols, tf: str | Timeframe, start: TimeLike, end: TimeLike | None = None, *,
                 source: Source = "auto", venue: VenueArg = "ALL", session: Session = "regular", fill: bool = False, as_of: AsOf | None = None,
-                output: Output = "arrow", exact: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
+                output: Output = "arrow", exact: bool = False, wide: bool | str = False, adjusted: bool = False) -> pa.Table | pd.DataFrame | pl.DataFrame:
         """OHLCV bars of ``symbols`` at timeframe ``tf`` (``"1m"``…``"480m"``, ``"1h"``…``"8h"``, ``"1d"``, ``"1w"``, ``"1mo"``).
 
         Open and close are the first and last trade by cum_volume; buckets start at the session
@@ -360,36 +414,137 @@ class Vault:
         KRX before NXT, then cum_volume). ``session``: ``"regular"`` (KRX's open to its closing
         auction) or ``"extended"`` (every session, 07:00-20:00); ``fill=True`` adds the empty buckets of the
         regular session as flat bars at the previous close. ``source``, ``as_of``, ``output`` and
-        ``exact`` as for ``ticks``.
+        ``exact`` as for ``ticks``. ``wide=True`` (pandas or polars) gives a panel: one row per bucket, one
+        column per symbol, holding ``close`` (or the column named, e.g. ``wide="volume"``). ``adjusted=True``
+        (intraday and 1d): prices back-adjusted to the latest date (수정주가), volumes divided by the factor.
         """
         _check_output(output)
+        column = _wide_column(wide, output)
         timeframe = parse_timeframe(tf)
+        if adjusted:
+            check_timeframe_period(timeframe.period)
         chosen_session, chosen = bars.check_session(session), bars.check_venue(venue)
         wanted = parse_symbols(symbols)
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         pinned = parse_as_of(as_of)
         parts = [self._stores.candles(seg, timeframe, wanted, chosen_session, chosen, pinned)
                  for seg in self._plan(source, lo, hi, timeframe, pinned)]
         table = pa.concat_tables(parts) if parts else bars.empty_candles()
         if len(parts) > 1:
             table = table.sort_by([("symbol", "ascending"), ("bucket", "ascending")])
+        if adjusted:
+            table = self._adjusted(table, "bucket", wanted, lo, hi)
         if fill:
             table = bars.fill_forward(table, timeframe, lo, hi, now=self._clock())
+        if column is not None:
+            return _panel(table, column, output, exact=exact)
         return _convert(table, output, exact=exact, time_column="bucket", one_symbol=wanted is not None and len(wanted) == 1)
 
     # --- what the archive holds
-    def symbols(self, day: date | str, *, venue: VenueArg = "ALL", source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
-        """The symbols the archive holds ticks for on one KST date (on ``venue``, or either), sorted
-        (e.g. a backtest's universe)."""
+    def symbols(self, day: TimeLike | None = None, *, start: TimeLike | None = None, end: TimeLike | None = None,
+                venue: VenueArg = "ALL", source: Source = "auto", as_of: AsOf | None = None) -> list[str]:
+        """The symbols the archive holds ticks for on one KST date (``day``) or from ``start`` to ``end``
+        (on ``venue``, or either), sorted — a backtest's universe. No date at all: every symbol it holds."""
         if isinstance(day, datetime):
             raise QueryError(f"symbols() takes a date, not the instant {day.isoformat()}")
-        lo, hi = resolve_range(day)
-        pinned = parse_as_of(as_of)
+        if day is not None and start is not None:
+            raise QueryError("give either a date or start/end, not both")
+        table = self.coverage(start if day is None else day, end if day is None else None, venue=venue, source=source, as_of=as_of)
+        return sorted(set(table.column("symbol").to_pylist()))
+
+    def coverage(self, start: TimeLike | None = None, end: TimeLike | None = None, *, symbols: Symbols = None, venue: VenueArg = "ALL",
+                 source: CoverageSource = "both", as_of: AsOf | None = None) -> pa.Table:
+        """What the archive holds: one row per store, KST date, venue and symbol with the tick count, the first
+        and last trade, and ``proven`` (the last reconcile found that series complete and both stores agreeing).
+
+        ``source="both"`` lists each store's own rows (default); ``"auto"`` (the stores a query would read),
+        ``"hot"`` or ``"cold"``. No ``start``: from the first date either store could hold; no ``end``: the start
+        date (or today when no start either). Columns: ``COVERAGE_SCHEMA``.
+        """
+        now = self._clock()
+        if start is None:
+            lo, hi = _midnight(EARLIEST), _midnight(trading_date(now)) + timedelta(days=1)
+        else:
+            lo, hi = resolve_range(start, end, now)
+        return self._coverage(lo, hi, symbols, venue, source, as_of)
+
+    def _coverage(self, lo: datetime, hi: datetime, symbols: Symbols, venue: VenueArg, source: CoverageSource,
+                  as_of: AsOf | None) -> pa.Table:
+        wanted = parse_symbols(symbols)
         chosen = bars.check_venue(venue)
-        found: set[str] = set()
-        for seg in self._plan(source, lo, hi, None, pinned):
-            found |= {symbol for v, symbol in self._stores.symbols(seg, pinned) if chosen in ("ALL", v)}
-        return sorted(found)
+        pinned = parse_as_of(as_of)
+        if source == "both":
+            segments = [Segment("cold", lo, hi)] if pinned is not None else [Segment("hot", lo, hi), Segment("cold", lo, hi)]
+        else:
+            segments = self._plan(source, lo, hi, None, pinned)
+        rows = [row for seg in segments for row in self._stores.coverage(seg, pinned)
+                if chosen in ("ALL", row["venue"]) and (wanted is None or row["symbol"] in wanted)]
+        return pa.Table.from_pylist(rows, schema=COVERAGE_SCHEMA)
+
+    def why_empty(self, symbols: Symbols, start: TimeLike, end: TimeLike | None = None, *, venue: VenueArg = "ALL",
+                  source: Source = "auto", as_of: AsOf | None = None) -> str:
+        """Why a question with these arguments has no rows, in one line (for an empty answer)."""
+        lo, hi = resolve_range(start, end, self._clock())
+        first, last = trading_date(lo), trading_date(hi - timedelta(microseconds=1))
+        span = str(first) if first == last else f"{first} to {last}"
+        days = krx.trading_days(first, last)
+        if not days:
+            return f"{span}: not a trading day (weekend or KRX holiday); pick a trading date"
+        held = self._coverage(lo, hi, None, venue, source, as_of)
+        on = "" if venue == "ALL" else f" on {venue}"
+        if held.num_rows == 0 and source == "hot" and last <= self._oldest_kept_day():
+            return (f"{span} is outside the hot store's retention (tick_retention_days={self.settings.tick_retention_days}, "
+                    f"it keeps dates after {self._oldest_kept_day()}); use --source cold or auto")
+        if held.num_rows == 0:
+            return f"the archive holds no ticks{on} for {span} (nothing archived then); `tickvault coverage` shows what it holds"
+        wanted = parse_symbols(symbols)
+        present = set(held.column("symbol").to_pylist())
+        missing = [s for s in wanted or [] if s not in present]
+        if not missing:
+            return (f"no trades of the asked symbols{on} inside the asked range or session (the archive holds them on {span}: "
+                    "widen the range or use --session extended)")
+        seg = Segment("cold" if source == "cold" or as_of is not None else "hot", lo, hi)
+        try:
+            listed = {symbol for day in days[:5] for _, symbol in self._stores.universe(seg, day)}
+        except TickvaultError:
+            listed = set()
+        known = [s for s in missing if s in listed]
+        unknown = [s for s in missing if s not in listed]
+        parts = []
+        if known:
+            parts.append(f"{', '.join(known)}: in the day's universe but no trades{on} on {span}")
+        if unknown:
+            example = ", ".join(sorted(present)[:3])
+            parts.append(f"{', '.join(unknown)}: unknown symbol{'s' if len(unknown) > 1 else ''}{on} on {span} "
+                         f"(the archive holds {len(present)} others, e.g. {example}; `tickvault symbols --date {days[0]}` lists them)")
+        return "; ".join(parts)
+
+    def adjustments(self, symbols: Symbols = None, start: TimeLike | None = None, end: TimeLike | None = None) -> pa.Table:
+        """The stored adjustment factors (``ADJUSTMENT_SCHEMA``: symbol, day, factor, close, adjusted_close, source,
+        refreshed_at) of ``symbols`` (or all) from ``start`` to ``end`` (default: every date)."""
+        if start is None:
+            lo, hi = _midnight(EARLIEST), _midnight(trading_date(self._clock())) + timedelta(days=1)
+        else:
+            lo, hi = resolve_range(start, end, self._clock())
+        return self._stores.lake().read_adjustments(trading_date(lo), trading_date(hi - timedelta(microseconds=1)), parse_symbols(symbols))
+
+    def _adjusted(self, table: pa.Table, time_column: str, wanted: list[str] | None, lo: datetime, hi: datetime) -> pa.Table:
+        """``table`` back-adjusted with the factors of its symbols and dates (factor 1 where none is stored)."""
+        if table.num_rows == 0:
+            return table
+        factors = self._stores.lake().read_adjustments(trading_date(lo), trading_date(hi - timedelta(microseconds=1)), wanted)
+        return apply_adjustments(table, factors, kst_days(table.column(time_column)))
+
+    def snapshots(self, limit: int = 50, since: TimeLike | None = None) -> pa.Table:
+        """The lake's snapshots, newest first (``SNAPSHOT_SCHEMA``): id, time, kind (archiver batch, recovery,
+        reconcile, rebuild, compaction, maintenance, schema) and detail. Any id (or time) is a valid ``as_of``."""
+        if limit < 1:
+            raise QueryError(f"limit {limit}: give at least 1")
+        after: datetime | None = None
+        if since is not None:
+            moment = _parse_time(since, "since", self._clock())
+            after = moment if isinstance(moment, datetime) else _midnight(moment)
+        return pa.Table.from_pylist(self._stores.lake().snapshots(limit, after), schema=SNAPSHOT_SCHEMA)
 
     def snapshot(self) -> int:
         """The lake's current snapshot id: pass it as ``as_of=`` to read exactly today's data again later."""
@@ -398,7 +553,7 @@ class Vault:
     def plan(self, start: TimeLike, end: TimeLike | None = None, *, source: Source = "auto",
              tf: str | Timeframe | None = None, as_of: AsOf | None = None) -> list[Segment]:
         """Which store answers which part of the range: the routing behind every question, for inspection."""
-        lo, hi = resolve_range(start, end)
+        lo, hi = resolve_range(start, end, self._clock())
         return self._plan(source, lo, hi, None if tf is None else parse_timeframe(tf), parse_as_of(as_of))
 
     # --- routing
@@ -419,6 +574,23 @@ class Vault:
             return None
         return self._stores.first_hot_day_with_ticks(first, until)
 
+    def _without_hot(self, start: datetime, end: datetime, outage: StoreUnavailable) -> list[Segment]:
+        """``auto`` while the hot store is down: the lake answers the whole range. Dates the hot store
+        would have answered and the lake does not hold make the answer partial (``PartialAnswer``);
+        otherwise a plain warning says the newest ticks may be missing."""
+        first = max(krx.next_trading_day(self._oldest_kept_day()), trading_date(start))
+        last = min(trading_date(end - timedelta(microseconds=1)), trading_date(self._clock()))
+        missing = [day for day in krx.iter_trading_days(first, last) if first <= last and not self._stores.lake_has_day(day)]
+        reason = str(outage).split(";")[0]
+        if missing:
+            span = str(missing[0]) if len(missing) == 1 else f"{len(missing)} trading dates {missing[0]} to {missing[-1]}"
+            warnings.warn(PartialAnswer(f"{reason}; answered from the lake, which lacks {span}: that part is missing — "
+                                        "ask again when PostgreSQL is back (TICKVAULT_PG_URL)"), stacklevel=4)
+        else:
+            warnings.warn(f"{reason}; answered from the lake, which holds every date asked (the newest ticks of today may be missing)",
+                          UserWarning, stacklevel=4)
+        return [Segment("cold", start, end)]
+
     def _plan(self, source: str, start: datetime, end: datetime, tf: Timeframe | None, as_of: int | datetime | None) -> list[Segment]:
         _choice(source, SOURCES, "source")
         if as_of is not None:
@@ -436,7 +608,10 @@ class Vault:
         if source == "cold":
             return [Segment("cold", start, end)]
         last_day = trading_date(end - timedelta(microseconds=1))
-        boundary_day = self._hot_first_day(min(last_day, trading_date(self._clock())))
+        try:
+            boundary_day = self._hot_first_day(min(last_day, trading_date(self._clock())))
+        except StoreUnavailable as exc:
+            return self._without_hot(start, end, exc)
         if boundary_day is None:
             return [Segment("cold", start, end)]
         if tf is not None and not tf.intraday:
@@ -479,6 +654,36 @@ def _convert(table: pa.Table, output: Output, *, exact: bool, time_column: str, 
         assert isinstance(converted, polars.DataFrame)  # from_arrow gives a Series only for an Array
         return converted.with_columns([polars.col(n).dt.convert_time_zone(TIME_ZONE) for n in _time_columns(table)])
     return table
+
+
+def _wide_column(wide: bool | str, output: str) -> str | None:
+    """The candle column a ``wide`` panel holds (None: no panel); checked before any store is asked."""
+    if wide is False:
+        return None
+    column = "close" if wide is True else str(wide)
+    if output == "arrow":
+        raise QueryError("wide panels are a pandas or polars shape: pass output='pandas' or 'polars'")
+    if column not in bars.CANDLE_SCHEMA.names or column in ("bucket", "symbol", "venue"):
+        values = ", ".join(n for n in bars.CANDLE_SCHEMA.names if n not in ("bucket", "symbol", "venue"))
+        raise QueryError(f"wide={wide!r}: not a candle value column; use one of {values}")
+    return column
+
+
+def _panel(table: pa.Table, column: str, output: Output, *, exact: bool) -> pd.DataFrame | pl.DataFrame:
+    """One row per bucket (KST), one column per symbol, holding ``column`` (missing bars are null/NaN)."""
+    narrow = table.select(["bucket", "symbol", column])
+    if output == "polars":
+        import polars
+
+        lazy = _convert(narrow, "polars", exact=exact, time_column="bucket", one_symbol=False)
+        assert isinstance(lazy, polars.DataFrame)
+        return lazy.pivot(on="symbol", index="bucket", values=column).sort("bucket")
+    import pandas
+
+    frame = _convert(narrow, "pandas", exact=exact, time_column="bucket", one_symbol=False)
+    assert isinstance(frame, pandas.DataFrame)
+    panel: pd.DataFrame = frame[column].unstack("symbol").sort_index()
+    return panel
 
 
 # --- module-level conveniences ------------------------------------------------------------

@@ -119,8 +119,9 @@ class TickStore(Protocol):
         Returns the rows actually added; raises on any failure, leaving nothing of it visible.
         """
 
-    def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user: conformed and deduplicated here."""
+    def upsert(self, ticks: pa.Table, why: str = "upsert") -> int:
+        """Add ticks from another store, recovery or a user: conformed and deduplicated here
+        (``why``: "reconcile", "recovery", "rebuild", … — the lake's snapshot says it)."""
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The last ``StreamPosition.last_id`` committed for (stream, group)."""

@@ -20,6 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from datetime import time as dtime
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -49,6 +50,7 @@ TODAY_TRADES = (f"{QUOTES}/inquire-time-itemconclusion", "FHPST01060000")
 PRICE = (f"{QUOTES}/inquire-price", "FHKST01010100")
 DAILY_PRICE = (f"{QUOTES}/inquire-daily-price", "FHKST01010400")
 STOCK_INFO = (f"{QUOTES}/search-stock-info", "CTPF1002R")
+DAILY_CHART = (f"{QUOTES}/inquire-daily-itemchartprice", "FHKST03010100")
 
 #: FID_COND_MRKT_DIV_CODE of each venue on the quotation TRs (UN, 통합, is not a venue).
 MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX"}
@@ -249,6 +251,24 @@ class KisClient(BrokerSession):
             if str(row.get("stck_bsop_date")) == want and row.get("acml_vol") not in (None, ""):
                 return to_int(row["acml_vol"])
         return None
+
+    def daily_closes(self, symbol: str, first: date, last: date, adjusted: bool) -> dict[date, Decimal]:
+        """Daily closes from the daily chart (up to 100 trading days a call, paged back from ``last``):
+        ``adjusted`` = 수정주가 (FID_ORG_ADJ_PRC 0), else the prices as traded (1)."""
+        path, tr_id = DAILY_CHART
+        out: dict[date, Decimal] = {}
+        until = last
+        while until >= first:
+            rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_INPUT_DATE_1": first.strftime("%Y%m%d"),
+                                          "FID_INPUT_DATE_2": until.strftime("%Y%m%d"), "FID_PERIOD_DIV_CODE": "D",
+                                          "FID_ORG_ADJ_PRC": "0" if adjusted else "1"}).body.get("output2") or []
+            days = [(datetime.strptime(str(r["stck_bsop_date"]), "%Y%m%d").date(), abs_price(r["stck_clpr"]))
+                    for r in rows if r.get("stck_bsop_date") and r.get("stck_clpr") not in (None, "")]
+            out.update((d, p) for d, p in days if first <= d <= last)
+            if len(rows) < 100 or not days:
+                break
+            until = min(d for d, _ in days) - timedelta(days=1)
+        return out
 
     def minute_bars_today(self, symbol: str, day: date, until: str = "153000", venue: Venue = "KRX") -> list[MinuteBar]:
         """Today's minute bars (FHKST03010200) of one venue, paging backwards 30 rows at a time."""

@@ -16,6 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from functools import partial
 from typing import Any
 
@@ -212,6 +213,18 @@ class KiwoomClient(BrokerSession):
             if older:
                 break
         return [bars[m] for m in sorted(bars)]
+
+    def daily_closes(self, symbol: str, first: date, last: date, adjusted: bool) -> dict[date, Decimal]:
+        """Daily closes (ka10081, pages back from ``last``): ``adjusted`` = 수정주가 (upd_stkpc_tp 1), else as traded (0)."""
+        out: dict[date, Decimal] = {}
+        body = {"stk_cd": symbol, "base_dt": last.strftime("%Y%m%d"), "upd_stkpc_tp": "1" if adjusted else "0"}
+        for page in self.pages(CHART_PATH, "ka10081", body):
+            rows = page.body.get("stk_dt_pole_chart_qry") or []
+            days = [(datetime.strptime(str(r["dt"]), "%Y%m%d").date(), abs_price(r["cur_prc"])) for r in rows if r.get("dt") and r.get("cur_prc")]
+            out.update((d, p) for d, p in days if first <= d <= last)
+            if not days or min(d for d, _ in days) < first:
+                break
+        return out
 
     def trades_back_to(self, symbol: str, day: date, since: datetime, venue: Venue = "KRX") -> list[BrokerTrade]:
         """Today's trades of one venue (ka10079, item ``CODE`` / ``CODE_NX``, one row per

@@ -27,6 +27,8 @@ from ...core import calendar
 from ...core.calendar import trading_date, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import StoreError
+from ...core.progress import ProgressFn
+from ...core.progress import report as report_progress
 from ...core.retention import hot_days
 from ...core.stream import connect
 from ...core.wire import KST, TICK_SCHEMA, Venue, ticks_to_table
@@ -86,7 +88,7 @@ class Recovery:
 
     def __init__(self, settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
                  dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
-                 hot: HotStore | None = None, lake: Lake | None = None, venue: Venue = "KRX"):
+                 hot: HotStore | None = None, lake: Lake | None = None, venue: Venue = "KRX", on_progress: ProgressFn | None = None):
         self.settings = settings
         self.day = day
         self.venue = venue
@@ -99,6 +101,7 @@ class Recovery:
         self._lake = lake
         self._own_stores = hot is None or lake is None
         self._collector_gaps: list[tuple[frozenset[str], tuple[datetime, datetime]]] = []
+        self._on_progress = on_progress  # (symbols done, symbols)
 
     # ------------------------------------------------------------------ stores
     def _stores(self) -> tuple[HotStore, Lake]:
@@ -124,7 +127,9 @@ class Recovery:
             named = {s for symbols, _ in self._collector_gaps for s in symbols}
             symbols = self.symbols or sorted(set(self._day_symbols(hot, lake, with_hot)) | named)
             for first in range(0, len(symbols), SYMBOL_CHUNK):
+                report_progress(self._on_progress, first, len(symbols))
                 self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
+            report_progress(self._on_progress, len(symbols), len(symbols))
             report.calls = source.calls()
             if not self.dry_run:
                 proven_empty = frozenset(r.symbol for r in report.symbols if r.complete and r.ticks_after == 0)
@@ -200,7 +205,7 @@ class Recovery:
         to_hot = missing_from(lake_ticks, hot_ticks) if with_hot else TICK_SCHEMA.empty_table()
         if not self.dry_run:
             if to_lake.num_rows:
-                lake.upsert(to_lake)
+                lake.upsert(to_lake, why="recovery")
             if to_hot.num_rows:
                 hot.upsert(to_hot)
         archives = by_symbol(union_by_key(lake_ticks, hot_ticks))
@@ -303,7 +308,7 @@ class Recovery:
             return archive, conversion, None
         table = ticks_to_table(new)
         if not self.dry_run:
-            lake.upsert(table)
+            lake.upsert(table, why="recovery")
             if with_hot:
                 hot.upsert(table)  # TimescaleDB: the upsert refreshes the day's candles too
         sym.ticks_recovered += len(new)
@@ -338,15 +343,16 @@ def _why(broker: int, archive: int, unavailable: str | None, conversion: Convers
 
 def recover(settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
             dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
-            venue: Venue = "KRX") -> RecoveryReport:
-    """Run recovery of one venue for one KST date; see the module docstring."""
-    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source, venue=venue).run()
+            venue: Venue = "KRX", on_progress: ProgressFn | None = None) -> RecoveryReport:
+    """Run recovery of one venue for one KST date; see the module docstring. ``on_progress(symbols done, symbols)``."""
+    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source, venue=venue,
+                    on_progress=on_progress).run()
 
 
 def recover_venues(settings: Settings, day: date, venues: Sequence[Venue], *, broker: str | None = None,
                    symbols: Sequence[str] | None = None, dry_run: bool = False, today: date | None = None,
-                   sources: Mapping[str, BrokerSource] | None = None) -> list[RecoveryReport]:
+                   sources: Mapping[str, BrokerSource] | None = None, on_progress: ProgressFn | None = None) -> list[RecoveryReport]:
     """One recovery run per venue that trades on ``day`` (KRX first); ``sources``: a broker source per venue."""
     active = [v for v in venues if calendar.venue_active(day, v)] or list(venues[:1])
     return [recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today,
-                    source=(sources or {}).get(v), venue=v) for v in active]
+                    source=(sources or {}).get(v), venue=v, on_progress=on_progress) for v in active]

@@ -33,6 +33,7 @@ import redis
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
 from ...core.frames import decode_raw_entries
+from ...core.progress import ProgressFn, report
 from ...core.retention import hot_days
 from ...core.stream import connect, connect_raw, dead_letter, parse_id, read_range, stream_last_id
 from ...stores.contract import TickStore
@@ -177,6 +178,7 @@ def rebuild(
     chunk: timedelta = CHUNK,
     client: redis.Redis | None = None,
     stores: tuple[TickStore, TickStore] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> RebuildResult:
     """Copy [start, end) into ``target`` ("hot" or "cold") from the other store, then move
     the target's consumer group past what the copy covered. ``end`` defaults to a day ahead
@@ -221,13 +223,16 @@ def rebuild(
         else:
             wait_for_group(client, stream, source, last_id, wait_s)
         cursor, stop = data_range(src, start, end)
+        first, minutes = cursor, max(0, int((stop - cursor).total_seconds() // 60))
         while cursor < stop:
+            report(on_progress, int((cursor - first).total_seconds() // 60), minutes)
             upper = min(cursor + chunk, stop)
             ticks = src.read_ticks(cursor, upper)
             if ticks.num_rows:
                 result.read += ticks.num_rows
-                result.added += dst.upsert(ticks)
+                result.added += dst.upsert(ticks, why="rebuild")
             cursor = upper
+        report(on_progress, minutes, minutes)
         if result.stream_existed:
             # what the copy vouches for: [start, end), less what hot retention has dropped by now
             held_from = max(start, hot_days(settings, datetime.now(UTC)).full_from) if source == "hot" else start

@@ -25,6 +25,8 @@ import pyarrow as pa
 
 from ...core.config import Settings
 from ...core.errors import QueryError
+from ...core.progress import ProgressFn
+from ...core.progress import report as report_progress
 from ...core.retention import hot_days
 from ...core.wire import NATURAL_KEY, TICK_SCHEMA, conflicting_rows
 from ...stores.contract import Reject, TickStore, conform
@@ -176,7 +178,7 @@ def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteD
             return
         batch = pa.concat_tables(tables)
         pending[store.name] = []
-        added = store.upsert(batch)
+        added = store.upsert(batch, why="reconcile")
         if store.name == "hot":
             report.added_to_hot += added
         else:
@@ -226,6 +228,7 @@ def reconcile(
     until: datetime | None = None,
     write_report: bool = True,
     stores: tuple[TickStore, TickStore] | None = None,
+    on_progress: ProgressFn | None = None,
 ) -> ReconcileReport:
     """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways.
 
@@ -242,19 +245,25 @@ def reconcile(
     start, end = day_range(day, until)
     hot, cold = stores if stores is not None else open_stores(settings, "both")
     try:
+        steps = 4  # scan, compare and copy, scan again, write the report
+        report_progress(on_progress, 0, steps)
         scans = scan_all([hot, cold], start, end, symbols)
+        report_progress(on_progress, 1, steps)
         differences = compare(*scans)
         report = ReconcileReport(day, differences, repair)
         if differences:
             compare_ticks(hot, cold, differences, report, repair)
         if repair and differences:
+            report_progress(on_progress, 2, steps)
             scans = scan_all([hot, cold], start, end, symbols)
+        report_progress(on_progress, 3, steps)
         report.after = build_report(day, "both", symbols, [hot, cold], scans, start, end)
         report.seconds = time.perf_counter() - started
         if write_report:
             rows = integrity_rows(report.after, scans, report.added)
             report.report_written = write_integrity_report(hot, cold, day, rows)
         report.seconds = time.perf_counter() - started
+        report_progress(on_progress, steps, steps)
         state.record_reconcile(
             report.consistent, len(differences), report.added_to_hot + report.added_to_cold, report.seconds
         )

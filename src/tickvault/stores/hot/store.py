@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import io
 import logging
+import re
 import threading
 import time
 from collections.abc import Iterator, Sequence
@@ -55,6 +56,27 @@ POOL_TIMEOUT_S = 3.0  # an outage surfaces quickly as StoreUnavailable; callers 
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+_MISSING_DATABASE = re.compile(r'database "([^"]+)" does not exist')
+_LOGIN_REFUSED = re.compile(r'role "([^"]+)" does not exist|password authentication failed for user "([^"]+)"|'
+                            r'no password supplied|permission denied for database "([^"]+)"')
+
+
+def connection_advice(reason: str) -> str:
+    """One line for a failed connection that says what to change: the database, the role, or the server."""
+    missing = _MISSING_DATABASE.search(reason)
+    if missing:
+        name = missing.group(1)
+        return (f"database {name} does not exist: create it (createdb {name}, or CREATE DATABASE {name}) "
+                "or name an existing one in TICKVAULT_PG_URL, then run `tickvault init`")
+    refused = _LOGIN_REFUSED.search(reason)
+    if refused:
+        return (f"PostgreSQL refused the login ({reason.split('FATAL:')[-1].strip()}): "
+                "fix the user or password in TICKVAULT_PG_URL, or create that role with LOGIN and CONNECT on the database")
+    if "connection info string" in reason or "invalid dsn" in reason.lower() or "invalid connection option" in reason:
+        return f"TICKVAULT_PG_URL is not a PostgreSQL URL ({reason}): want postgresql://user@host:5432/dbname"
+    return f"hot store unreachable ({reason}); check TICKVAULT_PG_URL and that PostgreSQL is running"
 
 
 class HotStore:
@@ -121,7 +143,7 @@ class HotStore:
                 psycopg.connect(self.settings.pg_dsn, connect_timeout=3).close()
             except psycopg.Error as probe:
                 reason = first_line(probe)
-        return StoreUnavailable(f"hot store unreachable ({reason}); check TICKVAULT_PG_URL and that PostgreSQL is running")
+        return StoreUnavailable(connection_advice(reason))
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
@@ -396,7 +418,7 @@ class HotStore:
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
         return trading_day_bounds(partitions.today_kst(horizon))[0]
 
-    def upsert(self, ticks: pa.Table) -> int:
+    def upsert(self, ticks: pa.Table, why: str = "upsert") -> int:  # why: the lake's snapshots record it; no snapshots here
         """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
 
         One transaction per slice: a rebuild of millions of rows neither holds one giant
@@ -575,6 +597,33 @@ class HotStore:
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
+    def user_query(self, text: str) -> pa.Table:
+        """A person's query (`tickvault sql --hot`) in a read-only transaction, this schema's tables by plain
+        name; a mistake in it is a QueryError, an outage StoreUnavailable."""
+        with self.connection("run the query") as conn, conn.transaction():
+            conn.execute(self.sql("read", "read_only_transaction"))
+            conn.execute(self.sql("read", "search_path"))
+            try:
+                cur = conn.execute(text)
+            except psycopg.OperationalError:
+                raise
+            except psycopg.Error as exc:
+                raise QueryError(f"PostgreSQL: {first_line(exc)}") from None
+            if cur.description is None:
+                return pa.table({})
+            names = [d.name for d in cur.description]
+            columns = list(zip(*cur.fetchall())) or [() for _ in names]
+            return pa.Table.from_arrays([pa.array(list(values)) for values in columns], names=names)
+
+    def coverage(self, start: datetime, end: datetime) -> list[dict[str, Any]]:
+        """Per KST date, venue and symbol in [start, end): ticks, first and last trade."""
+        return self._rows("read", "coverage", {"start": start, "end": end})
+
+    def integrity_status(self, first_day: date, last_day: date) -> dict[tuple[date, str, str], str]:
+        """(day, venue, symbol) -> the last reconcile's status ("ok" = proven complete)."""
+        rows = self._rows("read", "integrity_status", {"first_day": first_day, "last_day": last_day})
+        return {(row["day"], row["venue"], row["symbol"]): row["status"] for row in rows}
+
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         start, end = trading_day_bounds(day)
         return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
@@ -611,6 +660,10 @@ class HotStore:
 
     def read_integrity_report(self, day: date) -> list[dict[str, Any]]:
         return self._rows("sync", "read_integrity", {"day": day})
+
+    def read_recovery_report(self, day: date) -> list[dict[str, Any]]:
+        """The latest recovery run's verdict per (broker, venue, symbol) of one date."""
+        return self._rows("sync", "read_recovery_report", {"day": day})
 
     def write_recovery_report(self, rows: Sequence[dict[str, Any]]) -> None:
         """Upsert one row per (day, broker, symbol); the latest recovery run wins."""

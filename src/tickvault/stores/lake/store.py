@@ -23,6 +23,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core import bars
+from ...core.adjustments import ADJUSTMENT_SCHEMA
 from ...core.calendar import trading_date
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
@@ -348,8 +349,11 @@ class Lake:
         finally:
             con.unregister("tv_batch")
 
-    def write(self, batch: pa.Table, position: StreamPosition | None = None) -> int:
+    def write(self, batch: pa.Table, position: StreamPosition | None = None, why: str | None = None) -> int:
         """Add the batch's new ticks (and the stream position) in one DuckLake transaction.
+
+        The commit's message (``why``, default "archiver batch to <stream id>") is what
+        `tickvault snapshots` shows for the snapshot.
 
         ``batch`` is conformed and free of duplicate keys. Returns rows added. Raises on any
         failure (lock budget exhausted, disk full); nothing of the batch is then visible, and
@@ -359,7 +363,10 @@ class Lake:
             return 0
         self.init()
 
+        message = why or (f"archiver batch to {position.last_id} ({position.group})" if position is not None else "upsert")
+
         def transaction(con: duckdb.DuckDBPyConnection) -> int:
+            con.execute(statement("write", "commit_message"), {"message": f"{message}: {batch.num_rows} ticks offered"})
             added = self._insert_new(con, batch) if batch.num_rows else 0
             if position is not None:
                 con.execute(statement("write", "set_checkpoint"),
@@ -402,15 +409,24 @@ class Lake:
         self._inlined_rows, self._inlined_since = 0, None
         log.info("lake: flushed inlined ticks to Parquet (%s)", flushed)
 
-    def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here).
+    def upsert(self, ticks: pa.Table, why: str = "upsert") -> int:
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here);
+        ``why`` ("reconcile", "recovery", "rebuild", …) becomes the snapshot's commit message.
         Like ``write`` this creates a missing lake: commands that copy into the lake check
         ``exists()`` first (only `tickvault init` and the archivers create one)."""
         conformed = conform(ticks)
         report_rejects(self.name, conformed.rejects)
-        added = self.write(conformed.table)
+        added = self.write(conformed.table, why=why)
         report_conflicts(self, conformed.table, added)
         return added
+
+    def snapshots(self, limit: int = 50, since: datetime | None = None) -> list[dict[str, Any]]:
+        """The lake's snapshots, newest first: id, time (UTC), kind (archiver batch, recovery, reconcile,
+        rebuild, compaction, maintenance, schema), and the commit message or DuckLake's change list."""
+        self.require()
+        rows = self._rows("list the snapshots", statement("read", "snapshots"), {"limit": limit, "since": since})
+        return [{"id": int(r["id"]), "time": r["time"], "kind": snapshot_kind(r["message"], r["changes"]),
+                 "detail": r["message"] or describe_changes(r["changes"])} for r in rows]
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
@@ -532,6 +548,28 @@ class Lake:
         self.require()
         return int(self._run("count ticks", lambda con: con.execute(statement("read", "count_day"), {"day": day}).fetchone()[0]))
 
+    def minute_profile(self, day: date) -> list[dict[str, Any]]:
+        """Per venue, symbol and minute of one KST date: ticks, volume, ticks recovery filled in (the daily report)."""
+        self.require()
+        return self._rows("read the minute profile", statement("read", "minute_profile"), {"day": day})
+
+    def coverage(self, start: datetime, end: datetime, as_of: AsOf = None) -> list[dict[str, Any]]:
+        """Per KST date, venue and symbol in [start, end): ticks, first and last trade (``as_of``: as it was)."""
+        self.require()
+        params: dict[str, Any] = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
+        if at_clause(as_of):
+            params["as_of"] = as_of
+        return self._rows("read the coverage", statement("read", "coverage", ticks=self._ticks_as_of(as_of)), params)
+
+    def integrity_status(self, first_day: date, last_day: date) -> dict[tuple[date, str, str], str]:
+        """(day, venue, symbol) -> the last reconcile's status ("ok" = proven complete); empty before any reconcile."""
+        self.require()
+        try:
+            rows = self._rows("read the integrity status", statement("read", "integrity_status"), {"first_day": first_day, "last_day": last_day})
+        except StoreError:  # no reconcile has written the table yet
+            return {}
+        return {(row["day"], row["venue"], row["symbol"]): row["status"] for row in rows}
+
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
         self.require()
         rows = self._rows("list the day's symbols", statement("read", "symbols_of_day"), {"day": day})
@@ -592,6 +630,46 @@ class Lake:
     def bounds(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> Bounds:
         row = self._rows("read bounds", statement("sync", "bounds"), self._range(start, end, symbols))[0]
         return Bounds(int(row["ticks"]), row["first_ts"], row["last_ts"])
+
+    def write_adjustments(self, table: pa.Table) -> None:
+        """Replace each symbol's factors over the dates ``table`` covers (``ADJUSTMENT_SCHEMA``), in one commit."""
+        if table.num_rows == 0:
+            return
+        self.init()
+        table = table.cast(ADJUSTMENT_SCHEMA)
+
+        def transaction(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(statement("write", "commit_message"), {"message": f"adjustments: {table.num_rows} factors"})
+            for symbol in sorted(set(table.column("symbol").to_pylist())):
+                days = table.filter(pc.equal(table.column("symbol"), symbol)).column("day")
+                con.execute(statement("sync", "delete_adjustments"),
+                            {"symbol": symbol, "first_day": pc.min(days).as_py(), "last_day": pc.max(days).as_py()})
+            con.register("tv_adjustments", table)
+            try:
+                con.execute(statement("sync", "insert_adjustments"))
+            finally:
+                con.unregister("tv_adjustments")
+
+        with writer_lock(self.lake_dir):
+            self._run("create lake.adjustments", lambda con: con.execute(statement("sync", "adjustments_table")))
+            self._run("write the adjustment factors", transaction, write=True)
+
+    def read_adjustments(self, first_day: date, last_day: date, symbols: Sequence[str] | None = None) -> pa.Table:
+        """The stored factors (``ADJUSTMENT_SCHEMA``) of ``symbols`` (or all) from first_day to last_day; empty before any refresh."""
+        self.require()
+        params: dict[str, Any] = {"first_day": first_day, "last_day": last_day}
+        filters = ""
+        if symbols is not None:
+            params.update({f"symbol_{i}": s for i, s in enumerate(symbols)})
+            filters = "AND symbol IN (" + ", ".join(f":symbol_{i}" for i in range(len(symbols))) + ")" if symbols else "AND false"
+        query = statement("sync", "read_adjustments", filters=filters)
+        try:
+            table = self._run("read the adjustment factors", lambda con: con.execute(query, params).to_arrow_table())
+        except StoreError:
+            if self._run("look for lake.adjustments", lambda con: con.execute(statement("sync", "adjustments_exists")).fetchone()[0]):
+                raise
+            return ADJUSTMENT_SCHEMA.empty_table()
+        return table.cast(ADJUSTMENT_SCHEMA)
 
     def read_integrity_report(self, day: date) -> list[dict[str, Any]]:
         self.require()
@@ -666,6 +744,24 @@ class Lake:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def snapshot_kind(message: str | None, changes: dict[str, Any] | None) -> str:
+    """What a snapshot was: tickvault's commit message names it; DuckLake's change list otherwise."""
+    if message:
+        return message.split(" to ")[0].split(":")[0]
+    keys = set(changes or {})
+    if "merge_adjacent" in keys:
+        return "compaction"
+    if keys & {"schemas_created", "tables_created", "tables_altered", "tables_dropped"}:
+        return "schema"
+    if keys <= {"inlined_delete", "tables_deleted_from", "inlined_flush"} and keys:
+        return "maintenance"
+    return "write"
+
+
+def describe_changes(changes: dict[str, Any] | None) -> str:
+    return ", ".join(f"{k.replace('_', ' ')}" for k in sorted(changes or {})) or "-"
 
 
 def _integrity_unchanged(stored: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> bool:

@@ -12,11 +12,12 @@ from datetime import date, timedelta
 from pathlib import Path
 
 import duckdb
+import pyarrow as pa
 
 from ...core import calendar as krx
-from ...core.errors import ConfigError
+from ...core.errors import ConfigError, QueryError, StoreNotInitialized
 from ..sqlfiles import load
-from .connection import attach_sql
+from .connection import attach_sql, catalog_path, is_lock_error, load_extensions, retry_locked
 
 
 def _dates(days: list[date]) -> str:
@@ -77,3 +78,36 @@ def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool
     }
     script = template.format(**values, core="{core}")
     return script.replace("{core}", macro_core())
+
+
+def open_console(lake_dir: Path, first_year: int, last_year: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with this lake attached READ_ONLY and the script above run: the ``ticks``
+    view, the ``candles(...)`` macro and ``tv_calendar`` — what `tickvault sql` queries."""
+    if not catalog_path(Path(lake_dir)).exists():
+        raise StoreNotInitialized(f"no lake at {lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)")
+    script = lake_script(Path(lake_dir), first_year, last_year, read_only=True)
+    con = duckdb.connect(":memory:")
+    try:
+        load_extensions(con)
+        retry_locked(f"attach the lake at {lake_dir}", lambda: con.execute(script))
+    except BaseException:
+        con.close()
+        raise
+    return con
+
+
+def run_query(con: duckdb.DuckDBPyConnection, text: str) -> pa.Table:
+    """A person's query (one or more statements; the last one's rows) as an Arrow table; a mistake in it is a QueryError."""
+    def run() -> pa.Table:
+        result = con.execute(text)
+        if result.description is None:
+            return pa.table({})
+        return result.to_arrow_table()
+
+    try:
+        return retry_locked("run the query", run)
+    except duckdb.Error as exc:
+        if is_lock_error(exc):
+            raise
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise QueryError(f"DuckDB: {first}") from None

@@ -40,3 +40,21 @@ SELECT t.venue, t.symbol, t.ts, t.price, t.volume, t.cum_volume, t.side, t.sourc
 FROM unnest(:venues::text[], :symbols::text[], :ts::timestamptz[], :cum_volumes::bigint[]) AS k(venue, symbol, ts, cum_volume)
 JOIN {schema}.ticks AS t
   ON t.venue = k.venue AND t.symbol = k.symbol AND t.ts = k.ts AND t.cum_volume = k.cum_volume
+-- name: coverage
+-- What the store holds per KST date, venue and symbol (tickvault coverage / symbols).
+SELECT (ts AT TIME ZONE 'Asia/Seoul')::date AS day, venue, symbol, count(*) AS ticks, min(ts) AS first_ts, max(ts) AS last_ts
+FROM {schema}.ticks
+WHERE ts >= :start AND ts < :end
+GROUP BY 1, 2, 3
+ORDER BY 1, 3, 2
+
+-- name: integrity_status
+SELECT day, venue, symbol, status FROM {schema}.integrity_report WHERE day BETWEEN :first_day AND :last_day
+
+-- name: read_only_transaction
+-- `tickvault sql --hot`: a person's query runs in a read-only transaction ...
+SET TRANSACTION READ ONLY
+
+-- name: search_path
+-- ... that sees this installation's tables by their plain names.
+SET LOCAL search_path TO {schema}, public

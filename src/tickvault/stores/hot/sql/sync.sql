@@ -113,3 +113,7 @@ DELETE FROM {schema}.universe WHERE day = :day
 
 -- name: insert_universe
 INSERT INTO {schema}.universe (day, venue, symbol, source) VALUES (:day, :venue, :symbol, :source)
+
+-- name: read_recovery_report
+SELECT day, broker, venue, symbol, status, complete, gaps_found, ticks_recovered, volume_recovered, minutes_disagreeing, ran_at
+FROM {schema}.recovery_report WHERE day = :day ORDER BY symbol, venue, broker

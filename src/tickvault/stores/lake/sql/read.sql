@@ -48,3 +48,31 @@ SEMI JOIN tv_batch AS b
   ON s.venue = b.venue AND s.symbol = b.symbol AND s.ts = b.ts AND s.cum_volume = b.cum_volume
 WHERE s.trade_date BETWEEN :first_day AND :last_day
   AND s.ts BETWEEN :first_ts AND :last_ts
+-- name: coverage
+-- What the lake holds per KST date, venue and symbol (tickvault coverage / symbols).
+SELECT trade_date AS day, venue, symbol, count(*) AS ticks, min(ts) AS first_ts, max(ts) AS last_ts
+FROM {ticks}
+WHERE trade_date BETWEEN :first_day AND :last_day AND ts >= :start AND ts < :end
+GROUP BY 1, 2, 3
+ORDER BY 1, 3, 2
+
+-- name: integrity_status
+SELECT day, venue, symbol, status FROM lake.integrity_report WHERE day BETWEEN :first_day AND :last_day
+
+-- name: snapshots
+-- Every snapshot of the lake, newest first: id, time, what changed, and tickvault's commit message.
+SELECT snapshot_id AS id, snapshot_time AS time, changes, commit_message AS message
+FROM lake.snapshots()
+WHERE (:since IS NULL OR snapshot_time >= :since)
+ORDER BY snapshot_id DESC
+LIMIT :limit
+
+-- name: minute_profile
+-- The daily report: per venue, symbol and minute (epoch minute, UTC) of one KST date, the ticks,
+-- their volume and how many of them recovery filled in (source 'recovery').
+SELECT venue, symbol, epoch_us(ts) // 60000000 AS minute, count(*) AS ticks, sum(volume)::BIGINT AS volume,
+       count(*) FILTER (WHERE source = 'recovery') AS recovered
+FROM lake.ticks
+WHERE trade_date = :day
+GROUP BY ALL
+ORDER BY venue, symbol, minute

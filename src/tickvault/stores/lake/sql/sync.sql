@@ -121,3 +121,31 @@ DROP TABLE integrity_new;
 -- name: read_integrity
 SELECT day, venue, symbol, ticks, volume, gaps, missing_volume, duplicates, repaired_hot, repaired_cold, status, checked_at
 FROM lake.integrity_report WHERE day = :day ORDER BY symbol, venue
+
+-- name: adjustments_table
+-- Daily adjustment factors (수정주가): adjusted close / close as traded, per symbol and date,
+-- derived from the broker's daily chart; prices of that date times factor = back-adjusted prices.
+CREATE TABLE IF NOT EXISTS lake.adjustments (
+    symbol         VARCHAR        NOT NULL,
+    day            DATE           NOT NULL,
+    factor         DECIMAL(18,12) NOT NULL,
+    close          DECIMAL(18,4)  NOT NULL,
+    adjusted_close DECIMAL(18,4)  NOT NULL,
+    source         VARCHAR        NOT NULL,
+    refreshed_at   TIMESTAMPTZ    NOT NULL
+)
+
+-- name: delete_adjustments
+DELETE FROM lake.adjustments WHERE symbol = :symbol AND day BETWEEN :first_day AND :last_day
+
+-- name: insert_adjustments
+INSERT INTO lake.adjustments SELECT symbol, day, factor, close, adjusted_close, source, refreshed_at FROM tv_adjustments
+
+-- name: read_adjustments
+SELECT symbol, day, factor, close, adjusted_close, source, refreshed_at
+FROM lake.adjustments
+WHERE day BETWEEN :first_day AND :last_day {filters}
+ORDER BY symbol, day
+
+-- name: adjustments_exists
+SELECT count(*) > 0 FROM duckdb_tables() WHERE database_name = 'lake' AND table_name = 'adjustments'

@@ -52,3 +52,6 @@ CALL lake.set_option('data_inlining_row_limit', {limit}, table_name => 'ticks')
 -- Move inlined tick rows into Parquet files (partitioned and sorted like any other; snapshots
 -- before the flush stay readable).
 CALL ducklake_flush_inlined_data('lake', table_name => 'ticks')
+-- name: commit_message
+-- Say why this commit happened (archiver batch, recovery, reconcile, rebuild, …): `tickvault snapshots` shows it.
+CALL lake.set_commit_message('tickvault', :message)
