@@ -74,17 +74,18 @@ def test_kis_nxt_status_reads_listing_and_halt(truth, tmp_path):
 def test_kis_nx_market_code_returns_nxt_trades_tagged_nxt(truth, tmp_path):
     start, end = whole_day()
     with KisRestStandin(truth, DAY, KIS_KEY, KIS_SECRET) as server:
-        source = KisSource(KisClient(kis_settings(server.url, tmp_path)))
-        nxt = source.trades(NXT[0], DAY, DAY, [(start, end)], venue="NXT")
-        krx = source.trades(NXT[0], DAY, DAY, [(start, end)])
+        client = KisClient(kis_settings(server.url, tmp_path))
+        source, krx_source = KisSource(client, "NXT"), KisSource(client, "KRX")
+        nxt = source.trades(NXT[0], DAY, DAY, [(start, end)])
+        krx = krx_source.trades(NXT[0], DAY, DAY, [(start, end)])
         assert rows(nxt) == [(t.ts, t.price, t.volume) for t in index_truth(truth, "NXT")[NXT[0]]]
         assert [t.cum_volume for t in nxt] == [t.cum_volume for t in index_truth(truth, "NXT")[NXT[0]]]
         assert {t.venue for t in nxt} == {"NXT"} and {t.venue for t in krx} == {"KRX"}
         assert rows(krx) == [(t.ts, t.price, t.volume) for t in index_truth(truth)[NXT[0]]]
         assert {r.query["FID_COND_MRKT_DIV_CODE"] for r in server.requests_log if r.query} == {"J", "NX"}
-        bars = source.minute_bars(NXT[0], DAY, DAY, "200000", venue="NXT")
+        bars = source.minute_bars(NXT[0], DAY, DAY, "200000")
         assert [(b.minute, b.volume) for b in bars] == [(m["minute"], m["volume"]) for m in minute_bars(index_truth(truth, "NXT")[NXT[0]])]
-        assert source.day_volume(NXT[0], DAY, DAY, venue="NXT") == index_truth(truth, "NXT")[NXT[0]][-1].cum_volume
+        assert source.day_volume(NXT[0], DAY, DAY) == index_truth(truth, "NXT")[NXT[0]][-1].cum_volume
         source.close()
 
 
@@ -114,11 +115,11 @@ def test_kiwoom_nx_items_return_nxt_rows_and_ka10003_tags_each_trade(truth, tmp_
     start, _end = whole_day()
     with KiwoomRestStandin(truth, DAY, KW_KEY, KW_SECRET, rate_limit=50) as server:
         client = KiwoomClient(kw_settings(server.url, tmp_path, kiwoom_rate_per_s=50))
-        source = KiwoomSource(client)
+        source = KiwoomSource(client, "NXT")
         nxt_truth = index_truth(truth, "NXT")[NXT[0]]
-        ticks = source.trades(NXT[0], DAY, DAY, [(start, start)], venue="NXT")
+        ticks = source.trades(NXT[0], DAY, DAY, [(start, start)])
         assert {t.venue for t in ticks} == {"NXT"} and sorted(rows(ticks)) == sorted((t.ts, t.price, t.volume) for t in nxt_truth)
-        assert [(b.minute, b.volume) for b in source.minute_bars(NXT[0], DAY, DAY, "200000", venue="NXT")] == \
+        assert [(b.minute, b.volume) for b in source.minute_bars(NXT[0], DAY, DAY, "200000")] == \
             [(m["minute"], m["volume"]) for m in minute_bars(nxt_truth)]
         tagged = client.venue_trades_back_to(NXT[0], DAY, start, "NXT")
         assert [(t.venue, t.cum_volume) for t in tagged] == [("NXT", t.cum_volume) for t in nxt_truth]

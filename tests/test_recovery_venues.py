@@ -42,7 +42,7 @@ class TruthSource:
         mine = truth.filter(pc.equal(truth.column("venue"), venue)).sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
         self.trades_of: dict[str, list[BrokerTrade]] = defaultdict(list)
         for row in mine.to_pylist():
-            self.trades_of[row["symbol"]].append(BrokerTrade(row["ts"].astimezone(KST), row["price"], row["volume"], row["cum_volume"]))
+            self.trades_of[row["symbol"]].append(BrokerTrade(row["ts"].astimezone(KST), row["price"], row["volume"], row["cum_volume"], venue=venue))
         self.counts: dict[str, int] = defaultdict(int)
 
     def day_volume(self, symbol: str, day: date, today: date) -> int | None:
@@ -144,7 +144,8 @@ def test_each_venue_recovers_after_its_own_close() -> None:
     settings = Settings(recovery_margin_minutes=15)
     jobs = {job.name: job for job in scheduled_jobs(settings, ("recovery",))}
     assert [describe(j) for j in jobs.values()] == [
-        "recovery-krx at KRX close + 15 min on trading days", "recovery-nxt at NXT close + 15 min on trading days"]
+        "recovery-krx at KRX close + 15 min on trading days", "recovery-nxt at NXT close + 15 min on trading days",
+        "adjustments at KRX close + 15 min on trading days"]
     krx, nxt = recovery_time("KRX", 15), recovery_time("NXT", 15)
     assert krx(date(2026, 3, 20)) == time(18, 25)  # after the 18:00 single-price match (stamped until 18:10)
     assert krx(DAY) == time(20, 15)  # after the KRX 2026 extension: after-market until 20:00

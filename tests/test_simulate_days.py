@@ -25,7 +25,8 @@ def week() -> list[tuple[date, pa.Table]]:
 
 
 def _open_close(table: pa.Table) -> dict[str, tuple[float, float]]:
-    ordered = table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
+    """Each symbol's first and last trade price by time (on whichever venue)."""
+    ordered = table.sort_by([("symbol", "ascending"), ("ts", "ascending")])
     out = {}
     for symbol in sorted(set(ordered.column("symbol").to_pylist())):
         prices = ordered.filter(pc.equal(ordered.column("symbol"), symbol)).column("price").cast(pa.float64()).to_pylist()

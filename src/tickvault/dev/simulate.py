@@ -345,7 +345,8 @@ def _generate(day: date, plan: DayPlan, seed: int, source: str) -> pa.Table:
     gap = rng.standard_normal(len(plan.symbols)) * 0.01  # the opening auction's gap, from 09:00 on
     open_minute = int((session_times(day).open - midnight).total_seconds() // 60)
     path[:, open_minute:] += gap[:, None]
-    path -= path[:, :1]
+    first_minute = int(t_from.min() // 60)
+    path -= path[:, first_minute:first_minute + 1]  # the day starts at the previous close, at its first session
     close_s = (session_times(day).close - midnight).total_seconds()
 
     def sample(at: np.ndarray, who: np.ndarray) -> np.ndarray:
