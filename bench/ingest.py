@@ -9,7 +9,8 @@ measured in the same run on the same rows:
         DuckLake INSERT of the same batches;
 - dual: XADD -> both archivers (separate processes) until both groups are drained, vs
         pipelined XADD + two consumer groups' XREADGROUP/XACK with no sink;
-- peak RSS of the archiver process during the dual run.
+- dual_v2: the same with wire format v2 frames of 1000 trades (v1 vs v2 in the same run);
+- peak RSS of the archiver process during the dual runs.
 
     python bench/ingest.py [--ticks N]     (last line: JSON of all figures)
 """
@@ -31,7 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say
 
 from tickvault.core.config import Settings
-from tickvault.core.stream import GroupConsumer, Publisher, connect, connect_raw, group_info
+from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, connect, connect_raw, group_info
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore
@@ -153,7 +154,7 @@ def _drain_raw(url: str, stream: str, group: str) -> None:
             idle += 1
 
 
-def bench_raw_stream(settings: Settings, table: pa.Table) -> float:
+def bench_raw_stream(settings: Settings, table: pa.Table, frames: FrameLimits | None = None) -> float:
     client = connect(settings.redis_dsn)
     for group in ("hot", "cold"):
         client.xgroup_create(settings.stream, group, id="0", mkstream=True)
@@ -161,7 +162,7 @@ def bench_raw_stream(settings: Settings, table: pa.Table) -> float:
         subprocess.Popen([sys.executable, __file__, "--drain", settings.redis_dsn, settings.stream, g]) for g in ("hot", "cold")
     ]
     with Timer() as t:
-        publish(Publisher(client, settings.stream), table)
+        publish(Publisher(client, settings.stream), table, frames=frames)
         for r in readers:
             r.wait()
     client.delete(settings.stream)
@@ -223,8 +224,9 @@ class AnonPeak:
         self._thread.join()
 
 
-def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
-    raw = bench_raw_stream(settings, table)
+def bench_dual(settings: Settings, table: pa.Table, frames: FrameLimits | None = None, prefix: str = "dual") -> dict[str, float]:
+    """XADD -> both stores; ``frames`` publishes wire v2 frames (``prefix`` names the figures)."""
+    raw = bench_raw_stream(settings, table, frames)
     HotStore(settings).init()
     Lake(settings).init()
     client = connect(settings.redis_dsn)
@@ -235,7 +237,7 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
     try:
         time.sleep(2.0)  # both archivers connected and waiting
         with AnonPeak({g: p.pid for g, p in procs.items()}) as anon, Timer() as t:
-            publish(Publisher(client, settings.stream), table)
+            publish(Publisher(client, settings.stream), table, frames=frames)
             while True:
                 info = group_info(client, settings.stream)
                 if all(info.get(g, {}).get("lag", 1) == 0 and info.get(g, {}).get("pending", 1) == 0 for g in ("hot", "cold")):
@@ -246,16 +248,17 @@ def bench_dual(settings: Settings, table: pa.Table) -> dict[str, float]:
         for p in procs.values():
             p.send_signal(signal.SIGTERM)
             p.wait(60)
+    rss_prefix = "archiver" if prefix == "dual" else f"archiver_{prefix}"
     out = {
-        "dual_ticks_per_s": table.num_rows / t.seconds,
-        "dual_raw_stream_per_s": raw,
-        "archiver_hot_peak_rss_mb": round(rss["hot"], 1),
-        "archiver_cold_peak_rss_mb": round(rss["cold"], 1),
-        "archiver_hot_peak_anon_mb": round(anon.peak["hot"], 1),
-        "archiver_cold_peak_anon_mb": round(anon.peak["cold"], 1),
+        f"{prefix}_ticks_per_s": table.num_rows / t.seconds,
+        f"{prefix}_raw_stream_per_s": raw,
+        f"{rss_prefix}_hot_peak_rss_mb": round(rss["hot"], 1),
+        f"{rss_prefix}_cold_peak_rss_mb": round(rss["cold"], 1),
+        f"{rss_prefix}_hot_peak_anon_mb": round(anon.peak["hot"], 1),
+        f"{rss_prefix}_cold_peak_anon_mb": round(anon.peak["cold"], 1),
     }
-    out["dual_ratio_vs_raw_stream"] = ratio(out["dual_ticks_per_s"], raw)
-    say("dual write XADD -> both stores vs raw stream", out["dual_ticks_per_s"], raw)
+    out[f"{prefix}_ratio_vs_raw_stream"] = ratio(out[f"{prefix}_ticks_per_s"], raw)
+    say(f"{prefix} write XADD -> both stores vs raw stream", out[f"{prefix}_ticks_per_s"], raw)
     say("archiver peak RSS hot", rss["hot"], unit="MB")
     say("archiver peak RSS cold", rss["cold"], unit="MB")
     say("archiver peak private (anon) RSS hot", anon.peak["hot"], unit="MB")
@@ -276,6 +279,9 @@ def run(ticks: int) -> dict[str, float]:
         results.update(bench_cold(s, table))
     with isolated_settings("dual") as s:
         results.update(bench_dual(s, table))
+    with isolated_settings("dualv2") as s:
+        results.update(bench_dual(s, table, FrameLimits(max_trades=1000), prefix="dual_v2"))
+    results["dual_v2_vs_v1"] = ratio(results["dual_v2_ticks_per_s"], results["dual_ticks_per_s"])
     return {k: (round(v) if isinstance(v, float) and v > 100 else v) for k, v in results.items()}
 
 

@@ -111,3 +111,23 @@ def test_entries_as_fields_expands_frames_to_v1_text() -> None:
     table = interleaved_ticks(3, day=DAY)
     rows = entries_as_fields([_frame_entry("1-0", encode_frame(table))])
     assert [r["cum_volume"] for r in rows] == [str(c) for c in table.column("cum_volume").to_pylist()]
+
+
+def test_an_entry_that_trips_the_validator_itself_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A validator bug (an exception that is not a refusal) costs the one entry, not the group."""
+    from tickvault.core import frames, wire
+
+    table = interleaved_ticks(3, day=DAY)
+    encoder = WireEncoder(table)
+    real = wire.decode_entries
+
+    def fragile(entries, now=None):  # trips on one particular entry, like an unforeseen input would
+        if any(entry_id == "2-0" for entry_id, _ in entries):
+            raise ArithmeticError("boom")
+        return real(entries, now)
+
+    monkeypatch.setattr(frames, "decode_entries", fragile)
+    decoded = decode_raw_entries([(f"{i + 1}-0", _flat(encoder.fields(i))) for i in range(3)], NOW)
+    assert decoded.ids == ["1-0", "3-0"]
+    [letter] = decoded.dead
+    assert letter.entry_id == "2-0" and "ArithmeticError: boom" in letter.reason

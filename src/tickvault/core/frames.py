@@ -96,10 +96,10 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
 
     def flush_text() -> None:
         if text_run:
-            decoded = decode_entries(text_run, now)
-            tables.append(decoded.table)
-            ids.extend(decoded.ids)
-            dead.extend(decoded.dead)
+            for decoded in _decode_text_run(text_run, now):
+                tables.append(decoded.table)
+                ids.extend(decoded.ids)
+                dead.extend(decoded.dead)
             text_run.clear()
 
     for entry_id, flat in entries:
@@ -108,7 +108,10 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
             dead.append(outcome)
         elif isinstance(outcome, bytes):
             flush_text()
-            table, letters = decode_frame(entry_id, outcome, now)
+            try:
+                table, letters = decode_frame(entry_id, outcome, now)
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the group either
+                table, letters = TICK_SCHEMA.empty_table(), [raw_letter(entry_id, flat, _crash(exc))]
             tables.append(table)
             ids.extend([entry_id] * table.num_rows)
             dead.extend(letters)
@@ -117,6 +120,25 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
     flush_text()
     table = pa.concat_tables(tables) if tables else TICK_SCHEMA.empty_table()
     return DecodedBatch(table, ids, dead)
+
+
+def _decode_text_run(run: list[tuple[str, dict[str, str]]], now: datetime) -> list[DecodedBatch]:
+    """v1 entries as one batch; should validation itself fail (a bug, not a bad value), entry by
+    entry, so that only the entry that trips it is dead-lettered."""
+    try:
+        return [decode_entries(run, now)]
+    except Exception:  # noqa: BLE001 - see below: the entry that trips it is named
+        out = []
+        for entry_id, fields in run:
+            try:
+                out.append(decode_entries([(entry_id, fields)], now))
+            except Exception as exc:  # noqa: BLE001 - kept in the dead-letter stream with the error
+                out.append(DecodedBatch(TICK_SCHEMA.empty_table(), [], [DeadLetter(entry_id, fields, _crash(exc))]))
+        return out
+
+
+def _crash(exc: Exception) -> str:
+    return f"could not be validated ({type(exc).__name__}: {cap_text(str(exc), 200)}); report this entry as a tickvault bug"
 
 
 def entry_bytes(flat: Sequence[bytes]) -> int:
