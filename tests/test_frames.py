@@ -131,3 +131,18 @@ def test_an_entry_that_trips_the_validator_itself_is_dead_lettered_alone(monkeyp
     assert decoded.ids == ["1-0", "3-0"]
     [letter] = decoded.dead
     assert letter.entry_id == "2-0" and "ArithmeticError: boom" in letter.reason
+
+
+def test_a_frame_cut_at_a_message_boundary_is_refused_not_shortened() -> None:
+    table = interleaved_ticks(10, day=DAY)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, TICK_SCHEMA) as writer:
+        writer.write_table(table.slice(0, 5))
+        writer.write_table(table.slice(5))
+    whole = bytes(sink.getvalue())
+    assert decode_raw_entries([_frame_entry("1-0", whole)], NOW).table.num_rows == 10
+    first_batch_only = _ipc(table.slice(0, 5))[:-8]  # schema + first batch, no end marker
+    cut = whole[: len(first_batch_only)]
+    assert pa.ipc.open_stream(cut).read_all().num_rows == 5  # Arrow itself would read it as valid
+    decoded = decode_raw_entries([_frame_entry("1-0", cut)], NOW)
+    assert decoded.table.num_rows == 0 and "truncated" in decoded.dead[0].reason

@@ -47,6 +47,9 @@ RawEntry = tuple[str, list[bytes]]
 FRAME_REQUIRED = ("venue", "symbol", "ts", "price", "volume", "cum_volume", "source")
 FRAME_OPTIONAL = ("side", "received_at")
 MAX_INT = 10**18  # v1 integers have at most 18 digits; frames hold the same domain
+#: The IPC end-of-stream marker a frame must end with: a frame cut at a message boundary would
+#: otherwise read as a shorter, valid frame and its last trades would vanish unnoticed.
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 REASON_VALUE_CHARS = 60  # a value quoted in a reason is cut here: the dead letter holds it in full once
 
 _V1_NAMES = frozenset(name.encode() for name in WIRE_FIELDS)
@@ -202,6 +205,8 @@ def cap_text(text: str, limit: int = REASON_VALUE_CHARS) -> str:
 def decode_frame(entry_id: str, data: bytes, now: datetime) -> tuple[pa.Table, list[DeadLetter]]:
     """One frame -> (valid rows as TICK_SCHEMA, a dead letter per refused row or for the frame)."""
     try:
+        if not data.endswith(END_OF_STREAM):
+            raise ValueError("truncated: the Arrow IPC stream does not end with the end-of-stream marker")
         table = _conformed(pa.ipc.open_stream(pa.py_buffer(data)).read_all())
     except (pa.ArrowException, ValueError) as exc:
         flat = [b"v", FRAME_VERSION.encode(), b"frame", data]
