@@ -52,25 +52,25 @@ BREAKAGES = st.one_of(
 def break_entry(flat: list[bytes], frame: bytes, kind: str, payload: object) -> list[bytes]:
     out = list(flat)
     if kind == "value not utf-8":
-        at, data = payload  # type: ignore[misc]
+        at, data = payload
         out[2 * (at % (len(out) // 2)) + 1] = data
     elif kind == "name not utf-8":
-        at, data = payload  # type: ignore[misc]
+        at, data = payload
         out[2 * (at % (len(out) // 2))] = data
     elif kind == "nul":
-        name, at = payload  # type: ignore[misc]
+        name, at = payload
         i = out.index(name) + 1
         out[i] = out[i][:at] + b"\x00" + out[i][at:]
     elif kind == "duplicate name":
-        at, data = payload  # type: ignore[misc]
+        at, data = payload
         out += [out[2 * (at % (len(out) // 2))], data]
     elif kind == "huge value":
-        i = out.index(payload) + 1  # type: ignore[arg-type]
+        i = out.index(payload) + 1
         out[i] = b"7" * 100_000
     elif kind == "random frame":
-        out = [b"v", b"2", b"frame", payload]  # type: ignore[list-item]
+        out = [b"v", b"2", b"frame", payload]
     elif kind == "cut frame":
-        out = [b"v", b"2", b"frame", frame[: max(1, len(frame) - int(payload))]]  # type: ignore[call-overload]
+        out = [b"v", b"2", b"frame", frame[: max(1, len(frame) - int(payload))]]
     return out
 
 
