@@ -32,7 +32,8 @@ Every option can be set as an environment variable (`TICKVAULT_<NAME>`), or in a
 by `--config FILE` / `{CONFIG_ENV}` (keys are the lowercase names, e.g. `pg_schema = "tv"`);
 environment variables win over the file. Secrets are never printed or logged; keep them in the
 environment or in a file readable only by the service user (mode 0600): a TOML file holding a
-secret that others can read is refused.
+secret that others can read is refused (a `pg_url` or `redis_url` with a password counts as one).
+Messages show server addresses with the password replaced by `***`.
 """
 
 

@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from factories import day_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.wire import KST, Tick, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore
 from truth import stored_candles, truth_candles
@@ -60,7 +61,7 @@ def deliver(store: HotStore, ticks: list[Tick], stream: str, seed: int) -> int:
 
 def run_scenario(store: HotStore, stream: str) -> dict[str, dict]:
     early, late = scenario_ticks()
-    window = (kst_day_bounds(DAY)[0], kst_day_bounds(DAY + timedelta(days=1))[1])
+    window = (trading_day_bounds(DAY)[0], trading_day_bounds(DAY + timedelta(days=1))[1])
     assert deliver(store, early, stream, seed=1) == len(early)
     store.refresh_candles(*window)
     with store.connect() as conn:
@@ -81,7 +82,7 @@ def test_postgres_mode_candles_equal_independent_truth(settings):
     store.init()
     result = run_scenario(store, settings.stream)
     assert len(result["1d"]) == 6  # 4 symbols on DAY; 005930 and the edge symbol on the next KST date
-    day_bucket = kst_day_bounds(DAY)[0]
+    day_bucket = trading_day_bounds(DAY)[0]
     assert ("900100", day_bucket) in result["1d"]
     assert result["1d"][("900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
     assert result["1d"][("900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
@@ -127,7 +128,7 @@ def archive_simulated_day(s: Settings, store: HotStore, rclient) -> None:
     mask = pa.array(late_mask)
     early, late = truth.filter(pa.compute.invert(mask)), truth.filter(mask)
     ticks_of = lambda t: [Tick(**row) for row in t.to_pylist()]  # noqa: E731
-    window = kst_day_bounds(DAY)
+    window = trading_day_bounds(DAY)
     for part, seed, expected in ((early, 1, ticks_of(early)), (late, 2, ticks_of(truth))):
         publish(Publisher(rclient, s.stream), part, dup_rate=0.01, shuffle_window=50, seed=seed)
         archiver = build_archiver(s, "hot", consumer="test-hot")

@@ -15,9 +15,10 @@ from click.testing import CliRunner
 from conftest import drop_test_state
 from standins.broker_http import make_truth_day
 from tickvault.cli import cli
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, kst_day_bounds
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC
 from tickvault.services.archiver import build_archiver
 from tickvault.services.collectors.replay import in_time_order, parse_speed, replay
 from tickvault.stores.hot import HotStore
@@ -76,7 +77,7 @@ def test_replay_archived_by_a_second_install_is_identical(settings, second_insta
 
     for group in ("hot", "cold"):
         build_archiver(second_install, group).run_until_idle()
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     hot, lake = HotStore(second_install), Lake(second_install)
     try:
         want = sorted_rows(original)
@@ -97,7 +98,7 @@ def test_replay_into_the_live_stream_is_refused(settings, original):
 
 def test_symbols_filter_and_relabelled_source(settings, original, rclient):
     lake = Lake(settings)
-    table = lake.read_ticks(*kst_day_bounds(DAY), ["000660"])
+    table = lake.read_ticks(*trading_day_bounds(DAY), ["000660"])
     lake.close()
     published = replay(table, Publisher(rclient, f"{settings.stream}:r"), speed=None, source="replay")
     entries = [f for _, f in rclient.xrange(f"{settings.stream}:r")]

@@ -104,3 +104,53 @@ def test_systemd_units_are_complete() -> None:
     for name, text in units.items():
         sections = re.findall(r"^\[(\w+)\]", text, re.M)
         assert sections and sections[0] == "Unit", name
+
+
+def test_compose_redis_requires_the_password_from_the_env_file(compose: dict, tmp_path: Path) -> None:
+    """Issue 13.15: Redis runs with protected mode on and a password from deploy/.env, which every
+    client's URL carries. The service's own command runs here on a free port (with the password
+    off its command line), refuses a client without the password, and its health check passes."""
+    import shutil
+    import socket
+    import subprocess
+    import time
+
+    import redis as redis_py
+
+    service = compose["services"]["redis"]
+    command = " ".join(service["command"])
+    assert "protected-mode" not in command  # the default (on) stays
+    assert service["environment"]["REDIS_PASSWORD"].startswith("${REDIS_PASSWORD:?")
+    env_url = compose["x-tickvault"]["environment"]["TICKVAULT_REDIS_URL"]
+    assert env_url.startswith("redis://:${REDIS_PASSWORD") and env_url.endswith("@redis:6379/0")
+    if shutil.which("redis-server") is None or shutil.which("redis-cli") is None:
+        pytest.skip("redis-server / redis-cli are not installed here")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    password = "pw" + str(port)
+    shell = service["command"][-1].replace("$$", "$").replace("/tmp/auth.conf", str(tmp_path / "auth.conf"))
+    shell = shell.replace("--bind 0.0.0.0", f"--bind 127.0.0.1 --port {port} --dir {tmp_path}")
+    env = {"PATH": "/usr/bin:/bin:/usr/local/bin", "REDIS_PASSWORD": password}
+    server = subprocess.Popen(["sh", "-c", shell], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        authed = redis_py.Redis(port=port, password=password, socket_connect_timeout=1)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                assert authed.ping()
+                break
+            except redis_py.ConnectionError:
+                assert time.monotonic() < deadline, "the compose command did not start Redis"
+                time.sleep(0.05)
+        with pytest.raises(redis_py.AuthenticationError):
+            redis_py.Redis(port=port, socket_connect_timeout=1).xlen("tickvault:ticks")
+        assert authed.config_get("protected-mode")["protected-mode"] == "yes"
+        assert (tmp_path / "auth.conf").stat().st_mode & 0o077 == 0
+        health = service["healthcheck"]["test"][1].replace("$$", "$").replace("redis-cli", f"redis-cli -p {port}")
+        assert subprocess.run(["sh", "-c", health], env=env, timeout=10).returncode == 0
+        assert subprocess.run(["sh", "-c", health], env={**env, "REDIS_PASSWORD": "wrong"}, timeout=10).returncode != 0
+        authed.close()
+    finally:
+        server.terminate()
+        server.wait(timeout=10)

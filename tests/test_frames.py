@@ -146,3 +146,17 @@ def test_a_frame_cut_at_a_message_boundary_is_refused_not_shortened() -> None:
     assert pa.ipc.open_stream(cut).read_all().num_rows == 5  # Arrow itself would read it as valid
     decoded = decode_raw_entries([_frame_entry("1-0", cut)], NOW)
     assert decoded.table.num_rows == 0 and "truncated" in decoded.dead[0].reason
+
+
+def test_a_conflicting_duplicate_across_v1_and_a_frame_is_refused_with_both_values() -> None:
+    table = interleaved_ticks(4, day=DAY)
+    changed = table.to_pylist()
+    changed[2] = dict(changed[2], price=changed[2]["price"] + 1)
+    encoder = WireEncoder(table)
+    v1 = [(f"{i + 1}-0", _flat(encoder.fields(i))) for i in range(4)]
+    frame = _frame_entry("9-0", encode_frame(pa.Table.from_pylist(changed[1:], schema=TICK_SCHEMA)))  # row 1 conflicts
+    decoded = decode_raw_entries([*v1, frame], NOW)
+    assert decoded.table.num_rows == 6  # 4 v1 rows + 2 identical redeliveries from the frame
+    [letter] = decoded.dead
+    assert letter.entry_id == "9-0" and "conflicting duplicate" in letter.reason and "entry 3-0" in letter.reason
+    assert letter.fields["price"] == format(changed[2]["price"].normalize(), "f")

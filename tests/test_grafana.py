@@ -16,10 +16,10 @@ import pytest
 import yaml
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from tickvault.core.calendar import previous_trading_day
+from tickvault.core.calendar import previous_trading_day, trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
-from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.core.wire import KST
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.ops.metrics import MetricsSampler, PipelineMetrics
 from tickvault.ops.run import ArchiverRunnable, Component, Supervisor, daily_recovery
@@ -72,7 +72,7 @@ def _fill(s: Settings, rclient) -> tuple[datetime, datetime]:
         metrics.set_component(f"archiver-{group}", True)
         runnable.archiver.run_until_idle(idle_reads=2)
         runnable.close()
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     store.refresh_candles(start, end)
     # no broker credentials here: recorded as a skipped (not verified) day
     recovery = Daily("recovery", dtime(0, 0), daily_recovery(s), every_day=True)

@@ -10,8 +10,9 @@ import pyarrow.parquet as pq
 import pytest
 
 from factories import DAY, interleaved_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.errors import QueryError
-from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.wire import KST, TICK_SCHEMA, UTC, Tick, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
 
@@ -62,7 +63,7 @@ def test_duplicates_inside_one_batch_are_stored_once(lake):
 def test_exact_round_trip(lake):
     batch = interleaved_ticks(500)
     lake.upsert(batch)
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     back = lake.read_ticks(start, end)
     assert back.schema == TICK_SCHEMA
     assert back.equals(sort_key(batch))
@@ -112,7 +113,7 @@ def test_files_are_sorted_zstd_and_partitioned_by_day(lake, settings):
 
 
 def test_time_travel(lake):
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     lake.upsert(interleaved_ticks(100))
     first_snapshot = lake.snapshot_id()
     moment = datetime.now(UTC)
@@ -130,7 +131,7 @@ def test_time_travel(lake):
 
 
 def test_compaction_keeps_rows_and_reduces_files(lake, settings):
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     other = date(2026, 11, 19)
     for i in range(8):  # interleave two days so the day's files are not adjacent commits
         lake.upsert(interleaved_ticks(60, start_cum=i * 1000))
@@ -207,7 +208,7 @@ def test_checkpoint_is_the_newest_and_survives_compaction(lake):
 
 def test_read_symbols_filter(lake):
     lake.upsert(interleaved_ticks(90))
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     two = lake.read_ticks(start, end, symbols=["035420", "005930", "005930"])
     assert set(two.column("symbol").to_pylist()) == {"005930", "035420"} and two.num_rows == 60
     assert lake.read_ticks(start, end, symbols=["999999"]).num_rows == 0

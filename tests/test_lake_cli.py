@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from factories import DAY, interleaved_ticks
 from tickvault.cli import cli
-from tickvault.core.wire import kst_day_bounds
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
 
@@ -26,7 +26,7 @@ def test_compact_cli_merges_the_day(settings):
     with Lake(settings) as lake:
         for i in range(6):
             lake.upsert(interleaved_ticks(40, start_cum=i * 100))
-        before = lake.read_ticks(*kst_day_bounds(DAY))
+        before = lake.read_ticks(*trading_day_bounds(DAY))
         assert lake.file_count(DAY) == 6
     result = CliRunner().invoke(cli, ["compact", "--date", DAY.isoformat(), "--json"], env=env_for(settings))
     assert result.exit_code == 0, result.output
@@ -34,7 +34,7 @@ def test_compact_cli_merges_the_day(settings):
     assert report["date"] == DAY.isoformat() and report["files_before"] == 6 and report["files_after"] == 1
     assert report["rows"] == before.num_rows
     with Lake(settings) as lake:
-        assert lake.read_ticks(*kst_day_bounds(DAY)).equals(before)
+        assert lake.read_ticks(*trading_day_bounds(DAY)).equals(before)
 
 
 def test_compact_cli_refuses_a_missing_lake_and_a_bad_date(settings):
@@ -69,7 +69,7 @@ def test_compact_while_ingesting_loses_and_duplicates_nothing(settings):
     for i in range(written):
         batch = interleaved_ticks(50, start_cum=i * 100)
         expected |= set(zip(*(batch.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
-    stored = lake.read_ticks(*kst_day_bounds(DAY))
+    stored = lake.read_ticks(*trading_day_bounds(DAY))
     keys = list(zip(*(stored.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
     assert len(keys) == len(set(keys)), "a tick was duplicated"
     assert set(keys) == expected, "a tick was lost"

@@ -15,9 +15,10 @@ import pyarrow as pa
 import pytest
 
 from factories import DAY, interleaved_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.errors import LakeLocked, StoreError
 from tickvault.core.stream import GroupConsumer, Publisher, connect_raw
-from tickvault.core.wire import KST, Tick, decode_entries, kst_day_bounds
+from tickvault.core.wire import KST, Tick, decode_entries
 from tickvault.services.archiver import Archiver, ArchiverOptions
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
@@ -151,7 +152,7 @@ def test_competing_writers_store_each_tick_once(settings, tmp_path):
         added.append(int(out.strip()))
     with Lake(settings) as lake:
         assert lake.count_ticks(DAY) == sum(added)
-        stored = lake.read_ticks(*kst_day_bounds(DAY))
+        stored = lake.read_ticks(*trading_day_bounds(DAY))
     keys = set(zip(*(stored.column(c).to_pylist() for c in ("symbol", "ts", "cum_volume"))))
     assert len(keys) == stored.num_rows, "a tick was stored twice"
     assert sum(added) == stored.num_rows

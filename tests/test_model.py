@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
+from tickvault.core.calendar import trading_date
 from tickvault.core.wire import (
     KST,
     TICK_SCHEMA,
@@ -20,7 +21,6 @@ from tickvault.core.wire import (
     _decode_slow,
     decode_entries,
     dedupe,
-    kst_date,
     parse_fields,
     ticks_to_table,
 )
@@ -156,8 +156,8 @@ def test_dedupe_of_empty_and_unique_tables_is_identity() -> None:
 
 
 def test_kst_date_of_an_instant() -> None:
-    assert str(kst_date(datetime(2026, 11, 19, 15, 0, tzinfo=UTC))) == "2026-11-20"
-    assert str(kst_date(datetime(2026, 11, 19, 14, 59, 59, tzinfo=UTC))) == "2026-11-19"
+    assert str(trading_date(datetime(2026, 11, 19, 15, 0, tzinfo=UTC))) == "2026-11-20"
+    assert str(trading_date(datetime(2026, 11, 19, 14, 59, 59, tzinfo=UTC))) == "2026-11-19"
 
 
 def test_prices_are_exact_decimals_in_arrow() -> None:

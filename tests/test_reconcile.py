@@ -16,9 +16,10 @@ from click.testing import CliRunner
 from factories import DAY, row_of, without
 from helpers import settings_env, store_both
 from tickvault.cli import cli
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher, group_info
-from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.core.wire import KST
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.services.archiver import build_archiver
 from tickvault.services.sync import verify
@@ -35,7 +36,7 @@ def keys(table: pa.Table) -> set[tuple]:
 
 
 def stored(settings: Settings) -> tuple[set[tuple], set[tuple]]:
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     hot, cold = HotStore(settings), Lake(settings)
     try:
         return keys(hot.read_ticks(start, end)), keys(cold.read_ticks(start, end))

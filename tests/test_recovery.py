@@ -16,8 +16,9 @@ from pydantic import SecretStr
 from standins.broker_http import index_truth, make_truth_day, minute_bars
 from standins.kis_rest import KisRestStandin
 from standins.kiwoom_rest import KiwoomRestStandin
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.core.wire import KST
 from tickvault.services.recovery import recover
 from tickvault.services.recovery.planner import today_kst
 from tickvault.services.recovery.report import report_path
@@ -104,7 +105,7 @@ def load(settings: Settings, lake_t: pa.Table, hot_t: pa.Table) -> tuple[HotStor
 
 
 def assert_equal_truth(settings: Settings, day: date, truth: pa.Table, hot: HotStore, lake: Lake) -> None:
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     want = key_rows(truth)
     assert key_rows(lake.read_ticks(start, end)) == want
     assert key_rows(hot.read_ticks(start, end)) == want
@@ -133,7 +134,7 @@ def test_kis_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, day, 
         assert server.rejected == 0
         assert server.injected_rate_errors == 1 and server.token_issues == 2
         assert_equal_truth(settings, day, truth, hot, lake)
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         recovered = lake.read_ticks(start, end).filter(pc.equal(lake.read_ticks(start, end).column("source"), "recovery"))
         by_sym = {r.symbol: r for r in report.symbols}
         assert sum(r.ticks_recovered for r in report.symbols) == recovered.num_rows > 0
@@ -236,7 +237,7 @@ def test_kiwoom_repairs_planted_gaps_and_rerun_is_minimal(settings, tmp_path, da
 def test_past_day_is_reported_unrecoverable_without_inventing_ticks(settings, tmp_path, day, truth):
     lake_t, hot_t, _ = plant(truth, day)
     hot, lake = load(settings, lake_t, hot_t)
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
         s = with_brokers(settings, tmp_path, kis_url=server.url)
         report = recover(s, day, broker="kis", today=day + timedelta(days=1))
@@ -253,7 +254,7 @@ def test_past_day_is_reported_unrecoverable_without_inventing_ticks(settings, tm
 def test_dry_run_writes_nothing(settings, tmp_path, day, truth):
     lake_t, hot_t, _ = plant(truth, day)
     hot, lake = load(settings, lake_t, hot_t)
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     before = (lake.read_ticks(start, end).num_rows, hot.read_ticks(start, end).num_rows)
     with KisRestStandin(truth, day, KIS_KEY, KIS_SECRET) as server:
         report = recover(with_brokers(settings, tmp_path, kis_url=server.url), day, broker="kis", today=day, dry_run=True)

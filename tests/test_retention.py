@@ -5,9 +5,10 @@ from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
 
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.retention import hot_days
-from tickvault.core.wire import KST, kst_day_bounds
+from tickvault.core.wire import KST
 
 SETTINGS = Settings(tick_retention_days=3)
 
@@ -41,7 +42,7 @@ def test_a_day_is_held_in_full_only_while_every_chunk_holding_it_is_kept() -> No
         window = hot_days(SETTINGS, now)
         for offset in range(-6, 2):
             day = window.oldest_day + timedelta(days=offset)
-            first, last = kst_day_bounds(day)
+            first, last = trading_day_bounds(day)
             utc_days = {first.astimezone(UTC).date(), (last - timedelta(microseconds=1)).astimezone(UTC).date()}
             chunks_end = [datetime(d.year, d.month, d.day, tzinfo=UTC) + timedelta(days=1) for d in utc_days]
             kept_by_timescaledb = all(end > now - retention for end in chunks_end)

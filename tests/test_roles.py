@@ -66,6 +66,12 @@ def _check_privileges(s: Settings, candles_kind: str = "TABLE") -> None:
         conn.execute(f'INSERT INTO "{schema}".metrics (ts, name, labels, value) VALUES (now(), %s, %s, 1)', ("t", "{}"))
         # ... but no DDL
         for statement in (
+            f'DELETE FROM "{schema}".ticks',  # no writer path changes or removes a stored tick
+            f'UPDATE "{schema}".ticks SET volume = 0',
+            f'UPDATE "{schema}".hot_meta SET value = \'x\'',  # mode and schema version are the owner's
+            f'DELETE FROM "{schema}".hot_meta',
+            f'INSERT INTO "{schema}".hot_meta (key, value) VALUES (\'mode\', \'x\')',
+            f'DELETE FROM "{schema}".metrics',  # retention is `maintain`, run as the owner
             f'DROP TABLE "{schema}".ticks',
             f'DROP {candles_kind} "{schema}".candles_1m',
             f'DROP TABLE "{schema}".metrics',
@@ -206,7 +212,8 @@ def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Setting
     from click.testing import CliRunner
 
     from tickvault.cli import cli
-    from tickvault.core.wire import kst_date, ticks_to_table
+    from tickvault.core.calendar import trading_date
+    from tickvault.core.wire import ticks_to_table
     from tickvault.services.sync.reconcile import reconcile
     from tickvault.stores.lake import Lake
 
@@ -220,8 +227,63 @@ def test_reconcile_and_recovery_reports_need_no_ddl_as_the_writer(roled: Setting
     writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
     ticks = _ticks(30)
     Lake(writer).upsert(ticks_to_table(ticks))  # hot lacks them all: reconcile repairs hot as the writer
-    report = reconcile(writer, kst_date(ticks[0].ts), repair=True)
+    report = reconcile(writer, trading_date(ticks[0].ts), repair=True)
     assert report.added_to_hot == 30 and report.consistent
     with psycopg.connect(roled.pg_dsn) as conn:
         rows = conn.execute(f'SELECT symbol, ticks FROM "{roled.pg_schema}".integrity_report').fetchall()
     assert rows and sum(n for _, n in rows) == 30
+
+
+def test_writer_role_places_ticks_of_any_past_day_without_stalling(roled: Settings, rclient) -> None:
+    """Issue 13.6: ticks of past KST days that have no partition (before `init`, and one older
+    than the retention) reach the writer's hot archiver. Each day's partition is created through
+    the owner's partition function, nothing waits for `maintain`, and the group drains."""
+    import threading
+    from datetime import timedelta
+
+    from factories import day_ticks
+    from tickvault.core.stream import Publisher
+    from tickvault.services.archiver import build_archiver
+
+    create_roles(HotStore(roled))
+    writer = roled.model_copy(update={"pg_url": _as(roled.pg_dsn, roled.pg_writer_role)})
+    today = datetime.now(KST).date()
+    days = [today - timedelta(days=5), today - timedelta(days=roled.tick_retention_days + 10), today]
+    Publisher(rclient, writer.stream).publish([t for day in days for t in day_ticks(day, ["005930"], 10, seed=day.toordinal())])
+    archiver = build_archiver(writer, "hot", consumer="writer-old-days")
+    drained = threading.Thread(target=archiver.run_until_idle)
+    drained.start()
+    drained.join(timeout=30)
+    stalled = drained.is_alive()
+    archiver.stop()
+    drained.join()
+    archiver.store.close()
+    assert not stalled, "the hot group stalled on a tick it could not place"
+    assert rclient.xpending(writer.stream, "hot")["pending"] == 0
+    with psycopg.connect(roled.pg_dsn) as conn:
+        per_day = dict(conn.execute(
+            f"SELECT (ts AT TIME ZONE 'Asia/Seoul')::date, count(*) FROM \"{roled.pg_schema}\".ticks GROUP BY 1").fetchall())
+        owner = conn.execute(
+            "SELECT DISTINCT pg_get_userbyid(relowner) FROM pg_class WHERE relname LIKE 'ticks_p%%' "
+            "AND relnamespace = %s::regnamespace", (roled.pg_schema,)).fetchall()
+    assert per_day == dict.fromkeys(days, 10)
+    assert owner == [(conninfo_to_dict(roled.pg_dsn).get("user", "postgres"),)]  # partitions stay the owner's
+    # the owner's maintain drops the day older than the retention again; the lake keeps it
+    report = HotStore(roled).maintain()
+    assert f"ticks_p{days[1]:%Y%m%d}" in report["dropped_partitions"]
+
+
+def test_role_passwords_are_hashed_on_the_client(roled: Settings) -> None:
+    """Issue 13.14: ALTER ROLE … PASSWORD carries a SCRAM verifier computed by libpq, never the
+    plaintext. The owner's session asks the server for md5: a plaintext password would be
+    stored as md5, the client's verifier stays SCRAM-SHA-256."""
+    params = conninfo_to_dict(roled.pg_dsn)
+    params["options"] = "-c password_encryption=md5"
+    md5_session = roled.model_copy(update={"pg_url": make_conninfo(**params), "pg_writer_password": SecretStr("w-secret-1")})
+    store = HotStore(md5_session)
+    create_roles(store)
+    store.close()
+    with psycopg.connect(roled.pg_dsn) as conn:
+        stored = conn.execute("SELECT rolpassword FROM pg_authid WHERE rolname = %s", (roled.pg_writer_role,)).fetchone()[0]
+    assert stored.startswith("SCRAM-SHA-256$"), stored[:12]
+    assert "w-secret-1" not in stored

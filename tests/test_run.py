@@ -263,7 +263,8 @@ def test_run_refuses_unknown_components(settings: Settings) -> None:
 
 
 def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None:
-    from tickvault.core.wire import kst_date, ticks_to_table
+    from tickvault.core.calendar import trading_date
+    from tickvault.core.wire import ticks_to_table
     from tickvault.ops.run import daily_compaction
     from tickvault.stores.lake import Lake
 
@@ -272,7 +273,7 @@ def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None
     lake = Lake(settings)
     for i in range(0, 40, 10):  # four commits: four small files
         lake.upsert(ticks_to_table(ticks[i : i + 10]))
-    day = kst_date(start)
+    day = trading_date(start)
     before = lake.file_count(day)
     lake.close()
     result = daily_compaction(settings)(day)

@@ -11,9 +11,9 @@ import pyarrow as pa
 import pytest
 
 from factories import DAY, interleaved_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.errors import InvalidTick, StoreNotInitialized
-from tickvault.core.wire import kst_day_bounds
 from tickvault.stores.contract import StreamPosition, TickStore
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
@@ -56,7 +56,7 @@ def test_upsert_conforms_and_deduplicates(store: TickStore) -> None:
     assert store.upsert(doubled) == 0
     with pytest.raises(InvalidTick, match="lacks column"):
         store.upsert(batch.drop_columns(["volume"]))
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     stored = store.read_ticks(start, end)
     assert stored.num_rows == 60
     assert stored.column("symbol").to_pylist() == sorted(stored.column("symbol").to_pylist())
@@ -65,7 +65,7 @@ def test_upsert_conforms_and_deduplicates(store: TickStore) -> None:
 def test_the_named_questions(store: TickStore) -> None:
     batch = interleaved_ticks(300)
     store.upsert(batch)
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     assert store.symbols_of_day(DAY) == [("KRX", "000660"), ("KRX", "005930"), ("KRX", "035420")]
     assert store.symbols_of_day(DAY + timedelta(days=1)) == []
     assert store.has_ticks(start, end) and not store.has_ticks(end, end + timedelta(days=1))
@@ -82,7 +82,7 @@ def test_the_named_questions(store: TickStore) -> None:
 
 def test_both_stores_give_identical_answers(settings: Settings) -> None:
     batch = interleaved_ticks(500)
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     with HotStore(settings) as hot, Lake(settings) as lake:
         hot.init()
         lake.init()
@@ -98,7 +98,7 @@ def test_both_stores_give_identical_answers(settings: Settings) -> None:
 
 def test_reading_a_missing_lake_refuses_instead_of_creating_it(settings: Settings) -> None:
     lake = Lake(settings)
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     for call in (lambda: lake.read_ticks(start, end), lambda: lake.count_ticks(DAY), lambda: lake.symbols_of_day(DAY),
                  lambda: lake.minute_fingerprints(start, end), lambda: lake.checkpoint("s", "g")):
         with pytest.raises(StoreNotInitialized, match="TICKVAULT_LAKE_DIR"):
@@ -140,7 +140,7 @@ def independent_bars(ticks: pa.Table, venue: str) -> list[tuple]:
 
 def test_two_venues_are_two_series_in_both_stores(settings: Settings) -> None:
     batch = two_venue_ticks()
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     with HotStore(settings) as hot, Lake(settings) as lake:
         hot.init()
         lake.init()

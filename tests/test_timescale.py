@@ -13,8 +13,9 @@ import psycopg
 import pytest
 
 from factories import day_ticks
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, UTC, kst_day_bounds, ticks_to_table
+from tickvault.core.wire import KST, UTC, ticks_to_table
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore, HotStoreError
 from tickvault.stores.hot.timescale import policy_plan, refresh_window_days
@@ -142,7 +143,7 @@ def test_write_path_is_unchanged_and_idempotent(ts_store, ts_settings):
     assert ts_store.write(ticks, StreamPosition(ts_settings.stream, "hot", "5-2")) == 0
     assert ts_store.checkpoint(ts_settings.stream, "hot") == "5-2"
     assert ts_store.upsert(ticks) == 0
-    got = ts_store.read_ticks(*kst_day_bounds(DAY))
+    got = ts_store.read_ticks(*trading_day_bounds(DAY))
     assert got.to_pylist() == ticks.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]).to_pylist()
     assert ts_store.count_ticks(DAY) == 600
     ts_store.close()
@@ -168,7 +169,7 @@ def test_real_time_aggregation_and_late_ticks_after_refresh(ts_store):
         # nothing materialised yet: every level answers through real-time aggregation
         for level in ("1m", "5m", "1h", "1d"):
             assert stored_candles(conn, ts_store.schema, level) == truth_candles(early, level), level
-    ts_store.refresh_candles(*kst_day_bounds(DAY))
+    ts_store.refresh_candles(*trading_day_bounds(DAY))
     sink_write(ts_store, late)
     next_day = day_ticks(DAY + timedelta(days=1), ["005930"], 50, seed=6)
     sink_write(ts_store, next_day)
@@ -177,8 +178,8 @@ def test_real_time_aggregation_and_late_ticks_after_refresh(ts_store):
         assert stored_candles(conn, ts_store.schema, "1d") != truth_candles(ticks + next_day, "1d")
         # ... while buckets after the materialised range are visible immediately
         got_1m = stored_candles(conn, ts_store.schema, "1m")
-        assert {k: v for k, v in got_1m.items() if k[1] >= kst_day_bounds(DAY)[1]} == truth_candles(next_day, "1m")
-    ts_store.refresh_candles(*kst_day_bounds(DAY))
+        assert {k: v for k, v in got_1m.items() if k[1] >= trading_day_bounds(DAY)[1]} == truth_candles(next_day, "1m")
+    ts_store.refresh_candles(*trading_day_bounds(DAY))
     with ts_store.connect() as conn:
         for level in ("1m", "5m", "1h", "1d"):
             assert stored_candles(conn, ts_store.schema, level) == truth_candles(ticks + next_day, level), level
@@ -192,7 +193,7 @@ def test_upsert_refreshes_the_candles_of_the_days_it_filled(ts_store):
     gaps = ticks[100:140] + [ticks[0], ticks[-1]]
     gap_keys = {t.key for t in gaps}
     sink_write(ts_store, [t for t in ticks if t.key not in gap_keys])
-    ts_store.refresh_candles(*kst_day_bounds(day))
+    ts_store.refresh_candles(*trading_day_bounds(day))
     assert ts_store.upsert(ticks_to_table(gaps)) == len(gaps)
     with ts_store.connect() as conn:
         for level in ("1m", "5m", "1h", "1d"):
@@ -207,7 +208,7 @@ def test_retention_drops_old_chunks_and_candle_history_survives_refresh_policies
     old, recent = day_ticks(old_day, ["005930"], 120, seed=8), day_ticks(recent_day, ["005930"], 120, seed=9)
     ts_store.upsert(ticks_to_table(old + recent))
     for day in (old_day, recent_day):
-        ts_store.refresh_candles(*kst_day_bounds(day))
+        ts_store.refresh_candles(*trading_day_bounds(day))
     with ts_store.connect() as conn:
         conn.execute(
             f"INSERT INTO {ts_store.schema}.metrics (ts, name, value) VALUES (%s, 'x', 1), (%s, 'x', 2)",
@@ -246,7 +247,7 @@ def test_compression_keeps_ticks_exact(ts_store):
             (ts_store.schema,),
         ).fetchone()[0]
     assert compressed >= 1
-    got = ts_store.read_ticks(*kst_day_bounds(day))
+    got = ts_store.read_ticks(*trading_day_bounds(day))
     assert got.to_pylist() == ticks.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")]).to_pylist()
     assert ts_store.upsert(ticks) == 0  # a replay into a compressed chunk still adds nothing
 

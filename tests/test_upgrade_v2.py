@@ -16,8 +16,9 @@ import psycopg
 import pytest
 from psycopg import sql
 
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import KST, UTC, Tick, kst_day_bounds, ticks_to_table
+from tickvault.core.wire import KST, UTC, Tick, ticks_to_table
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake, open_connection
 from tickvault.stores.sqlfiles import Statement, parse
@@ -76,7 +77,7 @@ def build_v1_hot(url: str, schema: str, mode: str) -> None:
         conn.execute(schema_sql["set_meta"].postgres(schema=ident), {"key": "mode", "value": mode})
         if mode == "postgres":
             conn.execute(schema_sql["postgres_tables"].postgres(schema=ident))
-            lo, hi = kst_day_bounds(DAY)
+            lo, hi = trading_day_bounds(DAY)
             conn.execute(sql.SQL("CREATE TABLE {}.ticks_p20261120 PARTITION OF {}.ticks FOR VALUES FROM ({}) TO ({})").format(
                 ident, ident, sql.Literal(lo), sql.Literal(hi)))
         else:
@@ -116,7 +117,7 @@ def check_hot_upgraded(settings: Settings) -> None:
         assert store.schema_version() == 1
         store.init()
         assert store.schema_version() == 2
-        start, end = kst_day_bounds(DAY)
+        start, end = trading_day_bounds(DAY)
         stored = store.read_ticks(start, end)
         assert stored.num_rows == len(v1_rows()), "the upgrade lost or duplicated ticks"
         assert keys_of(stored) == expected_keys()
@@ -145,7 +146,7 @@ def test_timescaledb_mode_store_of_the_previous_version_is_upgraded(tsdb_setting
     check_hot_upgraded(tsdb_settings)
     store = HotStore(tsdb_settings)
     try:
-        start, end = kst_day_bounds(DAY)
+        start, end = trading_day_bounds(DAY)
         store.refresh_candles(start, end)
         with store.connection() as conn:
             ident = sql.Identifier(tsdb_settings.pg_schema)
@@ -198,7 +199,7 @@ def test_lake_of_the_previous_version_is_upgraded(v1_lake: Settings) -> None:
         before = lake.snapshot_id()
         lake.init()
         assert lake.schema_version() == 2
-        start, end = kst_day_bounds(DAY)
+        start, end = trading_day_bounds(DAY)
         stored = lake.read_ticks(start, end)
         assert stored.num_rows == len(v1_rows()), "the upgrade lost or duplicated ticks"
         assert keys_of(stored) == expected_keys()

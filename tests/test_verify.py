@@ -4,17 +4,18 @@ duplicates, hot-vs-cold differences, the stable JSON and the exit code."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
 
-from factories import DAY, row_of, simulated_day, without
+from factories import DAY, day_ticks, row_of, simulated_day, without
 from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.config import Settings
+from tickvault.core.wire import ticks_to_table
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
 from tickvault.stores.hot import HotStore
@@ -182,3 +183,29 @@ def test_union_gaps_tail_and_absent_symbol() -> None:
     # both stores end early at different points: no gap (the end of day is unknowable here)
     last_c = {"hot": {("KRX", "C"): LastTick("C", at(9), 30)}, "cold": {("KRX", "C"): LastTick("C", at(8), 20)}}
     assert union_gaps({"hot": [], "cold": []}, last_c) == []
+
+
+def test_a_trading_day_without_any_tick_is_not_proven(settings):
+    """Issue 13.11: "both ok" on a day neither store holds a tick of was false assurance."""
+    for store in (HotStore(settings), Lake(settings)):
+        store.init()
+        store.close()
+    report = verify(settings, DAY)
+    assert not report.consistent and report.no_ticks and report.stores_agree
+    weekend = verify(settings, date(2026, 11, 21))
+    assert weekend.consistent  # nothing trades on a Saturday: nothing to prove
+    out = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
+    assert out.exit_code != 0 and "not proven" in out.output
+
+
+def test_a_symbol_of_the_universe_without_ticks_is_not_proven(settings):
+    store_both(settings, ticks_to_table(day_ticks(DAY, ["005930"], 30)), ticks_to_table(day_ticks(DAY, ["005930"], 30)))
+    assert verify(settings, DAY).consistent
+    hot = HotStore(settings)
+    hot.write_universe(DAY, [("KRX", "005930"), ("KRX", "000660"), ("NXT", "005930")], source="test")
+    hot.close()
+    report = verify(settings, DAY)
+    assert not report.consistent
+    assert report.silent == [("KRX", "000660"), ("NXT", "005930")]
+    assert verify(settings, DAY, symbols=["000660"]).silent == [("KRX", "000660")]
+    assert verify(settings, DAY, source="cold").silent == []  # the lake recorded no universe

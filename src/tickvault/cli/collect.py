@@ -162,8 +162,9 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
     """Re-publish one day of the lake into a separate stream, paced like the original."""
     import threading
 
+    from ..core.calendar import trading_day_bounds
     from ..core.stream import FrameLimits, Publisher, connect
-    from ..core.wire import SOURCE_RE, kst_day_bounds
+    from ..core.wire import SOURCE_RE
     from ..services.archiver import install_signal_handlers
     from ..services.collectors.replay import parse_speed, replay
 
@@ -182,7 +183,7 @@ def replay_cmd(ctx: click.Context, day, symbols: tuple[str, ...], speed: str, ta
 
     lake = Lake(settings)
     try:
-        start, end = kst_day_bounds(trading_day)
+        start, end = trading_day_bounds(trading_day)
         table = lake.read_ticks(start, end, read_symbols(symbols, None) or None)
     finally:
         lake.close()

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 
 import click
 
+from ..core.config import redact_dsn
 from ..core.errors import StoreNotInitialized
 from ..services.export import read_day, write_parquet
 from . import fail, get_settings
@@ -43,7 +44,7 @@ def export_cmd(ctx: click.Context, source: str, day_text: str, symbols: tuple[st
     except StoreNotInitialized as exc:
         fail(str(exc))
     except Exception as exc:  # noqa: BLE001 - a down server or unreadable lake: one clear line
-        where = settings.pg_dsn.split("@")[-1] if source == "hot" else str(settings.lake_dir)
+        where = redact_dsn(settings.pg_dsn) if source == "hot" else str(settings.lake_dir)
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         fail(f"cannot read the {source} store at {where} ({first}); check that it is up and configured (TICKVAULT_PG_URL / TICKVAULT_LAKE_DIR)")
     write_parquet(table, out)

@@ -7,6 +7,7 @@ import sys
 
 import click
 
+from ..core.config import redact_dsn
 from . import fail, get_settings
 
 
@@ -61,7 +62,7 @@ def simulate_cmd(
     if not no_publish:
         settings = get_settings(ctx)
         client = connect(settings.redis_dsn)
-        where = settings.redis_dsn.rsplit("@", 1)[-1]  # never print a password
+        where = redact_dsn(settings.redis_dsn)  # never print a password
         try:
             client.ping()
         except Exception as exc:  # noqa: BLE001 - any connection failure gets the same advice

@@ -77,6 +77,9 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
             click.echo(f"gap  {gap.symbol}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
         if len(report.gaps) > 50:
             click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
+    if not report.consistent and (report.no_ticks or report.silent) and report.stores_agree:
+        fail(f"{the_day} is not proven: {'; '.join(report.reasons())} — check the collectors of that day and run "
+             f"`tickvault recover --date {the_day}` (the broker's ticks)")
     if not report.consistent:
         fail(f"{the_day} is not consistent: {'; '.join(report.reasons())} — run `tickvault reconcile --date {the_day} --repair`, "
              f"then `tickvault recover --date {the_day}` for gaps in both stores")
@@ -110,11 +113,19 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
             f"{the_day}: {len(report.differences)} differing minute(s); added {report.added_to_hot} ticks to hot, "
             f"{report.added_to_cold} to cold in {report.seconds:.2f}s"
         )
+        for c in report.conflicts:
+            click.echo(f"conflict {c.venue} {c.symbol} {c.ts.isoformat()} cum_volume {c.cum_volume}: hot {c.hot['price']}/"
+                       f"{c.hot['volume']}/{c.hot['side'] or '-'}, cold {c.cold['price']}/{c.cold['volume']}/{c.cold['side'] or '-'} "
+                       f"(first received: {c.preferred}); neither store changed")
+        for target, reject in report.rejected:
+            click.echo(f"not copied to {target}: {reject.describe()}")
         if report.after is not None:
-            click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.after.reasons())}")
+            click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.reasons())}")
     if not report.consistent:
         hint = "run again with --repair" if report.differences and not repair else f"see `tickvault verify --date {the_day}`"
-        fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.after.reasons()) if report.after else 'no result'} — {hint}")
+        if report.conflicts:
+            hint = "neither store was changed; settle each named key by hand (docs/sync.md, conflicting duplicates)"
+        fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.reasons())} — {hint}")
 
 
 @click.command("trim")
@@ -172,5 +183,7 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     else:
         click.echo(
             f"rebuilt {target} from {result.source}: {result.read} ticks read, {result.added} added; "
+            f"{result.replay_added} ticks the copy could not carry replayed from the stream "
+            f"({result.replayed_entries} backlog entries read, {result.dead_letters} dead-lettered); "
             f"group {target} now at {result.group_position} ({result.acked_pending} pending entries acked) in {result.seconds:.1f}s"
         )

@@ -22,7 +22,7 @@ import pyarrow as pa
 from . import calendar as krx
 from .errors import QueryError
 from .timeframe import Timeframe, parse_timeframe
-from .wire import KST, PRICE_TYPE, TS_TYPE, UTC, VENUES
+from .wire import PRICE_TYPE, TS_TYPE, UTC, VENUES
 
 #: regular: KRX's 09:00 open through its closing auction; extended: every trade of the trading
 #: date on the selected venues (pre-market 07:00/08:00 through NXT's after-market to 20:00).
@@ -94,9 +94,7 @@ def range_days(start: datetime, end: datetime) -> list[date]:
     """Trading dates touched by [start, end)."""
     if end <= start:
         return []
-    first = start.astimezone(KST).date()
-    last = (end - timedelta(microseconds=1)).astimezone(KST).date()
-    return krx.trading_days(first, last)
+    return krx.trading_days(krx.trading_date(start), krx.trading_date(end - timedelta(microseconds=1)))
 
 
 def bucket_base_us(anchor_us: int, midnight_us: int, width_us: int) -> int:

@@ -25,9 +25,11 @@ from importlib import resources
 from typing import Any, Literal, get_args
 
 import holidays
+import numpy as np
+import pyarrow as pa
 
 from .errors import ConfigError, QueryError
-from .wire import KST, VENUES, Venue
+from .wire import KST, TS_TYPE, VENUES, Venue
 
 #: Closures a ``holidays`` release may lack (one-off election days, temporary holidays).
 #: Union with the package's list: adding a date here is always safe.
@@ -61,6 +63,36 @@ SESSIONS_FILE = "sessions.toml"
 
 
 # --- trading dates -----------------------------------------------------------------------
+#
+# The trading date of a tick is the KST calendar date of its ``ts``, decided here and nowhere else
+# (hot partitions, the lake's trade_date and dedup windows, candles, verify, recovery). Validation
+# keeps every ``ts`` in [core.wire.TS_MIN, TS_MAX), where Asia/Seoul is always UTC+9, so the date is
+# plain arithmetic — the same ``+ 9 h`` the stores' SQL uses (lake write.sql computes trade_date so).
+
+_US_PER_DAY = 86_400_000_000
+_KST_OFFSET_US = 9 * 3_600_000_000
+_EPOCH = date(1970, 1, 1)
+
+
+def trading_date(ts: datetime) -> date:
+    """The trading date of an instant: its date at UTC+9."""
+    if ts.tzinfo is None:
+        raise QueryError(f"trading_date needs a timezone-aware instant, got {ts.isoformat()}")
+    return ts.astimezone(KST).date()
+
+
+def trading_day_bounds(day: date) -> tuple[datetime, datetime]:
+    """[start, end) of a trading date: its 00:00 and the next day's 00:00 at UTC+9."""
+    start = datetime(day.year, day.month, day.day, tzinfo=KST)
+    return start, start + _DAY
+
+
+def trading_dates(ts: pa.Array | pa.ChunkedArray) -> set[date]:
+    """The distinct trading dates of a ``ts`` column, on the array (no per-row objects)."""
+    if len(ts) == 0:
+        return set()
+    micros = np.asarray(ts.cast(TS_TYPE).cast(pa.int64()), dtype=np.int64)
+    return {_EPOCH + timedelta(days=int(n)) for n in np.unique((micros + _KST_OFFSET_US) // _US_PER_DAY)}
 
 
 @lru_cache(maxsize=64)

@@ -73,8 +73,14 @@ KstTime = Annotated[time, BeforeValidator(parse_kst_time), PlainSerializer(lambd
 KstHours = Annotated[SessionHours, NoDecode, BeforeValidator(parse_session_hours), PlainSerializer(str)]
 
 
+#: PostgreSQL's identifier limit (NAMEDATALEN - 1): longer names are truncated without a word
+PG_IDENTIFIER_BYTES = 63
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="TICKVAULT_", extra="forbid", validate_default=True)
+    # hide_input_in_errors: a ValidationError never carries a value (it may be a secret, or a
+    # secret given under a misspelt name)
+    model_config = SettingsConfigDict(env_prefix="TICKVAULT_", extra="forbid", validate_default=True, hide_input_in_errors=True)
 
     # --- servers and names (several installations may share one PostgreSQL and one Redis)
     redis_url: str | None = Field(None, description="Redis URL; unset: redis://127.0.0.1:6379/0 (demo: embedded)")
@@ -179,6 +185,9 @@ class Settings(BaseSettings):
     def _plain_identifier(cls, value: str) -> str:
         if not value.replace("_", "a").isalnum() or not value[0].isalpha() or value.lower() != value:
             raise ValueError("pg_schema must be a lowercase identifier (letters, digits, _)")
+        if len(value.encode()) > PG_IDENTIFIER_BYTES:
+            # PostgreSQL would truncate it silently, and two long names would share one schema
+            raise ValueError(f"pg_schema is {len(value.encode())} bytes; PostgreSQL names hold at most {PG_IDENTIFIER_BYTES}")
         return value
 
     @classmethod
@@ -211,13 +220,32 @@ class Settings(BaseSettings):
 
 
 SECRET_FIELDS = tuple(name for name, f in Settings.model_fields.items() if "SecretStr" in str(f.annotation))
+#: server URLs: secrets when they carry a password
+URL_FIELDS = ("pg_url", "redis_url")
+
+# a password in a URL's user info, or as a keyword / query parameter (libpq and redis-py spellings)
+_URL_USERINFO_PASSWORD = re.compile(r"(?P<head>^[a-z][a-z0-9+.-]*://[^/@?#\s:]*):(?P<secret>[^@/?#\s]*)@", re.IGNORECASE)
+_PARAMETER_PASSWORD = re.compile(r"(?P<head>(?:^|[?&\s])(?:ssl)?password\s*=\s*)(?P<secret>'(?:[^'\\]|\\.)*'|[^&\s]*)", re.IGNORECASE)
+
+
+def redact_dsn(dsn: str) -> str:
+    """``dsn`` (a URL or libpq keyword string) with every password replaced by ``***``: what
+    messages may show of a server address."""
+    redacted = _URL_USERINFO_PASSWORD.sub(lambda m: f"{m.group('head')}:***@", dsn)
+    return _PARAMETER_PASSWORD.sub(lambda m: f"{m.group('head')}***", redacted)
+
+
+def holds_password(dsn: str) -> bool:
+    return redact_dsn(dsn) != dsn
 
 
 def check_secret_file(path: Path) -> None:
-    """A TOML file may hold secrets only when nobody but its owner can read it."""
+    """A TOML file may hold secrets (a secret setting, or a server URL with a password) only
+    when nobody but its owner can read it."""
     with open(path, "rb") as handle:
-        names = tomllib.load(handle).keys()
-    held = sorted(set(names) & set(SECRET_FIELDS))
+        values = tomllib.load(handle)
+    held = sorted(set(values) & set(SECRET_FIELDS))
+    held += [name for name in URL_FIELDS if isinstance(values.get(name), str) and holds_password(values[name])]
     if held and path.stat().st_mode & 0o077:
         raise PermissionError(
             f"config file {path} holds secrets ({', '.join(held)}) but others can read it; run `chmod 600 {path}` "

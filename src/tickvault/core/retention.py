@@ -12,9 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from .calendar import next_trading_day
+from .calendar import next_trading_day, trading_date, trading_day_bounds
 from .config import Settings
-from .wire import kst_date, kst_day_bounds
 
 
 @dataclass(frozen=True)
@@ -28,7 +27,7 @@ class HotWindow:
     @property
     def full_from(self) -> datetime:
         """The first instant from which the hot store holds every tick (start of the day after ``oldest_day``)."""
-        return kst_day_bounds(self.oldest_day)[1]
+        return trading_day_bounds(self.oldest_day)[1]
 
     def holds(self, day: date) -> bool:
         """True when ``day`` is held in full (a KST date after the oldest retained day)."""
@@ -41,5 +40,5 @@ class HotWindow:
 
 def hot_days(settings: Settings, now: datetime) -> HotWindow:
     """The hot store's retention window at ``now`` (an aware instant)."""
-    oldest = kst_date(now - timedelta(days=settings.tick_retention_days))
-    return HotWindow(oldest_day=oldest, first_day=next_trading_day(oldest), cutoff=kst_day_bounds(oldest)[0])
+    oldest = trading_date(now - timedelta(days=settings.tick_retention_days))
+    return HotWindow(oldest_day=oldest, first_day=next_trading_day(oldest), cutoff=trading_day_bounds(oldest)[0])

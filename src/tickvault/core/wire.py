@@ -14,10 +14,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from decimal import Decimal, InvalidOperation
 from typing import Literal
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import pyarrow as pa
@@ -25,7 +24,10 @@ import pyarrow.compute
 
 from .errors import InvalidTick
 
-KST = ZoneInfo("Asia/Seoul")
+#: Korea Standard Time as the fixed UTC+9 it has been since 1988. Inside the accepted time range
+#: (``TS_MIN`` .. ``TS_MAX``) it equals Asia/Seoul; a fixed offset makes every date computed from it
+#: agree with the stores' plain ``+ 9 h`` arithmetic (``core.calendar.trading_date``).
+KST = timezone(timedelta(hours=9), "KST")
 WIRE_VERSION = "1"
 
 #: The venues a trade can execute on. Each keeps its own cumulative day volume per symbol. A new
@@ -54,6 +56,9 @@ TICK_SCHEMA = pa.schema(
     ]
 )
 NATURAL_KEY: tuple[str, ...] = ("venue", "symbol", "ts", "cum_volume")
+#: The stored trade columns two ticks of one natural key must agree on (``source`` and
+#: ``received_at`` say how a copy arrived, not what traded). The stores' fingerprints cover them.
+TRADE_COLUMNS: tuple[str, ...] = ("price", "volume", "side")
 
 REQUIRED_FIELDS = frozenset({"v", "symbol", "ts", "price", "volume", "cum_volume", "source"})
 OPTIONAL_FIELDS = frozenset({"side", "received_at", "venue"})
@@ -67,6 +72,10 @@ SUFFIX_VENUES: dict[str, Venue] = {"_NX": "NXT"}
 SOURCE_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,31}$")
 INT_RE = re.compile(r"^[0-9]{1,18}$")
 MAX_FUTURE = timedelta(days=1)
+#: The instants a tick's ``ts`` and ``received_at`` may take, [TS_MIN, TS_MAX): every store can
+#: write them and Asia/Seoul is UTC+9 throughout (docs/wire-format.md, "Time range").
+TS_MIN = datetime(2000, 1, 1, tzinfo=UTC)
+TS_MAX = datetime(2100, 1, 1, tzinfo=UTC)
 MAX_PRICE = Decimal(10) ** (PRICE_PRECISION - PRICE_SCALE)
 
 
@@ -130,17 +139,6 @@ def format_price(price: Decimal) -> str:
     return text
 
 
-def kst_date(ts: datetime) -> date:
-    """The KST calendar date of an instant: the trading date a tick belongs to."""
-    return ts.astimezone(KST).date()
-
-
-def kst_day_bounds(day: date) -> tuple[datetime, datetime]:
-    """[start, end) of a KST calendar date as aware datetimes."""
-    start = datetime(day.year, day.month, day.day, tzinfo=KST)
-    return start, start + timedelta(days=1)
-
-
 def _parse_time(text: str, name: str) -> datetime:
     try:
         value = datetime.fromisoformat(text)
@@ -148,6 +146,8 @@ def _parse_time(text: str, name: str) -> datetime:
         raise InvalidTick(f"{name}: unparseable time {text!r} (want ISO-8601 with offset)") from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise InvalidTick(f"{name}: time {text!r} has no UTC offset (want e.g. +09:00)")
+    if not TS_MIN <= value < TS_MAX:
+        raise InvalidTick(f"{name}: {text!r} is outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC")
     return value
 
 
@@ -235,10 +235,78 @@ def decode_entries(entries: Sequence[tuple[str, Mapping[str, str]]], now: dateti
     which decides exactly and names the reason.
     """
     now = now or datetime.now(UTC)
-    fast = _decode_fast(entries, now)
-    if fast is not None:
-        return fast
-    return _decode_slow(entries, now)
+    decoded = _decode_fast(entries, now) or _decode_slow(entries, now)
+    return _refuse_conflicts(decoded, entries)
+
+
+def conflicting_rows(table: pa.Table, other: pa.Table) -> list[tuple[int, int]]:
+    """(row of ``table``, row of ``other``) pairs with the same natural key and different trade
+    columns (price, volume or side)."""
+    if table.num_rows == 0 or other.num_rows == 0:
+        return []
+    pc = pa.compute
+    key = list(NATURAL_KEY)
+    left = table.select(key + list(TRADE_COLUMNS)).append_column("_l", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    right = other.select(key + list(TRADE_COLUMNS)).rename_columns(key + [f"_o_{c}" for c in TRADE_COLUMNS])
+    right = right.append_column("_r", pa.array(np.arange(other.num_rows, dtype=np.int64)))
+    joined = left.join(right, keys=key, join_type="inner", use_threads=False)
+    if joined.num_rows == 0:
+        return []
+    differ = pc.or_(
+        pc.not_equal(joined.column("price"), joined.column("_o_price")),
+        pc.or_(pc.not_equal(joined.column("volume"), joined.column("_o_volume")),
+               pc.not_equal(joined.column("side").fill_null(""), joined.column("_o_side").fill_null(""))),
+    )
+    hits = joined.filter(differ)
+    return sorted(zip(hits.column("_l").to_pylist(), hits.column("_r").to_pylist()))
+
+
+def describe_key(table: pa.Table, row: int) -> str:
+    """One row's natural key as text."""
+    r = table.slice(row, 1).to_pylist()[0]
+    return f"{r['venue']} {r['symbol']} ts {r['ts'].isoformat()} cum_volume {r['cum_volume']}"
+
+
+def describe_trade(table: pa.Table, row: int) -> str:
+    """One row's trade columns as text."""
+    r = table.slice(row, 1).to_pylist()[0]
+    return f"price {format_price(r['price'])} volume {r['volume']} side {r['side'] or '-'}"
+
+
+def conflict_letters(table: pa.Table, ids: Sequence[str], fields: Mapping[str, Mapping[str, str]], kept: pa.Table,
+                     pairs: Sequence[tuple[int, int]], holders: Sequence[str]) -> list[DeadLetter]:
+    """Dead letters for rows of ``table`` (with stream ``ids``) that conflict with rows of ``kept``
+    (``pairs`` from ``conflicting_rows``; ``holders`` names who holds each kept row): the reason
+    holds both values and says which one stays."""
+    return [
+        DeadLetter(ids[i], dict(fields[ids[i]]),
+                   f"conflicting duplicate of {describe_key(table, i)}: {holder} holds {describe_trade(kept, k)}, this entry "
+                   f"{describe_trade(table, i)} — the held value is kept (docs/sync.md, conflicting duplicates)")
+        for (i, k), holder in zip(pairs, holders)
+    ]
+
+
+def _refuse_conflicts(decoded: DecodedBatch, entries: Sequence[tuple[str, Mapping[str, str]]]) -> DecodedBatch:
+    """Refuse every row whose natural key an earlier row of the batch holds with other trade values."""
+    table = decoded.table
+    if table.num_rows < 2:
+        return decoded
+    key = list(NATURAL_KEY)
+    indexed = table.select(key).append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
+    first = indexed.group_by(key, use_threads=False).aggregate([("_i", "min")]).column("_i_min")
+    if len(first) == table.num_rows:
+        return decoded
+    firsts = table.take(first)
+    first_rows = first.to_pylist()
+    pairs = [(i, j) for i, j in conflicting_rows(table, firsts) if i != first_rows[j]]
+    if not pairs:
+        return decoded
+    ids = decoded.ids
+    letters = conflict_letters(table, ids, dict(entries), firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
+    refused = np.zeros(table.num_rows, dtype=bool)
+    refused[[i for i, _ in pairs]] = True
+    keep = pa.array(~refused)
+    return DecodedBatch(table.filter(keep), [i for i, r in zip(ids, refused) if not r], decoded.dead + letters)
 
 
 _TS_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,6})?([+-][0-9]{2}:[0-9]{2}|Z)$"
@@ -248,6 +316,13 @@ _INT_PATTERN = r"^[0-9]{1,18}$"
 
 def _all_match(values: pa.Array, pattern: str) -> bool:
     return pa.compute.all(pa.compute.match_substring_regex(values, pattern)).as_py() is True
+
+
+def _in_time_range(values: pa.Array) -> bool:
+    """Every instant within [TS_MIN, TS_MAX) (true for an empty array)."""
+    pc = pa.compute
+    inside = pc.and_(pc.greater_equal(values, pa.scalar(TS_MIN, TS_TYPE)), pc.less(values, pa.scalar(TS_MAX, TS_TYPE)))
+    return pc.all(inside).as_py() is not False
 
 
 def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime) -> DecodedBatch | None:
@@ -292,7 +367,7 @@ def _decode_fast(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
         pc.and_(pc.greater(price, pa.scalar(Decimal(0), PRICE_TYPE)), pc.greater(volume, 0)),
         pc.and_(pc.greater_equal(cum_volume, volume), pc.less_equal(ts, limit)),
     )
-    if not pc.all(ok).as_py():
+    if not (pc.all(ok).as_py() and _in_time_range(ts) and _in_time_range(received_at.drop_null())):
         return None
     table = pa.Table.from_arrays([venue, symbol, ts, price, volume, cum_volume, side, source, received_at], schema=TICK_SCHEMA)
     return DecodedBatch(table, [entry_id for entry_id, _ in entries], [])
@@ -331,6 +406,41 @@ def _decode_slow(entries: Sequence[tuple[str, Mapping[str, str]]], now: datetime
         schema=TICK_SCHEMA,
     )
     return DecodedBatch(table, ids, dead)
+
+
+def table_problems(table: pa.Table, now: datetime | None = None) -> list[str | None]:
+    """Per row of a TICK_SCHEMA table, the first rule of the wire format it breaks (None: valid).
+
+    The same rules as ``parse_fields``, on whole columns: the check every copy between stores,
+    recovery and user upserts go through (``stores.contract.conform``)."""
+    pc = pa.compute
+    limit = (now or datetime.now(UTC)) + MAX_FUTURE
+    ts, received = table.column("ts"), table.column("received_at")
+    side = table.column("side")
+
+    def in_range(values: pa.ChunkedArray) -> pa.ChunkedArray:
+        return pc.and_(pc.greater_equal(values, pa.scalar(TS_MIN, TS_TYPE)), pc.less(values, pa.scalar(TS_MAX, TS_TYPE)))
+
+    rules: list[tuple[str, pa.ChunkedArray]] = [
+        (f"venue: want {' or '.join(VENUES)}", pc.is_in(table.column("venue"), pa.array(VENUES))),
+        ("symbol: want 6 chars [0-9A-Z]", pc.match_substring_regex(table.column("symbol"), SYMBOL_RE.pattern)),
+        (f"ts: outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC", in_range(ts)),
+        ("ts: more than a day in the future", pc.less_equal(ts, pa.scalar(limit, TS_TYPE))),
+        ("price: must be > 0", pc.greater(table.column("price"), pa.scalar(Decimal(0), PRICE_TYPE))),
+        ("volume: must be > 0", pc.greater(table.column("volume"), 0)),
+        ("cum_volume < volume", pc.greater_equal(table.column("cum_volume"), table.column("volume"))),
+        ("side: want 'B', 'S' or empty", pc.or_kleene(pc.is_null(side), pc.is_in(side, pa.array(["B", "S"])))),
+        ("source: want a short lowercase name", pc.match_substring_regex(table.column("source"), SOURCE_RE.pattern)),
+        (f"received_at: outside the accepted range {TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC",
+         pc.or_kleene(pc.is_null(received), in_range(received))),
+    ]
+    problems: list[str | None] = [None] * table.num_rows
+    for reason, ok in rules:
+        bad = np.flatnonzero(~np.asarray(ok.fill_null(False), dtype=bool))
+        for row in bad:
+            if problems[row] is None:
+                problems[row] = reason
+    return problems
 
 
 def ticks_to_table(ticks: Iterable[Tick]) -> pa.Table:

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from ..core.config import Settings
+from ..core.config import Settings, redact_dsn
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
 
@@ -134,6 +134,7 @@ def use_embedded(settings: Settings) -> tuple[bool, bool]:
 
 
 def _server_label(url: str) -> str:
+    url = redact_dsn(url)
     return url.split("@")[-1] if "@" in url else url.split("//")[-1]
 
 

@@ -32,6 +32,7 @@ import pyarrow.compute as pc
 
 from ..core import bars
 from ..core import calendar as krx
+from ..core.calendar import trading_date, trading_day_bounds
 from ..core.config import Settings, load_settings
 from ..core.errors import (
     ConfigError,
@@ -40,7 +41,7 @@ from ..core.errors import (
 )
 from ..core.extras import import_optional
 from ..core.timeframe import Timeframe, parse_timeframe
-from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, Venue, kst_date, kst_day_bounds
+from ..core.wire import KST, SYMBOL_RE, TICK_SCHEMA, UTC, Venue
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -217,14 +218,14 @@ class _Stores:
         """(venue, symbol) pairs of the segment's KST date (``Vault.symbols`` asks for one whole date)."""
         if as_of is None:
             store: HotStore | Lake = self.hot() if seg.source == "hot" else self.lake()
-            return set(store.symbols_of_day(kst_date(seg.start)))
+            return set(store.symbols_of_day(trading_date(seg.start)))
         table = self.ticks(seg, None, None, as_of).select(["venue", "symbol"])  # the lake as it was
         return set(zip(table.column("venue").to_pylist(), table.column("symbol").to_pylist()))
 
     def first_hot_day_with_ticks(self, first: date, last: date) -> date | None:
         """The first trading date in [first, last] the hot store has a tick for (None: none, or no ticks table)."""
         for day in krx.iter_trading_days(first, last):
-            start, end = kst_day_bounds(day)
+            start, end = trading_day_bounds(day)
             try:
                 if self.hot().has_ticks(start, end):
                     return day
@@ -402,7 +403,7 @@ class Vault:
 
     # --- routing
     def _oldest_kept_day(self) -> date:
-        return kst_date(self._clock() - timedelta(days=self.settings.tick_retention_days))
+        return trading_date(self._clock() - timedelta(days=self.settings.tick_retention_days))
 
     def _hot_first_day(self, until: date) -> date | None:
         """The first trading date the hot store holds in full, or None if it holds none up to ``until``.
@@ -426,7 +427,7 @@ class Vault:
             return [Segment("cold", start, end)]
         if source == "hot":
             oldest_kept = self._oldest_kept_day()
-            if kst_date(start) <= oldest_kept:
+            if trading_date(start) <= oldest_kept:
                 log.warning(
                     "hot store keeps ticks only after %s (tick_retention_days=%d): earlier dates may be missing; "
                     "use source auto or cold for them", oldest_kept, self.settings.tick_retention_days,
@@ -434,8 +435,8 @@ class Vault:
             return [Segment("hot", start, end)]
         if source == "cold":
             return [Segment("cold", start, end)]
-        last_day = kst_date(end - timedelta(microseconds=1))
-        boundary_day = self._hot_first_day(min(last_day, kst_date(self._clock())))
+        last_day = trading_date(end - timedelta(microseconds=1))
+        boundary_day = self._hot_first_day(min(last_day, trading_date(self._clock())))
         if boundary_day is None:
             return [Segment("cold", start, end)]
         if tf is not None and not tf.intraday:

@@ -10,9 +10,10 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from ..core.calendar import trading_day_bounds
 from ..core.config import Settings
 from ..core.errors import StoreNotInitialized
-from ..core.wire import NATURAL_KEY, TICK_SCHEMA, kst_day_bounds
+from ..core.wire import NATURAL_KEY, TICK_SCHEMA
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from ..stores.lake.connection import catalog_path
@@ -21,7 +22,7 @@ from ..stores.lake.connection import catalog_path
 def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] | None = None) -> pa.Table:
     """All ticks of one KST date from ``source`` ('hot' or 'cold'), sorted by the natural key,
     so exports of the two stores can be compared byte for byte."""
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     if source == "hot":
         store = HotStore(settings)
         try:

@@ -11,19 +11,20 @@ outside the stream path (another store, recovery, a user) is checked and cast to
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal, Protocol, runtime_checkable
 
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ..core.bars import Session, VenueChoice
 from ..core.errors import InvalidTick
 from ..core.timeframe import Timeframe
-from ..core.wire import DEFAULT_VENUE, TICK_SCHEMA, VENUES, Venue, dedupe
+from ..core.wire import DEFAULT_VENUE, TICK_SCHEMA, Venue, dedupe, table_problems
 
+log = logging.getLogger(__name__)
 StoreName = Literal["hot", "cold"]
 
 
@@ -125,6 +126,9 @@ class TickStore(Protocol):
                 session: Session = "regular", venue: VenueChoice = "ALL") -> pa.Table:
         """Bars of ``CANDLE_SCHEMA`` computed from the ticks by the store's candle SQL (``core.bars``)."""
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch`` (conflict checks)."""
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         """Whether any tick lies in [start, end) (cheap: stops at the first row)."""
 
@@ -154,12 +158,31 @@ class TickStore(Protocol):
         """The day's universe as stored (empty when none was recorded)."""
 
 
-def conform(table: pa.Table) -> pa.Table:
-    """``table`` as exactly TICK_SCHEMA with one row per natural key (the first wins).
+@dataclass(frozen=True, slots=True)
+class Reject:
+    """A row refused by ``conform``: its values and the wire-format rule it breaks."""
+
+    row: dict[str, Any]
+    reason: str
+
+    def describe(self) -> str:
+        r = self.row
+        return f"{r['venue']} {r['symbol']} ts {r['ts']} cum_volume {r['cum_volume']}: {self.reason}"
+
+
+@dataclass(frozen=True, slots=True)
+class Conformed:
+    table: pa.Table  # TICK_SCHEMA, valid rows only, one per natural key
+    rejects: list[Reject]
+
+
+def conform(table: pa.Table, now: datetime | None = None) -> Conformed:
+    """``table`` as exactly TICK_SCHEMA with one row per natural key (the first wins), and the rows
+    the wire format refuses (``core.wire.table_problems``: the archivers' rules) set apart.
 
     A table without a ``venue`` column is KRX's, as a wire entry without one is. Raises
-    InvalidTick naming the column when a column is missing, null where it must be set, of a type
-    that cannot be stored exactly, or (venue) not one of VENUES.
+    InvalidTick naming the column when a column is missing, null where it must be set, or of a
+    type that cannot be stored exactly.
     """
     if "venue" not in table.column_names:
         table = table.append_column("venue", pa.array([DEFAULT_VENUE] * table.num_rows, pa.string()))
@@ -176,7 +199,17 @@ def conform(table: pa.Table) -> pa.Table:
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
             raise InvalidTick(f"tick batch column {field.name}: cannot store {column.type} as {field.type} ({exc})") from None
     conformed = pa.Table.from_arrays(columns, schema=TICK_SCHEMA)
-    unknown = pc.filter(conformed.column("venue"), pc.invert(pc.is_in(conformed.column("venue"), pa.array(VENUES))))
-    if len(unknown):
-        raise InvalidTick(f"tick batch has {len(unknown)} row(s) of unknown venue {unknown[0].as_py()!r}; want one of {', '.join(VENUES)}")
-    return dedupe(conformed)
+    problems = table_problems(conformed, now)
+    bad = [i for i, problem in enumerate(problems) if problem is not None]
+    if not bad:
+        return Conformed(dedupe(conformed), [])
+    rejects = [Reject(conformed.slice(i, 1).to_pylist()[0], problems[i] or "") for i in bad]
+    keep = pa.array([problem is None for problem in problems])
+    return Conformed(dedupe(conformed.filter(keep)), rejects)
+
+
+def report_rejects(store: str, rejects: Sequence[Reject]) -> None:
+    """Log the rows a copy into ``store`` refused (a count and the first few, each with its rule)."""
+    if rejects:
+        log.warning("%s: %d row(s) refused by validation and not stored: %s", store, len(rejects),
+                    "; ".join(r.describe() for r in rejects[:5]))

@@ -22,11 +22,12 @@ from typing import Any
 import pyarrow as pa
 import redis
 
+from ...core.calendar import trading_date, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import StoreError
 from ...core.retention import hot_days
 from ...core.stream import connect
-from ...core.wire import KST, TICK_SCHEMA, Venue, kst_day_bounds, ticks_to_table
+from ...core.wire import KST, TICK_SCHEMA, Venue, ticks_to_table
 from ...stores.contract import TickStore
 from ...stores.hot import HotStore
 from ...stores.lake import Lake
@@ -44,7 +45,7 @@ SYMBOL_CHUNK = 100  # symbols read from the stores at once (bounded memory on a 
 
 
 def today_kst() -> date:
-    return datetime.now(KST).date()
+    return trading_date(datetime.now(UTC))
 
 
 def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore]) -> dict[str, Any]:
@@ -92,7 +93,7 @@ class Recovery:
 
     def run(self) -> RecoveryReport:
         hot, lake = self._stores()
-        with_hot = hot_days(self.settings, kst_day_bounds(self.today)[0]).holds(self.day)
+        with_hot = hot_days(self.settings, trading_day_bounds(self.today)[0]).holds(self.day)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC), venue=self.venue)
         source = self._source or open_source(self.settings, self.broker)
         stores: list[TickStore] = [hot, lake] if with_hot else [lake]
@@ -129,7 +130,7 @@ class Recovery:
 
     def _read_collector_gaps(self, report: RecoveryReport) -> list[tuple[frozenset[str], tuple[datetime, datetime]]]:
         """The day's recorded collector gaps as (symbols, whole-minute window); no symbols = every symbol."""
-        day_start, day_end = kst_day_bounds(self.day)
+        day_start, day_end = trading_day_bounds(self.day)
         try:
             client = connect(self.settings.redis_dsn)
             try:
@@ -157,7 +158,7 @@ class Recovery:
         """Copy between the stores, then ask the broker, for a bounded group of symbols."""
         from ..sync.reconcile import missing_from
 
-        start, end = kst_day_bounds(self.day)
+        start, end = trading_day_bounds(self.day)
         lake_ticks = lake.read_ticks(start, end, symbols, venue=self.venue)
         hot_ticks = hot.read_ticks(start, end, symbols, venue=self.venue) if with_hot else TICK_SCHEMA.empty_table()
         to_lake = missing_from(hot_ticks, lake_ticks)

@@ -7,11 +7,15 @@ Order of operations, each step safe to repeat:
 2. wait until the other group has acknowledged every entry <= L, so the other store holds
    everything the stream had;
 3. copy the time range from the other store in chunks (read_ticks -> upsert, idempotent);
-4. move the target group's position to L (XGROUP SETID forward only, or create it there)
-   and ack its pending entries <= L: their ticks came with the copy.
+4. replay from the stream every entry the target has not acknowledged (<= L) whose tick the
+   copy did not provably carry: outside the copied range, or older than what the source
+   holds (hot retention dropped its day). The copy only vouches for what the source holds;
+   the stream still holds the rest, because trim never passes the target's position;
+5. move the target group's position to L (XGROUP SETID forward only, or create it there)
+   and ack its pending entries <= L: their ticks are now in the target.
 
 The target archiver then resumes after L and nothing is lost or duplicated. A failure
-before step 4 leaves the group where it was; re-running the rebuild is always safe.
+before step 5 leaves the group where it was; re-running the rebuild is always safe.
 """
 
 from __future__ import annotations
@@ -22,13 +26,17 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
 from ...core.retention import hot_days
-from ...core.stream import connect, parse_id, stream_last_id
+from ...core.stream import connect, dead_letter, parse_id, stream_last_id
+from ...core.wire import decode_entries
 from ...stores.contract import TickStore
+from ...stores.lake import Lake
 from .trim import group_positions
 from .verify import open_stores
 
@@ -36,6 +44,7 @@ log = logging.getLogger(__name__)
 UTC = UTC
 
 CHUNK = timedelta(minutes=30)
+REPLAY_ENTRIES = 10_000  # stream entries read per replay round trip
 
 
 class RebuildError(TickvaultError):
@@ -53,6 +62,10 @@ class RebuildResult:
     group_position: str | None = None
     acked_pending: int = 0
     stream_existed: bool = True
+    replayed_entries: int = 0  # entries of the target's backlog read back from the stream
+    replayed_ticks: int = 0  # their ticks the copy did not carry, written to the target
+    replay_added: int = 0
+    dead_letters: int = 0  # backlog entries that fail validation (dead-lettered, as the archiver would)
     seconds: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
@@ -66,6 +79,10 @@ class RebuildResult:
             "group_position": self.group_position,
             "acked_pending": self.acked_pending,
             "stream_existed": self.stream_existed,
+            "replayed_entries": self.replayed_entries,
+            "replayed_ticks": self.replayed_ticks,
+            "replay_added": self.replay_added,
+            "dead_letters": self.dead_letters,
             "seconds": round(self.seconds, 3),
         }
 
@@ -96,6 +113,37 @@ def wait_for_group(client: redis.Redis, stream: str, group: str, last_id: str, w
                 f"{positions[group]}); make sure `tickvault archive {group}` runs, then retry"
             )
         time.sleep(0.25)
+
+
+def uncovered(batch: pa.Table, covered: tuple[datetime, datetime]) -> pa.Table:
+    """The rows of ``batch`` whose ``ts`` lies outside the copied range [lo, hi)."""
+    ts = batch.column("ts")
+    lo, hi = (pa.scalar(t, ts.type) for t in covered)
+    return batch.filter(pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)))
+
+
+def replay_backlog(client: redis.Redis, settings: Settings, target: str, last_id: str, dst: TickStore,
+                   covered: tuple[datetime, datetime], result: RebuildResult, chunk: int = REPLAY_ENTRIES) -> None:
+    """Write into ``dst`` the ticks of the entries <= ``last_id`` the target has not acknowledged
+    (the whole stream when its group does not exist yet) that lie outside ``covered``."""
+    stream = settings.stream
+    cursor = group_positions(client, stream).get(target, "-")
+    while True:
+        entries = client.xrange(stream, min=cursor, max=last_id, count=chunk)
+        if not entries:
+            return
+        decoded = decode_entries(entries)
+        missing = uncovered(decoded.table, covered)
+        if missing.num_rows:
+            result.replayed_ticks += missing.num_rows
+            result.replay_added += dst.upsert(missing)
+        if decoded.dead:
+            dead_letter(client, settings.dlq_stream, decoded.dead, stage=f"rebuild-{target}")
+            result.dead_letters += len(decoded.dead)
+        result.replayed_entries += len(entries)
+        if len(entries) < chunk:
+            return
+        cursor = "(" + entries[-1][0]
 
 
 def move_group(client: redis.Redis, stream: str, group: str, last_id: str) -> tuple[str, int]:
@@ -159,6 +207,8 @@ def rebuild(
     src, dst = (cold, hot) if target == "hot" else (hot, cold)
     result = RebuildResult(target, source, start, end)
     try:
+        if isinstance(dst, Lake):
+            dst.require()  # copy into a lake `tickvault init` created, never into a mistyped path
         stream = settings.stream
         last_id = stream_last_id(client, stream)
         if last_id is None:
@@ -178,13 +228,18 @@ def rebuild(
                 result.added += dst.upsert(ticks)
             cursor = upper
         if result.stream_existed:
+            # what the copy vouches for: [start, end), less what hot retention has dropped by now
+            held_from = max(start, hot_days(settings, datetime.now(UTC)).full_from) if source == "hot" else start
+            replay_backlog(client, settings, target, last_id, dst, (held_from, max(held_from, end)), result)
             result.group_position, result.acked_pending = move_group(client, stream, target, last_id)
         else:
             result.group_position = "0-0"
         result.seconds = time.perf_counter() - started
         log.info(
-            "rebuild %s from %s: %d ticks read, %d added, group %s at %s (%d pending acked) in %.1fs",
-            target, source, result.read, result.added, target, result.group_position, result.acked_pending, result.seconds,
+            "rebuild %s from %s: %d ticks read, %d added; %d entries of its backlog replayed from the stream "
+            "(%d ticks the copy did not carry, %d added, %d dead-lettered); group %s at %s (%d pending acked) in %.1fs",
+            target, source, result.read, result.added, result.replayed_entries, result.replayed_ticks, result.replay_added,
+            result.dead_letters, target, result.group_position, result.acked_pending, result.seconds,
         )
         return result
     finally:

@@ -5,6 +5,11 @@ fingerprints differ, each side's ticks the other lacks are upserted into the oth
 natural key, idempotent; running it twice adds nothing the second time). When nothing
 differs the cost is one aggregate query per store. Reads don't lock the stores and the
 writes are ordinary idempotent upserts, so the archivers keep running meanwhile.
+
+A key both stores hold with different trade values (a conflicting duplicate) is never
+resolved silently: reconcile names it with both values and the earliest-received copy,
+changes neither store (they are append-only and candles derive from them) and leaves the day
+not consistent until the operator settles it — docs/sync.md, "Conflicting duplicates".
 """
 
 from __future__ import annotations
@@ -21,8 +26,8 @@ import pyarrow as pa
 from ...core.config import Settings
 from ...core.errors import QueryError
 from ...core.retention import hot_days
-from ...core.wire import NATURAL_KEY, TICK_SCHEMA
-from ...stores.contract import TickStore
+from ...core.wire import NATURAL_KEY, TICK_SCHEMA, conflicting_rows
+from ...stores.contract import Reject, TickStore, conform
 from . import state
 from .integrity import integrity_rows, write_integrity_report
 from .report import MinuteDiff, VerifyReport
@@ -37,6 +42,31 @@ REPAIR_WINDOW_MINUTES = 30
 UPSERT_ROWS = 200_000
 
 
+@dataclass(frozen=True)
+class Conflict:
+    """One natural key both stores hold with different trade values (price, volume or side)."""
+
+    venue: str
+    symbol: str
+    ts: datetime
+    cum_volume: int
+    hot: dict[str, Any]  # price, volume, side, source, received_at as stored in hot
+    cold: dict[str, Any]
+
+    @property
+    def preferred(self) -> str:
+        """The store whose copy was received first (the documented rule); hot when unknown or equal."""
+        hot_at, cold_at = self.hot["received_at"], self.cold["received_at"]
+        return "cold" if cold_at is not None and (hot_at is None or cold_at < hot_at) else "hot"
+
+    def to_dict(self) -> dict[str, Any]:
+        def values(v: dict[str, Any]) -> dict[str, Any]:
+            return {**v, "price": str(v["price"]), "received_at": v["received_at"].isoformat() if v["received_at"] else None}
+
+        return {"venue": self.venue, "symbol": self.symbol, "ts": self.ts.astimezone(UTC).isoformat(), "cum_volume": self.cum_volume,
+                "hot": values(self.hot), "cold": values(self.cold), "preferred": self.preferred}
+
+
 @dataclass
 class ReconcileReport:
     day: date
@@ -45,13 +75,24 @@ class ReconcileReport:
     added_to_hot: int = 0
     added_to_cold: int = 0
     added: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (venue, symbol) -> {"hot": n, "cold": n}
+    conflicts: list[Conflict] = field(default_factory=list)  # keys held by both stores with different values
+    rejected: list[tuple[str, Reject]] = field(default_factory=list)  # (target store, row) refused by validation, not copied
     after: VerifyReport | None = None  # the state once done (after the repair, if any)
     seconds: float = 0.0
     report_written: dict[str, str] = field(default_factory=dict)  # store -> "ok" or the error
 
     @property
     def consistent(self) -> bool:
-        return self.after is not None and self.after.consistent
+        return self.after is not None and self.after.consistent and not self.conflicts
+
+    def reasons(self) -> list[str]:
+        """Why the day is not consistent after the run (empty when it is)."""
+        out = self.after.reasons() if self.after is not None else ["no result"]
+        if self.conflicts:
+            out.append(f"{len(self.conflicts)} conflicting duplicate(s): a key both stores hold with different price/volume/side")
+        if self.rejected:
+            out.append(f"{len(self.rejected)} row(s) not copied: they break the wire format ({self.rejected[0][1].describe()})")
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -64,6 +105,8 @@ class ReconcileReport:
             "added_to_hot": self.added_to_hot,
             "added_to_cold": self.added_to_cold,
             "added": [{"venue": v, "symbol": s, **counts} for (v, s), counts in sorted(self.added.items())],
+            "conflicts": [c.to_dict() for c in self.conflicts],
+            "rejected": [{"to": store, "row": reject.describe(), "reason": reject.reason} for store, reject in self.rejected],
             "seconds": round(self.seconds, 3),
             "integrity_report": self.report_written,
             "after": self.after.to_dict() if self.after else None,
@@ -105,8 +148,22 @@ def missing_from(ticks: pa.Table, other: pa.Table) -> pa.Table:
     return new.select(list(TICK_SCHEMA.names)).cast(TICK_SCHEMA)
 
 
-def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDiff], report: ReconcileReport) -> None:
-    """Copy each side's missing ticks of the differing minutes from the other side.
+_VALUE_COLUMNS = ("price", "volume", "side", "source", "received_at")
+
+
+def conflicts_between(hot_ticks: pa.Table, cold_ticks: pa.Table) -> list[Conflict]:
+    """Keys both tables hold with different trade values, with each side's values."""
+    out = []
+    for h, c in conflicting_rows(hot_ticks, cold_ticks):
+        hot_row, cold_row = hot_ticks.slice(h, 1).to_pylist()[0], cold_ticks.slice(c, 1).to_pylist()[0]
+        out.append(Conflict(hot_row["venue"], hot_row["symbol"], hot_row["ts"], hot_row["cum_volume"],
+                            {k: hot_row[k] for k in _VALUE_COLUMNS}, {k: cold_row[k] for k in _VALUE_COLUMNS}))
+    return out
+
+
+def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDiff], report: ReconcileReport, repair: bool) -> None:
+    """Read the differing minutes of both stores: name the conflicting keys and (``repair``) copy
+    each side's missing ticks from the other side.
 
     Reads window by window; writes in few large upserts (each upsert is a transaction, and
     a lake commit has a fixed cost).
@@ -128,7 +185,15 @@ def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDi
     for start, end, symbols in repair_windows(differences):
         hot_ticks = hot.read_ticks(start, end, symbols)
         cold_ticks = cold.read_ticks(start, end, symbols)
+        report.conflicts.extend(conflicts_between(hot_ticks, cold_ticks))
+        if not repair:
+            continue
         for store, table in ((hot, missing_from(cold_ticks, hot_ticks)), (cold, missing_from(hot_ticks, cold_ticks))):
+            if not table.num_rows:
+                continue
+            checked = conform(table)  # a row edited into one store by hand must not spread to the other
+            report.rejected.extend((store.name, reject) for reject in checked.rejects)
+            table = checked.table
             if not table.num_rows:
                 continue
             pending[store.name].append(table)
@@ -141,7 +206,15 @@ def copy_missing(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDi
                 flush(store)
     flush(hot)
     flush(cold)
-    log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
+    for c in report.conflicts[:5]:
+        log.warning("reconcile: conflicting duplicate %s %s %s cum_volume %d: hot price %s volume %s side %s, cold price %s "
+                    "volume %s side %s; neither store is changed (the %s copy was received first)", c.venue, c.symbol,
+                    c.ts.isoformat(), c.cum_volume, c.hot["price"], c.hot["volume"], c.hot["side"], c.cold["price"],
+                    c.cold["volume"], c.cold["side"], c.preferred)
+    for target, reject in report.rejected[:5]:
+        log.warning("reconcile: not copied to %s, it breaks the wire format: %s", target, reject.describe())
+    if repair:
+        log.info("reconcile: %d ticks copied to hot, %d to cold", report.added_to_hot, report.added_to_cold)
 
 
 def reconcile(
@@ -172,8 +245,9 @@ def reconcile(
         scans = scan_all([hot, cold], start, end, symbols)
         differences = compare(*scans)
         report = ReconcileReport(day, differences, repair)
+        if differences:
+            compare_ticks(hot, cold, differences, report, repair)
         if repair and differences:
-            copy_missing(hot, cold, differences, report)
             scans = scan_all([hot, cold], start, end, symbols)
         report.after = build_report(day, "both", symbols, [hot, cold], scans, start, end)
         report.seconds = time.perf_counter() - started
@@ -187,7 +261,7 @@ def reconcile(
         log.info(
             "reconcile %s: %d differing minute(s), %d ticks added to hot, %d to cold, %s in %.2fs",
             day, len(differences), report.added_to_hot, report.added_to_cold,
-            "consistent" if report.consistent else "NOT consistent: " + "; ".join(report.after.reasons()),
+            "consistent" if report.consistent else "NOT consistent: " + "; ".join(report.reasons()),
             report.seconds,
         )
         return report

@@ -159,9 +159,18 @@ class VerifyReport:
     gaps: list[Gap]  # gaps of the data as a whole: of the union of the stores checked
     differences: list[MinuteDiff] = field(default_factory=list)
     checked_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    #: a trading day checked whole on which no store checked holds a single tick: nothing is proven
+    no_ticks: bool = False
+    #: (venue, symbol) pairs of the day's universe (``read_universe``) without a tick in any store checked
+    silent: list[tuple[str, str]] = field(default_factory=list)
 
     @property
     def consistent(self) -> bool:
+        return self.stores_agree and not self.no_ticks and not self.silent
+
+    @property
+    def stores_agree(self) -> bool:
+        """Every store is readable and clean and hot == cold: what remains is only "not proven"."""
         return all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
 
     @property
@@ -183,6 +192,11 @@ class VerifyReport:
                 out.append(f"{s.store}: {s.duplicates} duplicate tick(s)")
         if self.differences:
             out.append(f"hot and cold differ in {len(self.differences)} minute(s)")
+        if self.no_ticks:
+            out.append(f"not proven: {self.day} is a trading day and no store checked holds a tick of it")
+        if self.silent:
+            names = ", ".join(f"{venue}:{symbol}" for venue, symbol in self.silent[:5])
+            out.append(f"not proven: {len(self.silent)} (venue, symbol) of the day's universe without a tick ({names})")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -198,6 +212,8 @@ class VerifyReport:
             "gaps": [g.to_dict() for g in self.gaps],
             "stores": {name: s.to_dict() for name, s in self.stores.items()},
             "differences": [d.to_dict() for d in self.differences],
+            "no_ticks": self.no_ticks,
+            "silent": [{"venue": venue, "symbol": symbol} for venue, symbol in self.silent],
         }
 
     @staticmethod

@@ -16,9 +16,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 
+from ...core.calendar import is_trading_day, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
-from ...core.wire import kst_day_bounds
 from ...stores.contract import TickStore
 from .gaps import LastTick, union_gaps
 from .report import Duplicate, Gap, MinuteDiff, MinuteStats, StoreCheck, VerifyReport
@@ -49,7 +49,7 @@ def minute_start(minute: int) -> datetime:
 
 def day_range(day: date, until: datetime | None = None) -> tuple[datetime, datetime]:
     """[start, end) of the KST day, cut at ``until`` (a reconcile of today skips the last minutes)."""
-    start, end = kst_day_bounds(day)
+    start, end = trading_day_bounds(day)
     if until is not None:
         end = max(start, min(end, until))
     return start, end
@@ -163,7 +163,7 @@ def build_report(
     else:
         gaps = union_gaps({s.check.store: s.check.gaps for s in readable}, {s.check.store: s.last for s in readable})
     differences = compare(scans[0], scans[1]) if len(scans) == 2 else []
-    return VerifyReport(
+    report = VerifyReport(
         day=day,
         source=source,
         symbols=list(symbols) if symbols else None,
@@ -171,6 +171,28 @@ def build_report(
         gaps=gaps,
         differences=differences,
     )
+    if readable and end >= trading_day_bounds(day)[1]:  # a day cut short (reconcile of today) may still fill up
+        report.no_ticks = is_trading_day(day) and not any(s.check.ticks for s in readable)
+        report.silent = silent_pairs(stores, scans, day, symbols)
+    return report
+
+
+def silent_pairs(stores: Sequence[TickStore], scans: Sequence[StoreScan], day: date, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
+    """(venue, symbol) pairs of the day's universe (as the first readable store recorded it) that no
+    readable store holds a tick of."""
+    universe: list[tuple[str, str]] = []
+    for store, result in zip(stores, scans):
+        if result.check.error:
+            continue
+        try:
+            universe = store.read_universe(day)
+        except StoreError as exc:
+            log.error("sync: cannot read the %s store's universe of %s (%s)", store.name, day, exc)
+            continue
+        break
+    wanted = set(symbols) if symbols else None
+    seen = {(venue, symbol) for result in scans if not result.check.error for venue, symbol, _ in result.minutes}
+    return sorted((p for p in universe if p not in seen and (wanted is None or p[1] in wanted)), key=lambda p: (p[1], p[0]))
 
 
 def verify(

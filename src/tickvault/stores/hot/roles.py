@@ -1,9 +1,11 @@
 """Create the writer and reader roles of one installation (`tickvault init --roles`).
 
-Runs as the schema's owner (the role that ran `tickvault init`). The owner keeps DDL:
-in PostgreSQL mode, creating tick partitions ahead and retention drops need it, so
-`tickvault maintain` runs as the owner (docs/operations.md); in TimescaleDB mode the
-database's own jobs do that, and the writer's inserts create chunks by themselves.
+Runs as the schema's owner (the role that ran `tickvault init`). The owner keeps DDL and
+retention: `tickvault maintain` (dropping partitions, deleting old candles and metrics) runs
+as the owner (docs/operations.md). The writer gets only what its paths use (sql/roles.sql):
+no DELETE or UPDATE of ticks, hot_meta read-only; in PostgreSQL mode it creates a missing
+day's partition through the owner's ``tickvault_create_partition`` function, in TimescaleDB
+mode its inserts create chunks by themselves.
 """
 
 from __future__ import annotations
@@ -50,6 +52,7 @@ def create_roles(store: HotStore) -> RolesResult:
         reader=sql.Identifier(reader),
         writer_name=sql.Literal(writer),
         reader_name=sql.Literal(reader),
+        schema_name=sql.Literal(store.schema),
     )
     passwords = {writer: settings.pg_writer_password, reader: settings.pg_reader_password}
     with store.connection() as conn, conn.transaction():

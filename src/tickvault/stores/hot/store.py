@@ -28,11 +28,12 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ...core import bars
+from ...core.calendar import trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import TICK_SCHEMA, UTC, Venue, kst_day_bounds
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
+from ...core.wire import TICK_SCHEMA, UTC, Venue
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
 from ..sqlfiles import load
 from . import partitions, timescale
 from .copy import encode_binary_copy
@@ -211,9 +212,11 @@ class HotStore:
             return None
         except (psycopg.Error, StoreUnavailable) as exc:
             reason = first_line(exc.__cause__ or exc) if isinstance(exc, StoreUnavailable) else first_line(exc)
-            if "preload" in reason:
-                return (f"TimescaleDB is installed but not preloaded ({reason}): add timescaledb to "
-                        "shared_preload_libraries in postgresql.conf and restart PostgreSQL")
+            # the library refuses to load unpreloaded with a FATAL that ends the session: any
+            # session ended by the server during CREATE EXTENSION gets the same advice
+            if "preload" in reason or isinstance(exc, psycopg.OperationalError):
+                return (f"TimescaleDB is installed but not preloaded (CREATE EXTENSION ended the session: {reason}): "
+                        "add timescaledb to shared_preload_libraries in postgresql.conf and restart PostgreSQL")
             return f"CREATE EXTENSION timescaledb failed ({reason}): grant the right to create it"
 
     # ------------------------------------------------------------------ schema
@@ -280,6 +283,8 @@ class HotStore:
                     self._migrate_v2(conn, mode)
                 if mode == "postgres" and not self.relation_exists(conn, "candles_1d"):
                     conn.execute(self.sql("schema", "postgres_tables"))
+                if mode == "postgres":
+                    partitions.install_function(conn, self)
                 for table in ("integrity_report", "recovery_report", "universe"):
                     if not self.relation_exists(conn, table):
                         conn.execute(self.sql("schema", f"{table}_table"))
@@ -346,14 +351,16 @@ class HotStore:
         """Start of the oldest KST day still inside the tick retention. Ticks before it are
         stored but change no candle (both modes): that day's candles are final."""
         horizon = (now or datetime.now(UTC)) - timedelta(days=self.settings.tick_retention_days)
-        return kst_day_bounds(partitions.today_kst(horizon))[0]
+        return trading_day_bounds(partitions.today_kst(horizon))[0]
 
     def upsert(self, ticks: pa.Table) -> int:
         """Add ticks not yet stored (reconcile, recovery, rebuild, users); returns rows added.
 
         One transaction per slice: a rebuild of millions of rows neither holds one giant
         transaction nor loses progress; each slice is idempotent on its own."""
-        batch = conform(ticks)
+        conformed = conform(ticks)
+        report_rejects(self.name, conformed.rejects)
+        batch = conformed.table
         added = 0
         for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
             added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
@@ -368,7 +375,7 @@ class HotStore:
         # one day of margin: a KST day spans two UTC-aligned chunks, the older may be gone already
         oldest = self.candle_cutoff() + timedelta(days=1)
         for day in sorted(days):
-            start, end = kst_day_bounds(day)
+            start, end = trading_day_bounds(day)
             if start < oldest:
                 log.warning("hot: ticks added on %s, older than the tick retention; its candles are left as they were", day)
                 continue
@@ -454,7 +461,7 @@ class HotStore:
         """Ticks with start <= ts < end (of ``venue``, or both) as TICK_SCHEMA, ordered by symbol,
         venue, KST date, cum_volume."""
         if start.tzinfo is None or end.tzinfo is None:
-            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.kst_day_bounds)")
+            raise QueryError("read_ticks needs timezone-aware datetimes (e.g. tickvault.core.wire.trading_day_bounds)")
         filters = []
         if symbols is not None:
             filters.append(sql.SQL("AND symbol = ANY({})").format(sql.Literal(list(symbols))))
@@ -489,17 +496,24 @@ class HotStore:
         columns = {name: [r[i] for r in rows] for i, name in enumerate(("bucket_us",) + bars.CANDLE_COLUMNS[1:])}
         return bars.finish(columns)
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        params = {"venues": batch.column("venue").to_pylist(), "symbols": batch.column("symbol").to_pylist(),
+                  "ts": batch.column("ts").to_pylist(), "cum_volumes": batch.column("cum_volume").to_pylist()}
+        rows = self._rows("read", "rows_with_keys", params) if batch.num_rows else []
+        return pa.Table.from_pylist(rows, schema=TICK_SCHEMA)
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         with self.connection() as conn:
             return conn.execute(self.sql("read", "has_ticks"), {"start": start, "end": end}).fetchone() is not None
 
     def count_ticks(self, day: date) -> int:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         with self.connection() as conn:
             return int(conn.execute(self.sql("read", "count_ticks"), {"start": start, "end": end}).fetchone()[0])
 
     def symbols_of_day(self, day: date) -> list[tuple[str, str]]:
-        start, end = kst_day_bounds(day)
+        start, end = trading_day_bounds(day)
         return [(row["venue"], row["symbol"]) for row in self._rows("read", "symbols_of_day", {"start": start, "end": end})]
 
     def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:

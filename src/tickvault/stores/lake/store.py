@@ -23,11 +23,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ...core import bars
+from ...core.calendar import trading_date
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import KST, TICK_SCHEMA, Venue, kst_date
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
+from ...core.wire import TICK_SCHEMA, Venue
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
@@ -122,6 +123,7 @@ class Lake:
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
         self._initialised = False
+        self._creating = False  # only init() may create a catalog (readers never do)
 
     # --- connections
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -130,6 +132,7 @@ class Lake:
         Reads on it can still meet a locked catalog while the archiver commits; wrap
         them in ``tickvault.stores.lake.retry_locked``.
         """
+        self.require()
         return open_connection(self.lake_dir, ALIAS, read_only=read_only, **self._limits())
 
     def _limits(self) -> dict[str, int]:
@@ -143,7 +146,9 @@ class Lake:
         if self._con is None:
             if self.exists():
                 self._con = open_connection(self.lake_dir, **self._limits())
-            else:  # the first ATTACH creates the catalog: one process at a time
+            else:  # the first ATTACH creates the catalog: only init(), one process at a time
+                if not self._creating:
+                    self.require()
                 with writer_lock(self.lake_dir):
                     self._con = open_connection(self.lake_dir, **self._limits())
         return self._con
@@ -210,10 +215,20 @@ class Lake:
             if self._initialised:
                 return
             self.lake_dir.mkdir(parents=True, exist_ok=True)
-            if not self._is_complete():
-                with writer_lock(self.lake_dir):
-                    self._create()
+            self._creating = True
+            try:
+                if not self._is_complete():
+                    with writer_lock(self.lake_dir):
+                        self._create()
+            finally:
+                self._creating = False
             self._initialised = True
+
+    def _existing(self) -> None:
+        """For writers other than the archiver (copies, reports): the lake must exist already;
+        its schema is then completed or upgraded like init() does."""
+        self.require()
+        self.init()
 
     def require(self) -> None:
         """Refuse to work on a lake that does not exist (readers never create one by accident)."""
@@ -290,8 +305,8 @@ class Lake:
     def _insert_new(self, con: duckdb.DuckDBPyConnection, batch: pa.Table) -> int:
         low, high = pc.min_max(batch.column("ts")).values()
         params = {
-            "first_day": kst_date(low.as_py()),
-            "last_day": kst_date(high.as_py()),
+            "first_day": trading_date(low.as_py()),
+            "last_day": trading_date(high.as_py()),
             "first_ts": low.as_py(),
             "last_ts": high.as_py(),
         }
@@ -332,8 +347,12 @@ class Lake:
                 ) from exc
 
     def upsert(self, ticks: pa.Table) -> int:
-        """Add ticks from another store, recovery or a user (conformed and deduplicated here)."""
-        return self.write(conform(ticks))
+        """Add ticks from another store, recovery or a user (conformed and deduplicated here).
+        Like ``write`` this creates a missing lake: commands that copy into the lake check
+        ``exists()`` first (only `tickvault init` and the archivers create one)."""
+        conformed = conform(ticks)
+        report_rejects(self.name, conformed.rejects)
+        return self.write(conformed.table)
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
@@ -355,7 +374,7 @@ class Lake:
             if value.tzinfo is None:
                 raise QueryError(f"{name} needs a time zone (e.g. +09:00)")
         self.require()
-        params: dict[str, Any] = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params: dict[str, Any] = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         clause = at_clause(as_of)
         if clause:
             params["as_of"] = as_of
@@ -399,8 +418,8 @@ class Lake:
         params.update({
             "width_us": tf.seconds * bars.US, "start": start, "end": end, "all_sessions": session == "extended",
             "consolidated": venue == "ALL", "venue_label": venue,
-            "first_day": start.astimezone(KST).date(),
-            "last_day": (end - timedelta(microseconds=1)).astimezone(KST).date(),
+            "first_day": trading_date(start),
+            "last_day": trading_date(end - timedelta(microseconds=1)),
         })
         if wanted is None:
             symbol_filter = "TRUE"
@@ -427,9 +446,27 @@ class Lake:
 
         return bars.finish(self._run("read candles", run))
 
+    def rows_with_keys(self, batch: pa.Table) -> pa.Table:
+        """The stored rows (TICK_SCHEMA) holding any natural key of ``batch``."""
+        self.require()
+        if batch.num_rows == 0:
+            return TICK_SCHEMA.empty_table()
+        low, high = pc.min_max(batch.column("ts")).values()
+        params = {"first_day": trading_date(low.as_py()), "last_day": trading_date(high.as_py()),
+                  "first_ts": low.as_py(), "last_ts": high.as_py()}
+
+        def run(con: duckdb.DuckDBPyConnection) -> pa.Table:
+            con.register("tv_batch", batch)
+            try:
+                return con.execute(statement("read", "rows_with_keys"), params).to_arrow_table()
+            finally:
+                con.unregister("tv_batch")
+
+        return as_tick_schema(self._run("read the rows of a batch's keys", run))
+
     def has_ticks(self, start: datetime, end: datetime) -> bool:
         self.require()
-        params = {"first_day": kst_date(start), "last_day": kst_date(end), "start": start, "end": end}
+        params = {"first_day": trading_date(start), "last_day": trading_date(end), "start": start, "end": end}
         return bool(self._rows("look for ticks", statement("read", "has_ticks"), params))
 
     def count_ticks(self, day: date) -> int:
@@ -443,7 +480,7 @@ class Lake:
         return [(row["venue"], row["symbol"]) for row in rows]
 
     def write_universe(self, day: date, pairs: Sequence[tuple[str, str]], source: str) -> None:
-        self.init()
+        self._existing()
         table = pa.table({"day": pa.array([day] * len(pairs), pa.date32()), "venue": [v for v, _ in pairs],
                           "symbol": [s for _, s in pairs], "source": [source] * len(pairs)})
         statements = load(__package__, "write.sql")["replace_universe"].split()
@@ -480,7 +517,8 @@ class Lake:
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
         self.require()
-        return {"start": start, "end": end, "symbols": list(symbols or [])}
+        return {"start": start, "end": end, "first_day": trading_date(start), "last_day": trading_date(end),
+                "symbols": list(symbols or [])}
 
     def minute_fingerprints(self, start: datetime, end: datetime, symbols: Sequence[str] | None = None) -> list[MinuteFingerprint]:
         rows = self._rows("read minute fingerprints", statement("sync", "minute_fingerprints"), self._range(start, end, symbols))
@@ -508,7 +546,7 @@ class Lake:
         scheduled reconcile) leaves the lake's rows as they are; the hot rows carry checked_at."""
         if not rows:
             return
-        self.init()
+        self._existing()
         batch = pa.Table.from_pylist(list(rows), schema=INTEGRITY_SCHEMA)
         with writer_lock(self.lake_dir):
             self._run("create lake.integrity_report", lambda con: con.execute(statement("sync", "integrity_report_table")))

@@ -32,3 +32,11 @@ SELECT DISTINCT venue, symbol FROM {schema}.ticks WHERE ts >= :start AND ts < :e
 
 -- name: read_universe
 SELECT venue, symbol FROM {schema}.universe WHERE day = :day ORDER BY symbol, venue
+
+-- name: rows_with_keys
+-- The stored rows holding any of the given natural keys (the archiver compares a redelivered
+-- batch's trade values with them). Typed fetch: no text round trip.
+SELECT t.venue, t.symbol, t.ts, t.price, t.volume, t.cum_volume, t.side, t.source, t.received_at
+FROM unnest(:venues::text[], :symbols::text[], :ts::timestamptz[], :cum_volumes::bigint[]) AS k(venue, symbol, ts, cum_volume)
+JOIN {schema}.ticks AS t
+  ON t.venue = k.venue AND t.symbol = k.symbol AND t.ts = k.ts AND t.cum_volume = k.cum_volume

@@ -6,9 +6,12 @@
 -- breaks, in one pass. The lake's minute_fingerprints computes exactly the same numbers in DuckDB
 -- (tests/test_verify.py checks that).
 --
--- checksum: order-independent sum over the natural keys of h = x*x mod (2^61 - 1) with
---   x = ((cum_volume mod (2^31 - 1)) * 48271 + ts_us mod 2147483629) mod (2^31 - 1) + 1,
--- plain bigint arithmetic (no overflow: x*x < 2^62) that both engines evaluate identically and
+-- checksum: order-independent sum over the ticks of h = x*x mod (2^61 - 1) with
+--   k = ((cum_volume mod (2^31 - 1)) * 48271 + ts_us mod 2147483629) mod (2^31 - 1)   (the key)
+--   x = (k * 16807 + (price_e4 mod 2147483629) * 31 + (volume mod 2147483629) * 7 + side_code) mod (2^31 - 1) + 1
+-- (price_e4 = price x 10^4, side_code B = 1, S = 2, null = 0): every stored trade column
+-- (core.wire.TRADE_COLUMNS), so two stores holding one key with different prices, volumes or
+-- sides differ here. Plain bigint arithmetic (no overflow: x*x < 2^62) that both engines evaluate identically and
 -- ~15x faster than md5 in DuckDB. Not cryptographic: it sits next to count, sum(volume) and
 -- max(cum_volume), and only has to make an accidental match of two different sets unlikely.
 -- missing = cum_volume - previous cum_volume - volume: 0 for a continuous tick, > 0 after a gap,
@@ -17,13 +20,15 @@
 -- Continuity runs per (venue, symbol): each venue keeps its own cumulative day volume.
 -- The hot table's UNIQUE (venue, symbol, ts, cum_volume) rules out duplicates: no dedup step here.
 WITH base AS (
-    SELECT venue, symbol, cum_volume, volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us
+    SELECT venue, symbol, cum_volume, volume, (extract(epoch FROM ts) * 1000000)::bigint AS ts_us,
+           (price * 10000)::bigint AS price_e4, CASE side WHEN 'B' THEN 1 WHEN 'S' THEN 2 ELSE 0 END AS side_code
     FROM {schema}.ticks
     WHERE ts >= :start AND ts < :end
       AND (cardinality(:symbols::text[]) = 0 OR symbol = ANY(:symbols::text[]))
 ), ordered AS (
     SELECT venue, symbol, cum_volume, volume, ts_us,
-           ((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 + 1 AS x,
+           (((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 * 16807
+            + (price_e4 % 2147483629) * 31 + (volume % 2147483629) * 7 + side_code) % 2147483647 + 1 AS x,
            cum_volume - coalesce(lag(cum_volume) OVER w, 0) - volume AS missing
     FROM base
     WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts_us)

@@ -38,3 +38,13 @@ SELECT * FROM lake.ticks {at} LIMIT 0
 (SELECT CASE WHEN symbol LIKE '______\_NX' ESCAPE '\' THEN 'NXT' ELSE 'KRX' END AS venue, left(symbol, 6) AS symbol,
         ts, price, volume, cum_volume, side, source, received_at, trade_date
  FROM lake.ticks {at})
+
+-- name: rows_with_keys
+-- The stored rows holding any natural key of tv_batch (the archiver compares a redelivered
+-- batch's trade values with them), pruned to the batch's trading dates and time range.
+SELECT s.venue, s.symbol, s.ts, s.price, s.volume, s.cum_volume, s.side, s.source, s.received_at
+FROM lake.ticks AS s
+SEMI JOIN tv_batch AS b
+  ON s.venue = b.venue AND s.symbol = b.symbol AND s.ts = b.ts AND s.cum_volume = b.cum_volume
+WHERE s.trade_date BETWEEN :first_day AND :last_day
+  AND s.ts BETWEEN :first_ts AND :last_ts

@@ -1,20 +1,24 @@
 -- The questions sync and recovery ask the lake: the same columns (and checksum) as
--- hot/sql/sync.sql, so the two stores' answers compare directly.
+-- hot/sql/sync.sql, so the two stores' answers compare directly. :first_day and :last_day are
+-- the trading dates of :start and :end (core.calendar.trading_date), pruning by trade_date.
 
 -- name: minute_fingerprints
 -- DuckDB twin of the hot store's minute_fingerprints (same columns, same checksum); see that file for the why.
 -- The lake has no primary key, so natural keys are deduplicated first and the extra copies
 -- counted as duplicates. Continuity runs per (venue, symbol).
 WITH keyed AS (
-    SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us
+    SELECT venue, symbol, cum_volume, max(volume) AS volume, count(*) AS copies, epoch_us(ts) AS ts_us,
+           CAST(min(price) * 10000 AS BIGINT) AS price_e4,
+           min(CASE side WHEN 'B' THEN 1 WHEN 'S' THEN 2 ELSE 0 END) AS side_code
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
-      AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+      AND trade_date BETWEEN :first_day AND :last_day
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
     GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
     SELECT venue, symbol, cum_volume, volume, copies, ts_us,
-           ((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 + 1 AS x,
+           (((cum_volume % 2147483647) * 48271 + ts_us % 2147483629) % 2147483647 * 16807
+            + (price_e4 % 2147483629) * 31 + (volume % 2147483629) * 7 + side_code) % 2147483647 + 1 AS x,
            cum_volume - coalesce(lag(cum_volume) OVER w, 0) - volume AS missing
     FROM keyed
     WINDOW w AS (PARTITION BY venue, symbol ORDER BY cum_volume, ts_us)
@@ -39,7 +43,7 @@ WITH keyed AS (
     SELECT venue, symbol, ts, cum_volume, max(volume) AS volume
     FROM lake.ticks
     WHERE ts >= :start AND ts < :end
-      AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+      AND trade_date BETWEEN :first_day AND :last_day
       AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
     GROUP BY venue, symbol, ts, cum_volume
 ), ordered AS (
@@ -61,7 +65,7 @@ ORDER BY venue, symbol, cum_volume, ts
 SELECT venue, symbol, ts, cum_volume, count(*) AS copies
 FROM lake.ticks
 WHERE ts >= :start AND ts < :end
-  AND trade_date BETWEEN CAST(timezone('Asia/Seoul', :start) AS DATE) AND CAST(timezone('Asia/Seoul', :end) AS DATE)
+  AND trade_date BETWEEN :first_day AND :last_day
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
 GROUP BY venue, symbol, ts, cum_volume
 HAVING count(*) > 1
@@ -73,6 +77,7 @@ LIMIT 1000
 SELECT min(ts) AS first_ts, max(ts) AS last_ts, count(*) AS ticks
 FROM lake.ticks
 WHERE ts >= :start AND ts < :end
+  AND trade_date BETWEEN :first_day AND :last_day
   AND (len(:symbols::VARCHAR[]) = 0 OR list_contains(:symbols::VARCHAR[], symbol))
 
 -- name: integrity_report_table

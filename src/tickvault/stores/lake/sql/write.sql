@@ -6,8 +6,8 @@
 -- anti-join reads a few files of the batch's own day, however large the lake grows.
 INSERT INTO lake.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date)
 SELECT b.venue, b.symbol, b.ts, b.price, b.volume, b.cum_volume, b.side, b.source, b.received_at,
-       -- KST date of ts. Korea has kept UTC+9 without DST since 1988, so plain arithmetic
-       -- gives the same date as timezone('Asia/Seoul', ts), ~30x faster than ICU.
+       -- the trading date of ts (core.calendar.trading_date: its date at UTC+9; validation keeps
+       -- ts within 2000..2100, where that is Asia/Seoul's date), ~30x faster than ICU.
        DATE '1970-01-01' + CAST((epoch_us(b.ts) + 32400000000) // 86400000000 AS INTEGER)
 FROM tv_batch AS b
 ANTI JOIN (
