@@ -168,3 +168,16 @@ def test_conform_refuses_exactly_what_the_wire_refuses(rows: list[dict[str, obje
     assert len(kept.rejects) == sum(p is not None for p in problems)
     valid_keys = {tuple(r[k] for k in NATURAL_KEY) for r, p in zip(rows, problems) if p is None}
     assert kept.table.num_rows == len(valid_keys)
+
+
+def test_an_upsert_of_conflicting_rows_keeps_the_stored_value_and_says_so(settings: Settings, caplog: pytest.LogCaptureFixture) -> None:
+    stored, changed = _day_with_one_changed("price")
+    for store in (HotStore(settings), Lake(settings)):
+        store.init()
+        assert store.upsert(stored) == stored.num_rows
+        caplog.clear()
+        assert store.upsert(changed) == 0
+        assert "1 row(s) not stored: the store holds their key with other values" in caplog.text, store.name
+        got = store.read_ticks(*trading_day_bounds(DAY))
+        assert sorted(got.column("price").to_pylist()) == sorted(stored.column("price").to_pylist())
+        store.close()

@@ -148,15 +148,25 @@ def test_a_frame_cut_at_a_message_boundary_is_refused_not_shortened() -> None:
     assert decoded.table.num_rows == 0 and "truncated" in decoded.dead[0].reason
 
 
-def test_a_conflicting_duplicate_across_v1_and_a_frame_is_refused_with_both_values() -> None:
+def test_frame_trades_outside_the_time_range_are_refused_alone() -> None:
+    table = interleaved_ticks(3, day=DAY)
+    rows = table.to_pylist()
+    rows[0]["ts"] = datetime(1987, 6, 1, 3, 0, tzinfo=UTC)  # Asia/Seoul had summer time then
+    rows[2]["received_at"] = datetime(2100, 1, 1, tzinfo=UTC)
+    decoded = decode_raw_entries([_frame_entry("9-0", encode_frame(pa.Table.from_pylist(rows, schema=TICK_SCHEMA)))], NOW)
+    assert decoded.table.equals(table.take([1]))
+    reasons = {letter.index: letter.reason for letter in decoded.dead}
+    assert set(reasons) == {0, 2}
+    assert "ts: outside" in reasons[0] and "received_at: outside" in reasons[2]
+
+
+def test_a_conflicting_duplicate_across_a_frame_and_a_v1_entry_is_refused() -> None:
     table = interleaved_ticks(4, day=DAY)
-    changed = table.to_pylist()
-    changed[2] = dict(changed[2], price=changed[2]["price"] + 1)
-    encoder = WireEncoder(table)
-    v1 = [(f"{i + 1}-0", _flat(encoder.fields(i))) for i in range(4)]
-    frame = _frame_entry("9-0", encode_frame(pa.Table.from_pylist(changed[1:], schema=TICK_SCHEMA)))  # row 1 conflicts
-    decoded = decode_raw_entries([*v1, frame], NOW)
-    assert decoded.table.num_rows == 6  # 4 v1 rows + 2 identical redeliveries from the frame
-    [letter] = decoded.dead
-    assert letter.entry_id == "9-0" and "conflicting duplicate" in letter.reason and "entry 3-0" in letter.reason
-    assert letter.fields["price"] == format(changed[2]["price"].normalize(), "f")
+    rows = table.to_pylist()
+    rows[0]["price"] = rows[0]["price"] + 1  # same key as the frame's first trade, another price
+    other = pa.Table.from_pylist(rows[:1], schema=TICK_SCHEMA)
+    entries = [_frame_entry("1-0", encode_frame(table)), ("2-0", _flat(WireEncoder(other).fields(0)))]
+    decoded = decode_raw_entries(entries, NOW)
+    assert decoded.table.equals(table)  # the first value stays
+    assert [letter.entry_id for letter in decoded.dead] == ["2-0"]
+    assert "conflicting duplicate" in decoded.dead[0].reason and decoded.dead[0].fields["price"] == WireEncoder(other).fields(0)["price"]

@@ -13,9 +13,9 @@ from factories import DAY
 from helpers import settings_env
 from tickvault import Vault
 from tickvault.cli import cli
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.errors import StoreNotInitialized
-from tickvault.core.wire import kst_day_bounds
 from tickvault.services.sync.rebuild import rebuild
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
@@ -73,7 +73,7 @@ def test_init_and_the_archivers_do_create_it(hot_only: Settings) -> None:
 
 
 def test_the_python_lake_and_vault_refuse_a_missing_lake(hot_only: Settings) -> None:
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     lake = Lake(hot_only)
     for read in (lambda: lake.read_ticks(start, end), lambda: lake.count_ticks(DAY), lambda: lake.connect(),
                  lambda: lake.checkpoint(hot_only.stream, "cold"), lambda: lake.minute_fingerprints(start, end),
@@ -93,6 +93,6 @@ def test_rebuild_cold_refuses_before_it_moves_a_group(hot_only: Settings, rclien
     rclient.xreadgroup("hot", "h", {hot_only.stream: ">"})
     rclient.xack(hot_only.stream, "hot", *[e[0] for e in rclient.xrange(hot_only.stream)])
     with pytest.raises(StoreNotInitialized, match="TICKVAULT_LAKE_DIR"):
-        rebuild(hot_only, "cold", kst_day_bounds(DAY)[0], wait_s=1)
+        rebuild(hot_only, "cold", trading_day_bounds(DAY)[0], wait_s=1)
     assert rclient.xinfo_groups(hot_only.stream)[0]["last-delivered-id"] == "0-0"  # the cold group did not move
     assert_nothing_created(hot_only)

@@ -18,6 +18,7 @@ from pydantic import SecretStr
 
 from factories import one_symbol_ticks
 from tickvault.core.config import Settings
+from tickvault.core.errors import StoreError
 from tickvault.core.wire import KST, Tick, ticks_to_table
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
@@ -268,6 +269,17 @@ def test_writer_role_places_ticks_of_any_past_day_without_stalling(roled: Settin
             "AND relnamespace = %s::regnamespace", (roled.pg_schema,)).fetchall()
     assert per_day == dict.fromkeys(days, 10)
     assert owner == [(conninfo_to_dict(roled.pg_dsn).get("user", "postgres"),)]  # partitions stay the owner's
+    # the function adds a day's partition and nothing else; the reader may not call it at all
+    call = f'SELECT "{roled.pg_schema}".tickvault_create_partition(%s, %s, %s)'
+    with psycopg.connect(_as(roled.pg_dsn, roled.pg_writer_role), autocommit=True) as conn:
+        with pytest.raises(errors.RaiseException, match="is not the day"):
+            conn.execute(call, (today, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 3, 1, tzinfo=UTC)))
+    with psycopg.connect(_as(roled.pg_dsn, roled.pg_reader_role), autocommit=True) as conn:
+        with pytest.raises(errors.InsufficientPrivilege):
+            conn.execute(call, (today, datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC)))
+    # retention is the owner's: the writer's maintain makes partitions ahead and says so in one line
+    with pytest.raises(StoreError, match="run `tickvault maintain` as the schema owner"):
+        HotStore(writer).maintain()
     # the owner's maintain drops the day older than the retention again; the lake keeps it
     report = HotStore(roled).maintain()
     assert f"ticks_p{days[1]:%Y%m%d}" in report["dropped_partitions"]

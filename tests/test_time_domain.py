@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from tickvault.core.calendar import trading_date, trading_dates, trading_day_bounds
 from tickvault.core.config import Settings
-from tickvault.core.wire import MAX_FUTURE, NATURAL_KEY, TS_MAX, TS_MIN, decode_entries, dedupe
+from tickvault.core.wire import MAX_FUTURE, NATURAL_KEY, TS_MAX, TS_MIN, Tick, decode_entries, dedupe, ticks_to_table
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
 
@@ -123,3 +124,19 @@ def test_every_accepted_entry_is_stored_exactly_once_in_both_stores(stores, time
         assert set(counts.values()) == {1}, (store.name, counts)
         for day in trading_dates(batch.column("ts")):
             assert store.count_ticks(day) >= 1, (store.name, day)
+
+
+def test_both_engines_place_a_tick_of_seouls_summer_time_on_one_date(settings: Settings) -> None:
+    """Even past validation (a direct ``write``), the hot partition and the lake's dedup window use
+    the same date as the lake's stored trade_date: written twice, the tick is stored once."""
+    fields = entry("1987-07-02T00:30:00+10:00", 1)  # Asia/Seoul's summer time: 23:30 on 07-01 by the +9 rule
+    table = decode_entries([("1-0", fields)], now=NOW).table
+    assert table.num_rows == 0  # refused at the wire ...
+    ts = datetime(1987, 7, 1, 14, 30, tzinfo=UTC)
+    batch = ticks_to_table([Tick("005930", ts, Decimal(100), 1, 1, None, "kis")])
+    for store in (HotStore(settings), Lake(settings)):  # ... and placed consistently when written directly
+        store.init()
+        assert store.write(batch) == 1
+        assert store.write(batch) == 0
+        assert store.count_ticks(date(1987, 7, 1)) == 1, store.name
+        store.close()

@@ -85,7 +85,7 @@ class Settings(BaseSettings):
     # --- servers and names (several installations may share one PostgreSQL and one Redis)
     redis_url: str | None = Field(None, description="Redis URL; unset: redis://127.0.0.1:6379/0 (demo: embedded)")
     pg_url: str | None = Field(None, description="PostgreSQL URL; unset: postgresql://postgres@127.0.0.1:5432/postgres (demo: embedded)")
-    pg_schema: str = Field("tickvault", description="PostgreSQL schema holding this installation's tables")
+    pg_schema: str = Field("tickvault", description="PostgreSQL schema holding this installation's tables (lowercase, at most 63 bytes)")
     lake_dir: Path = Field(Path("tickvault-lake"), description="Directory of the cold lake (catalog + Parquet files)")
     stream: str = Field("tickvault:ticks", description="Redis stream of ticks; dead letters go to <stream>:dlq")
 

@@ -20,23 +20,26 @@ from collections.abc import Iterable, Iterator, Sequence
 from datetime import UTC, datetime
 from decimal import Decimal
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from .wire import (
-    NATURAL_KEY,
+    MAX_FUTURE,
     PRICE_TYPE,
+    SOURCE_RE,
+    SYMBOL_RE,
     TICK_SCHEMA,
+    TS_MAX,
+    TS_MIN,
+    TS_TYPE,
+    VENUES,
     WIRE_FIELDS,
     WIRE_VERSION,
     DeadLetter,
     DecodedBatch,
-    conflict_letters,
-    conflicting_rows,
     decode_entries,
     format_price,
-    table_problems,
+    refuse_conflicts,
 )
 
 FRAME_VERSION = "2"
@@ -122,41 +125,7 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
             text_run.append((entry_id, outcome))
     flush_text()
     table = pa.concat_tables(tables) if tables else TICK_SCHEMA.empty_table()
-    return _refuse_batch_conflicts(DecodedBatch(table, ids, dead))
-
-
-def _refuse_batch_conflicts(decoded: DecodedBatch) -> DecodedBatch:
-    """Refuse every row whose natural key an earlier row of the batch holds with other trade
-    values, across v1 runs and frames (``decode_entries`` already did so inside each v1 run)."""
-    table = decoded.table
-    if table.num_rows < 2:
-        return decoded
-    key = list(NATURAL_KEY)
-    indexed = table.select(key).append_column("_i", pa.array(np.arange(table.num_rows, dtype=np.int64)))
-    first = indexed.group_by(key, use_threads=False).aggregate([("_i", "min")]).column("_i_min")
-    if len(first) == table.num_rows:
-        return decoded
-    firsts = table.take(first)
-    first_rows = first.to_pylist()
-    pairs = [(i, j) for i, j in conflicting_rows(table, firsts) if i != first_rows[j]]
-    if not pairs:
-        return decoded
-    ids = decoded.ids
-    letters = row_conflict_letters(table, ids, firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
-    refused = np.zeros(table.num_rows, dtype=bool)
-    refused[[i for i, _ in pairs]] = True
-    return DecodedBatch(table.filter(pa.array(~refused)), [i for i, r in zip(ids, refused, strict=True) if not r], decoded.dead + letters)
-
-
-def row_conflict_letters(table: pa.Table, ids: Sequence[str], kept: pa.Table, pairs: Sequence[tuple[int, int]],
-                         holders: Sequence[str]) -> list[DeadLetter]:
-    """``wire.conflict_letters`` for decoded rows: each letter holds its trade as v1 text (a row
-    of a frame has no fields of its own), so several rows of one entry never share a letter."""
-    letters: list[DeadLetter] = []
-    for pair, holder in zip(pairs, holders, strict=True):
-        row = pair[0]
-        letters += conflict_letters(table, ids, {ids[row]: _row_text(table.slice(row, 1))}, kept, [pair], [holder])
-    return letters
+    return refuse_conflicts(DecodedBatch(table, ids, dead), sent_fields(entries))  # across frames and v1 runs too
 
 
 def _decode_text_run(run: list[tuple[str, dict[str, str]]], now: datetime) -> list[DecodedBatch]:
@@ -245,19 +214,20 @@ def decode_frame(entry_id: str, data: bytes, now: datetime) -> tuple[pa.Table, l
     except (pa.ArrowException, ValueError) as exc:
         flat = [b"v", FRAME_VERSION.encode(), b"frame", data]
         return TICK_SCHEMA.empty_table(), [raw_letter(entry_id, flat, f"frame: {cap_text(str(exc).splitlines()[0] if str(exc) else type(exc).__name__, 200)}")]
-    checks = _frame_checks(table)
-    ok_frame = np.ones(table.num_rows, dtype=bool)
-    for _, passed in checks:
-        ok_frame &= np.asarray(passed.fill_null(False), dtype=bool)
-    problems = table_problems(table, now)  # the wire's rules, shared with every copy between stores
-    ok = ok_frame & np.fromiter((p is None for p in problems), dtype=bool, count=table.num_rows)
-    if ok.all():
+    checks = _row_checks(table, now)
+    ok = checks[0][1]
+    for _, passed in checks[1:]:
+        ok = pc.and_(ok, passed)
+    ok = ok.fill_null(False)
+    if pc.all(ok).as_py() in (True, None):
         return table.cast(TICK_SCHEMA), []
+    bad = pc.indices_nonzero(pc.invert(ok)).to_pylist()
     letters = []
-    for index in np.flatnonzero(~ok).tolist():
-        why = next((reason for reason, passed in checks if not passed[index].as_py()), None) or problems[index]
-        letters.append(DeadLetter(entry_id, _row_text(table.slice(index, 1)), f"frame row {index}: {why}", index=index))
-    return table.filter(pa.array(ok)).cast(TICK_SCHEMA), letters
+    for index in bad:
+        row = table.slice(index, 1)
+        why = next(reason for reason, passed in checks if not passed[index].as_py())
+        letters.append(DeadLetter(entry_id, _row_text(row), f"frame row {index}: {why}", index=index))
+    return table.filter(ok).cast(TICK_SCHEMA), letters
 
 
 def _conformed(table: pa.Table) -> pa.Table:
@@ -288,15 +258,34 @@ def _conformed(table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, schema=pa.schema(fields))
 
 
-def _frame_checks(table: pa.Table) -> list[tuple[str, pa.ChunkedArray]]:
-    """(reason, passed per row) for what a frame can hold and v1 text cannot: nulls in required
-    columns and integers beyond v1's 18 digits (the wire's rules are ``table_problems``)."""
+def _row_checks(table: pa.Table, now: datetime) -> list[tuple[str, pa.ChunkedArray]]:
+    """(reason, passed per row) in the order v1 validation checks the same rules."""
     col = table.column
+    zero = pa.scalar(Decimal(0), PRICE_TYPE)
     return [
         *[(f"{name}: missing (null)", pc.is_valid(col(name))) for name in FRAME_REQUIRED],
+        (f"venue: want {' or '.join(VENUES)}", pc.is_in(col("venue"), pa.array(VENUES))),
+        ("symbol: want 6 chars [0-9A-Z] (the plain code; the venue column names the venue)",
+         pc.match_substring_regex(col("symbol"), SYMBOL_RE.pattern)),
+        ("ts: more than a day in the future", pc.less_equal(col("ts"), pa.scalar(now + MAX_FUTURE, TS_TYPE))),
+        (f"ts: outside the accepted range {RANGE_TEXT}", _in_range(col("ts"))),
+        (f"received_at: outside the accepted range {RANGE_TEXT}",
+         pc.or_kleene(pc.is_null(col("received_at")), _in_range(col("received_at")))),
+        ("price: must be > 0", pc.greater(col("price"), zero)),
+        ("volume: must be > 0", pc.greater(col("volume"), 0)),
         (f"volume: must be < {MAX_INT}", pc.less(col("volume"), MAX_INT)),
         (f"cum_volume: must be < {MAX_INT}", pc.less(col("cum_volume"), MAX_INT)),
+        ("cum_volume < volume", pc.greater_equal(col("cum_volume"), col("volume"))),
+        ("side: want 'B', 'S' or null", pc.or_kleene(pc.is_null(col("side")), pc.is_in(col("side"), pa.array(["B", "S"])))),
+        ("source: want a short lowercase name", pc.match_substring_regex(col("source"), SOURCE_RE.pattern)),
     ]
+
+
+RANGE_TEXT = f"{TS_MIN:%Y-%m-%d} .. {TS_MAX:%Y-%m-%d} UTC"
+
+
+def _in_range(values: pa.ChunkedArray) -> pa.ChunkedArray:
+    return pc.and_(pc.greater_equal(values, pa.scalar(TS_MIN, TS_TYPE)), pc.less(values, pa.scalar(TS_MAX, TS_TYPE)))
 
 
 def _row_text(row: pa.Table) -> dict[str, str]:
@@ -321,6 +310,16 @@ def frame_rows_as_fields(frame: bytes) -> list[dict[str, str]]:
     return [_row_text(table.slice(i, 1)) for i in range(table.num_rows)]
 
 
+def sent_fields(entries: Iterable[RawEntry]) -> dict[str, dict[str, str]]:
+    """The v1 entries among ``entries`` as sent, by id (what a conflict's dead letter keeps)."""
+    out: dict[str, dict[str, str]] = {}
+    for entry_id, flat in entries:
+        outcome = _split_entry(entry_id, flat)
+        if isinstance(outcome, dict):
+            out[entry_id] = outcome
+    return out
+
+
 def entries_as_fields(entries: Iterable[RawEntry]) -> list[dict[str, str]]:
     """Raw entries as v1 text fields, one per trade (frames expanded); for inspection."""
     out: list[dict[str, str]] = []
@@ -334,6 +333,17 @@ def entries_as_fields(entries: Iterable[RawEntry]) -> list[dict[str, str]]:
 
 
 __all__ = [
-    "FRAME_VERSION", "RawEntry", "cap_text", "decode_frame", "decode_raw_entries", "encode_frame",
-    "entries_as_fields", "entry_bytes", "fields_to_table", "frame_fields", "raw_letter", "split_frames",
+    "FRAME_VERSION",
+    "RawEntry",
+    "cap_text",
+    "decode_frame",
+    "decode_raw_entries",
+    "encode_frame",
+    "entries_as_fields",
+    "entry_bytes",
+    "fields_to_table",
+    "frame_fields",
+    "raw_letter",
+    "sent_fields",
+    "split_frames",
 ]

@@ -262,6 +262,14 @@ class GroupConsumer:
         return list(next(iter(reply.values())) if isinstance(reply, dict) else reply[0][1])
 
 
+def read_range(client: redis.Redis, stream: str, start: str, end: str, count: int) -> list[Entry]:
+    """XRANGE as raw entries (bytes, duplicate field names kept), for a ``connect_raw`` client:
+    what a replay of the stream decodes exactly as the archivers do."""
+    client.set_response_callback("XRANGE", _as_is)
+    reply: Any = client.execute_command("XRANGE", stream, start, end, "COUNT", count)
+    return [(_text(i), list(f)) for i, f in reply or [] if f]
+
+
 def _text(value: str | bytes) -> str:
     return value.decode() if isinstance(value, bytes) else value
 

@@ -236,7 +236,7 @@ def decode_entries(entries: Sequence[tuple[str, Mapping[str, str]]], now: dateti
     """
     now = now or datetime.now(UTC)
     decoded = _decode_fast(entries, now) or _decode_slow(entries, now)
-    return _refuse_conflicts(decoded, entries)
+    return refuse_conflicts(decoded, dict(entries))
 
 
 def conflicting_rows(table: pa.Table, other: pa.Table) -> list[tuple[int, int]]:
@@ -273,20 +273,22 @@ def describe_trade(table: pa.Table, row: int) -> str:
     return f"price {format_price(r['price'])} volume {r['volume']} side {r['side'] or '-'}"
 
 
-def conflict_letters(table: pa.Table, ids: Sequence[str], fields: Mapping[str, Mapping[str, str]], kept: pa.Table,
-                     pairs: Sequence[tuple[int, int]], holders: Sequence[str]) -> list[DeadLetter]:
+def conflict_letters(table: pa.Table, ids: Sequence[str], kept: pa.Table, pairs: Sequence[tuple[int, int]],
+                     holders: Sequence[str], sent: Mapping[str, Mapping[str, str]] | None = None) -> list[DeadLetter]:
     """Dead letters for rows of ``table`` (with stream ``ids``) that conflict with rows of ``kept``
-    (``pairs`` from ``conflicting_rows``; ``holders`` names who holds each kept row): the reason
-    holds both values and says which one stays."""
+    (``pairs`` from ``conflicting_rows``; ``holders`` names who holds each kept row): the letter
+    holds the entry as sent (``sent``: v1 entries' fields by id) or else the trade as v1 fields, the reason
+    both values and which one stays."""
+    encoder = WireEncoder(table)
     return [
-        DeadLetter(ids[i], dict(fields[ids[i]]),
+        DeadLetter(ids[i], dict(sent[ids[i]]) if sent and ids[i] in sent else encoder.fields(i),
                    f"conflicting duplicate of {describe_key(table, i)}: {holder} holds {describe_trade(kept, k)}, this entry "
                    f"{describe_trade(table, i)} — the held value is kept (docs/sync.md, conflicting duplicates)")
         for (i, k), holder in zip(pairs, holders)
     ]
 
 
-def _refuse_conflicts(decoded: DecodedBatch, entries: Sequence[tuple[str, Mapping[str, str]]]) -> DecodedBatch:
+def refuse_conflicts(decoded: DecodedBatch, sent: Mapping[str, Mapping[str, str]] | None = None) -> DecodedBatch:
     """Refuse every row whose natural key an earlier row of the batch holds with other trade values."""
     table = decoded.table
     if table.num_rows < 2:
@@ -302,7 +304,7 @@ def _refuse_conflicts(decoded: DecodedBatch, entries: Sequence[tuple[str, Mappin
     if not pairs:
         return decoded
     ids = decoded.ids
-    letters = conflict_letters(table, ids, dict(entries), firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs])
+    letters = conflict_letters(table, ids, firsts, pairs, [f"entry {ids[first_rows[j]]}" for _, j in pairs], sent)
     refused = np.zeros(table.num_rows, dtype=bool)
     refused[[i for i, _ in pairs]] = True
     keep = pa.array(~refused)

@@ -25,7 +25,7 @@ import pyarrow as pa
 import redis
 
 from ..core.config import Settings
-from ..core.frames import cap_text, decode_raw_entries, entry_bytes, row_conflict_letters
+from ..core.frames import cap_text, decode_raw_entries, entry_bytes, sent_fields
 from ..core.stream import (
     MAX_REASON_CHARS,
     Entry,
@@ -36,7 +36,7 @@ from ..core.stream import (
     default_consumer_name,
     parse_id,
 )
-from ..core.wire import DeadLetter, DecodedBatch, conflicting_rows, dedupe
+from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ class Archiver:
         if added is None:
             return False
         if added < batch.num_rows:  # some keys were stored already: a redelivery, or a conflict
-            conflicts = self._call_with_retry("compare with the stored ticks", lambda: self._stored_conflicts(decoded, batch))
+            conflicts = self._call_with_retry("compare with the stored ticks", lambda: self._stored_conflicts(entries, decoded, batch))
             if conflicts is None:
                 return False
             decoded = DecodedBatch(decoded.table, decoded.ids, decoded.dead + conflicts)
@@ -200,14 +200,15 @@ class Archiver:
                 log.exception("archiver observer failed")
         return True
 
-    def _stored_conflicts(self, decoded: DecodedBatch, batch: pa.Table) -> list[DeadLetter]:
+    def _stored_conflicts(self, entries: list[Entry], decoded: DecodedBatch, batch: pa.Table) -> list[DeadLetter]:
         """Dead letters for entries whose key the store holds with other trade values (the store keeps its own)."""
         stored = self.store.rows_with_keys(batch)
         pairs = conflicting_rows(decoded.table, stored)
         if pairs:
             log.warning("archiver %s: %d conflicting duplicate(s): same key as a stored tick, other price/volume/side; "
                         "dead-lettered with both values", self.store.name, len(pairs))
-        return row_conflict_letters(decoded.table, decoded.ids, stored, pairs, [f"the {self.store.name} store"] * len(pairs))
+        return conflict_letters(decoded.table, decoded.ids, stored, pairs, [f"the {self.store.name} store"] * len(pairs),
+                                sent_fields(entries))
 
     def _finish(self, entries: list[Entry], decoded: DecodedBatch) -> bool:
         if decoded.dead:

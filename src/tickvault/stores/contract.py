@@ -22,7 +22,16 @@ import pyarrow as pa
 from ..core.bars import Session, VenueChoice
 from ..core.errors import InvalidTick
 from ..core.timeframe import Timeframe
-from ..core.wire import DEFAULT_VENUE, TICK_SCHEMA, Venue, dedupe, table_problems
+from ..core.wire import (
+    DEFAULT_VENUE,
+    TICK_SCHEMA,
+    Venue,
+    conflicting_rows,
+    dedupe,
+    describe_key,
+    describe_trade,
+    table_problems,
+)
 
 log = logging.getLogger(__name__)
 StoreName = Literal["hot", "cold"]
@@ -206,6 +215,21 @@ def conform(table: pa.Table, now: datetime | None = None) -> Conformed:
     rejects = [Reject(conformed.slice(i, 1).to_pylist()[0], problems[i] or "") for i in bad]
     keep = pa.array([problem is None for problem in problems])
     return Conformed(dedupe(conformed.filter(keep)), rejects)
+
+
+def report_conflicts(store: TickStore, batch: pa.Table, added: int) -> int:
+    """After an upsert of ``batch`` that added ``added`` rows: log the rows not stored because the
+    store holds their key with another price, volume or side (the stored value stays); their count."""
+    if added >= batch.num_rows:
+        return 0
+    stored = store.rows_with_keys(batch)
+    pairs = conflicting_rows(batch, stored)
+    if pairs:
+        log.warning("%s: %d row(s) not stored: the store holds their key with other values, which stay "
+                    "(docs/sync.md, conflicting duplicates): %s", store.name, len(pairs),
+                    "; ".join(f"{describe_key(batch, i)} {describe_trade(stored, k)} kept, {describe_trade(batch, i)} not stored"
+                              for i, k in pairs[:5]))
+    return len(pairs)
 
 
 def report_rejects(store: str, rejects: Sequence[Reject]) -> None:

@@ -32,9 +32,9 @@ import redis
 
 from ...core.config import Settings
 from ...core.errors import QueryError, TickvaultError
+from ...core.frames import decode_raw_entries
 from ...core.retention import hot_days
-from ...core.stream import connect, dead_letter, parse_id, stream_last_id
-from ...core.wire import decode_entries
+from ...core.stream import connect, connect_raw, dead_letter, parse_id, read_range, stream_last_id
 from ...stores.contract import TickStore
 from ...stores.lake import Lake
 from .trim import group_positions
@@ -128,22 +128,23 @@ def replay_backlog(client: redis.Redis, settings: Settings, target: str, last_id
     (the whole stream when its group does not exist yet) that lie outside ``covered``."""
     stream = settings.stream
     cursor = group_positions(client, stream).get(target, "-")
-    while True:
-        entries = client.xrange(stream, min=cursor, max=last_id, count=chunk)
-        if not entries:
-            return
-        decoded = decode_entries(entries)
-        missing = uncovered(decoded.table, covered)
-        if missing.num_rows:
-            result.replayed_ticks += missing.num_rows
-            result.replay_added += dst.upsert(missing)
-        if decoded.dead:
-            dead_letter(client, settings.dlq_stream, decoded.dead, stage=f"rebuild-{target}")
-            result.dead_letters += len(decoded.dead)
-        result.replayed_entries += len(entries)
-        if len(entries) < chunk:
-            return
-        cursor = "(" + entries[-1][0]
+    with connect_raw(settings.redis_dsn, settings.redis_timeout_s) as raw:  # bytes: frames, and any entry a producer wrote
+        while True:
+            entries = read_range(raw, stream, cursor, last_id, chunk)
+            if not entries:
+                return
+            decoded = decode_raw_entries(entries)
+            missing = uncovered(decoded.table, covered)
+            if missing.num_rows:
+                result.replayed_ticks += missing.num_rows
+                result.replay_added += dst.upsert(missing)
+            if decoded.dead:
+                dead_letter(client, settings.dlq_stream, decoded.dead, stage=f"rebuild-{target}")
+                result.dead_letters += len(decoded.dead)
+            result.replayed_entries += len(entries)
+            if len(entries) < chunk:
+                return
+            cursor = "(" + entries[-1][0]
 
 
 def move_group(client: redis.Redis, stream: str, group: str, last_id: str) -> tuple[str, int]:

@@ -62,9 +62,10 @@ def create_days(conn: psycopg.Connection, store: HotStore, days: Iterable[date])
     """Create the missing day partitions, each in its own short transaction."""
     stmt = store.sql("partitions", "create_partition")
     for day in sorted(days):
+        lo, hi = trading_day_bounds(day)
         try:
             with conn.transaction():
-                conn.execute(stmt, {"day": day})
+                conn.execute(stmt, {"day": day, "lo": lo, "hi": hi})
         except psycopg.errors.UndefinedFunction as exc:
             raise StoreError(
                 f"no tick partition for KST day {day} and schema {store.schema} has no partition function yet; "

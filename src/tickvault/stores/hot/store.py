@@ -33,7 +33,7 @@ from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import TICK_SCHEMA, UTC, Venue
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_conflicts, report_rejects
 from ..sqlfiles import load
 from . import partitions, timescale
 from .copy import encode_binary_copy
@@ -363,7 +363,10 @@ class HotStore:
         batch = conformed.table
         added = 0
         for offset in range(0, batch.num_rows, UPSERT_SLICE_ROWS):
-            added += self.write(batch.slice(offset, UPSERT_SLICE_ROWS))
+            piece = batch.slice(offset, UPSERT_SLICE_ROWS)
+            piece_added = self.write(piece)
+            report_conflicts(self, piece, piece_added)
+            added += piece_added
         if added and self.mode == "timescaledb":
             self._refresh_days(partitions.batch_days(batch))
         return added
@@ -422,9 +425,23 @@ class HotStore:
         report: dict[str, Any] = {"mode": self.mode, "dropped_partitions": [], "deleted_rows": {}}
         if self.mode != "postgres":
             return report
-        s = self.settings
         self._ensure_days(self._days_ahead(now))
-        with self.connection() as conn:
+        try:
+            self._apply_retention(now, report)
+        except StoreError as exc:
+            if not isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise
+            raise StoreError(
+                f"hot retention of schema {self.schema} needs its owner (this role may not drop partitions or delete "
+                "old rows); partitions ahead are in place — run `tickvault maintain` as the schema owner daily"
+            ) from exc
+        if report["dropped_partitions"]:
+            log.info("hot retention: dropped %s", ", ".join(report["dropped_partitions"]))
+        return report
+
+    def _apply_retention(self, now: datetime, report: dict[str, Any]) -> None:
+        s = self.settings
+        with self.connection("apply the hot retention") as conn:
             with self._days_lock:
                 expired = partitions.expired_days(partitions.existing_days(conn, self), now, s.tick_retention_days)
                 report["dropped_partitions"] = partitions.drop_days(conn, self, expired)
@@ -443,9 +460,6 @@ class HotStore:
                     {"cutoff": now - timedelta(days=days)},
                 )
                 report["deleted_rows"][table] = cur.rowcount
-        if report["dropped_partitions"]:
-            log.info("hot retention: dropped %s", ", ".join(report["dropped_partitions"]))
-        return report
 
     def refresh_candles(self, start: datetime, end: datetime) -> None:
         """TimescaleDB: materialise candles for [start, end) now (after recovery upserts, in tests).

@@ -28,7 +28,7 @@ from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import TICK_SCHEMA, Venue
-from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_rejects
+from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_conflicts, report_rejects
 from ..sqlfiles import load
 from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
 from .writelock import writer_lock
@@ -352,7 +352,9 @@ class Lake:
         ``exists()`` first (only `tickvault init` and the archivers create one)."""
         conformed = conform(ticks)
         report_rejects(self.name, conformed.rejects)
-        return self.write(conformed.table)
+        added = self.write(conformed.table)
+        report_conflicts(self, conformed.table, added)
+        return added
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""

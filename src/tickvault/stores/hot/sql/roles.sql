@@ -43,8 +43,9 @@ BEGIN
     LOOP
         EXECUTE format('GRANT %s ON %s TO %I', target.privileges, target.relation, {writer_name});
     END LOOP;
-    IF to_regprocedure(format('%I.tickvault_create_partition(date)', {schema_name})) IS NOT NULL THEN
-        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.tickvault_create_partition(date) TO %I', {schema_name}, {writer_name});
+    IF to_regprocedure(format('%I.tickvault_create_partition(date, timestamptz, timestamptz)', {schema_name})) IS NOT NULL THEN
+        EXECUTE format('GRANT EXECUTE ON FUNCTION %I.tickvault_create_partition(date, timestamptz, timestamptz) TO %I',
+                       {schema_name}, {writer_name});
     END IF;
 END
 $rows$;
