@@ -170,3 +170,9 @@ def test_a_conflicting_duplicate_across_a_frame_and_a_v1_entry_is_refused() -> N
     assert decoded.table.equals(table)  # the first value stays
     assert [letter.entry_id for letter in decoded.dead] == ["2-0"]
     assert "conflicting duplicate" in decoded.dead[0].reason and decoded.dead[0].fields["price"] == WireEncoder(other).fields(0)["price"]
+
+
+def test_a_text_entry_with_v2_but_other_fields_keeps_its_fields_as_text() -> None:
+    fields = dict(WireEncoder(interleaved_ticks(1, day=DAY)).fields(0), v="2")
+    [letter] = decode_raw_entries([("1-0", _flat(fields))], NOW).dead
+    assert letter.encoding == "text" and letter.fields == fields and "exactly the fields v and frame" in letter.reason

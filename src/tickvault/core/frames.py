@@ -165,8 +165,9 @@ def _split_entry(entry_id: str, flat: list[bytes]) -> DeadLetter | bytes | dict[
         if set(names) != _V2_NAMES:
             extra = sorted(_label(n) for n in set(names) - _V2_NAMES)
             missing = sorted(_label(n) for n in _V2_NAMES - set(names))
-            return raw_letter(entry_id, flat, f"a v2 entry has exactly the fields v and frame (missing: {', '.join(missing) or '-'}; "
-                                              f"unexpected: {', '.join(extra) or '-'})")
+            why = f"a v2 entry has exactly the fields v and frame (missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'})"
+            text = _as_text(values)
+            return raw_letter(entry_id, flat, why) if text is None else DeadLetter(entry_id, text, why)
         return values[b"frame"]
     fields: dict[str, str] = {}
     for name, value in values.items():
@@ -175,6 +176,14 @@ def _split_entry(entry_id: str, flat: list[bytes]) -> DeadLetter | bytes | dict[
         except UnicodeDecodeError as exc:
             return raw_letter(entry_id, flat, f"field {_label(name)} is not valid UTF-8 (byte {exc.start})")
     return fields
+
+
+def _as_text(values: dict[bytes, bytes]) -> dict[str, str] | None:
+    """Names and values as text, or None when any is not UTF-8."""
+    try:
+        return {name.decode("utf-8"): value.decode("utf-8") for name, value in values.items()}
+    except UnicodeDecodeError:
+        return None
 
 
 def _label(name: bytes) -> str:
