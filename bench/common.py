@@ -8,20 +8,30 @@ import shutil
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import date
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
 import redis
 
 from tickvault.core.config import Settings
+from tickvault.core.stream import Publisher
+from tickvault.dev.simulate import publish
 
 DAY = date(2026, 11, 20)
 PG_URL = os.environ.get("TICKVAULT_BENCH_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 REDIS_URL = os.environ.get("TICKVAULT_BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 TSDB_URL = os.environ.get("TICKVAULT_BENCH_TSDB_URL")  # a PostgreSQL with timescaledb: adds the TimescaleDB-mode hot bench
+
+
+#: wire format -> function sending a TICK_SCHEMA table through a Publisher as fast as it can.
+#: v1 = one stream entry per trade. The v2 frames (issue 15.1, the stream engineer's) plug in
+#: here as "v2": ingest.py (dual write) and day.py then run once per format and report the
+#: v2 / v1 ratio ("<bench>.v2_vs_v1_*"); nothing else needs to change.
+WIRE_FORMATS: dict[str, Callable[[Publisher, pa.Table], object]] = {"v1": publish}
 
 
 @contextmanager

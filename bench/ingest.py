@@ -9,8 +9,7 @@ measured in the same run on the same rows:
         DuckLake INSERT of the same batches;
 - dual: XADD -> both archivers (separate processes) until both groups are drained, vs
         pipelined XADD + two consumer groups' XREADGROUP/XACK with no sink;
-- dual_v2: the same with wire format v2 frames of 1000 trades (v1 vs v2 in the same run);
-- peak RSS of the archiver process during the dual runs.
+- peak RSS of the archiver process during the dual run.
 
     python bench/ingest.py [--ticks N]     (last line: JSON of all figures)
 """
@@ -29,10 +28,10 @@ from pathlib import Path
 import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DAY, TSDB_URL, Timer, emit, isolated_settings, ratio, say
+from common import DAY, TSDB_URL, WIRE_FORMATS, Timer, emit, isolated_settings, ratio, say
 
 from tickvault.core.config import Settings
-from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, connect, connect_raw, group_info
+from tickvault.core.stream import GroupConsumer, Publisher, connect, connect_raw, group_info
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.hot import HotStore
@@ -40,25 +39,49 @@ from tickvault.stores.hot.copy import encode_binary_copy
 from tickvault.stores.lake import Lake
 
 RAW_TABLE = """
-CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
+CREATE TABLE {s}.raw_ticks (venue text NOT NULL, symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
   volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
-  UNIQUE (symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
+  UNIQUE (venue, symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
 CREATE TABLE {s}.raw_ticks_d PARTITION OF {s}.raw_ticks FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
-CREATE TABLE {s}.raw_upsert (symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
+CREATE TABLE {s}.raw_upsert (venue text NOT NULL, symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
   volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
-  UNIQUE (symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
+  UNIQUE (venue, symbol, ts, cum_volume)) PARTITION BY RANGE (ts);
 CREATE TABLE {s}.raw_upsert_d PARTITION OF {s}.raw_upsert FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
 """
 #: TimescaleDB mode's raw limit: the same rows into hypertables with 1-day chunks and the unique index
 RAW_HYPERTABLES = """
-CREATE TABLE {s}.raw_ticks (symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
+CREATE TABLE {s}.raw_ticks (venue text NOT NULL, symbol text NOT NULL, ts timestamptz NOT NULL, price_e4 bigint NOT NULL,
   volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
-  UNIQUE (symbol, ts, cum_volume));
+  UNIQUE (venue, symbol, ts, cum_volume));
 SELECT create_hypertable('{s}.raw_ticks', 'ts', chunk_time_interval => interval '1 day');
-CREATE TABLE {s}.raw_upsert (symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
+CREATE TABLE {s}.raw_upsert (venue text NOT NULL, symbol text NOT NULL, ts timestamptz NOT NULL, price numeric(18,4) NOT NULL,
   volume bigint NOT NULL, cum_volume bigint NOT NULL, side text, source text NOT NULL, received_at timestamptz,
-  UNIQUE (symbol, ts, cum_volume));
+  UNIQUE (venue, symbol, ts, cum_volume));
 SELECT create_hypertable('{s}.raw_upsert', 'ts', chunk_time_interval => interval '1 day');
+"""
+
+#: the cold raw limit: the same batch into the same table, no anti-join, no checkpoint
+RAW_LAKE_INSERT = """
+INSERT INTO lake.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date)
+SELECT venue, symbol, ts, price, volume, cum_volume, side, source, received_at,
+       DATE '1970-01-01' + CAST((epoch_us(ts) + 32400000000) // 86400000000 AS INTEGER)
+FROM b ORDER BY symbol, venue, cum_volume
+"""
+
+DEFERRED_FOLD_MS = 1000  # hot_candle_fold_ms of the deferred-candles variant
+
+NOCANDLES_TABLE = """
+CREATE TABLE {s}.ticks_nocandles (LIKE {s}.ticks INCLUDING ALL) PARTITION BY RANGE (ts);
+CREATE TABLE {s}.ticks_nocandles_d PARTITION OF {s}.ticks_nocandles
+  FOR VALUES FROM ('{d} 00:00+09') TO ('{d} 00:00+09'::timestamptz + interval '1 day');
+"""
+#: the hot sink's own insert without the candle fold (its ORDER BY, key, numeric prices), into a
+#: copy of ticks: what the sink would cost if candles were not maintained in the write
+HOT_TICKS_ONLY = """
+INSERT INTO {s}.ticks_nocandles (venue, symbol, ts, price, volume, cum_volume, side, source, received_at)
+SELECT venue, symbol, ts, price_e4 * 0.0001, volume, cum_volume, side, source, received_at
+FROM pg_temp.tv_stage ORDER BY venue, symbol, ts, cum_volume
+ON CONFLICT (venue, symbol, ts, cum_volume) DO NOTHING
 """
 
 
@@ -72,16 +95,28 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     parts = batches(table, settings.hot_batch_size)
     store = HotStore(settings)
     store.init()
+    deferred = None
+    if settings.hot_mode == "postgres":  # the same sink with deferred candles, in a schema of its own
+        deferred_settings = settings.model_copy(update={"pg_schema": f"{settings.pg_schema}_deferred", "hot_candle_fold_ms": DEFERRED_FOLD_MS})
+        deferred = HotStore(deferred_settings)
+        deferred.init()
     payloads = [encode_binary_copy(p) for p in parts]  # client-side encoding is not the DB's limit
-    ours = raw_copy = raw_upsert = 0.0
+    ours = raw_copy = raw_upsert = no_candles = deferred_s = 0.0
+    ticks_only = HOT_TICKS_ONLY.format(s=settings.pg_schema)
     with store.connect(autocommit=True) as conn:
         layout = RAW_HYPERTABLES if settings.hot_mode == "timescaledb" else RAW_TABLE
         conn.execute(layout.format(s=settings.pg_schema, d=DAY.isoformat()))
         conn.execute(f"CREATE TEMP TABLE raw_stage (LIKE {settings.pg_schema}.raw_ticks) ON COMMIT DELETE ROWS")
+        if settings.hot_mode == "postgres":
+            conn.execute(NOCANDLES_TABLE.format(s=settings.pg_schema, d=DAY.isoformat()))
         for n, (part, payload) in enumerate(zip(parts, payloads)):
             with Timer() as t:
                 store.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
             ours += t.seconds
+            if deferred is not None:
+                with Timer() as t:
+                    deferred.write(part, StreamPosition(settings.stream, "hot", f"{n + 1}-0"))
+                deferred_s += t.seconds
             with Timer() as t:
                 with conn.transaction(), conn.cursor() as cur, cur.copy(f"COPY {settings.pg_schema}.raw_ticks FROM STDIN (FORMAT BINARY)") as cp:
                     cp.write(payload)
@@ -91,12 +126,28 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
                     with cur.copy("COPY raw_stage FROM STDIN (FORMAT BINARY)") as cp:
                         cp.write(payload)
                     cur.execute(
-                        f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT symbol, ts, price_e4 * 0.0001, volume, cum_volume, "
+                        f"INSERT INTO {settings.pg_schema}.raw_upsert SELECT venue, symbol, ts, price_e4 * 0.0001, volume, cum_volume, "
                         "side, source, received_at FROM raw_stage ON CONFLICT DO NOTHING"
                     )
             raw_upsert += t.seconds
+            if settings.hot_mode == "postgres":  # the profile of the sink: its own write without the candle fold
+                with Timer() as t:
+                    with conn.transaction(), conn.cursor() as cur:
+                        cur.execute(store.sql("write", "create_stage"))
+                        with cur.copy(store.sql("write", "copy_stage")) as cp:
+                            cp.write(payload)
+                        cur.execute(ticks_only)
+                        cur.execute(store.sql("write", "set_checkpoint"),
+                                    {"stream": settings.stream, "grp": "nocandles", "last_id": f"{n + 1}-0"})
+                no_candles += t.seconds
     store.close()
-    store.close()
+    if deferred is not None:
+        with Timer() as t:
+            deferred.fold_candles()  # the last deltas: part of the sink's work
+        deferred_s += t.seconds
+        with deferred.connect(autocommit=True) as conn:
+            conn.execute(f'DROP SCHEMA IF EXISTS "{deferred.schema}" CASCADE')
+        deferred.close()
     n = table.num_rows
     p = prefix
     out = {
@@ -106,6 +157,14 @@ def bench_hot(settings: Settings, table: pa.Table, prefix: str = "hot") -> dict[
     }
     out[f"{p}_ratio_vs_raw_copy"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     out[f"{p}_ratio_vs_staged_upsert"] = ratio(out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
+    if deferred_s:
+        out[f"{p}_deferred_candles_per_s"] = n / deferred_s
+        out[f"{p}_deferred_candles_ratio_vs_staged_upsert"] = ratio(n / deferred_s, out[f"{p}_raw_staged_upsert_per_s"])
+        say(f"hot store, deferred candles (fold every {DEFERRED_FOLD_MS} ms)", n / deferred_s, out[f"{p}_raw_staged_upsert_per_s"])
+    if no_candles:
+        out[f"{p}_without_candles_per_s"] = n / no_candles
+        out[f"{p}_without_candles_ratio_vs_staged_upsert"] = ratio(n / no_candles, out[f"{p}_raw_staged_upsert_per_s"])
+        say("hot store's write without the candle fold (profile)", n / no_candles, out[f"{p}_raw_staged_upsert_per_s"])
     mode = settings.hot_mode
     say(f"hot store ({mode}) vs raw binary COPY (unique index)", out[f"{p}_ticks_per_s"], out[f"{p}_raw_copy_per_s"])
     say(f"hot store ({mode}) vs raw staged COPY + ON CONFLICT", out[f"{p}_ticks_per_s"], out[f"{p}_raw_staged_upsert_per_s"])
@@ -129,7 +188,7 @@ def bench_cold(settings: Settings, table: pa.Table) -> dict[str, float]:
         ours += t.seconds
         with Timer() as t:
             con.register("b", part)
-            con.execute("INSERT INTO lake.ticks SELECT *, CAST(timezone('Asia/Seoul', ts) AS DATE) FROM b ORDER BY symbol, cum_volume")
+            con.execute(RAW_LAKE_INSERT)
             con.unregister("b")
         raw += t.seconds
     con.close()
@@ -154,7 +213,7 @@ def _drain_raw(url: str, stream: str, group: str) -> None:
             idle += 1
 
 
-def bench_raw_stream(settings: Settings, table: pa.Table, frames: FrameLimits | None = None) -> float:
+def bench_raw_stream(settings: Settings, table: pa.Table) -> float:
     client = connect(settings.redis_dsn)
     for group in ("hot", "cold"):
         client.xgroup_create(settings.stream, group, id="0", mkstream=True)
@@ -162,7 +221,7 @@ def bench_raw_stream(settings: Settings, table: pa.Table, frames: FrameLimits | 
         subprocess.Popen([sys.executable, __file__, "--drain", settings.redis_dsn, settings.stream, g]) for g in ("hot", "cold")
     ]
     with Timer() as t:
-        publish(Publisher(client, settings.stream), table, frames=frames)
+        publish(Publisher(client, settings.stream), table)
         for r in readers:
             r.wait()
     client.delete(settings.stream)
@@ -224,9 +283,10 @@ class AnonPeak:
         self._thread.join()
 
 
-def bench_dual(settings: Settings, table: pa.Table, frames: FrameLimits | None = None, prefix: str = "dual") -> dict[str, float]:
-    """XADD -> both stores; ``frames`` publishes wire v2 frames (``prefix`` names the figures)."""
-    raw = bench_raw_stream(settings, table, frames)
+def archive_until_drained(settings: Settings, table: pa.Table, wire: str = "v1") -> dict[str, float]:
+    """Publish ``table`` at full speed in ``wire`` format to `tickvault archive hot` and `cold`
+    (separate processes, started and waiting first); returns the seconds until both groups
+    are drained (nothing lagging, nothing pending) and each archiver's peak RSS."""
     HotStore(settings).init()
     Lake(settings).init()
     client = connect(settings.redis_dsn)
@@ -237,7 +297,7 @@ def bench_dual(settings: Settings, table: pa.Table, frames: FrameLimits | None =
     try:
         time.sleep(2.0)  # both archivers connected and waiting
         with AnonPeak({g: p.pid for g, p in procs.items()}) as anon, Timer() as t:
-            publish(Publisher(client, settings.stream), table, frames=frames)
+            WIRE_FORMATS[wire](Publisher(client, settings.stream), table)
             while True:
                 info = group_info(client, settings.stream)
                 if all(info.get(g, {}).get("lag", 1) == 0 and info.get(g, {}).get("pending", 1) == 0 for g in ("hot", "cold")):
@@ -248,21 +308,40 @@ def bench_dual(settings: Settings, table: pa.Table, frames: FrameLimits | None =
         for p in procs.values():
             p.send_signal(signal.SIGTERM)
             p.wait(60)
-    rss_prefix = "archiver" if prefix == "dual" else f"archiver_{prefix}"
-    out = {
-        f"{prefix}_ticks_per_s": table.num_rows / t.seconds,
-        f"{prefix}_raw_stream_per_s": raw,
-        f"{rss_prefix}_hot_peak_rss_mb": round(rss["hot"], 1),
-        f"{rss_prefix}_cold_peak_rss_mb": round(rss["cold"], 1),
-        f"{rss_prefix}_hot_peak_anon_mb": round(anon.peak["hot"], 1),
-        f"{rss_prefix}_cold_peak_anon_mb": round(anon.peak["cold"], 1),
+        client.close()
+    return {
+        "seconds": t.seconds,
+        "hot_peak_rss_mb": round(rss["hot"], 1),
+        "cold_peak_rss_mb": round(rss["cold"], 1),
+        "hot_peak_anon_mb": round(anon.peak["hot"], 1),
+        "cold_peak_anon_mb": round(anon.peak["cold"], 1),
     }
-    out[f"{prefix}_ratio_vs_raw_stream"] = ratio(out[f"{prefix}_ticks_per_s"], raw)
-    say(f"{prefix} write XADD -> both stores vs raw stream", out[f"{prefix}_ticks_per_s"], raw)
-    say("archiver peak RSS hot", rss["hot"], unit="MB")
-    say("archiver peak RSS cold", rss["cold"], unit="MB")
-    say("archiver peak private (anon) RSS hot", anon.peak["hot"], unit="MB")
-    say("archiver peak private (anon) RSS cold", anon.peak["cold"], unit="MB")
+
+
+def bench_dual(table: pa.Table, hot_raw_upsert: float) -> dict[str, float]:
+    """Dual write per wire format, next to the raw stream and the hot store's raw staged upsert."""
+    out: dict[str, float] = {}
+    with isolated_settings("raw") as s:
+        raw = bench_raw_stream(s, table)
+    out["dual_raw_stream_per_s"] = raw
+    for wire in WIRE_FORMATS:
+        with isolated_settings(f"dual{wire}") as s:
+            run = archive_until_drained(s, table, wire)
+        key = "dual" if wire == "v1" else f"dual_{wire}"
+        rate = table.num_rows / run["seconds"]
+        out[f"{key}_ticks_per_s"] = rate
+        out[f"{key}_ratio_vs_raw_stream"] = ratio(rate, raw)
+        out[f"{key}_ratio_vs_hot_raw_staged_upsert"] = ratio(rate, hot_raw_upsert)
+        say(f"dual write ({wire}) XADD -> both stores vs raw stream", rate, raw)
+        say(f"dual write ({wire}) vs hot raw staged upsert", rate, hot_raw_upsert)
+        if wire == "v1":
+            for g in ("hot", "cold"):
+                out[f"archiver_{g}_peak_rss_mb"] = run[f"{g}_peak_rss_mb"]
+                out[f"archiver_{g}_peak_anon_mb"] = run[f"{g}_peak_anon_mb"]
+                say(f"archiver peak RSS (VmHWM) {g}", run[f"{g}_peak_rss_mb"], unit="MB")
+                say(f"archiver peak private RSS (RssAnon) {g}", run[f"{g}_peak_anon_mb"], unit="MB")
+        else:
+            out[f"{wire}_vs_v1_dual_ratio"] = ratio(rate, out["dual_ticks_per_s"])
     return out
 
 
@@ -277,11 +356,7 @@ def run(ticks: int) -> dict[str, float]:
             results.update(bench_hot(s, table, prefix="hot_tsdb"))
     with isolated_settings("cold") as s:
         results.update(bench_cold(s, table))
-    with isolated_settings("dual") as s:
-        results.update(bench_dual(s, table))
-    with isolated_settings("dualv2") as s:
-        results.update(bench_dual(s, table, FrameLimits(max_trades=1000), prefix="dual_v2"))
-    results["dual_v2_vs_v1"] = ratio(results["dual_v2_ticks_per_s"], results["dual_ticks_per_s"])
+    results.update(bench_dual(table, results["hot_raw_staged_upsert_per_s"]))
     return {k: (round(v) if isinstance(v, float) and v > 100 else v) for k, v in results.items()}
 
 

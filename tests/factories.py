@@ -92,9 +92,10 @@ def without(table: pa.Table, rows: list[int]) -> pa.Table:
     return table.filter(keep)
 
 
-def row_of(table: pa.Table, symbol: str, nth: int) -> int:
-    """Index in ``table`` of the nth tick (by cum_volume) of ``symbol``."""
-    idx = [i for i, s in enumerate(table.column("symbol").to_pylist()) if s == symbol]
+def row_of(table: pa.Table, symbol: str, nth: int, venue: str = "KRX") -> int:
+    """Index in ``table`` of the nth tick (by cum_volume) of ``symbol`` on ``venue``."""
+    venues = table.column("venue").to_pylist()
+    idx = [i for i, s in enumerate(table.column("symbol").to_pylist()) if s == symbol and venues[i] == venue]
     cums = table.column("cum_volume").to_pylist()
     return sorted(idx, key=lambda i: cums[i])[nth]
 

@@ -111,12 +111,19 @@ async def until(predicate, timeout: float = 10.0, what: str = "condition") -> No
         await asyncio.sleep(0.02)
 
 
+def venue_key_of(fields: dict[str, str]) -> tuple[str, str, datetime, int]:
+    tick = parse_fields(fields, datetime.now(UTC))
+    return (tick.venue, tick.symbol, tick.ts, tick.cum_volume)
+
+
 def in_a_gap(trade, gaps: list[dict[str, str]]) -> bool:
-    """True when a stand-in ``Trade`` falls inside one of the recorded collector gaps."""
+    """True when a stand-in ``Trade`` falls inside one of the recorded collector gaps of its
+    venue (a gap record without a venue covers every venue)."""
+    venue = getattr(trade, "venue", "KRX")
     for gap in gaps:
         start = datetime.fromisoformat(gap["start"]).replace(microsecond=0)
         end = datetime.fromisoformat(gap["end"])
-        if start <= trade.ts <= end and trade.symbol in gap["symbols"].split(","):
+        if start <= trade.ts <= end and trade.symbol in gap["symbols"].split(",") and gap.get("venue", venue) == venue:
             return True
     return False
 

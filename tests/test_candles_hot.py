@@ -83,9 +83,9 @@ def test_postgres_mode_candles_equal_independent_truth(settings):
     result = run_scenario(store, settings.stream)
     assert len(result["1d"]) == 6  # 4 symbols on DAY; 005930 and the edge symbol on the next KST date
     day_bucket = trading_day_bounds(DAY)[0]
-    assert ("900100", day_bucket) in result["1d"]
-    assert result["1d"][("900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
-    assert result["1d"][("900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
+    assert ("KRX", "900100", day_bucket) in result["1d"]
+    assert result["1d"][("KRX", "900100", day_bucket)][0] == Decimal("1000")  # open = 08:30 print (lowest cum_volume)
+    assert result["1d"][("KRX", "900100", day_bucket)][3] == Decimal("1003")  # close = 23:59:59 print
 
 
 @pytest.mark.timescaledb
@@ -203,3 +203,52 @@ def test_concurrent_writers_never_double_count(settings):
     with store.connect() as conn:
         for level in LEVELS:
             assert stored_candles(conn, store.schema, level) == truth_candles(ticks, level), level
+
+
+def test_deferred_candles_equal_independent_truth(settings):
+    """hot_candle_fold_ms > 0: writes log their delta, folds merge it — the same candles for
+    shuffled, redelivered and late ticks (run_scenario folds through refresh_candles)."""
+    store = HotStore(settings.model_copy(update={"hot_candle_fold_ms": 3_600_000}))
+    store.init()
+    assert store.defers_candles
+    result = run_scenario(store, settings.stream)
+    assert len(result["1d"]) == 6
+
+
+def test_deferred_deltas_are_folded_once_whoever_folds(settings):
+    deferred = settings.model_copy(update={"hot_candle_fold_ms": 3_600_000})
+    ticks = day_ticks(DAY, ["005930", "000660"], 300, seed=41)
+    writer = HotStore(deferred)
+    writer.init()
+    assert writer.write(ticks_to_table(ticks[:200]), StreamPosition(settings.stream, "hot", "1-0")) == 200
+    assert writer.write(ticks_to_table(ticks[:200]), StreamPosition(settings.stream, "hot", "1-1")) == 0  # redelivered
+    with writer.connect() as conn:
+        assert stored_candles(conn, writer.schema, "1m") == {}  # not folded yet: the tables lag
+    other = HotStore(settings)  # another process, folding immediately itself
+    other.init()
+    assert other.fold_candles() > 0
+    assert other.fold_candles() == 0  # each delta once
+    assert other.write(ticks_to_table(ticks[150:]), StreamPosition(settings.stream, "hot", "2-0")) == len(ticks) - 200  # folds itself
+    with other.connect() as conn:
+        for level in LEVELS:
+            assert stored_candles(conn, other.schema, level) == truth_candles(ticks, level), level
+    other.close()
+    writer.close()
+
+
+def test_deferred_candles_fold_when_due_and_on_maintain(settings):
+    ticks = day_ticks(DAY, ["005930"], 120, seed=42)
+    store = HotStore(settings.model_copy(update={"hot_candle_fold_ms": 1}))
+    store.init()
+    store.write(ticks_to_table(ticks[:60]), StreamPosition(settings.stream, "hot", "1-0"))
+    store.write(ticks_to_table(ticks[60:]), StreamPosition(settings.stream, "hot", "2-0"))  # 1 ms passed: folds
+    with store.connect() as conn:
+        assert stored_candles(conn, store.schema, "1d") == truth_candles(ticks, "1d")
+    lagging = HotStore(settings.model_copy(update={"hot_candle_fold_ms": 3_600_000}))
+    more = day_ticks(DAY, ["000660"], 50, seed=43)
+    lagging.write(ticks_to_table(more), StreamPosition(settings.stream, "hot", "3-0"))
+    assert lagging.maintain()["folded_candle_deltas"] > 0
+    with store.connect() as conn:
+        assert stored_candles(conn, store.schema, "1m") == truth_candles(ticks + more, "1m")
+    lagging.close()
+    store.close()

@@ -12,13 +12,12 @@ import sys
 import threading
 import time
 import urllib.request
-from datetime import date
+from datetime import date, datetime
 
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
 
-from helpers import stream_entries
 from standins.kis_rest import KisRestStandin
 from standins.kis_ws import KisWsStandin
 from tickvault.cli import cli
@@ -61,22 +60,34 @@ def base_env(settings, tmp_path) -> dict[str, str]:
 
 
 def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, rclient, tmp_path):
-    rest = KisRestStandin(pa.table([[] for _ in TICK_SCHEMA], schema=TICK_SCHEMA), date.today(), APPKEY, APPSECRET)
+    """Both venues through the CLI: the day's universe is asked from the broker (one symbol on
+    NXT), stored, and the collector subscribes H0STCNT0 for both symbols and H0NXCNT0 for one."""
+    from helpers import stream_entries, venue_key_of
+    from tickvault.core.wire import KST
+    from tickvault.stores.hot import HotStore
+
+    hot = HotStore(settings)
+    hot.init()
+    rest = KisRestStandin(pa.table([[] for _ in TICK_SCHEMA], schema=TICK_SCHEMA), date.today(), APPKEY, APPSECRET,
+                          listed=SYMBOLS, nxt_listed=SYMBOLS[:1])
     rest_url = rest.start()
     loop = LoopThread()
-    standin = KisWsStandin(SYMBOLS, valid_key=lambda k: k.startswith("apv-"))
+    standin = KisWsStandin(SYMBOLS, nxt_symbols=SYMBOLS[:1], valid_key=lambda k: k.startswith("apv-"))
     ws_url = loop.run(standin.start())
     env = base_env(settings, tmp_path)
     metrics_port = free_port()
     env.update({"TICKVAULT_KIS_APPKEY": APPKEY, "TICKVAULT_KIS_APPSECRET": APPSECRET, "TICKVAULT_KIS_BASE_URL": rest_url,
-                "TICKVAULT_KIS_WS_URL": ws_url, "TICKVAULT_COLLECT_METRICS_PORT": str(metrics_port)})
-    proc = subprocess.Popen([sys.executable, "-m", "tickvault.cli", "--log-level", "DEBUG", "collect", "kis", "--symbols", ",".join(SYMBOLS)],
+                "TICKVAULT_KIS_WS_URL": ws_url, "TICKVAULT_COLLECT_METRICS_PORT": str(metrics_port),
+                "TICKVAULT_PG_URL": settings.pg_url, "TICKVAULT_PG_SCHEMA": settings.pg_schema})
+    proc = subprocess.Popen([sys.executable, "-m", "tickvault.cli", "--log-level", "DEBUG", "collect", "kis", "--symbols", ",".join(SYMBOLS),
+                             "--refresh-universe"],
                             env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         loop.run(standin.wait_subscribed(timeout=30), timeout=35)
-        loop.run(standin.trades(40, per_frame=4))
+        loop.run(standin.trades(30, per_frame=3))
+        loop.run(standin.trades(10, per_frame=2, venue="NXT"))
         deadline = time.monotonic() + 15
-        while len(stream_entries(rclient, settings.stream)) < 40 and time.monotonic() < deadline:
+        while rclient.xlen(settings.stream) < 40 and time.monotonic() < deadline:
             time.sleep(0.05)
         scraped = urllib.request.urlopen(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).read().decode()
         proc.send_signal(signal.SIGTERM)
@@ -88,9 +99,13 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
         loop.close()
         rest.stop()
     assert proc.returncode == 0, err
-    assert len(stream_entries(rclient, settings.stream)) == 40  # trades, in v2 frames (fewer entries)
-    assert rclient.xlen(settings.stream) < 40
-    assert standin.unsubscribes == len(SYMBOLS)
+    keys = [venue_key_of(f) for f in stream_entries(rclient, settings.stream)]
+    assert len(keys) == len(set(keys)) == 40 and sorted(keys) == sorted(t.venue_key for t in standin.sent)
+    assert sum(1 for k in keys if k[0] == "NXT") == 10
+    assert standin.unsubscribes == len(SYMBOLS) + 1
+    assert sorted(hot.read_universe(datetime.now(KST).date())) == [("KRX", "000660"), ("KRX", "005930"), ("NXT", "005930")]
+    hot.close()
+    assert "KRX 2 covered; NXT 1 covered" in err
     approval = [m.split('"approval_key": "')[1].split('"')[0] for m in standin.received if "approval_key" in m]
     assert approval and all(secret not in err + out for secret in [APPKEY, APPSECRET, *approval])
     assert '"ticks": 40' in err  # the final counters line
@@ -102,8 +117,10 @@ def test_kis_collector_process_collects_and_stops_cleanly_on_sigterm(settings, r
 @pytest.mark.parametrize(("args", "extra_env", "message"), [
     (["collect", "kis", "--symbols", "005930"], {}, "KIS keys missing: set TICKVAULT_KIS_APPKEY"),
     (["collect", "kis"], {}, "no symbols"),
-    (["collect", "kis", "--symbols", ",".join(f"{i:06d}" for i in range(41))],
-     {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"}, "41 symbols need 2 KIS WebSocket sessions"),
+    (["collect", "kis", "--symbols", "005930", "--venues", "krx,al"], {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s"},
+     "--venues: want krx, nxt or krx,nxt"),
+    (["collect", "kis", "--symbols", "005930", "--venues", "nxt", "--plan-only"],
+     {"TICKVAULT_KIS_APPKEY": "k", "TICKVAULT_KIS_APPSECRET": "s", "TICKVAULT_KIS_PAPER": "true"}, "kis: nothing to subscribe (KIS serves no NXT feed"),
     (["collect", "kiwoom", "--symbols", "005930"], {}, "Kiwoom keys missing"),
     (["collect", "replay", "--date", "2026-11-20", "--speed", "0"], {}, "speed must be > 0"),
 ])
@@ -149,3 +166,28 @@ def test_a_taken_metrics_port_never_stops_a_collector(caplog) -> None:
     assert "TICKVAULT_COLLECT_METRICS_PORT" in caplog.text
     assert serve({"kis": CollectorStats()}, "127.0.0.1", 0) is None  # 0: no endpoint
 
+
+
+def test_plan_only_reports_coverage_from_the_stored_universe(settings, tmp_path):
+    import json
+    from datetime import datetime
+
+    from tickvault.core.wire import KST
+    from tickvault.stores.hot import HotStore
+    from tickvault.stores.lake import Lake
+
+    today = datetime.now(KST).date()
+    hot = HotStore(settings)
+    hot.init()
+    hot.write_universe(today, [("KRX", s) for s in SYMBOLS] + [("NXT", SYMBOLS[0]), ("NXT", SYMBOLS[1])], "kis")
+    hot.close()
+    Lake(settings).init()
+    env = base_env(settings, tmp_path)
+    env.update({"TICKVAULT_PG_URL": settings.pg_url, "TICKVAULT_PG_SCHEMA": settings.pg_schema, "TICKVAULT_KIS_APPKEY": "k",
+                "TICKVAULT_KIS_APPSECRET": "s", "TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS": "3"})
+    result = CliRunner().invoke(cli, ["collect", "kis", "--symbols", ",".join(SYMBOLS), "--plan-only"],
+                                env={**{k: None for k in os.environ if k.startswith("TICKVAULT_")}, **env})
+    assert result.exit_code == 0, result.output
+    plan = json.loads(result.output.strip().splitlines()[-1])
+    assert plan["covered"] == [f"KRX:{s}" for s in SYMBOLS] + [f"NXT:{SYMBOLS[0]}"]
+    assert [u["pair"] for u in plan["uncovered"]] == [f"NXT:{SYMBOLS[1]}"] and "no room" in plan["uncovered"][0]["reason"]

@@ -68,8 +68,9 @@ def test_cli_reports_a_bad_config_in_one_line(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(("variable", "value", "message"), [
-    ("TICKVAULT_RECOVERY_TIME", "25:00", "want HH:MM in KST (00:00 to 23:59), got '25:00'"),
+    ("TICKVAULT_COMPACT_TIME", "25:00", "want HH:MM in KST (00:00 to 23:59), got '25:00'"),
     ("TICKVAULT_COMPACT_TIME", "4pm", "want HH:MM in KST"),
+    ("TICKVAULT_RECOVERY_MARGIN_MINUTES", "500", "less than or equal to 180"),
     ("TICKVAULT_RECONCILE_FINAL_TIME", "18:60", "want HH:MM in KST"),
     ("TICKVAULT_COLLECT_SESSION_HOURS", "9-5", "want HH:MM-HH:MM in KST"),
 ])
@@ -87,11 +88,11 @@ def test_bad_schedule_settings_stop_the_process_at_start_up(variable: str, value
 
 
 def test_schedule_times_are_typed(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("TICKVAULT_RECOVERY_TIME", "7:05")
+    monkeypatch.setenv("TICKVAULT_COMPACT_TIME", "7:05")
     monkeypatch.setenv("TICKVAULT_COLLECT_SESSION_HOURS", "00:00-24:00")
     settings = load_settings()
-    assert settings.recovery_time == time(7, 5) and settings.compact_time == time(16, 40)
+    assert settings.compact_time == time(7, 5) and settings.reconcile_final_time == time(20, 15)
     assert time(23, 59) in settings.collect_session_hours and time(8, 0) not in load_settings(collect_session_hours="08:30-18:10").collect_session_hours
-    assert settings.model_dump(mode="json")["recovery_time"] == "07:05"
+    assert settings.model_dump(mode="json")["compact_time"] == "07:05"
     assert str(settings.collect_session_hours) == "00:00-24:00"
 

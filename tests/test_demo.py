@@ -72,9 +72,12 @@ def test_demo_on_the_configured_servers_cleans_up(pg_url: str, redis_url: str, t
     assert report["counts"]["generated"] == report["counts"]["hot"] == report["counts"]["cold"] == 6000
     assert report["counts"]["entries"] == 6060  # 1 % re-sent by default
     assert {c["name"] for c in report["checks"] if c["ok"]} >= {
-        "generated == hot == cold", "no duplicate ticks (hot)", "no duplicate ticks (cold)",
-        "cum_volume continuous per symbol (hot)", "cum_volume continuous per symbol (cold)",
+        "generated == hot == cold", "generated == hot == cold (KRX)", "generated == hot == cold (NXT)",
+        "no duplicate ticks (hot)", "no duplicate ticks (cold)",
+        "cum_volume continuous per venue and symbol (hot)", "cum_volume continuous per venue and symbol (cold)",
+        "verify: universe complete and continuous (KRX)", "verify: universe complete and continuous (NXT)",
     }
+    assert report["counts"]["generated_KRX"] + report["counts"]["generated_NXT"] == 6000 and report["counts"]["generated_NXT"] > 0
     schema, stream = report["servers"]["schema"], report["servers"]["stream"]
     with psycopg.connect(pg_url) as conn:
         assert conn.execute("select count(*) from pg_namespace where nspname = %s", (schema,)).fetchone()[0] == 0
@@ -143,8 +146,9 @@ def test_demo_fails_when_a_store_lost_a_tick(pg_url: str, redis_url: str, monkey
     env = {"TICKVAULT_PG_URL": pg_url, "TICKVAULT_REDIS_URL": redis_url, "TICKVAULT_HOT_MODE": "postgres"}
     result = CliRunner().invoke(cli, ["demo", "--date", DAY, "--symbols", "2", "--ticks", "500"], env=env)
     assert result.exit_code == 1
-    assert "FAIL  1 symbols broken" in result.stdout
-    assert "demo checks FAILED: cum_volume continuous per symbol (hot), stored values equal generated (hot)" in result.stderr
+    assert "FAIL  1 series broken" in result.stdout
+    assert ("demo checks FAILED: generated == hot == cold (KRX), cum_volume continuous per venue and symbol (hot), "
+            "stored values equal generated (hot)") in result.stderr
 
 
 def test_checks_catch_a_lost_and_a_doubled_tick() -> None:
@@ -160,3 +164,8 @@ def test_checks_catch_a_lost_and_a_doubled_tick() -> None:
     first_missing = day.filter(pa.compute.not_equal(day.column("cum_volume"), day.column("volume")))
     assert cum_volume_breaks(first_missing)  # a day must start at cum_volume == volume
     assert not check_counts(300, 300, 299).ok and check_counts(300, 300, 300).ok
+    # each venue counts its own cum_volume: the two venues' series of one symbol are checked apart
+    nxt = day.filter(pa.compute.equal(day.column("venue"), "NXT"))
+    assert nxt.num_rows and set(cum_volume_breaks(pa.concat_tables([nxt.slice(0, 5), nxt.slice(6)]))) <= {f"NXT:{s}" for s in nxt.column("symbol").to_pylist()}
+    relabelled = day.set_column(0, "venue", pa.array(["KRX"] * day.num_rows))
+    assert cum_volume_breaks(relabelled)  # merging the venues breaks the proof

@@ -75,7 +75,7 @@ def _fill(s: Settings, rclient) -> tuple[datetime, datetime]:
     start, end = trading_day_bounds(day)
     store.refresh_candles(start, end)
     # no broker credentials here: recorded as a skipped (not verified) day
-    recovery = Daily("recovery", dtime(0, 0), daily_recovery(s), every_day=True)
+    recovery = Daily("recovery", dtime(0, 0), daily_recovery(s, "KRX"), every_day=True)
     assert Scheduler([recovery], record=metrics.record_job).run_due() == ["recovery"]
     assert recovery.state.last_ok is False
     sampler = MetricsSampler(metrics, s, redis_client=rclient)
@@ -131,7 +131,12 @@ def test_dashboards_are_well_formed() -> None:
     provider = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "tickvault.yaml").read_text())["providers"][0]
     assert provider["type"] == "file"
     market = next(b for b in boards if b["uid"] == "tickvault-market")
-    assert {v["name"] for v in market["templating"]["list"]} == {"symbol", "timeframe"}
+    assert {v["name"] for v in market["templating"]["list"]} == {"symbol", "timeframe", "venue"}
+    assert next(v for v in market["templating"]["list"] if v["name"] == "venue")["query"] == "KRX,NXT"
+    # both venues and the combined tape are on the boards
+    titles = [p["title"] for b in boards for p in b["panels"]]
+    assert any("combined tape" in t for t in titles) and any("NXT share" in t for t in titles)
+    assert any("by venue" in t for t in [p["title"] for p in next(b for b in boards if b["uid"] == "tickvault-pipeline")["panels"]])
     assert any(p["type"] == "candlestick" for p in market["panels"])
     for board in boards:
         ids = [p["id"] for p in board["panels"]]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
@@ -27,6 +28,12 @@ def lake(settings):
     store.init()
     yield store
     store.close()
+
+
+@pytest.fixture
+def parquet_settings(settings):
+    """Every commit a Parquet file (inlining off): for the tests of files themselves."""
+    return settings.model_copy(update={"cold_inline_row_limit": 0})
 
 
 def test_init_is_idempotent(settings):
@@ -130,7 +137,9 @@ def test_time_travel(lake):
         lake.read_ticks(start, end, as_of=datetime(2020, 1, 1, tzinfo=UTC))
 
 
-def test_compaction_keeps_rows_and_reduces_files(lake, settings):
+def test_compaction_keeps_rows_and_reduces_files(parquet_settings):
+    settings = parquet_settings
+    lake = Lake(settings)
     start, end = trading_day_bounds(DAY)
     other = date(2026, 11, 19)
     for i in range(8):  # interleave two days so the day's files are not adjacent commits
@@ -154,9 +163,11 @@ def test_compaction_keeps_rows_and_reduces_files(lake, settings):
             break
     else:
         pytest.fail("no merged file holding the whole day")
+    lake.close()
 
 
-def test_init_interrupted_before_layout_is_completed(settings):
+def test_init_interrupted_before_layout_is_completed(parquet_settings):
+    settings = parquet_settings
     from tickvault.stores.lake import open_connection
     from tickvault.stores.sqlfiles import load
 
@@ -237,10 +248,12 @@ def test_writer_lock_is_reentrant_and_excludes_other_threads(tmp_path):
     thread.join()
 
 
-def test_compaction_deletes_old_orphaned_files_only(lake, settings):
+def test_compaction_deletes_old_orphaned_files_only(parquet_settings):
     import os
     import shutil
 
+    settings = parquet_settings
+    lake = Lake(settings)
     lake.upsert(interleaved_ticks(30))
     stored = next((settings.lake_dir / "data").rglob("*.parquet"))
     old_orphan = stored.parent / "ducklake-killed-old.parquet"
@@ -253,3 +266,84 @@ def test_compaction_deletes_old_orphaned_files_only(lake, settings):
     assert result["orphans_deleted"] == 1
     assert not old_orphan.exists() and new_orphan.exists() and stored.exists()
     assert lake.count_ticks(DAY) == 30
+    lake.close()
+
+
+def inlining(settings, flush_rows: int = 10**9, flush_s: float = 1e9):
+    return settings.model_copy(update={"cold_inline_row_limit": 100, "cold_inline_flush_rows": flush_rows, "cold_inline_flush_s": flush_s})
+
+
+def test_small_commits_are_inlined_and_the_anti_join_sees_them(settings):
+    with Lake(inlining(settings)) as lake:
+        batch = interleaved_ticks(90)
+        assert lake.write(batch, StreamPosition("s", "cold", "1-0")) == 90
+        assert lake.file_count() == 0 and lake.count_ticks(DAY) == 90  # in the catalog, not in a file
+        assert lake.write(batch, StreamPosition("s", "cold", "2-0")) == 0  # redelivered: nothing twice
+        assert lake.write(interleaved_ticks(120), StreamPosition("s", "cold", "3-0")) == 30
+        assert lake.file_count() == 0
+        assert lake.write(interleaved_ticks(100, start_cum=1000), StreamPosition("s", "cold", "4-0")) == 100  # the limit: inlined
+        assert lake.file_count() == 0
+        assert lake.write(interleaved_ticks(101, start_cum=5000), StreamPosition("s", "cold", "5-0")) == 101  # above: a file
+        assert lake.file_count() == 1
+        expected = pa.concat_tables([interleaved_ticks(120), interleaved_ticks(100, start_cum=1000), interleaved_ticks(101, start_cum=5000)])
+        assert sort_key(lake.read_ticks(*trading_day_bounds(DAY))).equals(sort_key(expected))
+        assert lake.checkpoint("s", "cold") == "5-0"
+
+
+def test_inlined_ticks_are_flushed_by_size_with_time_travel_intact(settings):
+    start, end = trading_day_bounds(DAY)
+    with Lake(inlining(settings, flush_rows=150)) as lake:
+        lake.write(interleaved_ticks(80), StreamPosition("s", "cold", "1-0"))
+        inlined_snapshot = lake.snapshot_id()
+        inlined = lake.read_ticks(start, end)
+        assert lake.file_count() == 0
+        lake.write(interleaved_ticks(160), StreamPosition("s", "cold", "2-0"))  # 80 more: 160 inlined >= 150
+        assert lake.file_count() >= 1  # flushed to Parquet
+        assert lake.count_ticks(DAY) == 160
+        assert lake.read_ticks(start, end, as_of=inlined_snapshot).equals(inlined)
+        assert lake.write(interleaved_ticks(160), StreamPosition("s", "cold", "3-0")) == 0  # the anti-join sees flushed rows
+        assert sort_key(lake.read_ticks(start, end)).equals(sort_key(interleaved_ticks(160)))
+
+
+def test_inlined_ticks_are_flushed_by_age(settings):
+    with Lake(inlining(settings, flush_s=0.05)) as lake:
+        lake.write(interleaved_ticks(10), StreamPosition("s", "cold", "1-0"))
+        assert lake.file_count() == 0
+        time.sleep(0.06)
+        lake.write(interleaved_ticks(20), StreamPosition("s", "cold", "2-0"))
+        assert lake.file_count() >= 1 and lake.count_ticks(DAY) == 20
+
+
+def test_compaction_flushes_inlined_ticks(settings):
+    with Lake(inlining(settings)) as lake:
+        lake.write(interleaved_ticks(50), StreamPosition("s", "cold", "1-0"))
+        lake.write(interleaved_ticks(90), StreamPosition("s", "cold", "2-0"))
+        before = lake.read_ticks(*trading_day_bounds(DAY))
+        assert lake.file_count() == 0
+        result = lake.compact(DAY)
+        assert result["files_after"] == 1 and result["rows"] == 90
+        assert lake.read_ticks(*trading_day_bounds(DAY)).equals(before)
+
+
+def test_the_inlining_limit_follows_the_setting(settings):
+    with Lake(inlining(settings)) as lake:
+        lake.write(interleaved_ticks(10), StreamPosition("s", "cold", "1-0"))
+        assert lake.file_count() == 0
+    with Lake(settings.model_copy(update={"cold_inline_row_limit": 0})) as lake:
+        lake.write(interleaved_ticks(20), StreamPosition("s", "cold", "2-0"))
+        assert lake.file_count() == 1 and lake.count_ticks(DAY) == 20
+
+
+def test_a_reader_survives_a_flush_by_another_lake(settings):
+    """A flush drops inlined-data tables another connection may have cached: reads and writes
+    on that connection go on (regression: 'Failed to read inlined data ... does not exist')."""
+    reader = Lake(inlining(settings))
+    for i in range(3):
+        reader.upsert(interleaved_ticks(50, start_cum=i * 100))
+    assert reader.count_ticks(DAY) == 150
+    with Lake(settings) as other:
+        assert other.compact(DAY)["files_after"] == 1
+    assert reader.count_ticks(DAY) == 150
+    assert reader.write(interleaved_ticks(50, start_cum=900), StreamPosition("s", "cold", "1-0")) == 50
+    assert reader.count_ticks(DAY) == 200
+    reader.close()

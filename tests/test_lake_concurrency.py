@@ -199,7 +199,7 @@ def test_locked_catalog_raises_and_commits_nothing(settings, tmp_path):
 
 
 def test_failed_data_write_leaves_nothing_visible(settings):
-    lake = Lake(settings)
+    lake = Lake(settings.model_copy(update={"cold_inline_row_limit": 0}))  # the Parquet write is what fails
     lake.init()
     lake.write(interleaved_ticks(100), StreamPosition(settings.stream, "cold", "1-0"))
     other_day = DAY.replace(day=21)

@@ -89,6 +89,21 @@ def test_rate_is_rows_per_second_between_samples() -> None:
     m.observe_commit(_commit("hot", _batch(500, datetime.now(UTC)), now))
     m.sample(None, now=now + 10)
     assert m.value("tickvault_ingest_rows_per_second", group="hot") == 50.0
+    assert m.value("tickvault_ingest_venue_rows_per_second", group="hot", venue="KRX") == 50.0
+    assert m.value("tickvault_ingest_venue_rows_per_second", group="hot", venue="NXT") == 0.0
+
+
+def test_ticks_are_counted_per_venue_and_combined() -> None:
+    m = PipelineMetrics(Settings())
+    batch = _batch(10, datetime.now(UTC))
+    venues = pa.array(["NXT"] * 4 + ["KRX"] * 6)
+    m.observe_commit(_commit("cold", batch.set_column(batch.schema.get_field_index("venue"), "venue", venues), time.time()))
+    assert m.value("tickvault_ingest_venue_rows_total", group="cold", venue="NXT") == 4
+    assert m.value("tickvault_ingest_venue_rows_total", group="cold", venue="KRX") == 6
+    assert m.value("tickvault_ingest_rows_total", group="cold") == 10  # the combined tape
+    assert m.value("tickvault_ingest_venue_rows_total", group="hot", venue="NXT") == 0  # present from the start
+    rows = {(name, labels) for _, name, labels, _ in m.table_rows()}
+    assert ("tickvault_ingest_venue_rows_total", '{"group": "cold", "venue": "NXT"}') in rows
 
 
 def test_sampler_reads_redis_and_fills_metrics_table(settings: Settings, rclient) -> None:

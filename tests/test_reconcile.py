@@ -100,9 +100,11 @@ def test_planted_differences_are_found_and_repaired_both_ways(settings: Settings
 
     # the integrity report: same rows in both stores, repairs accumulated
     for store in (HotStore(settings), Lake(settings)):
-        rows = {r["symbol"]: r for r in store.read_integrity_report(DAY)}
+        rows = {r["symbol"]: r for r in store.read_integrity_report(DAY) if r["venue"] == "KRX"}
+        venues = {(r["venue"], r["symbol"]) for r in store.read_integrity_report(DAY)}
         store.close()
         assert set(rows) == set(symbols)
+        assert venues == set(zip(truth.column("venue").to_pylist(), truth.column("symbol").to_pylist()))
         assert rows[symbols[0]]["repaired_hot"] == 3 and rows[symbols[0]]["repaired_cold"] == 1
         assert rows[symbols[1]]["repaired_cold"] == 2 and rows[symbols[1]]["repaired_hot"] == 0
         assert rows[symbols[0]]["status"] == "repaired" and rows[symbols[2]]["status"] == "ok"
@@ -129,7 +131,7 @@ def test_ticks_lost_by_both_remain_gaps_with_exact_volume(settings: Settings) ->
     gap = report.after.gaps[0]
     assert gap.start_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 29)].as_py()
     assert gap.end_cum_volume == truth.column("cum_volume")[row_of(truth, symbol, 33)].as_py()
-    rows = {r["symbol"]: r for r in HotStore(settings).read_integrity_report(DAY)}
+    rows = {r["symbol"]: r for r in HotStore(settings).read_integrity_report(DAY) if r["venue"] == "KRX"}
     assert rows[symbol]["gaps"] == 1 and rows[symbol]["missing_volume"] == lost_volume and rows[symbol]["status"] == "gaps"
 
     result = CliRunner().invoke(cli, ["reconcile", "--date", DAY.isoformat(), "--json"], env=settings_env(settings))
@@ -222,3 +224,20 @@ def test_reconcile_runs_alongside_both_archivers(settings: Settings, rclient: re
     hot_keys, cold_keys = stored(settings)
     assert hot_keys == cold_keys == keys(truth)
     assert len(reports) == 4
+
+
+def test_universe_pairs_without_ticks_get_a_missing_row(settings: Settings) -> None:
+    truth = generate_day(DAY, symbols=3, ticks=900, seed=6)
+    store_both(settings, truth, truth)
+    pairs = sorted(set(zip(truth.column("venue").to_pylist(), truth.column("symbol").to_pylist())))
+    absent = ("NXT", next(s for v, s in pairs if ("NXT", s) not in pairs))
+    with HotStore(settings) as hot:
+        hot.write_universe(DAY, [*pairs, absent], "test")
+    report = reconcile(settings, DAY, repair=True)
+    assert not report.consistent and report.after is not None and report.after.silent == [absent]
+    for store in (HotStore(settings), Lake(settings)):
+        rows = {(r["venue"], r["symbol"]): r for r in store.read_integrity_report(DAY)}
+        store.close()
+        assert set(rows) == {*pairs, absent}
+        assert rows[absent]["status"] == "missing" and rows[absent]["ticks"] == 0
+        assert {r["status"] for key, r in rows.items() if key != absent} == {"ok"}

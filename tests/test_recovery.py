@@ -284,12 +284,19 @@ def test_cli_recover_exit_codes_json_and_no_secrets(settings, tmp_path, day, tru
         dry = runner.invoke(cli, ["--log-level", "DEBUG", "recover", "--date", day.isoformat(), "--broker", "kis", "--dry-run"])
         assert dry.exit_code == 1, dry.output
         assert "dry run" in dry.stdout and "not complete" in dry.stderr and len(dry.stderr.strip().splitlines()) >= 1
-        real = runner.invoke(cli, ["--log-level", "DEBUG", "recover", "--date", day.isoformat(), "--broker", "kis", "--json"])
+        real = runner.invoke(cli, ["--log-level", "DEBUG", "recover", "--date", day.isoformat(), "--broker", "kis", "--venue", "krx", "--json"])
         assert real.exit_code == 0, real.output
         doc = json.loads(real.stdout)
         assert doc["format"] == "tickvault.recovery/1" and doc["complete"] is True and doc["totals"]["ticks_recovered"] > 0
-        only = runner.invoke(cli, ["recover", "--date", day.isoformat(), "--symbols", SYMBOLS[0]])
+        assert doc["venue"] == "KRX" and {s["venue"] for s in doc["symbols"]} == {"KRX"}
+        only = runner.invoke(cli, ["recover", "--date", day.isoformat(), "--symbols", SYMBOLS[0], "--venue", "krx"])
         assert only.exit_code == 0 and SYMBOLS[0] in only.stdout and SYMBOLS[1] not in only.stdout
+        both = runner.invoke(cli, ["recover", "--date", day.isoformat(), "--json"])  # --venue all: one run per venue trading that day
+        assert both.exit_code == 0, both.output
+        venues = json.loads(both.stdout)
+        if venues.get("format") == "tickvault.recovery-venues/1":  # the day NXT trades (no NXT ticks archived here)
+            assert [v["venue"] for v in venues["venues"]] == ["KRX", "NXT"] and venues["complete"] is True
+            assert venues["venues"][1]["symbols"] == []
         bad = runner.invoke(cli, ["recover", "--date", "2026-13-01"])
         assert bad.exit_code == 2 and "YYYY-MM-DD" in bad.output
         assert server.rejected == 0

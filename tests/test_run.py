@@ -270,8 +270,8 @@ def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None
 
     start = datetime(2026, 11, 20, 9, 0, tzinfo=KST)
     ticks = one_symbol_ticks(40, start, price=Decimal(70000))
-    lake = Lake(settings)
-    for i in range(0, 40, 10):  # four commits: four small files
+    lake = Lake(settings.model_copy(update={"cold_inline_row_limit": 0}))
+    for i in range(0, 40, 10):  # four commits: four small files (inlining off)
         lake.upsert(ticks_to_table(ticks[i : i + 10]))
     day = trading_date(start)
     before = lake.file_count(day)

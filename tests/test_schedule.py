@@ -132,7 +132,7 @@ def test_a_clock_that_goes_back_does_not_stall_a_periodic_job() -> None:
 
 
 def test_run_and_archive_schedule_the_jobs_of_their_parts() -> None:
-    settings = Settings(trim_interval_s=30, reconcile_interval_s=300, recovery_time="16:20", compact_time="16:50",
+    settings = Settings(trim_interval_s=30, reconcile_interval_s=300, recovery_margin_minutes=20, compact_time="20:50",
                         reconcile_final_time="18:15")
     everything = [describe(job) for job in scheduled_jobs(settings, ("hot", "cold", "reconcile", "recovery", "compact"))]
     assert everything == [
@@ -140,8 +140,9 @@ def test_run_and_archive_schedule_the_jobs_of_their_parts() -> None:
         "trim every 30s",
         "reconcile every 300s",
         "reconcile-final at 18:15 KST on every day",
-        "recovery at 16:20 KST on trading days",
-        "compact at 16:50 KST on trading days",
+        "recovery-krx at KRX close + 20 min on trading days",
+        "recovery-nxt at NXT close + 20 min on trading days",
+        "compact at 20:50 KST on trading days",
     ]
     assert [job.name for job in scheduled_jobs(settings, ("hot", "cold"))] == ["hot-maintain"]  # archive hot|all --no-sync
     assert scheduled_jobs(settings, ("cold", "metrics", "endpoint")) == []

@@ -16,6 +16,7 @@ import redis
 from click.testing import CliRunner
 
 from tickvault.cli import cli
+from tickvault.core import calendar
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher
 from tickvault.core.wire import KST, NATURAL_KEY, TICK_SCHEMA, decode_entries, dedupe
@@ -56,16 +57,72 @@ def test_shape_of_the_day(day_table: pa.Table) -> None:
     assert set(day_table.column("source").to_pylist()) == {"sim"}
     assert set(day_table.column("side").to_pylist()) == {"B", "S", None}
 
-    secs = _kst_seconds(day_table)
-    continuous = secs < 6 * 3600 + 20 * 60
+    krx = day_table.filter(pc.equal(day_table.column("venue"), "KRX"))
+    secs = _kst_seconds(krx)
+    continuous = (secs >= 0) & (secs < 6 * 3600 + 20 * 60)
     closing = secs == 6 * 3600 + 30 * 60
-    assert secs.min() == 0 and np.all(continuous | closing)  # 09:00–15:20, then the 15:30 print only
     assert closing.sum() == 12  # one closing-auction print per symbol
+    assert (secs == 0).sum() >= 12  # and an opening-auction print each
+    assert not np.any((secs > 6 * 3600 + 20 * 60) & (secs < 6 * 3600 + 40 * 60) & ~closing)  # the closing call is quiet
     per_half_hour = np.bincount(secs[continuous] // 1800)
     assert per_half_hour[0] > 1.5 * np.median(per_half_hour)  # heavier open
     assert per_half_hour[-1] > np.median(per_half_hour)  # and a busier close
     received = day_table.column("received_at").cast(pa.int64()).to_numpy()
     assert np.all(received >= day_table.column("ts").cast(pa.int64()).to_numpy())
+
+
+def _sessions_hit(table: pa.Table) -> Counter[tuple[str, str | None]]:
+    return Counter(
+        (v, w.name if (w := calendar.in_session(ts, v)) else None)
+        for v, ts in zip(table.column("venue").to_pylist(), table.column("ts").to_pylist())
+    )
+
+
+def test_two_venues_every_tick_inside_its_venues_sessions(day_table: pa.Table) -> None:
+    plan = plan_day(12, 30_000, 5)
+    hits = _sessions_hit(day_table)
+    assert not [k for k in hits if k[1] is None]  # nothing in a quiet window or outside the day's sessions
+    # 2026-11-20 is after the KRX extension: every session of both venues trades, 07:00-20:00
+    assert {name for v, name in hits if v == "KRX"} == {
+        "pre_market", "pre_market_close", "continuous", "closing_auction", "post_market_close", "after_market"}
+    assert {name for v, name in hits if v == "NXT"} == {"pre_market", "main_market", "after_market"}
+    nxt = day_table.filter(pc.equal(day_table.column("venue"), "NXT"))
+    nxt_symbols = set(nxt.column("symbol").to_pylist())
+    assert nxt_symbols == {s for s, on in zip(plan.symbols, plan.nxt) if on} and len(nxt_symbols) == 4
+    assert plan.universe() == sorted([("KRX", s) for s in plan.symbols] + [("NXT", s) for s in nxt_symbols], key=lambda p: (p[1], p[0]))
+    # NXT's after-market opens with one single-price print per symbol at 15:40:00, with no aggressor
+    at_1540 = nxt.filter(pc.equal(nxt.column("ts"), pa.scalar(datetime(2026, 11, 20, 15, 40, tzinfo=KST), nxt.schema.field("ts").type)))
+    assert set(at_1540.column("symbol").to_pylist()) == nxt_symbols and at_1540.column("side").null_count >= len(nxt_symbols)
+    # NXT carries roughly a third of its symbols' trades, the most active symbols are the NXT ones
+    both = day_table.filter(pc.is_in(day_table.column("symbol"), pa.array(sorted(nxt_symbols))))
+    assert 0.25 < nxt.num_rows / both.num_rows < 0.45
+    assert both.num_rows > 0.5 * day_table.num_rows
+
+
+def test_before_nxt_and_before_the_krx_extension() -> None:
+    old = generate_day(date(2024, 5, 2), symbols=4, ticks=2_000, seed=1)  # before NXT: KRX only
+    assert set(old.column("venue").to_pylist()) == {"KRX"} and old.num_rows == 2_000
+    hits = _sessions_hit(old)
+    assert ("KRX", None) not in hits and ("KRX", "after_hours_single_price") in hits
+    spring = generate_day(date(2026, 3, 20), symbols=10, ticks=20_000, seed=1)
+    nxt_symbols = set(spring.filter(pc.equal(spring.column("venue"), "NXT")).column("symbol").to_pylist())
+    single = spring.filter(pc.equal(spring.column("venue"), "KRX"))
+    single_symbols = {
+        s for s, ts in zip(single.column("symbol").to_pylist(), single.column("ts").to_pylist())
+        if (w := calendar.in_session(ts, "KRX")) is not None and w.name == "after_hours_single_price"
+    }
+    assert single_symbols and not single_symbols & nxt_symbols  # NXT-eligible symbols skip KRX's 시간외 단일가
+    times = {t.astimezone(KST).time() for t in single.column("ts").to_pylist() if t.astimezone(KST).hour >= 16}
+    assert all(t.minute % 10 == 0 and t.second == 0 for t in times)  # single-price matches every 10 minutes
+    krx_only = generate_day(date(2026, 3, 20), symbols=10, ticks=2_000, seed=1, nxt_share=0)
+    assert set(krx_only.column("venue").to_pylist()) == {"KRX"}
+
+
+def test_independent_cum_volume_per_venue(day_table: pa.Table) -> None:
+    for (venue, symbol), rows in day_table.to_pandas().groupby(["venue", "symbol"]):
+        rows = rows.sort_values("cum_volume")
+        assert rows["cum_volume"].iloc[0] == rows["volume"].iloc[0], (venue, symbol)  # each venue starts its day at zero
+        assert (rows["cum_volume"].diff().iloc[1:] == rows["volume"].iloc[1:]).all()
 
 
 def test_prices_on_grid_inside_limits_and_cum_volume_consistent(day_table: pa.Table) -> None:
@@ -75,26 +132,25 @@ def test_prices_on_grid_inside_limits_and_cum_volume_consistent(day_table: pa.Ta
     df["price_i"] = df["price"].astype(float).round().astype(np.int64)
     assert (df["price"].astype(float) == df["price_i"]).all()
     assert (df["price_i"] % tick_size(df["price_i"].to_numpy()) == 0).all()
-    for symbol, rows in df.groupby("symbol", sort=False):
+    for (_venue, symbol), rows in df.groupby(["venue", "symbol"], sort=False):
         lo, hi = limits[symbol]
         prev = plan.prev_close[plan.symbols.index(symbol)]
         assert rows["price_i"].between(lo, hi).all() and lo >= 0.7 * prev and hi <= 1.3 * prev
         rows = rows.sort_values("cum_volume")
         assert rows["ts"].is_monotonic_increasing
         assert (rows["volume"] > 0).all()
-        assert rows["cum_volume"].iloc[0] == rows["volume"].iloc[0]
-        assert (rows["cum_volume"].diff().iloc[1:] == rows["volume"].iloc[1:]).all()
-        assert rows["side"].iloc[[0, -1]].isna().all()  # auction prints have no aggressor
 
 
 def test_session_times_follow_the_calendar() -> None:
-    late = generate_day(date(2026, 1, 2), symbols=2, ticks=400, seed=1)  # first trading day of 2026: 10:00 open
+    late = generate_day(date(2026, 1, 2), symbols=2, ticks=400, seed=1, nxt_share=0)  # first trading day of 2026: 10:00 open
     kst = [t.astimezone(KST) for t in late.column("ts").to_pylist()]
-    assert min(kst).time().isoformat() == "10:00:00" and max(kst).time().isoformat() == "15:30:00"
-    assert all(t.time().isoformat() < "15:20:00" or t.time().isoformat() == "15:30:00" for t in kst)
-    weekend = generate_day(date(2026, 11, 21), symbols=2, ticks=400, seed=1)  # a Saturday: regular hours
+    continuous = [t for t in kst if "09:40:00" <= t.time().isoformat() < "15:30:00"]
+    assert min(continuous).time().isoformat() == "10:00:00"
+    assert min(kst).time().isoformat() >= "09:30:00"  # the pre-market closing-price session moved to 09:30
+    weekend = generate_day(date(2026, 11, 21), symbols=2, ticks=400, seed=1)  # a Saturday: the rule's regular sessions
     kst = [t.astimezone(KST) for t in weekend.column("ts").to_pylist()]
-    assert min(kst).time().isoformat() == "09:00:00" and max(kst).time().isoformat() == "15:30:00"
+    assert min(kst).time().isoformat() >= "07:00:00" and max(kst).time().isoformat() < "20:00:00"
+    assert sum(t.time().isoformat() == "15:30:00" for t in kst) >= 2
 
 
 def test_wire_order_duplicates_and_bounded_shuffle() -> None:
@@ -159,6 +215,7 @@ def test_cli_json_summary_and_unreachable_redis(settings: Settings, rclient: red
     assert ok.exit_code == 0, ok.output
     summary = json.loads(ok.stdout)
     assert summary["entries"] == summary["ticks"] == 300 and summary["symbols"] == 2
-    assert summary["first_ts"] == "2026-11-20T09:00:00+09:00" and summary["last_ts"] == "2026-11-20T15:30:00+09:00"
+    assert "2026-11-20T07:00:00+09:00" <= summary["first_ts"] < summary["last_ts"] < "2026-11-20T20:00:00+09:00"
+    assert summary["venues"]["KRX"]["symbols"] == 2 and summary["venues"]["NXT"]["symbols"] == 1
     down = CliRunner().invoke(cli, ["simulate", "--ticks", "10", "--symbols", "1"], env={"TICKVAULT_REDIS_URL": "redis://:s3cret@127.0.0.1:1/0"})
     assert down.exit_code == 1 and "unreachable" in down.stderr and "s3cret" not in down.output

@@ -31,6 +31,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     GroupConsumer(connect_raw(settings.redis_dsn), settings.stream, "cold", "c").ensure_group()  # cold group exists but has read nothing
     hot = build_archiver(settings, "hot", consumer="h")
     hot.run_until_idle()
+    hot.store.write_universe(DAY, [("KRX", s) for s in sorted(set(table.column("symbol").to_pylist()))] + [("NXT", "000010")], "test")
     hot.store.close()
     lake = Lake(settings)
     lake.init()
@@ -46,6 +47,9 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     assert report["hot"]["ticks_today"] == 1_500 and report["hot"]["mode"] == "postgres"
     assert report["hot"]["extension_version"] is None
     assert report["cold"]["ticks_today"] == 0
+    # per venue: symbols with ticks, and how many the recorded universe lists (the lake has none recorded)
+    assert report["hot"]["venues_today"] == {"KRX": {"symbols": 3, "universe": 3}, "NXT": {"symbols": 1, "universe": 1}}
+    assert report["cold"]["venues_today"] == {"KRX": {"symbols": 0, "universe": None}, "NXT": {"symbols": 0, "universe": None}}
     # positions: what Redis holds and handed out vs what each store committed
     last_id = client.xinfo_stream(settings.stream)["last-generated-id"]
     assert report["redis"]["last_id"] == last_id
@@ -57,7 +61,7 @@ def test_status_reports_stream_groups_dlq_and_counts(settings: Settings) -> None
     assert "1531 entries, dead letters 1" in text.output
     assert f"last id {last_id}" in text.output
     assert f"delivered {last_id}  committed {last_id}" in text.output
-    assert "hot     1500 ticks on 2026-11-20" in text.output
+    assert "hot     1500 ticks on 2026-11-20" in text.output and "KRX 3/3 symbols, NXT 1/1 symbols" in text.output
     client.close()
 
 

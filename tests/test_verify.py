@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -15,7 +16,7 @@ from factories import DAY, day_ticks, row_of, simulated_day, without
 from helpers import settings_env, store_both
 from tickvault.cli import cli
 from tickvault.core.config import Settings
-from tickvault.core.wire import ticks_to_table
+from tickvault.core.wire import KST, TICK_SCHEMA, ticks_to_table
 from tickvault.services.sync import VERIFY_FORMAT, Gap, VerifyReport, verify
 from tickvault.services.sync.gaps import LastTick, union_gaps
 from tickvault.stores.hot import HotStore
@@ -183,6 +184,98 @@ def test_union_gaps_tail_and_absent_symbol() -> None:
     # both stores end early at different points: no gap (the end of day is unknowable here)
     last_c = {"hot": {("KRX", "C"): LastTick("C", at(9), 30)}, "cold": {("KRX", "C"): LastTick("C", at(8), 20)}}
     assert union_gaps({"hot": [], "cold": []}, last_c) == []
+
+
+# ---------------------------------------------------------------- per venue: missing volume, universe, sessions
+def _nxt_symbol(ticks: pa.Table) -> str:
+    return sorted(set(ticks.filter(pc.equal(ticks.column("venue"), "NXT")).column("symbol").to_pylist()))[0]
+
+
+def test_missing_volume_is_named_per_venue(settings: Settings) -> None:
+    ticks = simulated_day(symbols=4, ticks=3_000, seed=12)
+    symbol = _nxt_symbol(ticks)
+    lost_nxt = [row_of(ticks, symbol, n, "NXT") for n in (5, 6, 7)]
+    lost_krx = [row_of(ticks, symbol, 20, "KRX")]
+    volume = ticks.column("volume").to_pylist()
+    stored = without(ticks, lost_nxt + lost_krx)
+    store_both(settings, stored, stored)
+
+    report = verify(settings, DAY)
+    assert not report.consistent
+    venues = report.venues()
+    assert venues["NXT"]["missing_volume"] == sum(volume[i] for i in lost_nxt) and venues["NXT"]["gaps"] == 1
+    assert venues["KRX"]["missing_volume"] == volume[lost_krx[0]] and venues["KRX"]["gaps"] == 1
+    assert {(g.venue, g.symbol) for g in report.gaps} == {("NXT", symbol), ("KRX", symbol)}
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
+    assert result.exit_code == 1
+    assert f"NXT   1 symbols  gaps 1  missing volume {sum(volume[i] for i in lost_nxt)}" in result.output
+    assert f"NXT: 1 gap(s), {sum(volume[i] for i in lost_nxt)} volume missing" in result.stderr
+
+
+
+def test_one_venue_deleted_leaves_the_other_complete(settings: Settings) -> None:
+    ticks = simulated_day(symbols=4, ticks=3_000, seed=12)
+    symbol = _nxt_symbol(ticks)
+    lost = [row_of(ticks, symbol, n, "NXT") for n in range(3, 9)]
+    stored = without(ticks, lost)
+    store_both(settings, stored, stored)
+    venues = verify(settings, DAY).venues()
+    assert venues["KRX"]["complete"] and venues["KRX"]["missing_volume"] == 0
+    assert not venues["NXT"]["complete"]
+    assert venues["NXT"]["missing_volume"] == sum(ticks.column("volume")[i].as_py() for i in lost)
+
+
+def test_a_day_is_complete_only_when_every_universe_pair_has_ticks(settings: Settings) -> None:
+    ticks = simulated_day(symbols=3, ticks=1_500, seed=7)
+    store_both(settings, ticks, ticks)
+    pairs = sorted({(v, s) for v, s in zip(ticks.column("venue").to_pylist(), ticks.column("symbol").to_pylist())})
+    krx_only = next(s for v, s in pairs if v == "KRX" and ("NXT", s) not in pairs)
+    with HotStore(settings) as hot:
+        hot.write_universe(DAY, pairs, "test")
+    report = verify(settings, DAY)
+    assert report.consistent and report.universe == sorted(pairs, key=lambda p: (p[1], p[0])) and report.silent == []
+    # the morning refresh said the symbol trades on NXT too, but no store holds an NXT tick of it
+    lake = Lake(settings)
+    try:
+        lake.write_universe(DAY, [*pairs, ("NXT", krx_only)], "test")
+    finally:
+        lake.close()
+    with HotStore(settings) as hot:
+        hot.write_universe(DAY, [*pairs, ("NXT", krx_only)], "test")
+    report = verify(settings, DAY)
+    assert not report.consistent and report.silent == [("NXT", krx_only)]
+    assert report.venues()["NXT"]["silent"] == [krx_only] and report.venues()["KRX"]["complete"]
+    assert not report.venues()["NXT"]["complete"]
+    assert f"not proven: 1 (venue, symbol) of the day's universe without a tick (NXT:{krx_only})" in report.reasons()
+    assert verify(settings, DAY, symbols=[s for _, s in pairs if s != krx_only]).consistent  # not asked about it
+
+
+def test_ticks_outside_every_session_are_stored_and_flagged(settings: Settings) -> None:
+    def tick(venue: str, hh: int, mm: int, ss: int, volume: int, cum: int) -> dict[str, object]:
+        ts = datetime(DAY.year, DAY.month, DAY.day, hh, mm, ss, tzinfo=KST)
+        return {"venue": venue, "symbol": "999990", "ts": ts, "price": Decimal(1000), "volume": volume, "cum_volume": cum,
+                "side": None, "source": "test", "received_at": ts}
+
+    odd = pa.Table.from_pylist([
+        tick("NXT", 8, 10, 0, 5, 5),  # pre-market: in
+        tick("NXT", 9, 0, 10, 5, 10),  # quiet before the main market (a minute the 09:00:30 boundary cuts): out
+        tick("NXT", 9, 0, 40, 5, 15),  # main market: in
+        tick("NXT", 15, 25, 0, 5, 20),  # KRX's closing auction: NXT is quiet: out
+        tick("KRX", 8, 45, 0, 7, 7),  # between the pre-market closing-price session and the open: out
+        tick("KRX", 12, 0, 0, 7, 14),  # in
+    ], schema=TICK_SCHEMA)
+    ticks = pa.concat_tables([simulated_day(symbols=3, ticks=1_500, seed=7), odd])
+    store_both(settings, ticks, ticks)
+    report = verify(settings, DAY)
+    assert report.consistent, report.reasons()  # stored and continuous: flagged, not inconsistent
+    flagged = {(o.venue, o.symbol): o.ticks for o in report.out_of_session}
+    assert flagged == {("NXT", "999990"): 2, ("KRX", "999990"): 1}
+    assert report.venues()["NXT"]["out_of_session_ticks"] == 2
+    assert "NXT: 2 tick(s) of 1 symbol(s) outside every NXT session" in report.flags()
+    doc = report.to_dict()
+    assert {(o["venue"], o["ticks"]) for o in doc["out_of_session"]} == {("NXT", 2), ("KRX", 1)}
+    result = CliRunner().invoke(cli, ["verify", "--date", DAY.isoformat()], env=settings_env(settings))
+    assert result.exit_code == 0 and "flag  KRX: 1 tick(s) of 1 symbol(s) outside every KRX session" in result.output
 
 
 def test_a_trading_day_without_any_tick_is_not_proven(settings):

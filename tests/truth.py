@@ -72,37 +72,38 @@ def as_rows(table: pa.Table) -> list[tuple]:
 
 ORIGIN = datetime(2000, 1, 3, tzinfo=KST)  # buckets start at 00:00 KST (so intraday at 09:00 KST)
 WIDTHS = {"1m": timedelta(minutes=1), "5m": timedelta(minutes=5), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
-STORED_CANDLE_COLUMNS = "bucket, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum"
+STORED_CANDLE_COLUMNS = "bucket, venue, symbol, open, high, low, close, volume, trade_count, turnover, vwap, open_cum, close_cum"
 
 
 def bucket_of(ts: datetime, width: timedelta) -> datetime:
     return ORIGIN + ((ts - ORIGIN) // width) * width
 
 
-def truth_candles(ticks: list[Tick], level: str) -> dict[tuple[str, datetime], tuple]:
-    """Plain-Python candles: open/close = trade with the lowest/highest cum_volume in the bucket,
-    vwap = turnover / volume rounded half-up to 4 places."""
+def truth_candles(ticks: list[Tick], level: str) -> dict[tuple[str, str, datetime], tuple]:
+    """Plain-Python stored (per-venue) candles, keyed (venue, symbol, bucket): open/close = trade
+    with the lowest/highest cum_volume of its venue in the bucket, vwap = turnover / volume
+    rounded half-up to 4 places."""
     from decimal import ROUND_HALF_UP, localcontext
 
     width = WIDTHS[level]
-    groups: dict[tuple[str, datetime], list[Tick]] = {}
+    groups: dict[tuple[str, str, datetime], list[Tick]] = {}
     for t in {t.key: t for t in ticks}.values():
-        groups.setdefault((t.symbol, bucket_of(t.ts, width)), []).append(t)
+        groups.setdefault((t.venue, t.symbol, bucket_of(t.ts, width)), []).append(t)
     out = {}
-    for (symbol, bucket), rows in groups.items():
+    for (venue, symbol, bucket), rows in groups.items():
         rows.sort(key=lambda t: t.cum_volume)
         volume = sum(t.volume for t in rows)
         turnover = sum(t.price * t.volume for t in rows)
         with localcontext() as ctx:
             ctx.prec = 60
             vwap = (turnover / volume).quantize(Decimal("0.0001"), rounding=ROUND_HALF_UP)
-        out[(symbol, bucket)] = (
+        out[(venue, symbol, bucket)] = (
             rows[0].price, max(t.price for t in rows), min(t.price for t in rows), rows[-1].price,
             volume, len(rows), turnover, vwap, rows[0].cum_volume, rows[-1].cum_volume,
         )
     return out
 
 
-def stored_candles(conn, schema: str, level: str) -> dict[tuple[str, datetime], tuple]:
+def stored_candles(conn, schema: str, level: str) -> dict[tuple[str, str, datetime], tuple]:
     rows = conn.execute(f"SELECT {STORED_CANDLE_COLUMNS} FROM {schema}.candles_{level}").fetchall()
-    return {(r[1], r[0]): tuple(r[2:]) for r in rows}
+    return {(r[1], r[2], r[0]): tuple(r[3:]) for r in rows}

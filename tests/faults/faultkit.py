@@ -21,20 +21,24 @@ import threading
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import date
 from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import redis
 
 # The shared test helpers (tests/ is on sys.path: pytest puts the rootdir conftest's directory there).
 from factories import DAY
 from helpers import export, sort_key, subprocess_env
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.frames import frame_fields, split_frames
 from tickvault.core.stream import group_info
-from tickvault.core.wire import NATURAL_KEY, WireEncoder
+from tickvault.core.wire import KST, NATURAL_KEY, WireEncoder
 from tickvault.dev.simulate import wire_order
+from tickvault.services.sync import verify
 
 SOAK = os.environ.get("TICKVAULT_SOAK", "") not in ("", "0")
 MODE = "soak" if SOAK else "short"
@@ -272,17 +276,31 @@ class TruthReport:
     unexpected: dict[str, int]
     values_equal: dict[str, bool]
     hot_equals_cold: bool
+    #: distinct ticks of the truth per venue: every scenario runs a two-venue day (KRX + NXT)
+    venues: dict[str, int] = field(default_factory=dict)
+    #: per store, lost ticks per venue
+    lost_by_venue: dict[str, dict[str, int]] = field(default_factory=dict)
+    #: `verify` of the day: continuity proven per (venue, symbol) in both stores, hot == cold
+    verify_reasons: list[str] = field(default_factory=list)
 
     @property
     def clean(self) -> bool:
         return (not any(self.lost.values()) and not any(self.duplicated.values()) and not any(self.unexpected.values())
-                and all(self.values_equal.values()) and self.hot_equals_cold)
+                and all(self.values_equal.values()) and self.hot_equals_cold and not self.verify_reasons)
 
 
 def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
-    """Export both stores, count lost / duplicated / unexpected ticks against the truth, compare hot with cold."""
+    """Export both stores, count lost / duplicated / unexpected ticks against the truth (in all
+    and per venue), compare hot with cold, and prove each (venue, symbol) continuous with verify."""
     expected = sort_key(truth)
     got = {source: export(s, source, tmp_path / f"truth-{source}.parquet") for source in ("hot", "cold")}
+    venues = sorted(set(expected.column("venue").to_pylist()))
+
+    def of(table: pa.Table, venue: str) -> pa.Table:
+        return table.filter(pc.equal(table.column("venue"), venue))
+
+    days = sorted({ts.astimezone(KST).date() for ts in pc.unique(expected.column("ts")).to_pylist()})
+    reasons = [f"{day}: {reason}" for day in days for reason in _verify_against(s, day, expected)]
     report = TruthReport(
         distinct=expected.num_rows,
         lost={k: _count_missing(expected, t) for k, t in got.items()},
@@ -290,14 +308,55 @@ def truth_check(s: Settings, truth: pa.Table, tmp_path: Path) -> TruthReport:
         unexpected={k: _count_missing(t, expected) for k, t in got.items()},
         values_equal={k: t.equals(expected) for k, t in got.items()},
         hot_equals_cold=got["hot"].equals(got["cold"]),
+        venues={v: of(expected, v).num_rows for v in venues},
+        lost_by_venue={k: {v: _count_missing(of(expected, v), of(t, v)) for v in venues} for k, t in got.items()},
+        verify_reasons=reasons,
     )
     return report
 
 
+def _missing_within(truth: pa.Table) -> dict[str, int]:
+    """Per venue, the volume the truth itself lacks between its ticks (a scenario may send only part of a day)."""
+    out: dict[str, int] = {}
+    ordered = truth.sort_by([("venue", "ascending"), ("symbol", "ascending"), ("cum_volume", "ascending")])
+    venue = ordered.column("venue").to_numpy(zero_copy_only=False)
+    symbol = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    cum, volume = ordered.column("cum_volume").to_numpy(), ordered.column("volume").to_numpy()
+    first = np.ones(len(cum), dtype=bool)
+    first[1:] = (venue[1:] != venue[:-1]) | (symbol[1:] != symbol[:-1])
+    previous = np.where(first, 0, np.concatenate([[0], cum[:-1]]))
+    gap = cum - volume - previous
+    for v in np.unique(venue):
+        out[str(v)] = int(gap[(venue == v) & (gap > 0)].sum())
+    return out
+
+
+def _verify_against(s: Settings, day: date, truth: pa.Table) -> list[str]:
+    """`verify` of the day must find exactly the truth's own gaps per venue, no overlap,
+    duplicate or hot/cold difference: continuity proven per (venue, symbol) in both stores."""
+    start, end = trading_day_bounds(day)
+    ts = truth.column("ts")
+    day_truth = truth.filter(pc.and_(pc.greater_equal(ts, pa.scalar(start, ts.type)), pc.less(ts, pa.scalar(end, ts.type))))
+    expected = _missing_within(day_truth)
+    report = verify(s, day)
+    reasons = [f"{c.store}: {c.error}" for c in report.stores.values() if c.error]
+    reasons += [f"{c.store}: {c.duplicates} duplicate(s)" for c in report.stores.values() if c.duplicates]
+    reasons += [f"{c.store}: overlapping ticks" for c in report.stores.values() if any(g.missing_volume < 0 for g in c.gaps)]
+    if report.differences:
+        reasons.append(f"hot and cold differ in {len(report.differences)} minute(s)")
+    for venue, facts in report.venues().items():
+        if facts["missing_volume"] != expected.get(venue, 0):
+            reasons.append(f"{venue}: verify finds {facts['missing_volume']} volume missing, the truth itself lacks {expected.get(venue, 0)}")
+    return reasons
+
+
 def assert_truth(report: TruthReport) -> None:
+    assert set(report.venues) == {"KRX", "NXT"} and all(report.venues.values()), (
+        f"the scenario must run a two-venue day (KRX + NXT); its truth holds {report.venues}")
     assert report.clean, (
-        f"truth check failed: lost {report.lost}, duplicated {report.duplicated}, unexpected {report.unexpected}, "
-        f"values equal {report.values_equal}, hot == cold {report.hot_equals_cold}"
+        f"truth check failed: lost {report.lost} (per venue {report.lost_by_venue}), duplicated {report.duplicated}, "
+        f"unexpected {report.unexpected}, values equal {report.values_equal}, hot == cold {report.hot_equals_cold}, "
+        f"verify {report.verify_reasons}"
     )
 
 
@@ -317,6 +376,8 @@ def record(scenario: str, report: TruthReport, entries: int, faults: int, fault_
         "duplicated": sum(report.duplicated.values()),
         "unexpected": sum(report.unexpected.values()),
         "hot_equals_cold": report.hot_equals_cold,
+        "venues": report.venues,
+        "verified": not report.verify_reasons,
         **details,
     }
     print("FAULT-RESULT " + json.dumps(row, sort_keys=True))

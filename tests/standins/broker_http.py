@@ -28,11 +28,13 @@ class TruthTrade:
     cum_volume: int
 
 
-def index_truth(truth: pa.Table) -> dict[str, list[TruthTrade]]:
-    """symbol -> its trades ordered by cumulative volume (the exchange's order)."""
+def index_truth(truth: pa.Table, venue: str = "KRX") -> dict[str, list[TruthTrade]]:
+    """symbol -> its trades on ``venue`` ordered by cumulative volume (the exchange's order)."""
     out: dict[str, list[TruthTrade]] = {}
-    rows = truth.select(["symbol", "ts", "price", "volume", "cum_volume"]).to_pylist()
+    rows = truth.select(["venue", "symbol", "ts", "price", "volume", "cum_volume"]).to_pylist()
     for r in rows:
+        if r["venue"] != venue:
+            continue
         out.setdefault(r["symbol"], []).append(
             TruthTrade(r["ts"].astimezone(KST).replace(microsecond=0), int(r["price"]), int(r["volume"]), int(r["cum_volume"]))
         )
@@ -81,7 +83,8 @@ class StandinServer:
     """Base class: subclasses implement ``handle(request) -> Reply``."""
 
     def __init__(self, truth: pa.Table, day: date, rate_limit: float):
-        self.trades = index_truth(truth)
+        self.trades = index_truth(truth)  # KRX
+        self.venue_trades = {"KRX": self.trades, "NXT": index_truth(truth, "NXT")}
         self.day = day
         self.rate = RateWindow(rate_limit)
         self.calls = 0  # data calls answered (any outcome)
@@ -295,3 +298,10 @@ def make_truth_day(day: date, symbols: list[str], trades_per_symbol: int, seed: 
             cols[name].append(value)
     cols["venue"] = ["KRX"] * len(cols["symbol"])
     return pa.table({name: cols[name] for name in TICK_SCHEMA.names}, schema=TICK_SCHEMA)
+
+
+def make_nxt_truth(day: date, symbols: list[str], trades_per_symbol: int, seed: int = 97) -> pa.Table:
+    """The same kind of day on NXT: its own trades and its own cumulative volume per symbol."""
+    krx_shaped = make_truth_day(day, symbols, trades_per_symbol, seed)
+    venue = krx_shaped.schema.get_field_index("venue")
+    return krx_shaped.set_column(venue, krx_shaped.schema.field(venue), pa.array(["NXT"] * krx_shaped.num_rows, pa.string()))

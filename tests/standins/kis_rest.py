@@ -1,14 +1,19 @@
-"""Stand-in of the KIS Open API REST server (tokens, approval key, three quotation TRs).
+"""Stand-in of the KIS Open API REST server (tokens, approval key, quotation TRs, stock info).
 
 Speaks the documented formats: JSON token/approval bodies; quotation GETs must carry
 ``authorization: Bearer``, ``appkey``, ``appsecret``, the right ``tr_id`` and ``custtype: P``;
 answers are ``rt_cd/msg_cd/msg1`` envelopes, errors with HTTP 500 like the real server
 (EGW00201 rate, EGW00123 expired token, EGW00121 unknown token). Token issuing is limited
-(EGW00133, HTTP 403). Data come from a truth day: today = ``day``.
+(EGW00133, HTTP 403). Data come from a truth day: today = ``day``. ``FID_COND_MRKT_DIV_CODE``
+picks the venue: ``J`` KRX, ``NX`` NXT (the truth's NXT rows; same output fields, no venue
+column); a ``paper`` server refuses ``NX`` (NXT is not served to paper accounts; the exact
+refusal is not documented). search-stock-info (CTPF1002R) answers ``cptt_trad_tr_psbl_yn``
+(NXT 거래종목) and ``nxt_tr_stop_yn`` (NXT 거래정지) from ``nxt_listed`` / ``nxt_halted``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -25,7 +30,9 @@ TRS = {
     f"{QUOTES}/inquire-time-itemconclusion": "FHPST01060000",
     f"{QUOTES}/inquire-price": "FHKST01010100",
     f"{QUOTES}/inquire-daily-price": "FHKST01010400",
+    f"{QUOTES}/search-stock-info": "CTPF1002R",
 }
+MARKET_VENUES = {"J": "KRX", "NX": "NXT"}
 TODAY_BAR_ROWS = 30
 DAY_BAR_ROWS = 120
 TRADE_ROWS = 30
@@ -37,8 +44,13 @@ def _err(code: str, msg: str, status: int = 500) -> Reply:
 
 class KisRestStandin(StandinServer):
     def __init__(self, truth: pa.Table, day: date, appkey: str, appsecret: str, *, rate_limit: float = 20,
-                 token_interval_s: float = 0.0, output2_as_object: bool = False):
+                 token_interval_s: float = 0.0, output2_as_object: bool = False, paper: bool = False,
+                 nxt_listed: Collection[str] | None = None, nxt_halted: Collection[str] = (), listed: Collection[str] = ()):
         super().__init__(truth, day, rate_limit)
+        self.paper = paper
+        self.listed = set(listed) | set(self.trades)  # the symbols search-stock-info knows (plus the NXT-listed)
+        self.nxt_listed = set(self.venue_trades["NXT"]) if nxt_listed is None else set(nxt_listed)
+        self.nxt_halted = set(nxt_halted)
         self.appkey = appkey
         self.appsecret = appsecret
         self.token_interval_s = token_interval_s  # the real server allows about one issue per 60 s
@@ -98,9 +110,14 @@ class KisRestStandin(StandinServer):
         if h.get("custtype") != "P":
             return _err("OPSQ2000", "ERROR : INPUT INVALID_CHECK_ACNO (custtype)")
         q = request.query
-        if q.get("FID_COND_MRKT_DIV_CODE") != "J":
+        if tr_id == "CTPF1002R":
+            return self._stock_info(q)
+        venue = MARKET_VENUES.get(q.get("FID_COND_MRKT_DIV_CODE", ""))
+        if venue is None:
             return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME FID_COND_MRKT_DIV_CODE")
-        trades = self.trades.get(q.get("FID_INPUT_ISCD", ""), [])
+        if venue == "NXT" and self.paper:
+            return _err("OPSQ0002", "모의투자에서는 해당업무가 제공되지 않습니다.")
+        trades = self.venue_trades[venue].get(q.get("FID_INPUT_ISCD", ""), [])
         if tr_id == "FHKST01010100":
             return self._price(trades)
         if tr_id == "FHKST01010400":
@@ -116,6 +133,17 @@ class KisRestStandin(StandinServer):
                 return Reply(200, {"rt_cd": "0", "msg_cd": "MCA00000", "msg1": "정상처리 되었습니다.", "output1": {}, "output2": []})
             return self._bars(trades, until, DAY_BAR_ROWS)
         return self._trades(trades, until)
+
+    def _stock_info(self, q: dict[str, str]) -> Reply:
+        code = q.get("PDNO", "")
+        if q.get("PRDT_TYPE_CD") != "300":
+            return _err("OPSQ2001", "ERROR : INPUT_FIELD_NAME PRDT_TYPE_CD")
+        if code not in self.listed and code not in self.nxt_listed:
+            return Reply(200, {"rt_cd": "1", "msg_cd": "KIOK0560", "msg1": "조회할 자료가 없습니다", "output": {}})
+        output = {"pdno": code, "prdt_type_cd": "300", "prdt_abrv_name": f"종목{code}", "mket_id_cd": "STK",
+                  "cptt_trad_tr_psbl_yn": "Y" if code in self.nxt_listed else "N",
+                  "nxt_tr_stop_yn": "Y" if code in self.nxt_halted else "N"}
+        return Reply(200, {"rt_cd": "0", "msg_cd": "KIOK0000", "msg1": "정상처리 되었습니다", "output": output})
 
     def _price(self, trades: list[TruthTrade]) -> Reply:
         last = trades[-1] if trades else None

@@ -1,9 +1,13 @@
 """Stand-in of Kiwoom's real-time WebSocket (LOGIN, REG/REMOVE type 0B, PING, REAL), a real
 websockets server on loopback speaking the documented JSON messages.
 
-Driven like the KIS stand-in: ``trades(n, per_message=k)`` trades and delivers REAL
-messages with up to ``k`` elements to logged-in, registered connections (``sent``), or keeps
-the trades nobody could receive in ``lost``; ``drop``, ``stall``, ``ping``, ``send_raw``.
+Driven like the KIS stand-in: ``trades(n, per_message=k, venue=...)`` trades on one venue
+and delivers REAL messages with up to ``k`` elements to logged-in connections that
+registered the trade's item — ``005930`` for KRX, ``005930_NX`` for NXT, each venue with
+its own cumulative volume, FID 9081 ``1``/``2`` — (``sent``), or keeps the trades nobody
+could receive in ``lost``; ``drop``, ``stall``, ``ping``, ``send_raw``. The ``mock`` server
+(KRX only, as Kiwoom's mockapi) refuses a REG holding ``_NX`` items; the refusal code is
+not documented.
 """
 
 from __future__ import annotations
@@ -25,6 +29,11 @@ SERVER_LOG = logging.getLogger("standins.kiwoom_ws")  # frames carry the token: 
 SERVER_LOG.setLevel(logging.INFO)
 
 
+SUFFIX = {"KRX": "", "NXT": "_NX"}
+EXCHANGE_CODE = {"KRX": "1", "NXT": "2"}  # FID 9081 거래소구분
+MOCK_NXT_REFUSAL = (105110, "모의투자에서는 KRX 종목만 등록할 수 있습니다")
+
+
 @dataclass
 class Trade:
     symbol: str
@@ -33,18 +42,27 @@ class Trade:
     volume: int
     cum_volume: int
     side: str  # 'B' / 'S'
+    venue: str = "KRX"
 
     @property
     def key(self) -> tuple[str, datetime, int]:
         return (self.symbol, self.ts, self.cum_volume)
 
+    @property
+    def venue_key(self) -> tuple[str, str, datetime, int]:
+        return (self.venue, self.symbol, self.ts, self.cum_volume)
 
-def real_element(t: Trade, prev_close: int) -> dict:
+    @property
+    def item(self) -> str:
+        return self.symbol + SUFFIX[self.venue]
+
+
+def real_element(t: Trade, prev_close: int, exchange_code: str | None = None) -> dict:
     sign = "+" if t.price >= prev_close else "-"
     return {
         "type": "0B",
         "name": "주식체결",
-        "item": t.symbol,
+        "item": t.item,
         "values": {
             "20": t.ts.strftime("%H%M%S"),
             "10": f"{sign}{t.price}",
@@ -59,7 +77,7 @@ def real_element(t: Trade, prev_close: int) -> dict:
             "17": f"{sign}{t.price + 500}",
             "18": f"-{prev_close - 500}",
             "290": "2",
-            "9081": "1",
+            "9081": exchange_code or EXCHANGE_CODE[t.venue],
         },
     }
 
@@ -75,13 +93,16 @@ class KiwoomWsStandin(WsStandinServer[Conn]):
     path = "/api/dostk/websocket"
     drop_code = 1001
 
-    def __init__(self, symbols: Sequence[str], *, max_items: int = 100, valid_token: Callable[[str], bool] = bool, seed: int = 11):
+    def __init__(self, symbols: Sequence[str], *, max_items: int = 100, valid_token: Callable[[str], bool] = bool, seed: int = 11,
+                 nxt_symbols: Sequence[str] = (), mock: bool = False):
         super().__init__(Conn)
         self.symbols = list(symbols)
+        self.nxt_symbols = list(nxt_symbols)
+        self.mock = mock
         self.max_items = max_items
         self.valid_token = valid_token
         self.rng = random.Random(seed)
-        self.cum = dict.fromkeys(self.symbols, 0)
+        self.cum = {("KRX", s): 0 for s in self.symbols} | {("NXT", s): 0 for s in self.nxt_symbols}
         self.price = {s: 20_000 + 50 * i for i, s in enumerate(self.symbols)}
         self.prev_close = dict(self.price)
         self.sent: list[Trade] = []
@@ -107,7 +128,10 @@ class KiwoomWsStandin(WsStandinServer[Conn]):
             await conn.ws.send(json.dumps({"trnm": trnm, "return_code": 100001, "return_msg": "로그인이 필요합니다"}))
         elif trnm == "REG":
             items = {i for d in msg.get("data", []) for i in d.get("item", []) if "0B" in d.get("type", [])}
-            if len(conn.items | items) > self.max_items:
+            if self.mock and any(i.endswith("_NX") for i in items):
+                self.regs_refused += 1
+                await conn.ws.send(json.dumps({"trnm": "REG", "return_code": MOCK_NXT_REFUSAL[0], "return_msg": MOCK_NXT_REFUSAL[1]}))
+            elif len(conn.items | items) > self.max_items:
                 self.regs_refused += 1
                 await conn.ws.send(json.dumps({"trnm": "REG", "return_code": 105109, "return_msg": "실시간 등록 한도를 초과했습니다"}))
             else:
@@ -119,24 +143,30 @@ class KiwoomWsStandin(WsStandinServer[Conn]):
             await conn.ws.send(json.dumps({"trnm": "REMOVE", "return_code": 0, "return_msg": ""}))
 
     # --- test controls
+    def items(self) -> set[str]:
+        """Every item this exchange trades: ``CODE`` for KRX, ``CODE_NX`` for NXT."""
+        return {symbol + SUFFIX[venue] for venue, symbol in self.cum}
+
     def registered_conn(self, newer_than: int = 0) -> Conn | None:
         for conn in self.conns[newer_than:]:
-            if conn.live() and set(self.symbols) <= conn.items:
+            if conn.live() and self.items() <= conn.items:
                 return conn
         return None
 
     async def wait_registered(self, newer_than: int = 0, timeout: float = 10.0) -> None:
-        await self._wait_until(lambda: self.registered_conn(newer_than), timeout, f"no connection registered {self.symbols}")
+        await self._wait_until(lambda: self.registered_conn(newer_than), timeout, f"no connection registered {sorted(self.items())}")
 
-    def make_trade(self, symbol: str) -> Trade:
+    def make_trade(self, symbol: str, venue: str = "KRX") -> Trade:
         volume = self.rng.randint(1, 300)
-        self.cum[symbol] += volume
+        self.cum[(venue, symbol)] += volume
         self.price[symbol] += self.rng.choice((-50, 0, 50))
-        return Trade(symbol, datetime.now(KST).replace(microsecond=0), self.price[symbol], volume, self.cum[symbol], self.rng.choice("BS"))
+        return Trade(symbol, datetime.now(KST).replace(microsecond=0), self.price[symbol], volume, self.cum[(venue, symbol)],
+                     self.rng.choice("BS"), venue)
 
-    async def trades(self, n: int, per_message: int = 1) -> None:
-        """``n`` trades round-robin over the symbols, up to ``per_message`` REAL elements per message."""
-        made = [self.make_trade(self.symbols[i % len(self.symbols)]) for i in range(n)]
+    async def trades(self, n: int, per_message: int = 1, venue: str = "KRX") -> None:
+        """``n`` trades on ``venue`` round-robin over its symbols, up to ``per_message`` REAL elements per message."""
+        symbols = self.symbols if venue == "KRX" else self.nxt_symbols
+        made = [self.make_trade(symbols[i % len(symbols)], venue) for i in range(n)]
         for start in range(0, len(made), per_message):
             await self._deliver(made[start : start + per_message])
 
@@ -144,7 +174,7 @@ class KiwoomWsStandin(WsStandinServer[Conn]):
         for conn in self.conns:
             if not conn.live():
                 continue
-            mine = [t for t in trades if t.symbol in conn.items]
+            mine = [t for t in trades if t.item in conn.items]
             if not mine:
                 continue
             message = json.dumps({"trnm": "REAL", "data": [real_element(t, self.prev_close[t.symbol]) for t in mine]}, ensure_ascii=False)

@@ -7,12 +7,14 @@ import json
 import logging
 import signal
 import sys
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
 
 import click
 
 from ..core.config import Settings
+from ..core.errors import TickvaultError
+from ..core.wire import KST, VENUES, Venue
 from . import fail, get_settings
 
 log = logging.getLogger(__name__)
@@ -36,22 +38,23 @@ def _stop_on_signals(loop: asyncio.AbstractEventLoop, stop: asyncio.Event) -> No
         loop.add_signal_handler(sig, stop.set)
 
 
-def _run_ws(settings: Settings, source: str, build) -> None:
-    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint;
-    exit 1 with the reason on a fatal error."""
-    from ..services.collectors.base import FatalCollectorError
+def _run_ws(settings: Settings, source: str, plan, build, replan) -> None:
+    """Run a WebSocket collector until SIGTERM/SIGINT, its counters on the metrics endpoint,
+    planning again each trading morning; exit 1 with the reason on a fatal error."""
+    from ..services.collectors.base import CollectorStats, FatalCollectorError
     from ..services.collectors.metrics import serve
-    from ..services.collectors.ws import run_sessions
+    from ..services.collectors.service import run_with_daily_plan
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(asyncio.get_running_loop(), stop)
-        collector = build()
-        server = serve({source: collector.stats}, settings.metrics_host, settings.collect_metrics_port)
+        stats: dict[str, CollectorStats] = {}
+        server = serve(stats, settings.metrics_host, settings.collect_metrics_port)
         try:
-            await run_sessions(collector.sessions, collector.outbox, stop)
+            await run_with_daily_plan(build, plan, replan, stop, stats, source)
         finally:
-            log.info("collector stopped: %s", json.dumps(collector.stats.as_dict()))
+            if source in stats:
+                log.info("collector stopped: %s", json.dumps(stats[source].as_dict()))
             if server is not None:
                 server.shutdown()
 
@@ -63,6 +66,43 @@ def _run_ws(settings: Settings, source: str, build) -> None:
 
 symbols_option = click.option("--symbols", "-s", multiple=True, help="Symbols, comma- or space-separated (repeatable).")
 symbols_file_option = click.option("--symbols-file", type=click.Path(exists=True, dir_okay=False), help="File with one symbol per line.")
+venues_option = click.option("--venues", default="krx,nxt", show_default=True,
+                             help="Venues to collect: krx, nxt or krx,nxt (NXT for the symbols the day's universe lists there).")
+refresh_option = click.option("--refresh-universe", is_flag=True, help="Ask the broker for the day's NXT universe even if one is stored.")
+plan_only_option = click.option("--plan-only", is_flag=True, help="Print the subscription plan (covered / not covered pairs) as JSON and exit.")
+
+
+def parse_venues(text: str) -> list[Venue]:
+    venues = [v.strip().upper() for v in text.split(",") if v.strip()]
+    bad = [v for v in venues if v not in VENUES]
+    if bad or not venues:
+        fail(f"--venues: want krx, nxt or krx,nxt, got {text!r}")
+    return venues  # type: ignore[return-value]  # checked against VENUES
+
+
+def _wanted(symbols: tuple[str, ...], symbols_file: str | None) -> list[str]:
+    wanted = read_symbols(symbols, symbols_file)
+    if not wanted:
+        fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
+    return wanted
+
+
+def _universe(settings: Settings, broker: str, wanted: list[str], venues: list[Venue], refresh: bool):
+    """The day's universe for the plan (only needed when NXT is collected)."""
+    from ..core.calendar import is_trading_day
+    from ..services.collectors.universe import broker_lookup, day_universe
+
+    paper = settings.kis_paper if broker == "kis" else "mockapi." in settings.kiwoom_ws_url
+    if "NXT" not in venues or paper:
+        return None  # no NXT wanted, or the account gets none (the plan says so)
+    today = datetime.now(KST).date()
+    if not is_trading_day(today):
+        log.warning("%s is not a trading day: the universe is not refreshed (the stored one, if any, is used)", today)
+    return day_universe(settings, today, wanted, broker_lookup(settings, broker), broker, refresh=refresh and is_trading_day(today))
+
+
+def _print_plan(plan) -> None:
+    click.echo(json.dumps(plan.as_dict(), ensure_ascii=False))
 
 
 @click.group("collect")
@@ -73,45 +113,93 @@ def collect_cmd() -> None:
 @collect_cmd.command("kis")
 @symbols_option
 @symbols_file_option
+@venues_option
+@refresh_option
+@plan_only_option
 @click.pass_context
-def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None) -> None:
-    """KIS real-time trades (H0STCNT0) until SIGTERM.
+def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None, venues: str, refresh_universe: bool,
+            plan_only: bool) -> None:
+    """KIS real-time trades until SIGTERM: H0STCNT0 (KRX) and H0NXCNT0 (NXT).
 
-    Needs TICKVAULT_KIS_APPKEY/APPSECRET; each app key holds
-    TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS symbols, more symbols need TICKVAULT_KIS_WS_EXTRA_APPS.
+    Needs TICKVAULT_KIS_APPKEY/APPSECRET; each app key holds TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS
+    registrations (an NXT symbol costs a second one), more need TICKVAULT_KIS_WS_EXTRA_APPS.
+    Pairs that do not fit are named at start and counted (tickvault_collector_uncovered_pairs).
     """
     from ..core.stream import connect
     from ..services.collectors.base import FatalCollectorError
-    from ..services.collectors.kis import plan_sessions
-    from ..services.collectors.service import build_kis, kis_apps
+    from ..services.collectors.service import build_kis, kis_apps, kis_plan
 
     settings = get_settings(ctx)
-    wanted = read_symbols(symbols, symbols_file)
-    if not wanted:
-        fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
+    wanted = _wanted(symbols, symbols_file)
+    chosen = parse_venues(venues)
+    def make_plan(refresh: bool):
+        return kis_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kis", wanted, chosen, refresh))
+
     try:
-        plan_sessions(wanted, len(kis_apps(settings)), settings.kis_ws_max_subscriptions)  # refuse before connecting
-    except FatalCollectorError as exc:
+        kis_apps(settings)  # refuse missing keys before asking the broker for the universe
+        plan = make_plan(refresh_universe)
+    except (FatalCollectorError, TickvaultError) as exc:
         fail(str(exc))
-    _run_ws(settings, "kis", lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
+    if plan_only:
+        _print_plan(plan)
+        return
+    _run_ws(settings, "kis", plan, lambda p: build_kis(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
 
 
 @collect_cmd.command("kiwoom")
 @symbols_option
 @symbols_file_option
+@venues_option
+@refresh_option
+@plan_only_option
 @click.pass_context
-def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None) -> None:
-    """Kiwoom real-time trades (0B) until SIGTERM. Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY."""
+def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None, venues: str, refresh_universe: bool,
+               plan_only: bool) -> None:
+    """Kiwoom real-time trades (0B) until SIGTERM: items CODE (KRX) and CODE_NX (NXT).
+
+    Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY.
+    """
     from ..core.stream import connect
-    from ..services.collectors.service import build_kiwoom
+    from ..services.collectors.base import FatalCollectorError
+    from ..services.collectors.service import build_kiwoom, kiwoom_plan
 
     settings = get_settings(ctx)
-    wanted = read_symbols(symbols, symbols_file)
-    if not wanted:
-        fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
+    wanted = _wanted(symbols, symbols_file)
+    chosen = parse_venues(venues)
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
-    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
+    def make_plan(refresh: bool):
+        return kiwoom_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kiwoom", wanted, chosen, refresh))
+
+    try:
+        plan = make_plan(refresh_universe)
+    except (FatalCollectorError, TickvaultError) as exc:
+        fail(str(exc))
+    if plan_only:
+        _print_plan(plan)
+        return
+    _run_ws(settings, "kiwoom", plan, lambda p: build_kiwoom(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
+
+
+@collect_cmd.command("universe")
+@click.option("--broker", type=click.Choice(["kis", "kiwoom"]), required=True, help="Broker to ask.")
+@symbols_option
+@symbols_file_option
+@click.option("--date", "day", type=click.DateTime(["%Y-%m-%d"]), help="KST date to store it under (default: today).")
+@click.pass_context
+def universe_cmd(ctx: click.Context, broker: str, symbols: tuple[str, ...], symbols_file: str | None, day) -> None:
+    """Refresh the day's (venue, symbol) universe from the broker into both stores (each trading morning)."""
+    from ..services.collectors.universe import broker_lookup, refresh_universe
+
+    settings = get_settings(ctx)
+    wanted = _wanted(symbols, symbols_file)
+    on = day.date() if day else datetime.now(KST).date()
+    try:
+        pairs = refresh_universe(settings, on, wanted, broker_lookup(settings, broker), broker)
+    except TickvaultError as exc:
+        fail(str(exc))
+    nxt = sorted(s for v, s in pairs if v == "NXT" and s in set(wanted))
+    click.echo(json.dumps({"date": on.isoformat(), "broker": broker, "symbols": len(wanted), "nxt": nxt}))
 
 
 @collect_cmd.command("pubsub")

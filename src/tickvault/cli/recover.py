@@ -1,4 +1,4 @@
-"""`tickvault recover --date D [--broker kis|kiwoom] [--symbols …] [--dry-run] [--json]`."""
+"""`tickvault recover --date D [--venue krx|nxt|all] [--broker kis|kiwoom] [--symbols …] [--dry-run] [--json]`."""
 
 from __future__ import annotations
 
@@ -30,36 +30,49 @@ def _parse_symbols(_ctx: click.Context, _param: click.Parameter, values: tuple[s
 @click.option("--broker", type=click.Choice(["kis", "kiwoom"]), default=None, help="Broker to compare with (default: setting recovery_broker).")
 @click.option("--symbols", multiple=True, callback=_parse_symbols,
               help="Only these symbols (comma-separated or repeated); default: every symbol archived that day.")
+@click.option("--venue", type=click.Choice(["krx", "nxt", "all"], case_sensitive=False), default="all", show_default=True,
+              help="Which venue's trades to compare (all: each venue trading that day, one run each; NXT only after 20:00 is final).")
 @click.option("--dry-run", is_flag=True, help="Compare and plan, fetch what would be recovered, write nothing.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON (format tickvault.recovery/1).")
 @click.pass_context
-def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list[str] | None, dry_run: bool, as_json: bool) -> None:
+def recover_cmd(ctx: click.Context, day: date, broker: str | None, symbols: list[str] | None, venue: str, dry_run: bool,
+                as_json: bool) -> None:
     """Compare one day's archive with the broker's data and fill the gaps in both stores.
 
-    Exit 0 when the day is complete (every symbol agrees with the broker's minute bars,
-    no continuity gap, hot and cold consistent); 1 otherwise, with the reason on stderr.
-    Safe to re-run: a second run only re-reads the broker's minute bars.
+    One run per venue (KRX, NXT): each venue has its own trades, cumulative volume and broker
+    data, and is final only after its close (KRX 18:10 or 20:00, NXT 20:00). Exit 0 when the
+    day is complete for every venue run (every (venue, symbol) agrees with the broker's
+    minute bars, no continuity gap, hot and cold consistent); 1 otherwise, with the reason on
+    stderr. Safe to re-run: a second run only re-reads the broker's minute bars.
     """
     from ..core.errors import TickvaultError
+    from ..core.wire import VENUES
     from ..services.brokers import BrokerAuthError, BrokerError
-    from ..services.recovery import recover
+    from ..services.recovery import recover_venues
 
     settings = get_settings(ctx)
+    venues = list(VENUES) if venue.lower() == "all" else [venue.upper()]
+    again = f"tickvault recover --date {day} --venue {venue.lower()}"
     try:
-        report = recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run)
+        reports = recover_venues(settings, day, venues, broker=broker, symbols=symbols, dry_run=dry_run)  # type: ignore[arg-type]
     except BrokerAuthError as exc:
         fail(f"{exc}")
         return
     except BrokerError as exc:
-        fail(f"{exc}; what was recovered so far is stored — re-run `tickvault recover --date {day}` later")
+        fail(f"{exc}; what was recovered so far is stored — re-run `{again}` later")
         return
     except TickvaultError as exc:  # a store down or unreadable: say which, no traceback
         fail(f"{exc}; then re-run")
     if as_json:
-        click.echo(json.dumps(report.to_dict(), indent=2, ensure_ascii=False))
+        docs = [r.to_dict() for r in reports]
+        click.echo(json.dumps(docs[0] if len(docs) == 1 else {"format": "tickvault.recovery-venues/1", "date": day.isoformat(),
+                                                                 "complete": all(r.complete for r in reports), "venues": docs},
+                              indent=2, ensure_ascii=False))
     else:
-        click.echo(report.render())
-    if not report.complete:
-        reasons = report.reasons() or ["not complete"]
+        click.echo("\n\n".join(r.render() for r in reports))
+    incomplete = [r for r in reports if not r.complete]
+    if incomplete:
+        first = incomplete[0]
+        reasons = first.reasons() or ["not complete"]
         hint = "re-run without --dry-run to repair" if dry_run else "see the report; re-run on the trading day itself to fetch trades"
-        fail(f"{day} not complete: {reasons[0]} ({hint})")
+        fail(f"{day} {first.venue} not complete: {reasons[0]} ({hint})")

@@ -1,4 +1,4 @@
-"""`tickvault simulate`: a realistic KRX trading day into the stream (and a truth file)."""
+"""`tickvault simulate`: a realistic two-venue (KRX + NXT) trading day into the stream (and a truth file)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,10 @@ from . import fail, get_settings
 @click.option("--date", "day_text", metavar="YYYY-MM-DD", help="KST trading date to simulate (default: today in KST).")
 @click.option("--symbols", default=20, show_default=True, type=click.IntRange(1, 99_999), help="Number of symbols.")
 @click.option("--ticks", default=200_000, show_default=True, type=click.IntRange(2), help="Distinct ticks to generate.")
+@click.option("--nxt-share", default=0.3, show_default=True, type=click.FloatRange(0, 1),
+              help="Fraction of the symbols that also trade on NXT (0: a KRX-only day).")
+@click.option("--universe", "write_universe", is_flag=True,
+              help="Also record the day's universe ((venue, symbol) pairs) in both stores, as the morning refresh does.")
 @click.option("--seed", default=0, show_default=True, type=int, help="Same seed, same day: the run is deterministic.")
 @click.option("--pace", type=click.Choice(["max", "realtime"]), default="max", show_default=True,
               help="max: as fast as Redis takes it; realtime: at exchange-time spacing.")
@@ -29,6 +33,8 @@ def simulate_cmd(
     day_text: str | None,
     symbols: int,
     ticks: int,
+    nxt_share: float,
+    write_universe: bool,
     seed: int,
     pace: str,
     dup_rate: float,
@@ -40,18 +46,18 @@ def simulate_cmd(
     """Publish simulated trades through the real publisher (source "sim").
 
     Ticks follow KRX rules: 6-digit codes, the post-2023 tick-size grid, ±30 % limits
-    around a previous close, 09:00–15:20 continuous trading with a busy open and close,
-    and a closing-auction print at 15:30:00.
+    around a previous close, every session of the session table for KRX and (for the
+    NXT-eligible share of the symbols) NXT, each venue with its own cumulative volume.
     """
     from ..core.stream import FrameLimits, Publisher, connect
-    from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
+    from ..dev.simulate import day_of, describe, generate_day, plan_day, publish, session_times, store_universe, write_truth
 
     try:
         day = day_of(day_text)
     except ValueError:
         fail(f"--date {day_text!r} is not a date; use YYYY-MM-DD", 2)
     try:
-        table = generate_day(day, symbols=symbols, ticks=ticks, seed=seed)
+        table = generate_day(day, symbols=symbols, ticks=ticks, seed=seed, nxt_share=nxt_share)
     except ValueError as exc:
         fail(str(exc), 2)
     if truth:
@@ -59,6 +65,13 @@ def simulate_cmd(
     if not session_times(day).trading_day:
         click.echo(f"note: {day.isoformat()} is not a KRX trading day; simulated with regular hours", err=True)
     summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "truth": truth}
+    if write_universe:
+        from ..core.errors import TickvaultError
+
+        try:
+            summary["universe"] = store_universe(get_settings(ctx), day, plan_day(symbols, ticks, seed, _share(day, nxt_share)))
+        except TickvaultError as exc:
+            fail(f"{exc}; the universe was not recorded")
     if not no_publish:
         settings = get_settings(ctx)
         client = connect(settings.redis_dsn)
@@ -110,6 +123,13 @@ def simulate_cmd(
             f"in {summary['seconds']} s"
             + (f"; truth in {truth}" if truth else "")
         )
+
+
+def _share(day, nxt_share: float) -> float:
+    """The NXT share generate_day used: none before NXT's launch."""
+    from ..dev.simulate import venue_sessions
+
+    return nxt_share if venue_sessions(day, "NXT") else 0.0
 
 
 def _progress_printer():

@@ -12,6 +12,13 @@ from ..ops.status import OK, PARTS, status
 from . import fail, get_settings
 
 
+def _venues(part: dict[str, Any]) -> str:
+    """'; KRX 20/20 symbols, NXT 6/6' — symbols with ticks against the day's universe."""
+    shown = [f"{venue} {v['symbols']}" + (f"/{v['universe']}" if v["universe"] is not None else "") + " symbols"
+             for venue, v in part.get("venues_today", {}).items() if v["symbols"] or v["universe"]]
+    return "; " + ", ".join(shown) if shown else ""
+
+
 def render(report: dict[str, Any]) -> str:
     lines: list[str] = []
     r = report["redis"]
@@ -37,12 +44,12 @@ def render(report: dict[str, Any]) -> str:
     if h["state"] == OK:
         version = f" {h['extension_version']}" if h.get("extension_version") else ""
         mode = f"timescaledb{version}" if h["mode"] == "timescaledb" else h["mode"]
-        lines.append(f"hot     {h['ticks_today']} ticks on {report['date']} (schema {h['schema']}, mode {mode})")
+        lines.append(f"hot     {h['ticks_today']} ticks on {report['date']} (schema {h['schema']}, mode {mode}){_venues(h)}")
     else:
         lines.append(f"hot     {h['state'].upper()} — {h.get('error')}")
     c = report["cold"]
     if c["state"] == OK:
-        lines.append(f"cold    {c['ticks_today']} ticks on {report['date']} (lake {c['lake_dir']})")
+        lines.append(f"cold    {c['ticks_today']} ticks on {report['date']} (lake {c['lake_dir']}){_venues(c)}")
     else:
         lines.append(f"cold    {c['state'].upper()} — {c.get('error')}")
     return "\n".join(lines)

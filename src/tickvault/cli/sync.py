@@ -50,10 +50,12 @@ def _echo_json(data: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the tickvault.verify/1 document (docs/sync.md).")
 @click.pass_context
 def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: str, as_json: bool) -> None:
-    """Prove a day's continuity: per symbol, cum_volume steps by exactly each tick's volume.
+    """Prove a day's continuity: per (venue, symbol), cum_volume steps by exactly each tick's volume.
 
-    Reports gaps (with the exact missing volume), duplicate ticks and, with --source both,
-    minutes where hot and cold differ. Exit 0 only when everything is consistent.
+    Reports gaps (with the exact missing volume, per venue), duplicate ticks, symbols of the
+    day's universe without ticks, ticks outside every session of their venue (flagged only)
+    and, with --source both, minutes where hot and cold differ. Exit 0 only when everything is
+    consistent.
     """
     from ..services.sync import verify
 
@@ -69,12 +71,21 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
                 f"{check.store:4}  {check.symbols} symbols  {check.ticks} ticks  volume {check.volume}  "
                 f"gaps {len(check.gaps)}  duplicates {check.duplicates}  {state}"
             )
+        for venue, facts in report.venues().items():
+            expected = "" if facts["universe"] is None else f" of {facts['universe']} in the universe"
+            click.echo(
+                f"{venue:4}  {facts['series']} symbols{expected}  gaps {facts['gaps']}  missing volume {facts['missing_volume']}  "
+                f"no ticks {len(facts['silent'])}  outside sessions {facts['out_of_session_ticks']}  "
+                f"{'complete' if facts['complete'] else 'NOT complete'}"
+            )
+        for flag in report.flags():
+            click.echo(f"flag  {flag}")
         if report.differences:
             click.echo(f"hot and cold differ in {len(report.differences)} minute(s), e.g. "
                        + ", ".join(f"{d.symbol}@{d.minute.astimezone(KST):%H:%M}" for d in report.differences[:5]))
         for gap in report.gaps[:50]:
             start = gap.start_ts.astimezone(KST).isoformat() if gap.start_ts else "day start"
-            click.echo(f"gap  {gap.symbol}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
+            click.echo(f"gap  {gap.symbol} {gap.venue}  {start} .. {gap.end_ts.astimezone(KST).isoformat()}  missing volume {gap.missing_volume}")
         if len(report.gaps) > 50:
             click.echo(f"... and {len(report.gaps) - 50} more gaps (use --json)")
     if not report.consistent and (report.no_ticks or report.silent) and report.stores_agree:

@@ -66,8 +66,9 @@ def parse_session_hours(value: object) -> SessionHours:
         raise ValueError(f"want HH:MM-HH:MM in KST (e.g. 08:30-18:10), got {value!r}") from None
 
 
-#: KRX trades 08:30-18:00 KST (pre-market to after-hours); ten minutes of margin at the end.
-MARKET_HOURS = SessionHours(time(8, 30), time(18, 10))
+#: KRX (07:00 with the 2026 pre-market) and NXT (to 20:00) trade within these KST hours; ten
+#: minutes of margin at the end. The collectors' watchdog also asks the session table.
+MARKET_HOURS = SessionHours(time(7, 0), time(20, 10))
 
 KstTime = Annotated[time, BeforeValidator(parse_kst_time), PlainSerializer(lambda t: t.strftime("%H:%M"))]
 KstHours = Annotated[SessionHours, NoDecode, BeforeValidator(parse_session_hours), PlainSerializer(str)]
@@ -92,7 +93,12 @@ class Settings(BaseSettings):
     # --- archivers
     hot_batch_size: int = Field(5000, ge=1, description="Max stream entries per hot-store write")
     cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
-    cold_max_wait_ms: int = Field(1000, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_max_wait_ms: int = Field(100, ge=0, description="Max time the cold archiver gathers entries before a commit")
+    cold_inline_row_limit: int = Field(
+        100, ge=0, description="Lake commits of at most this many ticks land in the catalog (DuckLake data inlining), not a Parquet file; 0 = off"
+    )
+    cold_inline_flush_rows: int = Field(20000, ge=1, description="Inlined ticks that make the cold archiver flush them to Parquet")
+    cold_inline_flush_s: float = Field(300.0, gt=0, description="Age of the oldest inlined tick that makes the cold archiver flush to Parquet")
     block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
     claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers (checked this often while running)")
     hot_batch_max_bytes: int = Field(4 << 20, ge=1024, description="A hot-store batch stops growing once its stream entries hold this many bytes")
@@ -114,6 +120,11 @@ class Settings(BaseSettings):
     # --- hot store
     hot_mode: Literal["auto", "timescaledb", "postgres"] = Field("auto", description="Hot store mode; auto = TimescaleDB when the extension is available")
     tick_retention_days: int = Field(30, ge=1, description="Days of ticks kept in the hot store")
+    hot_candle_fold_ms: int = Field(
+        0, ge=0,
+        description="PostgreSQL mode: 0 = each write folds its ticks into candles_1m..1d; >0 = each write logs its candle delta "
+        "and the archiver folds the deltas at most this often (candle tables lag the ticks by up to this)",
+    )
     partitions_ahead_days: int = Field(3, ge=1, description="PostgreSQL mode: daily partitions created ahead")
     compress_after_days: int = Field(7, ge=1, description="TimescaleDB: compress tick chunks older than this")
     candles_1m_retention_days: int | None = Field(365, description="Days of 1m candles kept (None: forever)")
@@ -125,8 +136,8 @@ class Settings(BaseSettings):
     # --- stream safety and sync
     stream_max_entries: int = Field(20_000_000, ge=1000, description="Alarm when the stream holds more entries than this (never trimmed unconsumed)")
     reconcile_interval_s: int = Field(600, ge=10, description="Reconciler period for today's data inside run/archive")
-    recovery_time: KstTime = Field(time(16, 10), description="KST time of the daily broker recovery on trading days")
-    compact_time: KstTime = Field(time(16, 40), description="KST time of the daily lake compaction (after recovery's upserts)")
+    recovery_margin_minutes: int = Field(10, ge=0, le=180, description="Minutes after each venue's close (session table) before its daily recovery runs")
+    compact_time: KstTime = Field(time(20, 40), description="KST time of the daily lake compaction (after both venues' recovery)")
 
     # --- metrics
     metrics_port: int = Field(9108, description="Prometheus endpoint port (/metrics)")
@@ -148,7 +159,9 @@ class Settings(BaseSettings):
     collect_reconnect_initial_s: float = Field(1.0, gt=0, description="First reconnect delay after a lost broker session (doubles, jittered)")
     collect_reconnect_max_s: float = Field(60.0, gt=0, description="Ceiling of the reconnect backoff")
     collect_stall_s: float = Field(60.0, gt=0, description="Stall watchdog: reconnect when no frame arrives for this many seconds during the session")
-    collect_session_hours: KstHours = Field(MARKET_HOURS, description="KST hours of trading days in which the stall watchdog is armed ('00:00-24:00' = always)")
+    collect_session_hours: KstHours = Field(MARKET_HOURS, description=(
+        "KST hours of trading days in which the stall watchdog is armed, inside the trade windows of the session "
+        "table's venues ('00:00-24:00' = always on trading days)"))
     collect_metrics_port: int = Field(
         9109, ge=0, le=65535,
         description="Prometheus endpoint port of a `tickvault collect` process (0: none); each collector on a host needs its own, apart from metrics_port",
@@ -170,7 +183,7 @@ class Settings(BaseSettings):
     trim_interval_s: int = Field(60, ge=1, description="Seconds between safe stream trims inside run/archive")
     stream_max_memory_mb: int | None = Field(None, ge=1, description="Also alarm when the stream uses more Redis memory than this (None: entries only)")
     reconcile_settle_s: int = Field(120, ge=0, description="Scheduled reconciles of today leave ticks younger than this to the archivers")
-    reconcile_final_time: KstTime = Field(time(18, 10), description="KST time of the day's final full reconcile (after-hours trading ends 18:00)")
+    reconcile_final_time: KstTime = Field(time(20, 15), description="KST time of the day's final full reconcile (NXT's after-market ends 20:00)")
 
     # --- operations: tickvault run / health, database roles (docs/operations.md)
     pg_writer_role: str = Field("tickvault_writer", description="Role `tickvault init --roles` creates for the archivers (read/write data, no DDL)")

@@ -25,10 +25,12 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ..core.config import Settings, redact_dsn
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
+from ..services.sync import VerifyReport, verify
 
 STALL_TIMEOUT_S = 180.0
 
@@ -81,8 +83,9 @@ class DemoReport:
 
 
 # ---------------------------------------------------------------- checks (pure; tested directly)
-def check_counts(generated: int, hot: int, cold: int) -> Check:
-    return Check("generated == hot == cold", generated == hot == cold, f"{generated} == {hot} == {cold}")
+def check_counts(generated: int, hot: int, cold: int, venue: str | None = None) -> Check:
+    name = "generated == hot == cold" + (f" ({venue})" if venue else "")
+    return Check(name, generated == hot == cold, f"{generated} == {hot} == {cold}")
 
 
 def check_no_duplicates(name: str, table: pa.Table) -> Check:
@@ -91,40 +94,57 @@ def check_no_duplicates(name: str, table: pa.Table) -> Check:
 
 
 def cum_volume_breaks(table: pa.Table) -> dict[str, int]:
-    """Per symbol, how many ticks do not continue the running day volume (cum = previous cum + volume).
+    """Per ``VENUE:symbol``, how many ticks do not continue that venue's running day volume.
 
-    A lost tick shows up as a jump, a doubled one as a repeat; the first tick of a day
-    must carry cum_volume == volume (the day starts at zero).
+    Each venue counts its own cumulative volume (cum = previous cum + volume). A lost tick
+    shows up as a jump, a doubled one as a repeat; the first tick of a venue's day must carry
+    cum_volume == volume (the day starts at zero).
     """
     if table.num_rows == 0:
         return {}
-    ordered = table.sort_by([("symbol", "ascending"), ("cum_volume", "ascending")])
-    symbols = ordered.column("symbol").to_numpy(zero_copy_only=False)
+    ordered = table.sort_by([("venue", "ascending"), ("symbol", "ascending"), ("cum_volume", "ascending")])
+    series = np.char.add(np.char.add(ordered.column("venue").to_numpy(zero_copy_only=False).astype(str), ":"),
+                         ordered.column("symbol").to_numpy(zero_copy_only=False).astype(str))
     volume = ordered.column("volume").to_numpy()
     cum = ordered.column("cum_volume").to_numpy()
-    new_symbol = np.ones(len(symbols), dtype=bool)
-    new_symbol[1:] = symbols[1:] != symbols[:-1]
+    new_series = np.ones(len(series), dtype=bool)
+    new_series[1:] = series[1:] != series[:-1]
     previous = np.concatenate([[0], cum[:-1]])
-    expected = np.where(new_symbol, volume, previous + volume)
+    expected = np.where(new_series, volume, previous + volume)
     bad = cum != expected
     out: dict[str, int] = {}
-    for symbol in np.unique(symbols[bad]):
-        out[str(symbol)] = int(bad[symbols == symbol].sum())
+    for key in np.unique(series[bad]):
+        out[str(key)] = int(bad[series == key].sum())
     return out
 
 
 def check_continuity(name: str, table: pa.Table) -> Check:
     breaks = cum_volume_breaks(table)
-    n_symbols = len(set(table.column("symbol").to_pylist()))
+    pairs = len(set(zip(table.column("venue").to_pylist(), table.column("symbol").to_pylist())))
+    title = f"cum_volume continuous per venue and symbol ({name})"
     if not breaks:
-        return Check(f"cum_volume continuous per symbol ({name})", True, f"{n_symbols}/{n_symbols} symbols")
+        return Check(title, True, f"{pairs}/{pairs} (venue, symbol) series")
     worst = ", ".join(f"{s}: {n}" for s, n in sorted(breaks.items())[:5])
-    return Check(f"cum_volume continuous per symbol ({name})", False, f"{len(breaks)} symbols broken ({worst})")
+    return Check(title, False, f"{len(breaks)} series broken ({worst})")
+
+
+def of_venue(table: pa.Table, venue: str) -> pa.Table:
+    return table.filter(pc.equal(table.column("venue"), venue))
 
 
 def check_equal(name: str, stored: pa.Table, truth: pa.Table) -> Check:
     ok = stored.cast(TICK_SCHEMA).equals(truth)
     return Check(f"stored values equal generated ({name})", ok, "all columns equal" if ok else "values differ (export both and compare)")
+
+
+def verify_checks(result: VerifyReport) -> list[Check]:
+    """One row per venue: `tickvault verify` proves every (venue, symbol) of the universe continuous."""
+    return [
+        Check(f"verify: universe complete and continuous ({venue})", bool(facts["complete"]),
+              f"{facts['series']}/{facts['universe']} symbols, missing volume {facts['missing_volume']}, "
+              f"{facts['out_of_session_ticks']} ticks outside sessions")
+        for venue, facts in result.venues().items()
+    ]
 
 
 # ---------------------------------------------------------------- running it
@@ -150,7 +170,7 @@ def run_demo(
     from ..services.export import read_day
     from ..stores.hot import HotStore
     from ..stores.lake import Lake
-    from .simulate import generate_day, publish
+    from .simulate import NXT_SHARE, generate_day, plan_day, publish, store_universe, venue_sessions
 
     report = DemoReport(options)
     embed_pg, embed_redis = use_embedded(settings)
@@ -206,9 +226,12 @@ def run_demo(
 
         t0 = time.monotonic()
         truth = generate_day(options.day, symbols=options.symbols, ticks=options.ticks, seed=options.seed)
+        plan = plan_day(options.symbols, options.ticks, options.seed, NXT_SHARE if venue_sessions(options.day, "NXT") else 0.0)
+        store_universe(demo, options.day, plan)
         report.timings["generate"] = time.monotonic() - t0
+        on_nxt = int(plan.nxt.sum())
         say(
-            f"simulating {options.day.isoformat()}: {options.symbols} symbols, {truth.num_rows} ticks "
+            f"simulating {options.day.isoformat()}: {options.symbols} symbols ({on_nxt} also on NXT), {truth.num_rows} ticks "
             f"(seed {options.seed}; {options.dup_rate:.1%} re-sent, shuffled within {options.shuffle_window})"
         )
 
@@ -285,8 +308,12 @@ def run_demo(
         report.counts.update(generated=truth.num_rows, hot=hot_store.count_ticks(options.day), cold=_cold_count(demo, options.day))
         dlq = int(client.xlen(demo.dlq_stream))
         report.counts["dead_letters"] = dlq
-        report.checks = [
-            check_counts(truth.num_rows, report.counts["hot"], report.counts["cold"]),
+        report.checks = [check_counts(truth.num_rows, report.counts["hot"], report.counts["cold"])]
+        for venue in sorted(set(truth.column("venue").to_pylist())):
+            report.counts[f"generated_{venue}"] = of_venue(truth, venue).num_rows
+            report.checks.append(check_counts(of_venue(truth, venue).num_rows, of_venue(hot_ticks, venue).num_rows,
+                                              of_venue(cold_ticks, venue).num_rows, venue))
+        report.checks += [
             check_no_duplicates("hot", hot_ticks),
             check_no_duplicates("cold", cold_ticks),
             check_continuity("hot", hot_ticks),
@@ -295,6 +322,7 @@ def run_demo(
             check_equal("cold", cold_ticks, truth_sorted),
             Check("no dead letters", dlq == 0, f"{dlq} in {demo.dlq_stream}"),
         ]
+        report.checks += verify_checks(verify(demo, options.day))
         report.timings["check"] = time.monotonic() - t0
         hot_store.close()
         if options.keep and not embed_pg:

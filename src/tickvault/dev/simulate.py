@@ -1,4 +1,4 @@
-"""A deterministic, realistic KRX trading day: the test oracle for the whole pipeline.
+"""A deterministic, realistic two-venue trading day (KRX + NXT): the test oracle for the whole pipeline.
 
 ``generate_day`` returns every distinct tick of one simulated day as a TICK_SCHEMA table
 (the *truth*); ``publish`` sends it through the real ``stream.Publisher``, optionally with
@@ -6,13 +6,23 @@ re-sent duplicates and locally shuffled order, the way real feeds misbehave. Eve
 vectorised with numpy: 500k ticks take about a second to generate.
 
 Market shape (KRX rules since 2023-01-25): 6-digit codes; a previous close per symbol and
-the ±30 % daily limits around it; prices on the tick-size grid; an opening-auction print at
-09:00:00, continuous trading 09:00–15:20 with a U-shaped intensity (busy open, busier
-close), no trades during the closing-auction call 15:20–15:30, and one closing-auction
-print at 15:30:00. Session times come from ``tickvault.calendar`` (the first trading day of
-the year and the exam day open late); a weekend or holiday is simulated with regular
-hours, so the demo works any day. cum_volume is the running day volume per symbol, so the natural key
-(symbol, ts, cum_volume) is unique even when one symbol trades several times a second.
+the ±30 % daily limits around it (on both venues); prices on the tick-size grid, following
+one latent price path per symbol that both venues sample. Every session comes from the
+session table (``core.calendar.sessions``), so special days and the KRX 2026 extension follow
+it: an auction's match is one print at the start of the session it opens (KRX 09:00:00, NXT's
+after-market single-price print at 15:40:00), a closing auction one print at its end (15:30:00),
+a single-price session prints only at its matches (every 10 minutes, the last at its end),
+the closing-price sessions (``*_close``) trade at the previous / the day's close, and every
+other session trades continuously with a U-shaped intensity. NXT never prints in its quiet
+windows (08:50–09:00:30, 15:20–15:40): they are in none of its sessions.
+
+The NXT-eligible part of the universe (``nxt_share`` of the symbols, the most active ones, as
+NXT lists large caps) trades on both venues; NXT carries about a third of those symbols'
+trades (pre 24 %, main 59 %, after 17 % of NXT's, per the 2026-02 figures), and such symbols
+do not trade in KRX's after-hours single-price session. Each venue counts its own cum_volume
+(the running day volume per venue and symbol), so the natural key (venue, symbol, ts,
+cum_volume) is unique even when a symbol trades several times a second. A weekend or holiday
+is simulated with the regular sessions of the rules in force that date, so the demo works any day.
 """
 
 from __future__ import annotations
@@ -29,8 +39,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from ..core.config import Settings
 from ..core.stream import FrameLimits, Publisher
-from ..core.wire import KST, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, WireEncoder
+from ..core.wire import KST, NATURAL_KEY, PRICE_PRECISION, PRICE_SCALE, TICK_SCHEMA, VENUES, Venue, WireEncoder
 
 #: Post-2023 KRX tick sizes for stocks: price < bound -> tick.
 TICK_BOUNDS = np.array([2_000, 5_000, 20_000, 50_000, 200_000, 500_000], dtype=np.int64)
@@ -39,29 +50,43 @@ PRICE_LIMIT = 0.30
 
 REGULAR_OPEN = time(9, 0)
 REGULAR_CLOSE = time(15, 30)
-CLOSING_CALL = timedelta(minutes=10)  # closing-auction orders only, no trades, before the close
+SINGLE_PRICE_EVERY = timedelta(minutes=10)
+
+#: Share of the universe that is NXT-eligible (~700 of ~2,700 listed stocks, the most active).
+NXT_SHARE = 0.3
+#: Share of an NXT-eligible symbol's trades that happen on NXT (NXT ≈ 1/3 of combined value).
+NXT_TRADE_SHARE = 0.35
+#: Relative activity of a session, by venue and kind (normalised over the sessions of the day).
+SESSION_WEIGHTS: dict[Venue, dict[str, float]] = {
+    "KRX": {"continuous": 0.93, "pre": 0.01, "post": 0.01, "after": 0.04, "single_price": 0.01},
+    "NXT": {"pre": 0.24, "continuous": 0.59, "after": 0.17},
+}
 
 
 @dataclass(frozen=True)
 class SessionTimes:
-    """When the simulated day trades: calendar times on KRX trading days (late opens included)."""
+    """When the simulated day's KRX regular session trades (late opens included)."""
 
     open: datetime
     close: datetime  # the closing-auction print
     trading_day: bool
 
-    @property
-    def continuous_s(self) -> int:
-        """Length of continuous trading (open until the closing call) in seconds."""
-        return int((self.close - CLOSING_CALL - self.open).total_seconds())
 
-    @property
-    def close_s(self) -> int:
-        return int((self.close - self.open).total_seconds())
+@dataclass(frozen=True)
+class SimSession:
+    """One session of one venue as the simulator uses it: when its trades are stamped, and how."""
+
+    venue: Venue
+    name: str
+    kind: str
+    trades_start: datetime
+    trades_end: datetime
+    opens_with_match: bool  # an auction before it: one print per symbol at its start
+    end: datetime  # the scheduled end (a single-price session's last match)
 
 
 def session_times(day: date) -> SessionTimes:
-    """The KRX session of ``day``; a weekend or holiday is simulated with regular hours."""
+    """The KRX regular session of ``day``; a weekend or holiday is simulated with regular hours."""
     from ..core import calendar
 
     try:
@@ -69,6 +94,29 @@ def session_times(day: date) -> SessionTimes:
     except ValueError:
         return SessionTimes(datetime.combine(day, REGULAR_OPEN, KST), datetime.combine(day, REGULAR_CLOSE, KST), False)
     return SessionTimes(session.open, session.close, True)
+
+
+def venue_sessions(day: date, venue: Venue) -> list[SimSession]:
+    """The venue's trading sessions on ``day`` from the session table (regular ones on a closed day)."""
+    from ..core import calendar
+
+    midnight = datetime.combine(day, time(0), KST)
+    if calendar.is_trading_day(day):
+        windows = [(w.name, w.kind, w.start, w.end, w.trades_start, w.trades_end) for w in calendar.sessions(day, venue)]
+    else:
+        rule = calendar.session_table().rule(day, venue)
+        specs = rule.plans["regular"].sessions if rule is not None else ()
+        windows = [
+            (s.name, s.kind, midnight + s.start, midnight + s.end,
+             midnight + s.trades[0] if s.trades else None, midnight + s.trades[1] if s.trades else None)
+            for s in specs
+        ]
+    auction_ends = {end for _, kind, _, end, _, _ in windows if kind == "auction"}
+    return [
+        SimSession(venue, name, kind, t_start, t_end, start in auction_ends, end)
+        for name, kind, start, end, t_start, t_end in windows
+        if t_start is not None and t_end is not None
+    ]
 
 
 def tick_size(price: np.ndarray) -> np.ndarray:
@@ -101,112 +149,226 @@ def symbol_codes(count: int, rng: np.random.Generator) -> list[str]:
     return [f"{n * 10:06d}" for n in np.sort(rng.choice(np.arange(1, 100_000), size=count, replace=False))]
 
 
-def _intensity_cdf(continuous_s: int) -> tuple[np.ndarray, np.ndarray]:
-    """Inverse-CDF table of the intraday trade intensity (U-shape) over continuous trading."""
-    t = np.arange(continuous_s + 1, dtype=np.float64)
-    density = 1.0 + 5.0 * np.exp(-t / 900.0) + 2.0 * np.exp(-(continuous_s - t) / 1500.0)
+def _intensity_cdf() -> tuple[np.ndarray, np.ndarray]:
+    """Inverse-CDF table of a session's trade intensity over [0, 1]: busy open, busier close (U-shape)."""
+    x = np.linspace(0.0, 1.0, 10_001)
+    density = 1.0 + 5.0 * np.exp(-x / 0.04) + 2.0 * np.exp(-(1.0 - x) / 0.066)
     cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2)])
-    return cdf / cdf[-1], t
+    return cdf / cdf[-1], x
 
 
 @dataclass(frozen=True)
 class DayPlan:
-    """Per-symbol facts of a simulated day (useful to tests: limits, previous closes)."""
+    """Per-symbol facts of a simulated day (useful to tests: limits, previous closes, venues)."""
 
     symbols: list[str]
     prev_close: np.ndarray
     limit_down: np.ndarray
     limit_up: np.ndarray
-    ticks_per_symbol: np.ndarray
+    ticks_per_symbol: np.ndarray  # both venues together
+    nxt: np.ndarray  # bool per symbol: NXT-eligible (trades on both venues)
+
+    def universe(self) -> list[tuple[str, str]]:
+        """The day's (venue, symbol) pairs, as ``write_universe`` takes them."""
+        pairs = [("KRX", s) for s in self.symbols] + [("NXT", s) for s, on in zip(self.symbols, self.nxt) if on]
+        return sorted(pairs, key=lambda p: (p[1], p[0]))
 
 
-def plan_day(symbols: int, ticks: int, seed: int) -> DayPlan:
+def _mandatory(nxt: np.ndarray) -> int:
+    """Prints every symbol gets: KRX opening and closing auction, NXT's 15:40 after-market print."""
+    return 2 * len(nxt) + int(nxt.sum())
+
+
+def plan_day(symbols: int, ticks: int, seed: int, nxt_share: float = NXT_SHARE) -> DayPlan:
     if symbols < 1:
         raise ValueError("--symbols must be at least 1")
-    if ticks < 2 * symbols:
-        raise ValueError(f"--ticks must be at least 2 per symbol (opening and closing prints): >= {2 * symbols}")
+    if not 0.0 <= nxt_share <= 1.0:
+        raise ValueError("--nxt-share must be between 0 and 1")
     rng = np.random.default_rng([seed, 1])
     codes = symbol_codes(symbols, rng)
     prev_close = snap_to_grid(np.exp(rng.uniform(np.log(1_000), np.log(600_000), size=symbols)))
     down, up = price_limits(prev_close)
-    # Zipf-like activity: a few symbols trade far more than the rest; every symbol gets its two auction prints.
+    # Zipf-like activity: a few symbols trade far more than the rest; every symbol gets its auction prints.
     weights = 1.0 / np.arange(1, symbols + 1) ** 0.8
     weights = rng.permutation(weights)
-    extra = rng.multinomial(ticks - 2 * symbols, weights / weights.sum())
-    return DayPlan(codes, prev_close, down, up, extra + 2)
+    nxt = np.zeros(symbols, dtype=bool)
+    nxt[np.argsort(-weights, kind="stable")[: round(symbols * nxt_share)]] = True
+    need = _mandatory(nxt)
+    if ticks < need:
+        raise ValueError(f"--ticks must be at least 2 per symbol (opening and closing prints) and 1 more per NXT symbol: >= {need}")
+    extra = rng.multinomial(ticks - need, weights / weights.sum())
+    return DayPlan(codes, prev_close, down, up, extra + 2 + nxt, nxt)
 
 
-def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int = 0, source: str = "sim") -> pa.Table:
-    """Every distinct tick of one simulated day, ordered by exchange time (TICK_SCHEMA)."""
-    plan = plan_day(symbols, ticks, seed)
+@dataclass(frozen=True)
+class _Segments:
+    """Ticks per (venue, symbol, session) before times and prices are drawn."""
+
+    venue: np.ndarray  # index into VENUES
+    symbol: np.ndarray
+    session: np.ndarray  # index into the day's session list
+    count: np.ndarray
+    fixed: np.ndarray  # the mandatory print at the session's start (auction match) or end (closing auction)
+
+
+def _segments(plan: DayPlan, sessions: list[SimSession], rng: np.random.Generator) -> _Segments:
+    """Split each symbol's ticks between the venues and over their sessions by relative activity."""
+    extra = plan.ticks_per_symbol - 2 - plan.nxt
+    nxt_extra = np.where(plan.nxt, rng.binomial(extra, NXT_TRADE_SHARE), 0)
+    per_venue = {"KRX": extra - nxt_extra, "NXT": nxt_extra}
+    parts: list[tuple[np.ndarray, ...]] = []
+    for venue_idx, venue in enumerate(VENUES):
+        mine = [i for i, s in enumerate(sessions) if s.venue == venue]
+        for on_nxt_too in (False, True) if venue == "KRX" else (True,):
+            rows = np.flatnonzero(plan.nxt == on_nxt_too)
+            # NXT-eligible symbols do not trade in KRX's after-hours single-price session
+            usable = [i for i in mine if not (venue == "KRX" and on_nxt_too and sessions[i].kind == "single_price")]
+            weights = np.array([SESSION_WEIGHTS[venue].get(sessions[i].kind, 0.0) for i in usable])
+            if not len(rows) or not len(usable):
+                continue
+            if weights.sum() == 0:
+                weights = np.ones(len(usable))
+            split = rng.multinomial(per_venue[venue][rows], weights / weights.sum()).reshape(len(rows), len(usable))
+            for column, i in enumerate(usable):
+                s = sessions[i]
+                fixed = int(s.opens_with_match or s.kind == "closing_auction")
+                parts.append((np.full(len(rows), venue_idx), rows, np.full(len(rows), i), split[:, column] + fixed,
+                              np.full(len(rows), fixed, dtype=bool)))
+    if not parts:
+        empty = np.zeros(0, dtype=np.int64)
+        return _Segments(empty, empty, empty, empty, empty.astype(bool))
+    venue, symbol, session, count, fixed = (np.concatenate(col) for col in zip(*parts))
+    keep = count > 0
+    order = np.lexsort((session[keep], venue[keep], symbol[keep]))
+    return _Segments(*(a[keep][order] for a in (venue, symbol, session, count, fixed)))
+
+
+def generate_day(day: date, symbols: int = 20, ticks: int = 200_000, seed: int = 0, source: str = "sim",
+                 nxt_share: float = NXT_SHARE) -> pa.Table:
+    """Every distinct tick of one simulated two-venue day, ordered by exchange time (TICK_SCHEMA).
+
+    ``nxt_share``: the fraction of the symbols that also trade on NXT (0: a KRX-only day)."""
+    sessions = [s for v in VENUES for s in venue_sessions(day, v)]
+    if not any(s.venue == "NXT" for s in sessions):
+        nxt_share = 0.0  # before NXT's launch: a KRX-only day
+    plan = plan_day(symbols, ticks, seed, nxt_share)
     rng = np.random.default_rng([seed, 2, day.toordinal()])
-    n_sym = len(plan.symbols)
-    counts = plan.ticks_per_symbol
-    sym = np.repeat(np.arange(n_sym), counts)
-    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-    first = np.zeros(ticks, dtype=bool)
-    first[starts] = True
-    last = np.zeros(ticks, dtype=bool)
-    last[starts + counts - 1] = True
+    seg = _segments(plan, sessions, rng)
+    n = int(seg.count.sum())
+    seg_of = np.repeat(np.arange(len(seg.count)), seg.count)
+    seg_start = np.concatenate([[0], np.cumsum(seg.count)[:-1]])
+    first_in_seg = np.zeros(n, dtype=bool)
+    first_in_seg[seg_start] = True
+    midnight = datetime.combine(day, time(0), KST)
 
-    # Times (float seconds after 09:00): inverse-CDF draws, sorted inside each symbol's segment.
-    hours = session_times(day)
-    cdf, grid = _intensity_cdf(hours.continuous_s)
-    t = np.interp(rng.random(ticks), cdf, grid)
-    t = np.minimum(t, hours.continuous_s - 1e-3)
-    order = np.lexsort((t, sym))  # sym is already grouped; sort times within each symbol
-    t = t[order]
-    t[first] = 0.0  # the opening-auction print
-    t[last] = hours.close_s  # the closing-auction print
+    def offsets(values: list[datetime]) -> np.ndarray:
+        return np.array([(v - midnight).total_seconds() for v in values], dtype=np.float64)
 
-    # Prices: a log random walk per symbol from an opening gap, clipped to the limits, snapped to the grid.
-    daily_sigma = rng.uniform(0.008, 0.035, size=n_sym)
-    step_sigma = daily_sigma / np.sqrt(np.maximum(counts, 1))
-    steps = rng.standard_normal(ticks) * step_sigma[sym]
-    steps[first] = rng.standard_normal(n_sym) * 0.01  # the opening auction's gap
-    walk = np.cumsum(steps)
-    walk -= np.repeat(walk[starts] - steps[starts], counts)  # restart the cumulative sum per symbol
-    raw = plan.prev_close[sym] * np.exp(walk)
+    t_from, t_to, end_at = offsets([s.trades_start for s in sessions]), offsets([s.trades_end for s in sessions]), offsets([s.end for s in sessions])
+    kinds = np.array([s.kind for s in sessions])
+    closes_by_name = np.array([s.name.endswith("_close") for s in sessions])
+
+    # Times (seconds after KST midnight) by the session's kind.
+    session = np.asarray(seg.session)[seg_of]
+    lo, hi = t_from[session], t_to[session]
+    cdf, grid = _intensity_cdf()
+    t = lo + np.interp(rng.random(n), cdf, grid) * (hi - lo)
+    single = kinds[session] == "single_price"
+    matches = np.maximum(np.round((end_at[session] - lo) / SINGLE_PRICE_EVERY.total_seconds()), 1)
+    t = np.where(single, lo + SINGLE_PRICE_EVERY.total_seconds() * (1 + np.floor(rng.random(n) * matches)), t)
+    fixed = first_in_seg & np.asarray(seg.fixed)[seg_of]
+    t = np.where(fixed | (kinds[session] == "closing_auction"), lo, t)  # auction matches
+    t = np.minimum(np.floor(t), hi - 1)
+    # a series is ordered by time; the fixed opening print first in its session
+    series = np.asarray(seg.venue)[seg_of] * len(plan.symbols) + np.asarray(seg.symbol)[seg_of]
+    order = np.lexsort((~fixed, t, series))
+    t, session, fixed, series = t[order], session[order], fixed[order], series[order]
+    venue_idx, sym = series // len(plan.symbols), series % len(plan.symbols)
+    starts = np.flatnonzero(np.concatenate([[True], series[1:] != series[:-1]]))
+    counts = np.diff(np.concatenate([starts, [n]]))
+
+    # Prices: one latent log-price path per symbol on a minute grid, sampled by both venues.
+    minutes = 24 * 60 + 1
+    daily_sigma = rng.uniform(0.008, 0.035, size=len(plan.symbols))
+    path = np.cumsum(rng.standard_normal((len(plan.symbols), minutes)) * (daily_sigma / np.sqrt(6.5 * 60))[:, None], axis=1)
+    gap = rng.standard_normal(len(plan.symbols)) * 0.01  # the opening auction's gap, from 09:00 on
+    open_minute = int((session_times(day).open - midnight).total_seconds() // 60)
+    path[:, open_minute:] += gap[:, None]
+    path -= path[:, :1]
+    close_s = (session_times(day).close - midnight).total_seconds()
+
+    def sample(at: np.ndarray, who: np.ndarray) -> np.ndarray:
+        m = at / 60.0
+        i = np.clip(np.floor(m).astype(np.int64), 0, minutes - 2)
+        w = m - i
+        return path[who, i] * (1 - w) + path[who, i + 1] * w
+
+    noise = rng.standard_normal(n) * (daily_sigma[sym] / np.sqrt(6.5 * 60)) * 0.3
+    log_move = sample(t, sym) + noise
+    named_close = closes_by_name[session]
+    before_open = t < close_s
+    log_move = np.where(named_close & before_open, 0.0, log_move)  # 장전 종가: the previous close
+    log_move = np.where(named_close & ~before_open, sample(np.full(n, close_s), sym), log_move)  # 장후 종가: today's close
+    raw = plan.prev_close[sym] * np.exp(log_move)
     price = np.clip(snap_to_grid(raw), plan.limit_down[sym], plan.limit_up[sym])
+    close_price = np.clip(snap_to_grid(plan.prev_close * np.exp(sample(np.full(len(plan.symbols), close_s), np.arange(len(plan.symbols))))),
+                          plan.limit_down, plan.limit_up)
+    price = np.where(named_close & ~before_open, close_price[sym], price)
+    price = np.where((kinds[session] == "closing_auction") & (venue_idx == 0), close_price[sym], price)
 
     # Volumes: lognormal around ~2M KRW per trade; auction prints are much larger.
     median = np.maximum(2_000_000 / price, 1.0)
-    volume = np.maximum(np.rint(median * np.exp(rng.standard_normal(ticks) * 1.2)), 1).astype(np.int64)
-    auction = first | last
-    volume[auction] *= rng.integers(30, 120, size=int(auction.sum()))
+    volume = np.maximum(np.rint(median * np.exp(rng.standard_normal(n) * 1.2)), 1).astype(np.int64)
+    auction = fixed | single | (kinds[session] == "closing_auction")
+    volume[fixed] *= rng.integers(30, 120, size=int(fixed.sum()))
     cum_volume = np.cumsum(volume)
     cum_volume -= np.repeat(cum_volume[starts] - volume[starts], counts)
 
-    # Side: the aggressor of an uptick buys, of a downtick sells, otherwise a coin; auctions have none.
+    # Side: the aggressor of an uptick buys, of a downtick sells, otherwise a coin; matches have none.
     move = np.diff(price, prepend=price[0])
-    move[first] = 0
-    coin = rng.random(ticks) < 0.5
+    move[starts] = 0
+    coin = rng.random(n) < 0.5
     buy = np.where(move > 0, True, np.where(move < 0, False, coin))
     side_idx = np.where(buy, 0, 1)
 
-    # Global time order (stable: a symbol's ticks keep their cum_volume order).
-    glob = np.lexsort((sym, t))
-    sym, t, price, volume, cum_volume, side_idx, auction = (a[glob] for a in (sym, t, price, volume, cum_volume, side_idx, auction))
+    # Global time order (stable: a series' ticks keep their cum_volume order).
+    glob = np.lexsort((series, t))
+    venue_idx, sym, t, price, volume, cum_volume, side_idx, auction = (
+        a[glob] for a in (venue_idx, sym, t, price, volume, cum_volume, side_idx, auction))
 
-    base_us = int(hours.open.timestamp()) * 1_000_000
-    ts_us = base_us + np.floor(t).astype(np.int64) * 1_000_000
-    latency_us = rng.integers(2_000, 60_000, size=ticks)
-    received_us = base_us + np.rint(t * 1_000_000).astype(np.int64) + latency_us
+    base_us = int(midnight.timestamp()) * 1_000_000
+    ts_us = base_us + t.astype(np.int64) * 1_000_000
+    latency_us = rng.integers(2_000, 60_000, size=n)
+    received_us = ts_us + rng.integers(0, 1_000_000, size=n) + latency_us
 
     codes = pa.array(plan.symbols, pa.string())
     sides = pa.array(["B", "S"], pa.string())
     columns = [
-        pa.array(np.full(ticks, "KRX", dtype=object), pa.string()),
+        pa.DictionaryArray.from_arrays(pa.array(venue_idx.astype(np.int32)), pa.array(list(VENUES), pa.string())).cast(pa.string()),
         pa.DictionaryArray.from_arrays(pa.array(sym.astype(np.int32)), codes).cast(pa.string()),
         pa.array(ts_us, pa.int64()).cast(TICK_SCHEMA.field("ts").type),
         pa.array(price, pa.int64()).cast(pa.decimal128(PRICE_PRECISION + 5, PRICE_SCALE)).cast(TICK_SCHEMA.field("price").type),
         pa.array(volume, pa.int64()),
         pa.array(cum_volume, pa.int64()),
         pa.DictionaryArray.from_arrays(pa.array(side_idx.astype(np.int32), mask=auction), sides).cast(pa.string()),
-        pa.array(np.full(ticks, source, dtype=object), pa.string()),
+        pa.array(np.full(n, source, dtype=object), pa.string()),
         pa.array(received_us, pa.int64()).cast(TICK_SCHEMA.field("received_at").type),
     ]
     return pa.table(columns, schema=TICK_SCHEMA)
+
+
+def store_universe(settings: Settings, day: date, plan: DayPlan) -> int:
+    """Record the plan's (venue, symbol) pairs as the day's universe in both stores; returns how many."""
+    from ..stores.hot import HotStore
+    from ..stores.lake import Lake
+
+    pairs = plan.universe()
+    for store in (HotStore(settings), Lake(settings)):
+        try:
+            store.write_universe(day, pairs, "sim")
+        finally:
+            store.close()
+    return len(pairs)
 
 
 def wire_order(rows: int, dup_rate: float = 0.0, shuffle_window: int = 0, seed: int = 0) -> np.ndarray:
@@ -298,7 +460,7 @@ def _paced_chunks(
 
 def write_truth(table: pa.Table, path: str | Path) -> None:
     """The distinct ticks as one plain Parquet file, sorted by the natural key."""
-    ordered = table.sort_by([("symbol", "ascending"), ("ts", "ascending"), ("cum_volume", "ascending")])
+    ordered = table.sort_by([(key, "ascending") for key in NATURAL_KEY])
     pq.write_table(ordered, str(path), compression="zstd")
 
 
@@ -316,9 +478,12 @@ def day_of(value: str | date | None) -> date:
 def describe(table: pa.Table) -> Mapping[str, object]:
     """A few facts for the CLI summary."""
     ts = table.column("ts")
+    venues = table.group_by("venue").aggregate([("symbol", "count_distinct"), ("venue", "count")])
+    per_venue = zip(*(venues.column(c).to_pylist() for c in ("venue", "symbol_count_distinct", "venue_count")))
     return {
         "ticks": table.num_rows,
         "symbols": len(pc.unique(table.column("symbol"))),
+        "venues": {v: {"ticks": n, "symbols": k} for v, k, n in sorted(per_venue)},
         "first_ts": pc.min(ts).as_py().astimezone(KST).isoformat() if table.num_rows else None,
         "last_ts": pc.max(ts).as_py().astimezone(KST).isoformat() if table.num_rows else None,
     }
@@ -327,6 +492,7 @@ def describe(table: pa.Table) -> Mapping[str, object]:
 __all__ = [
     "DayPlan",
     "PublishResult",
+    "SimSession",
     "day_of",
     "generate_day",
     "plan_day",
@@ -334,7 +500,9 @@ __all__ = [
     "publish",
     "session_times",
     "snap_to_grid",
+    "store_universe",
     "tick_size",
+    "venue_sessions",
     "wire_order",
     "write_truth",
 ]

@@ -6,8 +6,8 @@ Components (each in its own thread, each restarted with backoff when it crashes)
 * ``schedule`` — the one scheduler (schedule.py) running the recurring jobs of the chosen
   parts: hot maintenance hourly (``hot``); safe stream trims every ``trim_interval_s``,
   today's reconcile every ``reconcile_interval_s`` and the day's final reconcile at
-  ``reconcile_final_time`` (``reconcile``); the broker comparison at ``recovery_time``
-  (``recovery``); lake compaction at ``compact_time`` (``compact``);
+  ``reconcile_final_time`` (``reconcile``); the broker comparison of each venue after its close
+  plus ``recovery_margin_minutes`` (``recovery``: KRX, then NXT after 20:00); lake compaction at ``compact_time`` (``compact``);
 * ``metrics`` — the sampler into ``<schema>.metrics``; ``endpoint`` — Prometheus /metrics.
 
 Why threads in one process: the archivers spend their time waiting on Redis and the
@@ -25,11 +25,13 @@ from collections.abc import Callable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from datetime import time as dtime
 from typing import Protocol
 
+from ..core.calendar import venue_active, venue_close
 from ..core.config import Settings
 from ..core.stream import connect
-from ..core.wire import KST
+from ..core.wire import KST, VENUES, Venue
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from ..services.recovery import recover_day
 from ..services.sync import state as sync_state
@@ -245,11 +247,11 @@ def _reconcile(settings: Settings, day: date, until: datetime | None) -> Results
             "consistent": 1.0 if report.consistent else 0.0}
 
 
-def daily_recovery(settings: Settings) -> Callable[[date], Results]:
-    """The broker comparison of one day; without credentials a skipped (not verified) day."""
+def daily_recovery(settings: Settings, venue: Venue) -> Callable[[date], Results]:
+    """The broker comparison of one venue's day; without credentials a skipped (not verified) day."""
 
     def job(day: date) -> Results:
-        report = recover_day(settings, day)
+        report = recover_day(settings, day, venue)
         if report is None:
             return {"ok": 0.0, "skipped": 1.0}
         numbers = {name: float(value) for name, value in report.to_dict()["totals"].items()}
@@ -270,6 +272,26 @@ def daily_compaction(settings: Settings) -> Callable[[date], Results]:
     return job
 
 
+class VenueRecoveryTime:
+    """When a venue's recovery runs on a date: its close (session table) plus a margin; None
+    when the venue does not trade that date (NXT before its launch)."""
+
+    def __init__(self, venue: Venue, margin_minutes: int):
+        self.venue = venue
+        self.margin = timedelta(minutes=margin_minutes)
+        self.description = f"{venue} close + {margin_minutes} min"
+
+    def __call__(self, day: date) -> dtime | None:
+        if not venue_active(day, self.venue):
+            return None
+        at = venue_close(day, self.venue) + self.margin
+        return at.time() if at.date() == day else dtime(23, 59)
+
+
+def recovery_time(venue: Venue, margin_minutes: int) -> VenueRecoveryTime:
+    return VenueRecoveryTime(venue, margin_minutes)
+
+
 def scheduled_jobs(settings: Settings, components: Sequence[str]) -> list[Job]:
     """The recurring jobs of the chosen components (names from ALL_COMPONENTS). Recovery and
     compaction share a lane, so a late start (both due) compacts after recovery's upserts."""
@@ -283,7 +305,9 @@ def scheduled_jobs(settings: Settings, components: Sequence[str]) -> list[Job]:
         jobs.append(Daily("reconcile-final", settings.reconcile_final_time, reconcile_day(settings), every_day=True,
                           retry_after_s=settings.reconcile_interval_s, lane="reconcile"))
     if "recovery" in components:
-        jobs.append(Daily("recovery", settings.recovery_time, daily_recovery(settings), lane="day-end"))
+        for venue in VENUES:
+            jobs.append(Daily(f"recovery-{venue.lower()}", recovery_time(venue, settings.recovery_margin_minutes),
+                              daily_recovery(settings, venue), lane="day-end"))
     if "compact" in components:
         jobs.append(Daily("compact", settings.compact_time, daily_compaction(settings), lane="day-end"))
     return jobs

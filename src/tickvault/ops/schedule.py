@@ -72,12 +72,14 @@ class Every:
 class Daily:
     """``fn(day)`` once per KST day at ``at`` (KST), on trading days unless ``every_day``.
 
-    A process started after ``at`` runs the day's job at once (catch-up). A failed run is
-    tried again ``retry_after_s`` later, at most ``attempts`` times a day; a skipped run
+    ``at`` is a fixed time or a function of the date (e.g. a venue's close from the session
+    table plus a margin) that returns None on dates the job does not run. A process started
+    after ``at`` runs the day's job at once (catch-up). A failed run is tried again
+    ``retry_after_s`` later, at most ``attempts`` times a day; a skipped run
     (``{"skipped": 1.0}``) is not retried: it will not fix itself today."""
 
     name: str
-    at: time
+    at: time | Callable[[date], time | None]
     fn: Callable[[date], Results | None]
     every_day: bool = False
     attempts: int = 3
@@ -91,9 +93,10 @@ class Daily:
     def due(self, now: datetime) -> date | None:
         local = now.astimezone(KST)
         day = local.date()
-        if day == self.done_day or local.time() < self.at:
+        if day == self.done_day or (not self.every_day and not is_trading_day(day)):
             return None
-        if not self.every_day and not is_trading_day(day):
+        at = self.at(day) if callable(self.at) else self.at
+        if at is None or local.time() < at:
             return None
         if self._not_before is not None and now < self._not_before:
             return None
@@ -213,4 +216,5 @@ def describe(job: Job) -> str:
     if isinstance(job, Every):
         return f"{job.name} every {job.seconds:g}s"
     days = "every day" if job.every_day else "trading days"
-    return f"{job.name} at {job.at:%H:%M} KST on {days}"
+    at = job.at if isinstance(job.at, time) else getattr(job.at, "description", "a time set per day")
+    return f"{job.name} at {at:%H:%M} KST on {days}" if isinstance(at, time) else f"{job.name} at {at} on {days}"

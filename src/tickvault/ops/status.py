@@ -1,5 +1,6 @@
 """What `tickvault status` reports: the stream and its consumer groups, the DLQ, the day's tick
-counts and the last stream id each store committed.
+counts (and per venue: symbols with ticks against the day's universe) and the last stream id
+each store committed.
 
 Each part is probed on its own, so one server being down never hides the others: it is
 reported as down (``state``), never raised. Nothing is created: a missing schema or lake is
@@ -23,6 +24,7 @@ import redis
 from ..core.config import Settings
 from ..core.errors import StoreUnavailable
 from ..core.stream import group_info, parse_id, stream_last_id
+from ..core.wire import VENUES
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from ..stores.lake.connection import catalog_path
@@ -34,6 +36,17 @@ PARTS = ("redis", "hot", "cold")
 def first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
+
+
+def venues_today(store: HotStore | Lake, day: date) -> dict[str, dict[str, int | None]]:
+    """Per venue: symbols with ticks on ``day``, and how many the day's universe expects (None: not recorded)."""
+    seen = store.symbols_of_day(day)
+    universe = store.read_universe(day)
+    return {
+        venue: {"symbols": sum(1 for v, _ in seen if v == venue),
+                "universe": sum(1 for v, _ in universe if v == venue) if universe else None}
+        for venue in VENUES
+    }
 
 
 def redis_status(settings: Settings) -> dict[str, Any]:
@@ -87,6 +100,7 @@ def hot_status(settings: Settings, day: date) -> dict[str, Any]:
         out["mode"] = store.mode
         out["extension_version"] = store.extension_version
         out["ticks_today"] = store.count_ticks(day)
+        out["venues_today"] = venues_today(store, day)
         out["checkpoint"] = store.checkpoint(settings.stream, "hot")
         out["state"] = OK
     except StoreUnavailable as exc:
@@ -106,6 +120,7 @@ def cold_status(settings: Settings, day: date) -> dict[str, Any]:
     lake = Lake(settings)
     try:
         out["ticks_today"] = lake.count_ticks(day)
+        out["venues_today"] = venues_today(lake, day)
         out["checkpoint"] = lake.checkpoint(settings.stream, "cold")
         out["state"] = OK
     except Exception as exc:  # noqa: BLE001 - locked beyond the retry budget, corrupt catalog, ...

@@ -12,7 +12,7 @@ from decimal import Decimal, InvalidOperation
 import httpx
 from pydantic import SecretStr
 
-from ...core.wire import KST
+from ...core.wire import KST, Venue
 from .errors import BrokerError
 
 log = logging.getLogger(__name__)
@@ -32,12 +32,14 @@ class MinuteBar:
 
 @dataclass(frozen=True, slots=True)
 class BrokerTrade:
-    """One trade as a broker lists it. ``cum_volume`` is None when the broker omits it (Kiwoom)."""
+    """One trade as a broker lists it, tagged with the venue that executed it.
+    ``cum_volume`` (that venue's day volume) is None when the broker omits it (Kiwoom)."""
 
     ts: datetime  # KST, one-second resolution
     price: Decimal
     volume: int
     cum_volume: int | None = None
+    venue: Venue = "KRX"
 
 
 def kst_at(day: date, hhmmss: str) -> datetime:

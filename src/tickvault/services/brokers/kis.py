@@ -26,7 +26,7 @@ from typing import Any
 import httpx
 
 from ...core.config import Settings
-from ...core.wire import KST
+from ...core.wire import KST, Venue
 from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, kst_at, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
@@ -48,6 +48,10 @@ DAY_BARS = (f"{QUOTES}/inquire-time-dailychartprice", "FHKST03010230")
 TODAY_TRADES = (f"{QUOTES}/inquire-time-itemconclusion", "FHPST01060000")
 PRICE = (f"{QUOTES}/inquire-price", "FHKST01010100")
 DAILY_PRICE = (f"{QUOTES}/inquire-daily-price", "FHKST01010400")
+STOCK_INFO = (f"{QUOTES}/search-stock-info", "CTPF1002R")
+
+#: FID_COND_MRKT_DIV_CODE of each venue on the quotation TRs (UN, 통합, is not a venue).
+MARKET_CODES: dict[Venue, str] = {"KRX": "J", "NXT": "NX"}
 
 RATE_LIMITED = "EGW00201"
 TOKEN_EXPIRED = "EGW00123"
@@ -57,7 +61,7 @@ TOKEN_ISSUE_LIMIT = "EGW00133"
 #: Rows per call (documented: 30 for today's bars, 120 for past days).
 TODAY_BARS_ROWS = 30
 DAY_BARS_ROWS = 120
-SESSION_FLOOR = dtime(8, 0)  # nothing trades before this (pre-market starts 08:30)
+SESSION_FLOOR = dtime(7, 0)  # nothing trades before this (KRX's 2026 pre-market opens at 07:00, NXT's at 08:00)
 
 
 @dataclass
@@ -216,18 +220,27 @@ class KisClient(BrokerSession):
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints
-    def day_volume(self, symbol: str, day: date, today: date) -> int | None:
+    def nxt_status(self, symbol: str) -> bool:
+        """Does ``symbol`` trade on NXT today? search-stock-info (CTPF1002R): NXT 거래종목
+        (``cptt_trad_tr_psbl_yn`` Y) and not halted there (``nxt_tr_stop_yn`` not Y)."""
+        path, tr_id = STOCK_INFO
+        output = self.get(path, tr_id, {"PRDT_TYPE_CD": "300", "PDNO": symbol}).body.get("output") or {}
+        if isinstance(output, list):
+            output = output[0] if output else {}
+        return str(output.get("cptt_trad_tr_psbl_yn", "")).upper() == "Y" and str(output.get("nxt_tr_stop_yn", "")).upper() != "Y"
+
+    def day_volume(self, symbol: str, day: date, today: date, venue: Venue = "KRX") -> int | None:
         """The day's accumulated volume (``acml_vol``) in one call: inquire-price for today,
         inquire-daily-price (last 30 days) for a past day; None when the broker has no row."""
         if day == today:
             path, tr_id = PRICE
-            output = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol}).body.get("output") or {}
+            output = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol}).body.get("output") or {}
             if isinstance(output, list):
                 output = output[0] if output else {}
             value = output.get("acml_vol")
             return to_int(value) if value not in (None, "") else None
         path, tr_id = DAILY_PRICE
-        rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_PERIOD_DIV_CODE": "D",
+        rows = self.get(path, tr_id, {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol, "FID_PERIOD_DIV_CODE": "D",
                                       "FID_ORG_ADJ_PRC": "1"}).body.get("output") or []
         if isinstance(rows, dict):
             rows = [rows]
@@ -237,22 +250,22 @@ class KisClient(BrokerSession):
                 return to_int(row["acml_vol"])
         return None
 
-    def minute_bars_today(self, symbol: str, day: date, until: str = "153000") -> list[MinuteBar]:
-        """Today's minute bars (FHKST03010200), paging backwards 30 rows at a time."""
+    def minute_bars_today(self, symbol: str, day: date, until: str = "153000", venue: Venue = "KRX") -> list[MinuteBar]:
+        """Today's minute bars (FHKST03010200) of one venue, paging backwards 30 rows at a time."""
         path, tr_id = TODAY_BARS
         return self._page_bars(symbol, day, until, TODAY_BARS_ROWS, lambda hour: (path, tr_id, {
             "FID_ETC_CLS_CODE": "",
-            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
             "FID_INPUT_ISCD": symbol,
             "FID_INPUT_HOUR_1": hour,
             "FID_PW_DATA_INCU_YN": "Y",
         }))
 
-    def minute_bars_day(self, symbol: str, day: date, until: str = "153000") -> list[MinuteBar]:
-        """A past day's minute bars (FHKST03010230), paging backwards 120 rows at a time."""
+    def minute_bars_day(self, symbol: str, day: date, until: str = "153000", venue: Venue = "KRX") -> list[MinuteBar]:
+        """A past day's minute bars (FHKST03010230) of one venue, paging backwards 120 rows at a time."""
         path, tr_id = DAY_BARS
         return self._page_bars(symbol, day, until, DAY_BARS_ROWS, lambda hour: (path, tr_id, {
-            "FID_COND_MRKT_DIV_CODE": "J",
+            "FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue],
             "FID_INPUT_ISCD": symbol,
             "FID_INPUT_HOUR_1": hour,
             "FID_INPUT_DATE_1": day.strftime("%Y%m%d"),
@@ -285,8 +298,9 @@ class KisClient(BrokerSession):
             hour = oldest.strftime("%H%M%S")
         return [bars[m] for m in sorted(bars)]
 
-    def trades_today(self, symbol: str, day: date, start: datetime, end: datetime) -> list[BrokerTrade]:
-        """Today's trades with start <= ts < end (FHPST01060000), oldest first.
+    def trades_today(self, symbol: str, day: date, start: datetime, end: datetime, venue: Venue = "KRX") -> list[BrokerTrade]:
+        """Today's trades of one venue with start <= ts < end (FHPST01060000), oldest first;
+        each carries the venue (the answer has no venue column: the market code asked decides).
 
         Pages backwards from ``end``: each next page asks again from the oldest second seen,
         so trades sharing a second are never cut between pages (rows are told apart by
@@ -296,7 +310,7 @@ class KisClient(BrokerSession):
         seen: dict[int, BrokerTrade] = {}
         cursor = (end - timedelta(seconds=1)).astimezone(KST)
         while True:
-            params = {"FID_COND_MRKT_DIV_CODE": "J", "FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": cursor.strftime("%H%M%S")}
+            params = {"FID_COND_MRKT_DIV_CODE": MARKET_CODES[venue], "FID_INPUT_ISCD": symbol, "FID_INPUT_HOUR_1": cursor.strftime("%H%M%S")}
             rows = self.get(path, tr_id, params).body.get("output2") or []
             if isinstance(rows, dict):  # documented as an object, arrives as an array
                 rows = [rows]
@@ -307,7 +321,7 @@ class KisClient(BrokerSession):
             oldest = None
             for r in rows:
                 trade = BrokerTrade(kst_at(day, str(r["stck_cntg_hour"])), abs_price(r.get("stck_pbpr") or r.get("stck_prpr")),
-                                    to_int(r.get("cnqn", 0)), to_int(r.get("acml_vol", 0)))
+                                    to_int(r.get("cnqn", 0)), to_int(r.get("acml_vol", 0)), venue)
                 oldest = trade.ts if oldest is None or trade.ts < oldest else oldest
                 if trade.cum_volume not in seen:
                     seen[trade.cum_volume] = trade

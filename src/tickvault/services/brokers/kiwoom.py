@@ -1,4 +1,6 @@
-"""Kiwoom REST API client: token (au10001) and chart TRs (ka10080 minutes, ka10079 ticks).
+"""Kiwoom REST API client: token (au10001), chart TRs (ka10080 minutes, ka10079 ticks), the
+venue-tagged trade list (ka10003) and NXT eligibility (ka10099 / ka10100 ``nxtEnable``).
+A venue is chosen by the item: ``005930`` KRX, ``005930_NX`` NXT.
 
 Every call is a POST of JSON with ``api-id`` and ``authorization`` headers; continuation
 goes through the response headers ``cont-yn``/``next-key``, sent back on the next call.
@@ -11,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from functools import partial
@@ -20,8 +22,8 @@ from typing import Any
 import httpx
 
 from ...core.config import Settings
-from ...core.wire import KST
-from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, parse_compact, request_with_retries, to_int
+from ...core.wire import KST, Venue
+from .common import BrokerTrade, MinuteBar, Scrubber, abs_price, backoff, kst_at, parse_compact, request_with_retries, to_int
 from .errors import BrokerAuthError, BrokerError, BrokerRateLimited
 from .ratelimit import TokenBucket
 from .session import BrokerSession
@@ -32,6 +34,13 @@ log = logging.getLogger(__name__)
 REAL_URL = "https://api.kiwoom.com"
 TOKEN_PATH = "/oauth2/token"
 CHART_PATH = "/api/dostk/chart"
+STOCK_INFO_PATH = "/api/dostk/stkinfo"
+#: ka10099 market codes listed for the NXT universe: 0 KOSPI, 10 KOSDAQ.
+LISTED_MARKETS = ("0", "10")
+#: The item suffix of each venue on charts, ka10003 and the WebSocket (``_AL``, SOR, is no venue).
+ITEM_SUFFIX: dict[Venue, str] = {"KRX": "", "NXT": "_NX"}
+#: ka10003 ``stex_tp`` per trade.
+STEX_VENUES: dict[str, Venue] = {"KRX": "KRX", "NXT": "NXT"}
 RATE_LIMITED = 1700
 TOKEN_ERRORS = frozenset({8001, 8002, 8003, 8005, 8006, 8009, 8010, 8011, 8012, 8015, 8016, 8020, 8030, 8031, 8040, 8050, 8103})
 MAX_PAGES = 10_000
@@ -160,10 +169,35 @@ class KiwoomClient(BrokerSession):
         return body if isinstance(body, dict) else {}
 
     # ------------------------------------------------------------------ endpoints
-    def minute_bars(self, symbol: str, day: date) -> list[MinuteBar]:
-        """One day's one-minute bars (ka10080), all pages; rows of other days are ignored."""
+    def nxt_enabled(self, symbols: Iterable[str]) -> dict[str, bool]:
+        """Which of ``symbols`` trade on NXT (``nxtEnable`` Y): the market lists (ka10099,
+        KOSPI and KOSDAQ) first, one ka10100 call per symbol they do not list. A symbol
+        neither knows is left out of the answer (unknown, not "no")."""
+        wanted = set(symbols)
+        found: dict[str, bool] = {}
+        for market in LISTED_MARKETS:
+            for page in self.pages(STOCK_INFO_PATH, "ka10099", {"mrkt_tp": market}):
+                for row in page.body.get("list") or []:
+                    code = str(row.get("code", ""))
+                    if code in wanted:
+                        found[code] = str(row.get("nxtEnable", "")).upper() == "Y"
+        for code in sorted(wanted - set(found)):
+            try:
+                body = self.post(STOCK_INFO_PATH, "ka10100", {"stk_cd": code}).body
+            except (BrokerAuthError, BrokerRateLimited):
+                raise
+            except BrokerError as exc:
+                log.warning("kiwoom: ka10100 knows no %s (%s); its NXT status stays unknown", code, exc)
+                continue
+            if body.get("code"):
+                found[code] = str(body.get("nxtEnable", "")).upper() == "Y"
+        return found
+
+    def minute_bars(self, symbol: str, day: date, venue: Venue = "KRX") -> list[MinuteBar]:
+        """One day's one-minute bars of one venue (ka10080, item ``CODE`` / ``CODE_NX``), all
+        pages; rows of other days are ignored."""
         bars: dict[datetime, MinuteBar] = {}
-        body = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1", "base_dt": day.strftime("%Y%m%d")}
+        body = {"stk_cd": symbol + ITEM_SUFFIX[venue], "tic_scope": "1", "upd_stkpc_tp": "1", "base_dt": day.strftime("%Y%m%d")}
         for page in self.pages(CHART_PATH, "ka10080", body):
             rows = page.body.get("stk_min_pole_chart_qry") or []
             older = False
@@ -179,15 +213,16 @@ class KiwoomClient(BrokerSession):
                 break
         return [bars[m] for m in sorted(bars)]
 
-    def trades_back_to(self, symbol: str, day: date, since: datetime) -> list[BrokerTrade]:
-        """Today's trades (ka10079, one row per trade) from the newest back to ``since``, oldest first.
+    def trades_back_to(self, symbol: str, day: date, since: datetime, venue: Venue = "KRX") -> list[BrokerTrade]:
+        """Today's trades of one venue (ka10079, item ``CODE`` / ``CODE_NX``, one row per
+        trade) from the newest back to ``since``, oldest first.
 
         The TR has no date or time parameter: it pages backwards from the newest trade, so
         one pass per symbol reaches back to the earliest window needed. Rows carry no
         cumulative volume (``cum_volume`` is None); the planner anchors it.
         """
         rows_out: list[BrokerTrade] = []
-        body = {"stk_cd": symbol, "tic_scope": "1", "upd_stkpc_tp": "1"}
+        body = {"stk_cd": symbol + ITEM_SUFFIX[venue], "tic_scope": "1", "upd_stkpc_tp": "1"}
         for page in self.pages(CHART_PATH, "ka10079", body):
             rows = page.body.get("stk_tic_chart_qry") or []
             done = False
@@ -196,12 +231,38 @@ class KiwoomClient(BrokerSession):
                 if ts.date() != day:
                     done = done or ts.date() < day
                     continue
-                rows_out.append(BrokerTrade(ts, abs_price(r.get("cur_prc", 0)), abs(to_int(r.get("trde_qty", 0)))))
+                rows_out.append(BrokerTrade(ts, abs_price(r.get("cur_prc", 0)), abs(to_int(r.get("trde_qty", 0))), venue=venue))
                 if ts < since:
                     done = True
             if done or not rows:
                 break
         rows_out.reverse()  # the broker lists newest first; within a second, later trades first
+        return rows_out
+
+    def venue_trades_back_to(self, symbol: str, day: date, since: datetime, venue: Venue) -> list[BrokerTrade]:
+        """Today's trades of one venue from ka10003 (체결정보, item ``CODE`` / ``CODE_NX``),
+        newest back to ``since``, oldest first. Each row carries ``stex_tp`` — the venue that
+        executed it — and ``acc_trde_qty``, that venue's cumulative day volume; a row tagged
+        with another venue (통합 or the other market) is refused, not relabelled."""
+        rows_out: list[BrokerTrade] = []
+        foreign = 0
+        for page in self.pages(STOCK_INFO_PATH, "ka10003", {"stk_cd": symbol + ITEM_SUFFIX[venue]}):
+            rows = page.body.get("cntr_infr") or []
+            done = False
+            for r in rows:
+                ts = kst_at(day, str(r.get("tm", "")))
+                if STEX_VENUES.get(str(r.get("stex_tp", "")).strip().upper()) != venue:
+                    foreign += 1
+                    continue
+                rows_out.append(BrokerTrade(ts, abs_price(r.get("cur_prc", 0)), abs(to_int(r.get("cntr_trde_qty", 0))),
+                                            abs(to_int(r.get("acc_trde_qty", 0))), venue))
+                if ts < since:
+                    done = True
+            if done or not rows:
+                break
+        if foreign:
+            log.warning("kiwoom: ka10003 %s%s listed %d trade(s) of another venue (stex_tp); left out", symbol, ITEM_SUFFIX[venue], foreign)
+        rows_out.reverse()
         return rows_out
 
 

@@ -1,6 +1,7 @@
-"""Feeds of the stream: broker WebSockets (KIS H0STCNT0, Kiwoom 0B), the legacy Redis
-pub/sub bridge and lake replay. Each publishes wire format v1 through stream.Publisher;
-unreadable input goes to ``<stream>:dlq`` and disconnected windows to ``<stream>:gaps``.
+"""Feeds of the stream: broker WebSockets for both venues (KIS H0STCNT0/H0NXCNT0, Kiwoom 0B
+items CODE/CODE_NX) planned from the day's universe, the legacy Redis pub/sub bridge and lake
+replay. Each publishes wire format v1 through stream.Publisher; unreadable input goes to
+``<stream>:dlq`` and disconnected windows (per venue) to ``<stream>:gaps``.
 """
 
 from .base import CollectorStats, FatalCollectorError, Gap, gaps_stream

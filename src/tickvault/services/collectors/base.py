@@ -13,17 +13,19 @@ import asyncio
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from datetime import time as dtime
 from typing import Any
 
 import redis
 
+from ...core.calendar import in_session as calendar_in_session
 from ...core.calendar import is_trading_day
 from ...core.config import SessionHours
 from ...core.stream import FrameLimits, Publisher, SideRetention, dead_letter, side_stream_add
-from ...core.wire import KST, UTC, DeadLetter
+from ...core.wire import DEFAULT_VENUE, KST, UTC, VENUES, DeadLetter, Venue
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +34,10 @@ log = logging.getLogger(__name__)
 #: `--log-level DEBUG` can never print a secret.
 WIRE_LOG = logging.getLogger("tickvault.services.collectors.wire")
 WIRE_LOG.setLevel(logging.INFO)
+
+
+#: What a collector subscribes: a symbol (plain code) on one venue.
+Pair = tuple[Venue, str]
 
 
 class FatalCollectorError(RuntimeError):
@@ -48,9 +54,12 @@ class CollectorStats:
 
     frames: int = 0
     ticks: int = 0
+    ticks_by_venue: dict[str, int] = field(default_factory=dict)
     reconnects: int = 0
     parse_errors: int = 0
+    venue_mismatches: int = 0  # records whose own venue field contradicts the subscription (also dead-lettered)
     gaps: int = 0
+    uncovered: int = 0  # configured (venue, symbol) pairs no session receives (plan + refusals)
     published: int = 0
     connected: bool = False
     last_frame_at: float | None = None  # time.time()
@@ -66,11 +75,13 @@ def gaps_stream(stream: str) -> str:
 
 @dataclass(frozen=True)
 class Gap:
-    """A window in which a collector could not receive ticks for ``symbols``.
+    """A window in which a collector could not receive ticks for ``symbols`` on ``venue``.
 
     ``start`` is the last moment the feed was known to be delivering (the last frame
     received), ``end`` the moment the resubscription was acknowledged again. Ticks with
     ``floor(start) <= ts <= end`` may be missing and must be checked against the broker.
+    ``venue`` None (the record carries no ``venue`` field) means every venue: a feed that
+    does not say which venue it carries (the pub/sub bridge).
     """
 
     source: str
@@ -78,10 +89,13 @@ class Gap:
     start: datetime
     end: datetime
     reason: str
+    venue: Venue | None = None
 
     def to_fields(self) -> dict[str, str]:
+        venue = {"venue": self.venue} if self.venue else {}
         return {
             "source": self.source,
+            **venue,
             "symbols": ",".join(self.symbols),
             "start": self.start.isoformat(),
             "end": self.end.isoformat(),
@@ -109,15 +123,22 @@ class Backoff:
 
 
 class SessionClock:
-    """Is the market in session now? The stall watchdog only fires during the session
-    (KRX trades 08:30-18:00 KST on trading days; outside, silence is normal)."""
+    """Is one of the session's venues trading now? The stall watchdog only fires then: within
+    ``hours`` on trading days, and inside a trade window of a venue of ``venues`` in the
+    session table (NXT is silent 08:50-09:00:30 and 15:20-15:40; KRX's 07:00 pre-market
+    exists only where its rule is in force). Hours of the whole day ('00:00-24:00') arm it
+    on every trading day whatever the table says."""
 
-    def __init__(self, hours: SessionHours):
+    def __init__(self, hours: SessionHours, venues: Collection[Venue] = VENUES):
         self.hours = hours
+        self.venues = tuple(venues)
+        self.whole_day = hours.start == dtime(0, 0) and hours.end == dtime.max
 
     def in_session(self, now: datetime | None = None) -> bool:
         now = (now or datetime.now(UTC)).astimezone(KST)
-        return is_trading_day(now.date()) and now.time() in self.hours
+        if not (is_trading_day(now.date()) and now.time() in self.hours):
+            return False
+        return self.whole_day or any(calendar_in_session(now, venue) is not None for venue in self.venues)
 
 
 class Outbox:
@@ -143,6 +164,9 @@ class Outbox:
     def ticks(self, entries: Sequence[Mapping[str, str]]) -> None:
         if entries:
             self.stats.ticks += len(entries)
+            for entry in entries:
+                venue = entry.get("venue") or DEFAULT_VENUE
+                self.stats.ticks_by_venue[venue] = self.stats.ticks_by_venue.get(venue, 0) + 1
             self._put(("ticks", list(entries)))
 
     def dead(self, raw: str, reason: str, **extra: str) -> None:
@@ -153,8 +177,8 @@ class Outbox:
     def gap(self, gap: Gap) -> None:
         self.stats.gaps += 1
         log.warning(
-            "%s: no data for %d symbol(s) from %s to %s (%.1fs, %s); recorded in %s for reconcile/recovery",
-            gap.source, len(gap.symbols), gap.start.isoformat(), gap.end.isoformat(),
+            "%s: no data for %d %s symbol(s) from %s to %s (%.1fs, %s); recorded in %s for reconcile/recovery",
+            gap.source, len(gap.symbols), gap.venue or "(any venue)", gap.start.isoformat(), gap.end.isoformat(),
             (gap.end - gap.start).total_seconds(), gap.reason, self.gaps,
         )
         self._put(("gap", gap))
@@ -230,10 +254,11 @@ class _Parts:
 @dataclass
 class GapTracker:
     """Turns disconnects into Gap records: opened when a subscribed session is lost,
-    closed when a new session has all its symbols subscribed again."""
+    closed when a new session has all its pairs subscribed again — one record per venue
+    the session carries."""
 
     source: str
-    symbols: tuple[str, ...]
+    pairs: tuple[Pair, ...]
     outbox: Outbox
     open_since: datetime | None = None
     reason: str = ""
@@ -247,10 +272,14 @@ class GapTracker:
     def resumed(self, now: datetime | None = None) -> None:
         if self.open_since is None:
             return
-        gap = Gap(self.source, self.symbols, self.open_since, now or datetime.now(UTC), self.reason)
+        end = now or datetime.now(UTC)
+        for venue in VENUES:
+            symbols = tuple(s for v, s in self.pairs if v == venue)
+            if symbols:
+                gap = Gap(self.source, symbols, self.open_since, end, self.reason, venue)
+                self.history.append(gap)
+                self.outbox.gap(gap)
         self.open_since = None
-        self.history.append(gap)
-        self.outbox.gap(gap)
 
     def close_on_stop(self) -> None:
         if self.open_since is not None:

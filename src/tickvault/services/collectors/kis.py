@@ -1,10 +1,13 @@
-"""KIS real-time trades (H0STCNT0) over KIS's WebSocket.
+"""KIS real-time trades over KIS's WebSocket: H0STCNT0 (KRX) and H0NXCNT0 (NXT).
 
-Protocol (KIS Open API, see docs/collectors.md): subscribe per symbol with the approval
-key; the server acks each with a JSON frame (OPSP0000 + the AES key/iv), then sends data
-frames ``<encrypted 0|1>|H0STCNT0|<count NNN>|<count x 46 '^'-separated fields>`` and a
-JSON PINGPONG heartbeat we echo. One session holds a limited number of subscriptions
-(41 by KIS's 2025 notice, 40 in the official samples), so more symbols need more app keys.
+Protocol (KIS Open API, see docs/collectors.md): subscribe per (tr_id, symbol) with the
+approval key; the server acks each with a JSON frame (OPSP0000 + the AES key/iv), then sends
+data frames ``<encrypted 0|1>|<tr_id>|<count NNN>|<count x 46 '^'-separated fields>`` and a
+JSON PINGPONG heartbeat we echo. Both trade TRs have the same 46 fields in the same order
+and no field names the venue: the tr_id does, so each venue keeps its own cumulative
+volume. The combined feed H0UNCNT0 (통합) is not used — it carries no venue per trade. One
+session holds a limited number of registrations (41 by KIS's 2025 notice, 40 in the
+official samples) and an NXT symbol costs a second one: ``plan.plan_subscriptions``.
 """
 
 from __future__ import annotations
@@ -20,17 +23,20 @@ from datetime import datetime
 from cryptography.hazmat.primitives import padding
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 
-from ...core.wire import UTC, InvalidTick
-from .base import CollectorStats, FatalCollectorError, Outbox, SessionLost
+from ...core.wire import UTC, InvalidTick, Venue
+from .base import CollectorStats, FatalCollectorError, Outbox, Pair, SessionLost
 from .mapping import business_date, kst_instant, make_tick, unsigned_decimal, unsigned_int
 from .ws import WsOptions, WsSession
 
 log = logging.getLogger(__name__)
 
-TR_ID = "H0STCNT0"
+#: The trade TR of each venue (H0UNCNT0, the combined 통합 feed, deliberately absent).
+TR_IDS: dict[Venue, str] = {"KRX": "H0STCNT0", "NXT": "H0NXCNT0"}
+VENUE_OF_TR: dict[str, Venue] = {tr: venue for venue, tr in TR_IDS.items()}
+TR_ID = TR_IDS["KRX"]
 FIELDS_PER_RECORD = 46
 F_CODE, F_TIME, F_PRICE, F_VOLUME, F_CUM_VOLUME, F_SIDE, F_DATE = 0, 1, 2, 12, 13, 21, 33
-SIDES = {"1": "B", "5": "S"}  # CCLD_DVSN: 1 buy, 5 sell, 3 pre-market (unknown side)
+SIDES = {"1": "B", "5": "S"}  # field 22: CCLD_DVSN (KRX) / CNTG_CLS_CODE (NXT): 1 buy, 5 sell, 3 pre-market (unknown side)
 
 SUBSCRIBED, UNSUBSCRIBED, ALREADY_SUBSCRIBED, NOT_SUBSCRIBED = "OPSP0000", "OPSP0001", "OPSP0002", "OPSP0003"
 KEY_IN_USE, MAX_SUBSCRIBE_OVER = "OPSP8996", "OPSP0008"
@@ -75,16 +81,18 @@ def aes_encrypt(key: str, iv: str, text: str) -> str:
 
 
 def parse_frame(text: str, ciphers: Mapping[str, tuple[str, str]], received_at: datetime, source: str = "kis") -> ParsedFrame:
-    """Every record of one H0STCNT0 data frame -> wire fields; bad records are rejected
-    one by one. Raises FrameError when the frame as a whole is unreadable (truncated)."""
+    """Every record of one H0STCNT0/H0NXCNT0 data frame -> wire fields with the tr_id's
+    venue; bad records are rejected one by one. Raises FrameError when the frame as a whole
+    is unreadable (truncated, another TR)."""
     parts = text.split("|", 3)
     if len(parts) != 4:
         raise FrameError(f"want 4 '|'-separated parts (flag|tr_id|count|payload), got {len(parts)}")
     flag, tr_id, count_text, payload = parts
     if flag not in ("0", "1"):
         raise FrameError(f"encryption flag must be 0 or 1, got {flag!r}")
-    if tr_id != TR_ID:
-        raise FrameError(f"unexpected tr_id {tr_id!r} (this collector subscribes {TR_ID} only)")
+    venue = VENUE_OF_TR.get(tr_id)
+    if venue is None:
+        raise FrameError(f"unexpected tr_id {tr_id!r} (this collector subscribes {' and '.join(TR_IDS.values())} only)")
     if not count_text.isdigit() or int(count_text) < 1:
         raise FrameError(f"record count must be a positive number, got {count_text!r}")
     count = int(count_text)
@@ -103,15 +111,16 @@ def parse_frame(text: str, ciphers: Mapping[str, tuple[str, str]], received_at: 
     for i in range(count):
         record = values[i * stride : (i + 1) * stride]
         try:
-            out.ticks.append(record_to_fields(record, received_at, source))
+            out.ticks.append(record_to_fields(record, received_at, source, venue))
         except InvalidTick as exc:
             out.rejected.append(("^".join(record), f"record {i + 1} of {count}: {exc}"))
     return out
 
 
-def record_to_fields(record: Sequence[str], received_at: datetime, source: str = "kis") -> dict[str, str]:
+def record_to_fields(record: Sequence[str], received_at: datetime, source: str = "kis", venue: Venue = "KRX") -> dict[str, str]:
     day = business_date(record[F_DATE])
     return make_tick(
+        venue=venue,
         symbol=record[F_CODE],
         ts=kst_instant(day, record[F_TIME]),
         price=unsigned_decimal(record[F_PRICE], "price"),
@@ -124,33 +133,37 @@ def record_to_fields(record: Sequence[str], received_at: datetime, source: str =
 
 
 class KisSession(WsSession):
-    """One KIS WebSocket session (one app key) holding up to ``max_subscriptions`` symbols."""
+    """One KIS WebSocket session (one app key) holding up to ``max_subscriptions`` pairs,
+    each subscribed as (its venue's tr_id, symbol)."""
 
     source = "kis"
 
     def __init__(
         self,
         name: str,
-        symbols: Sequence[str],
+        pairs: Sequence[Pair],
         approval_key: Callable[[], str],
         options: WsOptions,
         outbox: Outbox,
         stats: CollectorStats,
     ):
-        super().__init__(name, symbols, options, outbox, stats)
+        super().__init__(name, pairs, options, outbox, stats)
         self._approval_key = approval_key
         self._key: str | None = None
         self.ciphers: dict[str, tuple[str, str]] = {}
-        self.pending: set[str] = set()
-        self.refused: dict[str, str] = {}
-        self.unsubscribing: set[str] = set()
+        self.pending: set[tuple[str, str]] = set()  # (tr_id, symbol) awaiting the ack
+        self.refused: dict[Pair, str] = {}
+        self.unsubscribing: set[tuple[str, str]] = set()
+
+    def _registrations(self) -> list[tuple[str, str]]:
+        return [(TR_IDS[venue], symbol) for venue, symbol in self.pairs if (venue, symbol) not in self.refused]
 
     async def on_open(self, ws) -> None:
         self._key = await asyncio.to_thread(self._approval_key)
-        self.pending = set(self.symbols) - set(self.refused)
-        for symbol in self.symbols:
-            if symbol not in self.refused:
-                await ws.send(subscribe_message(self._key, symbol))
+        registrations = self._registrations()
+        self.pending = set(registrations)
+        for tr_id, symbol in registrations:
+            await ws.send(subscribe_message(self._key, symbol, tr_id=tr_id))
         if not self.pending:
             self.mark_ready()
 
@@ -158,9 +171,9 @@ class KisSession(WsSession):
         """Unsubscribe and wait (briefly) for the acks; ticks arriving meanwhile still count."""
         if self._key is None:
             return
-        self.unsubscribing = set(self.symbols) - set(self.refused)
-        for symbol in self.unsubscribing:
-            await ws.send(subscribe_message(self._key, symbol, subscribe=False))
+        self.unsubscribing = set(self._registrations())
+        for tr_id, symbol in self.unsubscribing:
+            await ws.send(subscribe_message(self._key, symbol, subscribe=False, tr_id=tr_id))
         deadline = asyncio.get_running_loop().time() + 1.5
         while self.unsubscribing:
             left = deadline - asyncio.get_running_loop().time()
@@ -197,20 +210,22 @@ class KisSession(WsSession):
         code = str(body.get("msg_cd", ""))
         msg = str(body.get("msg1", ""))
         symbol = str(header.get("tr_key", ""))
+        registration = (str(tr_id), symbol)
+        venue = VENUE_OF_TR.get(str(tr_id), "KRX")
         if code in (SUBSCRIBED, ALREADY_SUBSCRIBED):
             output = body.get("output") or {}
             if output.get("key") and output.get("iv"):
                 self.ciphers[tr_id] = (str(output["key"]), str(output["iv"]))
-            self.pending.discard(symbol)
+            self.pending.discard(registration)
             if not self.pending:
                 self.mark_ready()
         elif code in (UNSUBSCRIBED, NOT_SUBSCRIBED):
-            self.unsubscribing.discard(symbol)
-            log.info("%s: %s %s (%s)", self.name, symbol, msg, code)
+            self.unsubscribing.discard(registration)
+            log.info("%s: %s %s %s (%s)", self.name, tr_id, symbol, msg, code)
         elif code == MAX_SUBSCRIBE_OVER or "MAX SUBSCRIBE OVER" in msg.upper():
             raise FatalCollectorError(
-                f"KIS refused subscription of {symbol}: {msg} ({code}); this session holds {len(self.symbols)} "
-                "symbols — lower TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS or add app keys (TICKVAULT_KIS_WS_EXTRA_APPS)"
+                f"KIS refused subscription of {venue} {symbol}: {msg} ({code}); this session holds {len(self.pairs)} "
+                "registrations — lower TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS or add app keys (TICKVAULT_KIS_WS_EXTRA_APPS)"
             )
         elif "APPROVAL" in msg.upper():
             invalidate = getattr(self._approval_key, "invalidate", None)
@@ -220,24 +235,14 @@ class KisSession(WsSession):
         elif code == KEY_IN_USE:
             raise SessionLost(f"KIS says the app key is already in use by another session ({code}); stop the other collector")
         else:
-            self.refused[symbol] = f"{code} {msg}".strip()
-            self.pending.discard(symbol)
+            if (venue, symbol) not in self.refused:
+                self.refused[(venue, symbol)] = f"{code} {msg}".strip()
+                self.stats.uncovered += 1
+            self.pending.discard(registration)
             log.error(
-                "%s: KIS refused subscription of %s: %s %s — check the symbol; it stays unsubscribed until restart",
-                self.name, symbol, code, msg,
+                "%s: KIS refused subscription of %s %s (%s): %s %s — check the symbol and the account; it stays "
+                "unsubscribed until restart (counted in tickvault_collector_uncovered_pairs)",
+                self.name, venue, symbol, tr_id, code, msg,
             )
             if not self.pending:
                 self.mark_ready()
-
-
-def plan_sessions(symbols: Sequence[str], app_count: int, per_session: int) -> list[list[str]]:
-    """Split symbols over sessions of ``per_session``; refuse clearly when keys are short."""
-    unique = list(dict.fromkeys(symbols))
-    chunks = [unique[i : i + per_session] for i in range(0, len(unique), per_session)]
-    if len(chunks) > app_count:
-        raise FatalCollectorError(
-            f"{len(unique)} symbols need {len(chunks)} KIS WebSocket sessions of {per_session} "
-            f"(TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS), but only {app_count} app key(s) are configured; "
-            "add keys in TICKVAULT_KIS_WS_EXTRA_APPS or collect fewer symbols"
-        )
-    return chunks

@@ -1,11 +1,14 @@
-"""Kiwoom real-time trades (type 0B) over Kiwoom's REST-API WebSocket.
+"""Kiwoom real-time trades (type 0B) over Kiwoom's REST-API WebSocket, both venues.
 
 Protocol (Kiwoom REST API, see docs/collectors.md): ``LOGIN`` with the REST token, wait for
-``return_code`` 0, ``REG`` the symbols for type ``0B``, echo every ``PING`` unchanged, and
-read ``REAL`` messages whose ``values`` are keyed by FID. Prices and volumes carry a sign
-(direction of the price change / of the trade), so magnitudes are taken and the volume's
-sign becomes the side. Messages carry no date: the business date is the KST date of the
-session (the market closes long before midnight).
+``return_code`` 0, ``REG`` the items for type ``0B``, echo every ``PING`` unchanged, and
+read ``REAL`` messages whose ``values`` are keyed by FID. The item names the venue: ``005930``
+is KRX, ``005930_NX`` is NXT (``_AL``, smart order routing, is not a venue and never
+registered). FID ``9081`` (거래소구분, 1 = KRX, 2 = NXT) is checked against the item's venue
+when present: a contradiction is dead-lettered and counted, never published under a guess.
+Prices and volumes carry a sign (direction of the price change / of the trade), so
+magnitudes are taken and the volume's sign becomes the side. Messages carry no date: the
+business date is the KST date of the session (NXT's after-market ends at 20:00 KST).
 """
 
 from __future__ import annotations
@@ -16,8 +19,8 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 
-from ...core.wire import KST, InvalidTick
-from .base import CollectorStats, FatalCollectorError, Outbox, SessionLost
+from ...core.wire import KST, InvalidTick, Venue, parse_venue_symbol
+from .base import CollectorStats, FatalCollectorError, Outbox, Pair, SessionLost
 from .mapping import kst_instant, make_tick, unsigned_decimal, unsigned_int
 from .ws import WsOptions, WsSession
 
@@ -25,6 +28,20 @@ log = logging.getLogger(__name__)
 
 REAL_TYPE = "0B"
 FID_TIME, FID_PRICE, FID_VOLUME, FID_CUM_VOLUME = "20", "10", "15", "13"
+FID_EXCHANGE, FID_SESSION = "9081", "290"  # 거래소구분, 장구분 (1 장전시간외, 2 장중, 3 장후시간외)
+#: FID 9081 values: 1 seen for KRX items in Kiwoom's spec, 2 for NXT items in third-party fixtures.
+EXCHANGE_CODES: dict[str, Venue] = {"1": "KRX", "2": "NXT"}
+ITEM_SUFFIX: dict[Venue, str] = {"KRX": "", "NXT": "_NX"}
+
+
+class VenueMismatch(InvalidTick):
+    """A REAL element whose own exchange field contradicts the item's venue."""
+
+
+def item_of(pair: Pair) -> str:
+    """The 0B item of a (venue, symbol) pair: ``005930`` (KRX), ``005930_NX`` (NXT)."""
+    venue, symbol = pair
+    return symbol + ITEM_SUFFIX[venue]
 
 
 def login_message(token: str) -> str:
@@ -56,9 +73,16 @@ def real_to_fields(item: Mapping, received_at: datetime, source: str = "kiwoom")
     missing = [f for f in (FID_TIME, FID_PRICE, FID_VOLUME, FID_CUM_VOLUME) if not values.get(f)]
     if missing:
         raise InvalidTick(f"0B values missing FID(s) {', '.join(missing)}")
+    venue, symbol = parse_venue_symbol("", str(item.get("item", "")))
+    exchange = str(values.get(FID_EXCHANGE) or "").strip()
+    if exchange and EXCHANGE_CODES.get(exchange) != venue:
+        named = EXCHANGE_CODES.get(exchange, f"an unknown exchange code {exchange!r}")
+        raise VenueMismatch(f"venue mismatch: item {item.get('item')!r} is {venue} but FID 9081 (거래소구분) says {named} "
+                            f"(FID 290 장구분 {values.get(FID_SESSION, '-')!s}); not published under a guess")
     volume_text = str(values[FID_VOLUME])
     return make_tick(
-        symbol=str(item.get("item", "")),
+        venue=venue,
+        symbol=symbol,
         ts=kst_instant(received_at.astimezone(KST).date(), str(values[FID_TIME])),
         price=unsigned_decimal(str(values[FID_PRICE]), "price"),
         volume=unsigned_int(volume_text, "volume"),
@@ -75,21 +99,22 @@ class KiwoomSession(WsSession):
     def __init__(
         self,
         name: str,
-        symbols: Sequence[str],
+        pairs: Sequence[Pair],
         token: Callable[[], str],
         options: WsOptions,
         outbox: Outbox,
         stats: CollectorStats,
     ):
-        super().__init__(name, symbols, options, outbox, stats)
+        super().__init__(name, pairs, options, outbox, stats)
         self._token = token
+        self.items = [item_of(pair) for pair in self.pairs]
 
     async def on_open(self, ws) -> None:
         token = await asyncio.to_thread(self._token)
         await ws.send(login_message(token))
 
     async def on_close(self, ws) -> None:
-        await ws.send(remove_message(self.symbols))
+        await ws.send(remove_message(self.items))
 
     async def on_message(self, ws, text: str, received_at: datetime) -> None:
         try:
@@ -108,12 +133,13 @@ class KiwoomSession(WsSession):
                 if invalidate is not None:
                     invalidate()  # an expired or revoked token: the next LOGIN gets a fresh one
                 raise SessionLost(f"Kiwoom LOGIN refused: {_code(message)} {message.get('return_msg', '')}".strip())
-            await ws.send(register_message(self.symbols))
+            await ws.send(register_message(self.items))
         elif trnm == "REG":
             if _code(message) != 0:
+                nxt = sum(1 for v, _ in self.pairs if v == "NXT")
                 raise FatalCollectorError(
-                    f"Kiwoom refused REG of {len(self.symbols)} symbols: {_code(message)} {message.get('return_msg', '')}; "
-                    "check the symbols and TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS"
+                    f"Kiwoom refused REG of {len(self.items)} items ({nxt} NXT): {_code(message)} {message.get('return_msg', '')}; "
+                    "check the symbols, TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS, and that the account is not the mock server (KRX only)"
                 )
             self.mark_ready()
         elif trnm == "SYSTEM":
@@ -136,6 +162,8 @@ class KiwoomSession(WsSession):
             try:
                 ticks.append(real_to_fields(item, received_at, self.source))
             except InvalidTick as exc:
+                if isinstance(exc, VenueMismatch):
+                    self.stats.venue_mismatches += 1
                 self.outbox.dead(json.dumps(item, ensure_ascii=False), f"kiwoom: REAL element {i + 1}: {exc}", frame=text)
         self.outbox.ticks(ticks)
 
@@ -146,13 +174,3 @@ def _code(message: Mapping) -> int | str:
         return int(code)
     except (TypeError, ValueError):
         return str(code)
-
-
-def check_limit(symbols: Sequence[str], limit: int) -> list[str]:
-    unique = list(dict.fromkeys(symbols))
-    if len(unique) > limit:
-        raise FatalCollectorError(
-            f"{len(unique)} symbols exceed the Kiwoom real-time registration limit of {limit} "
-            "(TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS); collect fewer symbols or run a second collector with another key"
-        )
-    return unique

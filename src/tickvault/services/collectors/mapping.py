@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, time
 from decimal import Decimal, InvalidOperation
 
-from ...core.wire import KST, InvalidTick, Tick, parse_fields
+from ...core.wire import KST, InvalidTick, Tick, Venue, parse_fields, parse_venue_symbol
 
 
 def kst_instant(day: date, hhmmss: str) -> datetime:
@@ -45,6 +45,8 @@ def unsigned_int(text: str, name: str) -> int:
 
 
 def make_tick(
+    *,
+    venue: Venue | None = None,
     symbol: str,
     ts: datetime,
     price: Decimal,
@@ -54,7 +56,9 @@ def make_tick(
     source: str,
     received_at: datetime,
 ) -> dict[str, str]:
-    """Wire fields for one trade; raises InvalidTick (the dead-letter reason) when invalid."""
-    fields = Tick(symbol, ts, price, volume, cum_volume, side, source, received_at).to_fields()
+    """Wire fields for one trade; raises InvalidTick (the dead-letter reason) when invalid.
+    ``venue`` None: the symbol's own spelling decides (``_NX`` = NXT, plain = KRX)."""
+    venue, code = parse_venue_symbol(venue or "", symbol)
+    fields = Tick(code, ts, price, volume, cum_volume, side, source, received_at, venue).to_fields()
     parse_fields(fields, received_at)
     return fields

@@ -3,21 +3,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import asyncio
+import logging
+from collections.abc import Callable, Collection, MutableMapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import redis
 
+from ...core.calendar import collect_window, is_trading_day, next_trading_day
 from ...core.config import Settings
 from ...core.stream import FrameLimits, SideRetention
-from .base import CollectorStats, FatalCollectorError, Outbox, gaps_stream
-from .kis import KisSession, plan_sessions
-from .kiwoom import KiwoomSession, check_limit
-from .ws import WsOptions, WsSession
+from ...core.wire import KST, UTC, VENUES, Venue
+from .base import CollectorStats, FatalCollectorError, Outbox, Pair, gaps_stream
+from .kis import KisSession
+from .kiwoom import KiwoomSession
+from .plan import SubscriptionPlan, plan_subscriptions, wanted_pairs
+from .ws import WsOptions, WsSession, run_sessions
+
+log = logging.getLogger(__name__)
 
 KIS_WS_REAL = "ws://ops.koreainvestment.com:21000"
 KIS_WS_PAPER = "ws://ops.koreainvestment.com:31000"
+
+
+KIS_PAPER_NO_NXT = "KIS serves no NXT feed (H0NXCNT0) on paper accounts (모의투자); use a real account for NXT"
+KIWOOM_MOCK_NO_NXT = "Kiwoom's mock server serves KRX only; use the real server for NXT"
 
 
 @dataclass
@@ -25,6 +36,7 @@ class Collector:
     sessions: list[WsSession]
     outbox: Outbox
     stats: CollectorStats
+    plan: SubscriptionPlan
 
 
 def kis_ws_url(settings: Settings) -> str:
@@ -118,36 +130,135 @@ def outbox_for(settings: Settings, client: redis.Redis, stats: CollectorStats, s
     )
 
 
+def kis_plan(settings: Settings, symbols: Sequence[str], *, venues: Collection[Venue] = VENUES,
+             universe: Collection[Pair] | None = None, app_count: int | None = None) -> SubscriptionPlan:
+    """The KIS plan: KRX for every symbol, NXT for those the day's ``universe`` lists there,
+    over ``app_count`` app keys (default: the configured ones) of kis_ws_max_subscriptions each."""
+    pairs, uncovered = wanted_pairs(symbols, venues, universe)
+    return plan_subscriptions(
+        "kis", pairs, app_count if app_count is not None else len(kis_apps(settings)), settings.kis_ws_max_subscriptions,
+        nxt_refused=KIS_PAPER_NO_NXT if settings.kis_paper else None, uncovered=uncovered,
+        room_hint=" (TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS per app key); add app keys in TICKVAULT_KIS_WS_EXTRA_APPS",
+    )
+
+
+def kiwoom_plan(settings: Settings, symbols: Sequence[str], *, venues: Collection[Venue] = VENUES,
+                universe: Collection[Pair] | None = None) -> SubscriptionPlan:
+    """The Kiwoom plan: one session of kiwoom_ws_max_subscriptions items (``CODE``, ``CODE_NX``)."""
+    pairs, uncovered = wanted_pairs(symbols, venues, universe)
+    return plan_subscriptions(
+        "kiwoom", pairs, 1, settings.kiwoom_ws_max_subscriptions,
+        nxt_refused=KIWOOM_MOCK_NO_NXT if "mockapi." in settings.kiwoom_ws_url else None, uncovered=uncovered,
+        room_hint=" (TICKVAULT_KIWOOM_WS_MAX_SUBSCRIPTIONS); run a second collector with another key",
+    )
+
+
+def log_plan(plan: SubscriptionPlan) -> None:
+    """Say at start what is covered, and every pair that is not, with its reason."""
+    log.info("subscription plan %s", plan.summary())
+    for (venue, symbol), why in plan.uncovered:
+        log.error("%s: %s %s NOT collected: %s", plan.broker, venue, symbol, why)
+
+
 def build_kis(
     settings: Settings,
-    symbols: Sequence[str],
+    plan: SubscriptionPlan,
     client: redis.Redis,
     approval_keys: Sequence[Callable[[], str]] | None = None,
 ) -> Collector:
     keys = list(approval_keys) if approval_keys is not None else kis_approval_keys(settings)
-    chunks = plan_sessions(symbols, len(keys), settings.kis_ws_max_subscriptions)
-    stats = CollectorStats()
+    if len(plan.sessions) > len(keys):
+        raise FatalCollectorError(f"the plan needs {len(plan.sessions)} KIS sessions but {len(keys)} app key(s) are configured; "
+                                  "plan with the configured keys (kis_plan)")
+    stats = CollectorStats(uncovered=len(plan.uncovered))
     outbox = outbox_for(settings, client, stats, "collect-kis")
     options = ws_options(settings, kis_ws_url(settings))
     sessions: list[WsSession] = [
-        KisSession(f"kis#{n + 1}", chunk, keys[n], options, outbox, stats) for n, chunk in enumerate(chunks)
+        KisSession(f"kis#{n + 1}", chunk, keys[n], options, outbox, stats) for n, chunk in enumerate(plan.sessions)
     ]
-    return Collector(sessions, outbox, stats)
+    log_plan(plan)
+    return Collector(sessions, outbox, stats, plan)
 
 
 def build_kiwoom(
     settings: Settings,
-    symbols: Sequence[str],
+    plan: SubscriptionPlan,
     client: redis.Redis,
     token: Callable[[], str] | None = None,
 ) -> Collector:
-    unique = check_limit(symbols, settings.kiwoom_ws_max_subscriptions)
     if token is None:
         token = kiwoom_token(settings)
-    stats = CollectorStats()
+    stats = CollectorStats(uncovered=len(plan.uncovered))
     outbox = outbox_for(settings, client, stats, "collect-kiwoom")
-    session = KiwoomSession("kiwoom", unique, token, ws_options(settings, settings.kiwoom_ws_url), outbox, stats)
-    return Collector([session], outbox, stats)
+    options = ws_options(settings, settings.kiwoom_ws_url)
+    sessions: list[WsSession] = [KiwoomSession("kiwoom", chunk, token, options, outbox, stats) for chunk in plan.sessions]
+    log_plan(plan)
+    return Collector(sessions, outbox, stats, plan)
+
+
+#: How long before the day's first session the plan is made again (universe refreshed).
+REPLAN_LEAD = timedelta(minutes=10)
+
+
+def seconds_to_replan(now: datetime | None = None) -> float:
+    """Seconds until ``REPLAN_LEAD`` before the next trading day's first session (session table)."""
+    now = (now or datetime.now(UTC)).astimezone(KST)
+    day = now.date() if is_trading_day(now.date()) else next_trading_day(now.date())
+    while True:
+        due = collect_window(day)[0] - REPLAN_LEAD
+        if due > now:
+            return (due - now).total_seconds()
+        day = next_trading_day(day)
+
+
+async def run_with_daily_plan(
+    build: Callable[[SubscriptionPlan], Collector],
+    plan: SubscriptionPlan,
+    replan: Callable[[], SubscriptionPlan],
+    stop: asyncio.Event,
+    stats_by_source: MutableMapping[str, CollectorStats],
+    source: str,
+    wait_s: Callable[[], float] = seconds_to_replan,
+) -> Collector:
+    """Run a collector until ``stop``; each trading morning, before the first session, make the
+    plan again (the day's universe refreshed) and, when it changed, stop the sessions cleanly
+    and start them with the new plan — no trading then, so no gap. ``stats_by_source[source]``
+    always holds the running collector's counters (the metrics endpoint reads it)."""
+    while True:
+        collector = build(plan)
+        stats_by_source[source] = collector.stats
+        sessions_stop = asyncio.Event()
+        changed: list[SubscriptionPlan] = []
+
+        async def forward_stop(sessions_stop: asyncio.Event = sessions_stop) -> None:
+            await stop.wait()
+            sessions_stop.set()
+
+        async def watch(current: SubscriptionPlan = plan, sessions_stop: asyncio.Event = sessions_stop,
+                        changed: list[SubscriptionPlan] = changed) -> None:
+            while True:
+                await asyncio.sleep(max(0.0, wait_s()))
+                try:
+                    new = await asyncio.to_thread(replan)
+                except Exception as exc:  # noqa: BLE001 - a failed morning plan keeps yesterday's subscriptions
+                    log.error("%s: the morning plan failed (%s); keeping the current subscriptions", source, exc)
+                    continue
+                if (new.covered, new.uncovered) != (current.covered, current.uncovered):
+                    changed.append(new)
+                    sessions_stop.set()
+                    return
+                log.info("%s: the morning plan is unchanged (%s)", source, new.summary())
+
+        helpers = [asyncio.create_task(forward_stop()), asyncio.create_task(watch())]
+        try:
+            await run_sessions(collector.sessions, collector.outbox, sessions_stop)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+        if stop.is_set() or not changed:
+            return collector
+        plan = changed[0]
+        log.info("%s: the day's plan changed; resubscribing: %s", source, plan.summary())
 
 
 def read_gaps(client: redis.Redis, stream: str, since: datetime | None = None) -> list[dict[str, str]]:

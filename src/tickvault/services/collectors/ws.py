@@ -25,6 +25,7 @@ from .base import (
     FatalCollectorError,
     GapTracker,
     Outbox,
+    Pair,
     SessionClock,
     SessionLost,
     from_epoch,
@@ -45,18 +46,18 @@ class WsOptions:
 
 
 class WsSession:
-    """Base of the KIS and Kiwoom sessions. ``ready`` means every symbol is subscribed."""
+    """Base of the KIS and Kiwoom sessions. ``ready`` means every (venue, symbol) pair is subscribed."""
 
     source = "ws"
 
-    def __init__(self, name: str, symbols: Sequence[str], options: WsOptions, outbox: Outbox, stats: CollectorStats):
+    def __init__(self, name: str, pairs: Sequence[Pair], options: WsOptions, outbox: Outbox, stats: CollectorStats):
         self.name = name
-        self.symbols = tuple(symbols)
+        self.pairs = tuple(pairs)
         self.options = options
         self.outbox = outbox
         self.stats = stats
-        self.clock = SessionClock(options.session_hours)
-        self.gaps = GapTracker(self.source, self.symbols, outbox)
+        self.clock = SessionClock(options.session_hours, {venue for venue, _ in self.pairs})
+        self.gaps = GapTracker(self.source, self.pairs, outbox)
         self.ready = False
         self.sessions = 0  # connections that became ready (tests, logs)
         self._last_frame: float | None = None
@@ -76,7 +77,7 @@ class WsSession:
             self.ready = True
             self.sessions += 1
             self.gaps.resumed()
-            log.info("%s: subscribed to %d symbol(s)", self.name, len(self.symbols))
+            log.info("%s: subscribed to %d (venue, symbol) pair(s)", self.name, len(self.pairs))
 
     # --- the keep-alive loop
     async def run(self, stop: asyncio.Event) -> None:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from datetime import time as dtime
 
-from ...core.wire import KST, UTC, InvalidTick, Tick, parse_fields
+from ...core.wire import KST, UTC, InvalidTick, Tick, Venue, parse_fields
 from ..brokers.common import BrokerTrade
 from .archive import StoredTick, SymbolArchive, analyse
 
@@ -32,8 +32,9 @@ class Conversion:
 
 
 def _tick(symbol: str, trade: BrokerTrade, cum_volume: int, received_at: datetime) -> Tick:
-    """Validated like any tick arriving on the stream (same rules, same messages)."""
-    tick = Tick(symbol, trade.ts.astimezone(UTC), trade.price, trade.volume, cum_volume, None, SOURCE, received_at)
+    """Validated like any tick arriving on the stream (same rules, same messages), on the
+    venue the broker listed the trade for."""
+    tick = Tick(symbol, trade.ts.astimezone(UTC), trade.price, trade.volume, cum_volume, None, SOURCE, received_at, trade.venue)
     return parse_fields(tick.to_fields(), received_at)
 
 
@@ -61,8 +62,19 @@ def _check_no_new_conflicts(archive: SymbolArchive, conversion: Conversion) -> C
     return conversion
 
 
-def from_exact(archive: SymbolArchive, trades: list[BrokerTrade], received_at: datetime) -> Conversion:
-    """KIS: trades carry their cumulative volume."""
+def _other_venue(trades: list[BrokerTrade], venue: Venue) -> str | None:
+    """A list holding another venue's trades cannot fill this venue's holes (each venue counts its own volume)."""
+    others = sorted({t.venue for t in trades if t.venue != venue})
+    if others:
+        return f"the broker listed {', '.join(others)} trades for a {venue} recovery; nothing inserted"
+    return None
+
+
+def from_exact(archive: SymbolArchive, trades: list[BrokerTrade], received_at: datetime, venue: Venue = "KRX") -> Conversion:
+    """KIS: trades carry their cumulative volume (of ``venue``, the archive's venue)."""
+    wrong = _other_venue(trades, venue)
+    if wrong:
+        return Conversion(mismatches=len(trades), reason=wrong)
     stored = {t.cum_volume: t for t in archive.ticks}
     out = Conversion()
     seen: set[int] = set()
@@ -89,11 +101,15 @@ def from_exact(archive: SymbolArchive, trades: list[BrokerTrade], received_at: d
     return _check_no_new_conflicts(archive, out)
 
 
-def from_anchored(archive: SymbolArchive, trades: list[BrokerTrade], since: datetime, received_at: datetime) -> Conversion:
-    """Kiwoom: rebuild cumulative volume from the stored cumulative volume at ``since``.
+def from_anchored(archive: SymbolArchive, trades: list[BrokerTrade], since: datetime, received_at: datetime,
+                  venue: Venue = "KRX") -> Conversion:
+    """Kiwoom: rebuild ``venue``'s cumulative volume from the stored one at ``since``.
 
-    ``trades`` must hold every broker trade from ``since`` to the end of the day, oldest first.
+    ``trades`` must hold every broker trade of ``venue`` from ``since`` to the end of the day, oldest first.
     """
+    wrong = _other_venue(trades, venue)
+    if wrong:
+        return Conversion(mismatches=len(trades), reason=wrong)
     rows = [t for t in trades if t.ts >= since]
     before = archive.last_before(since)
     anchor = before.cum_volume if before else 0

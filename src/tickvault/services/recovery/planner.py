@@ -15,13 +15,15 @@ re-reads the minute bars.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
 import redis
 
+from ...core import calendar
 from ...core.calendar import trading_date, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import StoreError
@@ -48,13 +50,28 @@ def today_kst() -> date:
     return trading_date(datetime.now(UTC))
 
 
-def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore]) -> dict[str, Any]:
+def _verify(settings: Settings, day: date, symbols: Sequence[str] | None, with_hot: bool, stores: Sequence[TickStore],
+            venue: Venue, proven_empty: frozenset[str] = frozenset()) -> dict[str, Any]:
+    """The day's verify, judged for one venue (the other venue has its own run); a universe
+    symbol without ticks counts as complete once the broker proved it did not trade."""
     from ..sync import verify
 
     report = verify(settings, day, symbols=list(symbols) if symbols else None, source="both" if with_hot else "cold", stores=stores)
-    data = report.to_dict()
-    return {"consistent": data["consistent"], "reasons": data["reasons"], "missing_volume": data["missing_volume"],
-            "gaps": len(data["gaps"]), "differences": len(data["differences"])}
+    facts = report.venues().get(venue, {})
+    missing = [s for s in facts.get("silent", []) if s not in proven_empty]
+    errors = [f"{c.store} store unreadable: {c.error}" for c in report.stores.values() if c.error]
+    duplicates = sum(1 for c in report.stores.values() for d in c.duplicate_samples if d.venue == venue)
+    reasons = errors + [r for r in report.reasons() if r.startswith(f"{venue}:")]
+    if report.no_ticks:
+        reasons.append(f"not proven: {day} is a trading day and no store holds a tick of it")
+    if missing:
+        reasons.append(f"{venue}: {len(missing)} symbol(s) of the day's universe have no ticks ({', '.join(missing[:5])})")
+    if facts.get("differences"):
+        reasons.append(f"{venue}: hot and cold differ in {facts['differences']} minute(s)")
+    if duplicates:
+        reasons.append(f"{venue}: {duplicates} duplicated tick(s)")
+    return {"consistent": not reasons, "reasons": reasons, "missing_volume": facts.get("missing_volume", 0),
+            "gaps": facts.get("gaps", 0), "differences": facts.get("differences", 0), "venue": venue}
 
 
 def _counts(table: pa.Table) -> dict[str, int]:
@@ -95,11 +112,14 @@ class Recovery:
         hot, lake = self._stores()
         with_hot = hot_days(self.settings, trading_day_bounds(self.today)[0]).holds(self.day)
         report = RecoveryReport(self.day, self.broker, self.dry_run, with_hot, datetime.now(UTC), venue=self.venue)
-        source = self._source or open_source(self.settings, self.broker)
+        source = self._source or open_source(self.settings, self.broker, self.venue)
+        if getattr(source, "venue", self.venue) != self.venue:
+            raise ValueError(f"the broker source serves {source.venue}, not {self.venue}; open one source per venue")
+        self._note_open_day(report)
         stores: list[TickStore] = [hot, lake] if with_hot else [lake]
         try:
             lake.require()
-            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, stores)
+            report.verify_before = _verify(self.settings, self.day, self.symbols, with_hot, stores, self.venue)
             self._collector_gaps = self._read_collector_gaps(report)
             named = {s for symbols, _ in self._collector_gaps for s in symbols}
             symbols = self.symbols or sorted(set(self._day_symbols(hot, lake, with_hot)) | named)
@@ -107,7 +127,8 @@ class Recovery:
                 self._recover_chunk(source, symbols[first : first + SYMBOL_CHUNK], report, hot, lake, with_hot)
             report.calls = source.calls()
             if not self.dry_run:
-                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, stores)
+                proven_empty = frozenset(r.symbol for r in report.symbols if r.complete and r.ticks_after == 0)
+                report.verify_after = _verify(self.settings, self.day, self.symbols, with_hot, stores, self.venue, proven_empty)
         finally:
             if self._source is None:
                 source.close()
@@ -121,11 +142,23 @@ class Recovery:
                 lake.close()
         return report
 
+    def _note_open_day(self, report: RecoveryReport) -> None:
+        """A run before the venue's close checks only the trades so far: say so (the scheduler waits)."""
+        if not calendar.venue_active(self.day, self.venue):
+            return
+        close = calendar.venue_close(self.day, self.venue)
+        if datetime.now(UTC) < close:
+            report.notes.append(f"{self.venue} trades until {close:%H:%M} KST: later trades are not checked; "
+                                f"re-run after {close:%H:%M} (the scheduled run does)")
+
     def _day_symbols(self, hot: HotStore, lake: Lake, with_hot: bool) -> list[str]:
-        """Every symbol either store holds for the day on this run's venue."""
+        """Every symbol either store holds for the day on this run's venue, and every symbol the
+        day's universe lists for it (a symbol with no stored tick at all is checked too)."""
         found = {s for v, s in lake.symbols_of_day(self.day) if v == self.venue}
+        found |= {s for v, s in lake.read_universe(self.day) if v == self.venue}
         if with_hot:
             found |= {s for v, s in hot.symbols_of_day(self.day) if v == self.venue}
+            found |= {s for v, s in hot.read_universe(self.day) if v == self.venue}
         return sorted(found)
 
     def _read_collector_gaps(self, report: RecoveryReport) -> list[tuple[frozenset[str], tuple[datetime, datetime]]]:
@@ -143,9 +176,11 @@ class Recovery:
             return []
         gaps = []
         for record in records:
-            start, end = datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
-            if start >= day_end:
+            if record.get("venue", self.venue) != self.venue:  # a record of one venue's feed only
                 continue
+            start, end = datetime.fromisoformat(record["start"]), datetime.fromisoformat(record["end"])
+            if start >= day_end or record.get("venue", self.venue) != self.venue:
+                continue  # a record without a venue (pub/sub bridge) covers every venue
             window = (max(minute(start), day_start), min(minute(end) + timedelta(minutes=1), day_end))
             gaps.append((frozenset(s for s in record.get("symbols", "").split(",") if s), window))
         return gaps
@@ -174,7 +209,7 @@ class Recovery:
         del lake_ticks, hot_ticks
         for symbol in symbols:
             archive = archives.get(symbol) or SymbolArchive(symbol, [], [], 0)
-            sym = SymbolReport(symbol, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
+            sym = SymbolReport(symbol, venue=self.venue, copied_to_hot=copied_hot.get(symbol, 0), copied_to_lake=copied_lake.get(symbol, 0),
                                lake_ticks_before=in_lake.get(symbol, 0), hot_ticks_before=in_hot.get(symbol, 0),
                                collector_gaps=self._recorded_windows(symbol))
             report.symbols.append(sym)
@@ -218,7 +253,7 @@ class Recovery:
                 return
             if total is not None:
                 sym.notes.append(f"broker day volume {total}, archive {stored}: checking minute bars")
-        until = DEFAULT_UNTIL
+        until = self._until()
         if archive.ticks:
             until = max(until, minute(archive.ticks[-1].ts).strftime("%H%M%S"))
         bars = source.minute_bars(sym.symbol, self.day, self.today, until)
@@ -239,6 +274,13 @@ class Recovery:
         if archive.missing and not sym.still_disagreeing:
             sym.notes.append(f"{len(archive.missing)} continuity gap(s) remain although the bars agree (volume {sym.missing_volume_left})")
 
+    def _until(self) -> str:
+        """Minute bars are read back from the venue's close (KRX 18:10 or 20:00, NXT 20:00)."""
+        if not calendar.venue_active(self.day, self.venue):
+            return DEFAULT_UNTIL
+        close = calendar.venue_close(self.day, self.venue).astimezone(KST)
+        return close.strftime("%H%M%S") if close.date() == self.day else "235959"
+
     def _fetch_and_apply(self, source: BrokerSource, archive: SymbolArchive, sym: SymbolReport, windows: list[tuple[datetime, datetime]],
                          hot: HotStore, lake: Lake, with_hot: bool) -> tuple[SymbolArchive, Conversion, str | None]:
         """Broker trades for ``windows`` -> proven ticks -> both stores. Returns the archive with them."""
@@ -251,12 +293,12 @@ class Recovery:
             return archive, Conversion(), str(exc)
         now = datetime.now(UTC)
         if source.exact_cum_volume:
-            conversion = from_exact(archive, trades, now)
+            conversion = from_exact(archive, trades, now, self.venue)
         else:
-            conversion = from_anchored(archive, trades, windows[0][0], now)
+            conversion = from_anchored(archive, trades, windows[0][0], now, self.venue)
         if conversion.reason:
             sym.notes.append(conversion.reason)
-        new = conversion.ticks
+        new = [replace(t, venue=self.venue) for t in conversion.ticks]  # the trades of this run's venue
         if not new:
             return archive, conversion, None
         table = ticks_to_table(new)
@@ -295,6 +337,16 @@ def _why(broker: int, archive: int, unavailable: str | None, conversion: Convers
 
 
 def recover(settings: Settings, day: date, *, broker: str | None = None, symbols: Sequence[str] | None = None,
-            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None) -> RecoveryReport:
-    """Run recovery for one KST date; see the module docstring."""
-    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source).run()
+            dry_run: bool = False, today: date | None = None, source: BrokerSource | None = None,
+            venue: Venue = "KRX") -> RecoveryReport:
+    """Run recovery of one venue for one KST date; see the module docstring."""
+    return Recovery(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today, source=source, venue=venue).run()
+
+
+def recover_venues(settings: Settings, day: date, venues: Sequence[Venue], *, broker: str | None = None,
+                   symbols: Sequence[str] | None = None, dry_run: bool = False, today: date | None = None,
+                   sources: Mapping[str, BrokerSource] | None = None) -> list[RecoveryReport]:
+    """One recovery run per venue that trades on ``day`` (KRX first); ``sources``: a broker source per venue."""
+    active = [v for v in venues if calendar.venue_active(day, v)] or list(venues[:1])
+    return [recover(settings, day, broker=broker, symbols=symbols, dry_run=dry_run, today=today,
+                    source=(sources or {}).get(v), venue=v) for v in active]

@@ -1,7 +1,8 @@
-"""The recovery report: per symbol what was found, recovered and what is still wrong, and why.
+"""The recovery report: per (venue, symbol) what was found, recovered and what is still wrong, and why.
 
-Stored twice: as JSON in the lake directory (``recovery/<date>-<broker>.json``, next to
-the data it vouches for) and one row per symbol in the hot table ``recovery_report``.
+One run compares one venue. Stored twice: as JSON in the lake directory
+(``recovery/<date>-<broker>.json`` for KRX, ``<date>-<broker>-nxt.json`` for NXT, next to the
+data it vouches for) and one row per (venue, symbol) in the hot table ``recovery_report``.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class Disagreement:
 @dataclass
 class SymbolReport:
     symbol: str
+    venue: str = "KRX"  # the venue whose trades of the symbol were compared
     ticks_before: int = 0  # in either store (the union)
     lake_ticks_before: int = 0
     hot_ticks_before: int = 0  # 0 when the day is outside the hot retention
@@ -148,13 +150,14 @@ class RecoveryReport:
     def render(self) -> str:
         """Plain-text table for a terminal or a log."""
         state = "COMPLETE" if self.complete else "NOT COMPLETE"
-        head = f"recovery {self.day} via {self.broker}{' (dry run)' if self.dry_run else ''}: {state}; broker calls {self.calls.get('total', 0)}"
-        cols = (f"{'symbol':<8} {'ticks before':>12} {'after':>8} {'gaps':>5} {'missing vol':>11} {'recovered':>10} {'rec vol':>9} "
+        head = (f"recovery {self.day} {self.venue} via {self.broker}{' (dry run)' if self.dry_run else ''}: {state}; "
+                f"broker calls {self.calls.get('total', 0)}")
+        cols = (f"{'venue':<5} {'symbol':<8} {'ticks before':>12} {'after':>8} {'gaps':>5} {'missing vol':>11} {'recovered':>10} {'rec vol':>9} "
                 f"{'to hot':>7} {'to lake':>7} {'disagree':>8}  status")
         lines = [head, cols]
         for s in self.symbols:
             lines.append(
-                f"{s.symbol:<8} {s.ticks_before:>12} {s.ticks_after:>8} {s.gaps_found:>5} {s.missing_volume_found:>11} "
+                f"{s.venue:<5} {s.symbol:<8} {s.ticks_before:>12} {s.ticks_after:>8} {s.gaps_found:>5} {s.missing_volume_found:>11} "
                 f"{s.ticks_recovered:>10} {s.volume_recovered:>9} {s.copied_to_hot:>7} {s.copied_to_lake:>7} {len(s.still_disagreeing):>8}  {s.status}"
             )
             for d in s.still_disagreeing[:5]:
@@ -169,13 +172,15 @@ class RecoveryReport:
 
 
 # ---------------------------------------------------------------- storage
-def report_path(lake_dir: Path, day: date, broker: str) -> Path:
-    return Path(lake_dir) / "recovery" / f"{day.isoformat()}-{broker}.json"
+def report_path(lake_dir: Path, day: date, broker: str, venue: str = "KRX") -> Path:
+    """``recovery/<date>-<broker>.json`` for KRX (as before venues), ``…-<broker>-nxt.json`` for NXT."""
+    suffix = "" if venue == "KRX" else f"-{venue.lower()}"
+    return Path(lake_dir) / "recovery" / f"{day.isoformat()}-{broker}{suffix}.json"
 
 
 def write_json(report: RecoveryReport, lake_dir: Path) -> Path:
     """Atomic write: a reader never sees half a report."""
-    path = report_path(lake_dir, report.day, report.broker)
+    path = report_path(lake_dir, report.day, report.broker, report.venue)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".report-")
     try:
@@ -189,7 +194,7 @@ def write_json(report: RecoveryReport, lake_dir: Path) -> Path:
 
 
 def report_rows(report: RecoveryReport) -> list[dict[str, Any]]:
-    """One row per (day, broker, symbol) for the hot store's ``recovery_report`` table."""
+    """One row per (day, broker, venue, symbol) for the hot store's ``recovery_report`` table."""
     ran_at = report.finished_at or datetime.now(UTC)
     return [
         {

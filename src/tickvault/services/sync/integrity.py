@@ -19,7 +19,8 @@ log = logging.getLogger(__name__)
 UTC = UTC
 
 def status_of(row: dict[str, Any], differs: bool) -> str:
-    """ok | repaired | gaps | differs | duplicates — the worst thing true of the symbol."""
+    """ok | repaired | gaps | differs | duplicates — the worst thing true of the (venue, symbol)
+    (``integrity_rows`` adds "missing": in the day's universe, no tick in any store)."""
     if row["duplicates"]:
         return "duplicates"
     if differs:
@@ -33,7 +34,8 @@ def status_of(row: dict[str, Any], differs: bool) -> str:
 
 def integrity_rows(after: VerifyReport, scans: Sequence[Any], added: dict[tuple[str, str], dict[str, int]]) -> list[dict[str, Any]]:
     """Rows for the report from the final scans. ticks/volume: the larger of the two stores
-    (equal once consistent); gaps: gaps of the union (trades neither store holds)."""
+    (equal once consistent); gaps: gaps of the union (trades neither store holds); a pair of the
+    day's universe no store holds a tick of gets a row with status "missing"."""
     per: dict[tuple[str, str], dict[str, Any]] = {}
 
     def row_of(venue: str, symbol: str) -> dict[str, Any]:
@@ -59,9 +61,12 @@ def integrity_rows(after: VerifyReport, scans: Sequence[Any], added: dict[tuple[
         row = row_of(venue, symbol)
         row["repaired_hot"] += counts.get("hot", 0)
         row["repaired_cold"] += counts.get("cold", 0)
+    for venue, symbol in after.silent:
+        row_of(venue, symbol)
     differing = {(d.venue, d.symbol) for d in after.differences}
+    missing = set(after.silent)
     for series, row in per.items():
-        row["status"] = status_of(row, series in differing)
+        row["status"] = "missing" if series in missing else status_of(row, series in differing)
     return [per[key] for key in sorted(per, key=lambda k: (k[1], k[0]))]
 
 

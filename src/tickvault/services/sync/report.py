@@ -115,6 +115,20 @@ class MinuteDiff:
         }
 
 
+@dataclass(frozen=True)
+class OffSession:
+    """Ticks of one (venue, symbol) stamped outside every session of their venue: stored, and flagged."""
+
+    venue: str
+    symbol: str
+    ticks: int
+    first_ts: datetime
+    last_ts: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"venue": self.venue, "symbol": self.symbol, "ticks": self.ticks, "first_ts": _iso(self.first_ts), "last_ts": _iso(self.last_ts)}
+
+
 @dataclass
 class StoreCheck:
     """Continuity and duplicates of one store for the day."""
@@ -163,6 +177,12 @@ class VerifyReport:
     no_ticks: bool = False
     #: (venue, symbol) pairs of the day's universe (``read_universe``) without a tick in any store checked
     silent: list[tuple[str, str]] = field(default_factory=list)
+    #: the day's (venue, symbol) universe as recorded; None when none was (then only series with ticks are checked)
+    universe: list[tuple[str, str]] | None = None
+    #: ticks outside every session of their venue (flagged, they do not make the day inconsistent)
+    out_of_session: list[OffSession] = field(default_factory=list)
+    #: (venue, symbol) series with ticks in any store checked, for the per-venue summary
+    series: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def consistent(self) -> bool:
@@ -172,6 +192,26 @@ class VerifyReport:
     def stores_agree(self) -> bool:
         """Every store is readable and clean and hot == cold: what remains is only "not proven"."""
         return all(s.consistent for s in self.stores.values()) and not self.differences and not self.gaps
+
+    def venues(self) -> dict[str, dict[str, Any]]:
+        """Per venue: series expected (universe) and seen, gaps and exact missing volume, flags."""
+        names = sorted({v for v, _ in self.series} | {v for v, _ in self.universe or []} | {g.venue for g in self.gaps})
+        out: dict[str, dict[str, Any]] = {}
+        for venue in names:
+            gaps = [g for g in self.gaps if g.venue == venue and g.missing_volume > 0]
+            off = [o for o in self.out_of_session if o.venue == venue]
+            silent = [s for v, s in self.silent if v == venue]
+            out[venue] = {
+                "series": sum(1 for v, _ in self.series if v == venue),
+                "universe": None if self.universe is None else sum(1 for v, _ in self.universe if v == venue),
+                "silent": silent,
+                "gaps": len(gaps),
+                "missing_volume": sum(g.missing_volume for g in gaps),
+                "differences": sum(1 for d in self.differences if d.venue == venue),
+                "out_of_session_ticks": sum(o.ticks for o in off),
+                "complete": not gaps and not silent and not any(d.venue == venue for d in self.differences),
+            }
+        return out
 
     @property
     def missing_volume(self) -> int:
@@ -192,11 +232,24 @@ class VerifyReport:
                 out.append(f"{s.store}: {s.duplicates} duplicate tick(s)")
         if self.differences:
             out.append(f"hot and cold differ in {len(self.differences)} minute(s)")
+        for venue, facts in self.venues().items():
+            if facts["missing_volume"]:
+                out.append(f"{venue}: {facts['gaps']} gap(s), {facts['missing_volume']} volume missing")
         if self.no_ticks:
             out.append(f"not proven: {self.day} is a trading day and no store checked holds a tick of it")
         if self.silent:
             names = ", ".join(f"{venue}:{symbol}" for venue, symbol in self.silent[:5])
             out.append(f"not proven: {len(self.silent)} (venue, symbol) of the day's universe without a tick ({names})")
+        return out
+
+    def flags(self) -> list[str]:
+        """What is stored but suspicious (does not make the day inconsistent): ticks outside every session."""
+        out = []
+        for venue in sorted({o.venue for o in self.out_of_session}):
+            mine = [o for o in self.out_of_session if o.venue == venue]
+            out.append(f"{venue}: {sum(o.ticks for o in mine)} tick(s) of {len(mine)} symbol(s) outside every {venue} session")
+        if self.universe is None:
+            out.append("no universe recorded for the day: only the series that have ticks were checked")
         return out
 
     def to_dict(self) -> dict[str, Any]:
@@ -214,6 +267,10 @@ class VerifyReport:
             "differences": [d.to_dict() for d in self.differences],
             "no_ticks": self.no_ticks,
             "silent": [{"venue": venue, "symbol": symbol} for venue, symbol in self.silent],
+            "venues": self.venues(),
+            "universe_recorded": self.universe is not None,
+            "out_of_session": [o.to_dict() for o in self.out_of_session],
+            "flags": self.flags(),
         }
 
     @staticmethod

@@ -3,9 +3,14 @@
 Per (venue, symbol), sorted by cumulative volume, every tick must satisfy
 ``cum_volume[i] - cum_volume[i-1] == volume[i]`` (the first: ``cum_volume == volume``).
 Each store answers one aggregate query per (venue, symbol, minute) that carries the continuity
-breaks too, so a clean day costs one query per store; the tick-level break list is only
+breaks too, so a clean day costs one query per store (plus the day's universe, and the ticks of
+the few minutes a session boundary cuts, for the session flags); the tick-level break list is only
 fetched when a break exists. Hot-vs-cold differences come from comparing the per-minute
 fingerprints (count, volume, max cumulative volume, checksum of natural keys).
+
+A day is complete only when every (venue, symbol) of its recorded universe is proven: a pair
+with no tick in any store is "silent" (not proven). Ticks outside every session of their venue
+(``core.calendar.in_session``) are stored and flagged, not refused.
 """
 
 from __future__ import annotations
@@ -14,19 +19,23 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
+from ...core import calendar
 from ...core.calendar import is_trading_day, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError
 from ...stores.contract import TickStore
 from .gaps import LastTick, union_gaps
-from .report import Duplicate, Gap, MinuteDiff, MinuteStats, StoreCheck, VerifyReport
+from .report import Duplicate, Gap, MinuteDiff, MinuteStats, OffSession, StoreCheck, VerifyReport
 
 log = logging.getLogger(__name__)
 UTC = UTC
 SOURCES = ("hot", "cold", "both")
 
+MINUTE = timedelta(minutes=1)
+TICK_RESOLUTION = timedelta(microseconds=1)
 MinuteKey = tuple[str, str, int]  # (venue, symbol, epoch minute)
 Series = tuple[str, str]  # (venue, symbol)
 
@@ -163,6 +172,7 @@ def build_report(
     else:
         gaps = union_gaps({s.check.store: s.check.gaps for s in readable}, {s.check.store: s.last for s in readable})
     differences = compare(scans[0], scans[1]) if len(scans) == 2 else []
+    series = {(venue, symbol) for result in readable for venue, symbol, _ in result.minutes}
     report = VerifyReport(
         day=day,
         source=source,
@@ -170,16 +180,22 @@ def build_report(
         stores={s.check.store: s.check for s in scans},
         gaps=gaps,
         differences=differences,
+        series=series,
     )
+    report.universe = read_universe(stores, scans, day, symbols)
     if readable and end >= trading_day_bounds(day)[1]:  # a day cut short (reconcile of today) may still fill up
         report.no_ticks = is_trading_day(day) and not any(s.check.ticks for s in readable)
-        report.silent = silent_pairs(stores, scans, day, symbols)
+        report.silent = [pair for pair in report.universe or [] if pair not in series]
+    first = next(((store, result) for store, result in zip(stores, scans) if not result.check.error), None)
+    if first is not None:
+        report.out_of_session = out_of_session(first[0], first[1], day)
     return report
 
 
-def silent_pairs(stores: Sequence[TickStore], scans: Sequence[StoreScan], day: date, symbols: Sequence[str] | None) -> list[tuple[str, str]]:
-    """(venue, symbol) pairs of the day's universe (as the first readable store recorded it) that no
-    readable store holds a tick of."""
+def read_universe(stores: Sequence[TickStore], scans: Sequence[StoreScan], day: date,
+                  symbols: Sequence[str] | None) -> list[tuple[str, str]] | None:
+    """The day's (venue, symbol) universe as the first readable store recorded it, sorted by symbol
+    then venue (only ``symbols`` when given); None when that store recorded none."""
     universe: list[tuple[str, str]] = []
     for store, result in zip(stores, scans):
         if result.check.error:
@@ -190,9 +206,59 @@ def silent_pairs(stores: Sequence[TickStore], scans: Sequence[StoreScan], day: d
             log.error("sync: cannot read the %s store's universe of %s (%s)", store.name, day, exc)
             continue
         break
+    if not universe:
+        return None
     wanted = set(symbols) if symbols else None
-    seen = {(venue, symbol) for result in scans if not result.check.error for venue, symbol, _ in result.minutes}
-    return sorted((p for p in universe if p not in seen and (wanted is None or p[1] in wanted)), key=lambda p: (p[1], p[0]))
+    return sorted((p for p in universe if wanted is None or p[1] in wanted), key=lambda p: (p[1], p[0]))
+
+
+def _minute_class(day: date, venue: str, minute: int, cache: dict[tuple[str, int], str]) -> str:
+    """'in' (every instant inside one session of the venue), 'out' (none) or 'part' (check tick by tick)."""
+    key = (venue, minute)
+    if key not in cache:
+        start = minute_start(minute)
+        last = start + MINUTE - TICK_RESOLUTION
+        windows = calendar.sessions(day, venue)  # type: ignore[arg-type]
+        first_in, last_in = calendar.in_session(start, venue), calendar.in_session(last, venue)  # type: ignore[arg-type]
+        if first_in is not None and first_in == last_in:
+            cache[key] = "in"
+        elif first_in is None and last_in is None and not any(
+            w.trades_start is not None and start < w.trades_start <= last for w in windows
+        ):
+            cache[key] = "out"
+        else:
+            cache[key] = "part"
+    return cache[key]
+
+
+def out_of_session(store: TickStore, result: StoreScan, day: date) -> list[OffSession]:
+    """Ticks outside every session of their venue, from the minute fingerprints; only minutes a
+    session boundary cuts (NXT's 09:00:30) are read tick by tick."""
+    cache: dict[tuple[str, int], str] = {}
+    found: dict[tuple[str, str], list[Any]] = {}
+    partial: dict[str, dict[int, set[str]]] = {}
+
+    def flag(venue: str, symbol: str, ticks: int, first: datetime, last: datetime) -> None:
+        seen = found.setdefault((venue, symbol), [0, first, last])
+        seen[0] += ticks
+        seen[1], seen[2] = min(seen[1], first), max(seen[2], last)
+
+    for (venue, symbol, minute), stats in result.minutes.items():
+        kind = _minute_class(day, venue, minute, cache)
+        if kind == "out":
+            flag(venue, symbol, stats.ticks, minute_start(minute), minute_start(minute) + MINUTE - TICK_RESOLUTION)
+        elif kind == "part":
+            partial.setdefault(venue, {}).setdefault(minute, set()).add(symbol)
+    try:
+        for venue, minutes in partial.items():
+            for minute, names in minutes.items():
+                ticks = store.read_ticks(minute_start(minute), minute_start(minute) + MINUTE, sorted(names), venue=venue)  # type: ignore[arg-type]
+                for symbol, ts in zip(ticks.column("symbol").to_pylist(), ticks.column("ts").to_pylist()):
+                    if calendar.in_session(ts, venue) is None:  # type: ignore[arg-type]
+                        flag(venue, symbol, 1, ts, ts)
+    except StoreError as exc:
+        log.error("sync: cannot read the %s store's ticks at a session boundary (%s)", store.name, exc)
+    return [OffSession(v, s, n, a.astimezone(UTC), b.astimezone(UTC)) for (v, s), (n, a, b) in sorted(found.items())]
 
 
 def verify(

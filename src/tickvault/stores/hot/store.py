@@ -17,6 +17,7 @@ from __future__ import annotations
 import io
 import logging
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date, datetime, timedelta
@@ -70,6 +71,8 @@ class HotStore:
         self._pool: Any = None
         self._pool_lock = threading.Lock()
         self._insert_sql: sql.Composed | None = None
+        self._fold_sql: sql.Composed | None = None
+        self._last_fold = time.monotonic()
         self.last_init_changes: list[str] = []  # TimescaleDB policies init added/updated/removed
 
     # ------------------------------------------------------------------ SQL and connections
@@ -285,6 +288,8 @@ class HotStore:
                     conn.execute(self.sql("schema", "postgres_tables"))
                 if mode == "postgres":
                     partitions.install_function(conn, self)
+                if mode == "postgres" and not self.relation_exists(conn, "candle_delta"):
+                    conn.execute(self.sql("schema", "candle_delta_table"))
                 for table in ("integrity_report", "recovery_report", "universe"):
                     if not self.relation_exists(conn, table):
                         conn.execute(self.sql("schema", f"{table}_table"))
@@ -292,7 +297,7 @@ class HotStore:
             if mode == "timescaledb":
                 self.last_init_changes = timescale.init_schema(conn, self)
         self._mode = mode
-        self._insert_sql = None
+        self._insert_sql = self._fold_sql = None
         if mode == "postgres":
             self._ensure_days(self._days_ahead(datetime.now(UTC)))
 
@@ -306,18 +311,53 @@ class HotStore:
         conn.execute(self.sql("schema", "migrate_reports_v2"))
 
     # ------------------------------------------------------------------ writes
+    @property
+    def defers_candles(self) -> bool:
+        """PostgreSQL mode with ``hot_candle_fold_ms`` > 0: writes log candle deltas, folds merge them."""
+        return self.mode == "postgres" and self.settings.hot_candle_fold_ms > 0
+
+    def _merges(self, first: list[sql.Composed]) -> sql.Composed:
+        """``first`` (how delta_1m is made), then the merge into candles_1m and each rollup + merge."""
+        parts = [*first, self.sql("write", "merge_candles", level=sql.SQL("1m"), table=sql.Identifier("candles_1m"))]
+        for level, source, width in ROLLUPS:
+            parts.append(self._rollup(level, source, width))
+            parts.append(self.sql("write", "merge_candles", level=sql.SQL(level), table=sql.Identifier(f"candles_{level}")))
+        return sql.SQL(",\n").join(parts)
+
+    def _rollup(self, level: str, source: str, width: str) -> sql.Composed:
+        return self.sql("write", "rollup", level=sql.SQL(level), source=sql.SQL(source),
+                        width=sql.Literal(width) + sql.SQL("::interval"), origin=origin())
+
     def _insert(self) -> sql.Composed:
         if self._insert_sql is None:
             if self.mode == "timescaledb":
                 self._insert_sql = self.sql("write", "insert_timescale")
             else:
-                parts = [self.sql("write", "merge_candles", level=sql.SQL("1m"), table=sql.Identifier("candles_1m"))]
-                for level, source, width in ROLLUPS:
-                    parts.append(self.sql("write", "rollup", level=sql.SQL(level), source=sql.SQL(source),
-                                          width=sql.Literal(width) + sql.SQL("::interval"), origin=origin()))
-                    parts.append(self.sql("write", "merge_candles", level=sql.SQL(level), table=sql.Identifier(f"candles_{level}")))
-                self._insert_sql = self.sql("write", "insert_postgres", rollups=sql.SQL(",\n").join(parts), origin=origin())
+                rollups = self.sql("write", "log_delta") if self.defers_candles else self._merges([])
+                self._insert_sql = self.sql("write", "insert_postgres", rollups=rollups, origin=origin())
         return self._insert_sql
+
+    def fold_candles(self) -> int:
+        """Merge the logged candle deltas into candles_1m -> 1d (PostgreSQL mode, deferred
+        candles); returns the delta rows folded. Safe to run from any process at any time."""
+        if self.mode != "postgres":
+            return 0
+        if self._fold_sql is None:
+            self._fold_sql = self.sql("write", "fold_deltas", rollups=self._merges([self._rollup("1m", "taken", "1 minute")]))
+        with self.connection("fold candle deltas") as conn, conn.transaction():
+            row = conn.execute(self._fold_sql).fetchone()
+        self._last_fold = time.monotonic()
+        return int(row[0]) if row else 0
+
+    def _fold_if_due(self) -> None:
+        """After a write with deferred candles: fold once ``hot_candle_fold_ms`` has passed. A
+        failed fold leaves the deltas logged for the next one (the ticks are committed)."""
+        if time.monotonic() - self._last_fold < self.settings.hot_candle_fold_ms / 1000:
+            return
+        try:
+            self.fold_candles()
+        except StoreError as exc:
+            log.warning("hot: folding candle deltas failed (%s); the next write retries", exc)
 
     def write(self, batch: pa.Table, position: StreamPosition | None = None) -> int:
         """Durably add the batch's new ticks and ``position`` in one transaction; rows added."""
@@ -327,10 +367,13 @@ class HotStore:
             self._ensure_days(partitions.batch_days(batch))
         try:
             with self.connection(f"write {batch.num_rows} ticks") as conn:
-                return self._write(conn, batch, position)
+                added = self._write(conn, batch, position)
         except StoreError:
             self._known_days = None  # a partition may have been dropped by another process
             raise
+        if self.defers_candles:
+            self._fold_if_due()
+        return added
 
     def _write(self, conn: psycopg.Connection, batch: pa.Table, position: StreamPosition | None) -> int:
         params = {"candle_cutoff": self.candle_cutoff()} if self.mode == "postgres" else None
@@ -367,6 +410,8 @@ class HotStore:
             piece_added = self.write(piece)
             report_conflicts(self, piece, piece_added)
             added += piece_added
+        if added and self.defers_candles:
+            self.fold_candles()  # recovery and reconcile leave the candles current
         if added and self.mode == "timescaledb":
             self._refresh_days(partitions.batch_days(batch))
         return added
@@ -426,6 +471,7 @@ class HotStore:
         if self.mode != "postgres":
             return report
         self._ensure_days(self._days_ahead(now))
+        report["folded_candle_deltas"] = self.fold_candles()  # deltas left by a stopped archiver
         try:
             self._apply_retention(now, report)
         except StoreError as exc:
@@ -462,9 +508,12 @@ class HotStore:
                 report["deleted_rows"][table] = cur.rowcount
 
     def refresh_candles(self, start: datetime, end: datetime) -> None:
-        """TimescaleDB: materialise candles for [start, end) now (after recovery upserts, in tests).
-        PostgreSQL mode keeps candles current on every insert, so there is nothing to do."""
+        """Materialise candles now (after recovery upserts, in tests). TimescaleDB: refresh
+        [start, end). PostgreSQL mode: fold the logged deltas (all of them) when candles are
+        deferred; otherwise every insert kept them current."""
         if self.mode != "timescaledb":
+            if self.defers_candles:
+                self.fold_candles()
             return
         with self.connection() as conn:
             timescale.refresh_candles(conn, self, start, end)

@@ -106,6 +106,13 @@ def at_clause(as_of: AsOf) -> str:
     return "AT (VERSION => :as_of)"
 
 
+def is_stale_inlining_error(exc: BaseException) -> bool:
+    """DuckLake's error when a connection's cached catalog names inlined-data tables that a flush
+    in another process has dropped (ducklake with DuckDB 1.5); a new connection does not see it."""
+    text = str(exc)
+    return "ducklake_inlined_data_" in text and "does not exist" in text
+
+
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -124,6 +131,8 @@ class Lake:
         self._mutex = threading.RLock()
         self._initialised = False
         self._creating = False  # only init() may create a catalog (readers never do)
+        self._inlined_rows = 0  # ticks this process inlined since its last flush
+        self._inlined_since: float | None = None  # monotonic time of the first of them
 
     # --- connections
     def connect(self, read_only: bool = False) -> duckdb.DuckDBPyConnection:
@@ -181,9 +190,20 @@ class Lake:
                     pass
                 raise
 
+        def attempt_fresh_on_stale_inlining() -> T:
+            try:
+                return attempt()
+            except duckdb.Error as exc:
+                if not is_stale_inlining_error(exc):
+                    raise
+                # another process flushed inlined rows after this connection cached the catalog:
+                # a new connection reads the current one (the transaction above rolled back)
+                self._discard_connection()
+                return attempt()
+
         with self._mutex:
             try:
-                return retry_locked(what, attempt, self.lock_budget_s)
+                return retry_locked(what, attempt_fresh_on_stale_inlining, self.lock_budget_s)
             except TickvaultError:
                 raise
             except duckdb.Error as exc:
@@ -222,6 +242,7 @@ class Lake:
                         self._create()
             finally:
                 self._creating = False
+            self._apply_inline_limit()
             self._initialised = True
 
     def _existing(self) -> None:
@@ -229,6 +250,17 @@ class Lake:
         its schema is then completed or upgraded like init() does."""
         self.require()
         self.init()
+
+    def _apply_inline_limit(self) -> None:
+        """Store ``cold_inline_row_limit`` as the ticks table's inlining limit when it differs."""
+        limit = self.settings.cold_inline_row_limit
+        read = statement("write", "ticks_inline_limit")
+        row = self._run("read the inlining limit", lambda con: con.execute(read).fetchone())
+        if row is not None and int(row[0]) == limit:
+            return
+        with writer_lock(self.lake_dir):
+            self._run("set the inlining limit", lambda con: con.execute(statement("write", "set_ticks_inline_limit", limit=str(limit))))
+        log.info("lake: ticks commits of at most %d rows are inlined in the catalog", limit)
 
     def require(self) -> None:
         """Refuse to work on a lake that does not exist (readers never create one by accident)."""
@@ -336,7 +368,10 @@ class Lake:
 
         with writer_lock(self.lake_dir):
             try:
-                return self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
+                added = self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
+                if 0 < added <= self.settings.cold_inline_row_limit:
+                    self._note_inlined(added)
+                return added
             except StoreError as exc:
                 problem = storage_problem(self.lake_dir)
                 if problem is None:
@@ -345,6 +380,27 @@ class Lake:
                     f"cannot write to the lake at {self.lake_dir}: {problem} — free space there (or lift the file-size "
                     f"limit); nothing of this batch was committed ({exc})"
                 ) from exc
+
+    def _note_inlined(self, rows: int) -> None:
+        """Count a commit that landed in the catalog; past ``cold_inline_flush_rows`` ticks or
+        ``cold_inline_flush_s`` of age, flush them to Parquet (under the caller's writer lock).
+
+        Inlined rows cost catalog space and a catalog scan in every anti-join, so they are
+        moved to Parquet in few, larger files. A failed flush is logged and retried after the
+        next commit: the ticks are committed either way."""
+        now = time.monotonic()
+        self._inlined_rows += rows
+        if self._inlined_since is None:
+            self._inlined_since = now
+        if self._inlined_rows < self.settings.cold_inline_flush_rows and now - self._inlined_since < self.settings.cold_inline_flush_s:
+            return
+        try:
+            flushed = self._run("flush inlined ticks", lambda con: con.execute(statement("write", "flush_inlined_ticks")).fetchall())
+        except TickvaultError as exc:
+            log.warning("lake: flushing inlined ticks failed (%s); retrying after the next commit", exc)
+            return
+        self._inlined_rows, self._inlined_since = 0, None
+        log.info("lake: flushed inlined ticks to Parquet (%s)", flushed)
 
     def upsert(self, ticks: pa.Table) -> int:
         """Add ticks from another store, recovery or a user (conformed and deduplicated here).
@@ -573,7 +629,8 @@ class Lake:
         The archiver commits every few seconds, so a trading day collects hundreds of small
         files; one-symbol scans over them are ~2.5x slower than over one merged file. DuckLake's
         ``merge_adjacent_files`` rewrites them (honouring SORTED BY) and keeps every snapshot
-        readable. Also prunes old checkpoint rows and deletes orphaned data files (older than an
+        readable. First flushes inlined ticks (small commits) to Parquet. Also prunes old checkpoint
+        rows and deletes orphaned data files (older than an
         hour). Runs under the writer lock, so the archiver waits a moment and continues.
         Raises if the day's row count changed, which would mean a bug in the merge.
         """
@@ -582,7 +639,9 @@ class Lake:
         with writer_lock(self.lake_dir, timeout_s=600):
             files_before = self.file_count(day)
             rows_before = self.count_ticks(day)
-            if files_before > 1:
+            self._run("flush inlined ticks", lambda con: con.execute(statement("maintenance", "flush_inlined")).fetchall())
+            self._inlined_rows, self._inlined_since = 0, None
+            if self.file_count(day) > 1:
                 self._run("merge small files", lambda con: con.execute(statement("maintenance", "merge_files")).fetchall())
             self._run("prune old checkpoint rows", lambda con: con.execute(statement("maintenance", "prune_checkpoints")), write=True)
             orphans = self._run("delete orphaned files", lambda con: len(con.execute(statement("maintenance", "delete_orphans")).fetchall()))
@@ -611,9 +670,9 @@ class Lake:
 
 def _integrity_unchanged(stored: list[dict[str, Any]], rows: Sequence[dict[str, Any]]) -> bool:
     """True when writing ``rows`` would change nothing but ``checked_at`` (no repairs either)."""
-    by_symbol = {r["symbol"]: r for r in stored}
+    by_series = {(r["venue"], r["symbol"]): r for r in stored}
     for row in rows:
-        old = by_symbol.get(row["symbol"])
+        old = by_series.get((row["venue"], row["symbol"]))
         if old is None or row["repaired_hot"] or row["repaired_cold"]:
             return False
         status = "repaired" if row["status"] == "ok" and (old["repaired_hot"] or old["repaired_cold"]) else row["status"]

@@ -26,7 +26,8 @@ GRANT USAGE ON SCHEMA {schema} TO {writer}, {reader};
 REVOKE ALL ON ALL TABLES IN SCHEMA {schema} FROM {writer};
 GRANT SELECT ON ALL TABLES IN SCHEMA {schema} TO {writer}, {reader};
 -- Row rights per table (those that exist: a schema init has not filled yet gets none).
--- PostgreSQL mode keeps candles as tables the tick insert upserts; TimescaleDB's are views.
+-- PostgreSQL mode keeps candles as tables the tick insert upserts (or, deferred, candle_delta
+-- logs and a fold by any archiver merges); TimescaleDB's are views.
 DO $rows$
 DECLARE
     target record;
@@ -37,7 +38,8 @@ BEGIN
                      ('ingest_checkpoint', 'INSERT, UPDATE'), ('integrity_report', 'INSERT, UPDATE'),
                      ('recovery_report', 'INSERT, UPDATE'), ('universe', 'INSERT, DELETE'),
                      ('candles_1m', 'INSERT, UPDATE'), ('candles_5m', 'INSERT, UPDATE'),
-                     ('candles_1h', 'INSERT, UPDATE'), ('candles_1d', 'INSERT, UPDATE')) AS wanted (relname, privileges)
+                     ('candles_1h', 'INSERT, UPDATE'), ('candles_1d', 'INSERT, UPDATE'),
+                     ('candle_delta', 'INSERT, DELETE')) AS wanted (relname, privileges)
         JOIN pg_class c ON c.relname = wanted.relname
         WHERE c.relnamespace = (SELECT oid FROM pg_namespace WHERE nspname = {schema_name}) AND c.relkind IN ('r', 'p')
     LOOP

@@ -42,6 +42,25 @@ CREATE TABLE IF NOT EXISTS {schema}.ingest_checkpoint (
     PRIMARY KEY (stream, grp)
 )
 
+-- name: candle_delta_table
+-- PostgreSQL mode with hot_candle_fold_ms > 0: each write appends the 1m candle delta of the
+-- rows it really added (no index: appends are cheap); HotStore.fold_candles consumes the rows
+-- (DELETE ... RETURNING) and merges them into candles_1m -> 1d, each row exactly once.
+CREATE TABLE IF NOT EXISTS {schema}.candle_delta (
+    venue       text          NOT NULL,
+    symbol      text          NOT NULL,
+    bucket      timestamptz   NOT NULL,
+    open        numeric(18,4) NOT NULL,
+    high        numeric(18,4) NOT NULL,
+    low         numeric(18,4) NOT NULL,
+    close       numeric(18,4) NOT NULL,
+    volume      bigint        NOT NULL,
+    trade_count bigint        NOT NULL,
+    turnover    numeric       NOT NULL,
+    open_cum    bigint        NOT NULL,
+    close_cum   bigint        NOT NULL
+)
+
 -- name: postgres_tables
 -- PostgreSQL mode: ticks range-partitioned by KST day (partitions made on demand by
 -- partitions.py, no default partition so a missing partition can never hide rows),

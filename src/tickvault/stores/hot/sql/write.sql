@@ -1,6 +1,7 @@
 -- The write path: binary COPY into a per-connection staging table, then one INSERT ... ON
 -- CONFLICT DO NOTHING into ticks (PostgreSQL mode folds the rows it really added into the
--- candles in the same statement), then the checkpoint — all in one transaction.
+-- candles in the same statement, or with hot_candle_fold_ms > 0 appends their 1m delta to
+-- candle_delta for fold_deltas), then the checkpoint — all in one transaction.
 
 -- name: create_stage
 -- Per-connection staging table for the binary COPY (prices as exact scaled integers).
@@ -109,6 +110,29 @@ merged_{level} AS (
                             2 * (c.volume + EXCLUDED.volume)) / 10000)::numeric(18,4)
     RETURNING 1
 )
+
+-- name: log_delta
+-- Deferred candles (hot_candle_fold_ms > 0), inside insert_postgres in place of the merges:
+-- append the batch's 1m delta; fold_deltas merges it later.
+logged AS (
+    INSERT INTO {schema}.candle_delta
+        (venue, symbol, bucket, open, high, low, close, volume, trade_count, turnover, open_cum, close_cum)
+    SELECT venue, symbol, bucket, open, high, low, close, volume, trade_count, turnover, open_cum, close_cum
+    FROM delta_1m
+    RETURNING 1
+)
+
+-- name: fold_deltas
+-- Take every logged delta (rows another fold already took are skipped) and merge them into
+-- candles_1m -> 5m -> 1h -> 1d with the same rollup / merge_candles blocks as insert_postgres,
+-- in one transaction: each delta is merged exactly once, and merges commute, so the order of
+-- batches and folds does not matter. {rollups} starts with the 1m level from delta_taken.
+WITH delta_taken AS (
+    DELETE FROM {schema}.candle_delta
+    RETURNING venue, symbol, bucket, open, high, low, close, volume, trade_count, turnover, open_cum, close_cum
+),
+{rollups}
+SELECT count(*) FROM delta_taken
 
 -- name: set_checkpoint
 -- Keep the highest id: with XAUTOCLAIM, batches can commit out of id order.

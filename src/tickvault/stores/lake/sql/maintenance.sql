@@ -1,5 +1,9 @@
 -- Maintenance: compaction and cleanup, run under the writer lock (compact.py).
 
+-- name: flush_inlined
+-- Inlined tick rows (small commits) into Parquet before the merge, so the day ends in files.
+CALL ducklake_flush_inlined_data('lake', table_name => 'ticks');
+
 -- name: merge_files
 -- Merge adjacent small files of the tick table, partition by partition.
 CALL ducklake_merge_adjacent_files('lake', 'ticks');

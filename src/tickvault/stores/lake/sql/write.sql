@@ -1,4 +1,7 @@
--- Writes: every tick batch is an anti-join insert and commits with its checkpoint.
+-- Writes: every tick batch is an anti-join insert and commits with its checkpoint. Small
+-- commits (at most the ticks table's data_inlining_row_limit rows) land in the catalog as
+-- inlined rows, which the anti-join, reads and time travel see like Parquet rows; the archiver
+-- flushes them to Parquet by size and age, and compaction flushes what is left.
 
 -- name: insert_new
 -- Insert the rows of tv_batch (TICK_SCHEMA) whose natural key is not stored yet.
@@ -35,3 +38,17 @@ LIMIT 1
 -- name: replace_universe
 DELETE FROM lake.universe WHERE day = :day;
 INSERT INTO lake.universe SELECT day, venue, symbol, source, now() FROM tv_universe
+
+-- name: ticks_inline_limit
+-- The ticks table's data inlining row limit as stored in the catalog (none: DuckLake's default).
+SELECT value FROM ducklake_options('lake')
+WHERE option_name = 'data_inlining_row_limit' AND scope_entry = 'main.ticks'
+
+-- name: set_ticks_inline_limit
+-- Persisted in the catalog, so every writer (archiver, recovery, users) inlines alike.
+CALL lake.set_option('data_inlining_row_limit', {limit}, table_name => 'ticks')
+
+-- name: flush_inlined_ticks
+-- Move inlined tick rows into Parquet files (partitioned and sorted like any other; snapshots
+-- before the flush stay readable).
+CALL ducklake_flush_inlined_data('lake', table_name => 'ticks')
