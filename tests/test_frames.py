@@ -113,6 +113,41 @@ def test_entries_as_fields_expands_frames_to_v1_text() -> None:
     assert [r["cum_volume"] for r in rows] == [str(c) for c in table.column("cum_volume").to_pylist()]
 
 
+def test_an_entry_that_trips_the_validator_itself_is_dead_lettered_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A validator bug (an exception that is not a refusal) costs the one entry, not the group."""
+    from tickvault.core import frames, wire
+
+    table = interleaved_ticks(3, day=DAY)
+    encoder = WireEncoder(table)
+    real = wire.decode_entries
+
+    def fragile(entries, now=None):  # trips on one particular entry, like an unforeseen input would
+        if any(entry_id == "2-0" for entry_id, _ in entries):
+            raise ArithmeticError("boom")
+        return real(entries, now)
+
+    monkeypatch.setattr(frames, "decode_entries", fragile)
+    decoded = decode_raw_entries([(f"{i + 1}-0", _flat(encoder.fields(i))) for i in range(3)], NOW)
+    assert decoded.ids == ["1-0", "3-0"]
+    [letter] = decoded.dead
+    assert letter.entry_id == "2-0" and "ArithmeticError: boom" in letter.reason
+
+
+def test_a_frame_cut_at_a_message_boundary_is_refused_not_shortened() -> None:
+    table = interleaved_ticks(10, day=DAY)
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, TICK_SCHEMA) as writer:
+        writer.write_table(table.slice(0, 5))
+        writer.write_table(table.slice(5))
+    whole = bytes(sink.getvalue())
+    assert decode_raw_entries([_frame_entry("1-0", whole)], NOW).table.num_rows == 10
+    first_batch_only = _ipc(table.slice(0, 5))[:-8]  # schema + first batch, no end marker
+    cut = whole[: len(first_batch_only)]
+    assert pa.ipc.open_stream(cut).read_all().num_rows == 5  # Arrow itself would read it as valid
+    decoded = decode_raw_entries([_frame_entry("1-0", cut)], NOW)
+    assert decoded.table.num_rows == 0 and "truncated" in decoded.dead[0].reason
+
+
 def test_frame_trades_outside_the_time_range_are_refused_alone() -> None:
     table = interleaved_ticks(3, day=DAY)
     rows = table.to_pylist()
@@ -135,3 +170,9 @@ def test_a_conflicting_duplicate_across_a_frame_and_a_v1_entry_is_refused() -> N
     assert decoded.table.equals(table)  # the first value stays
     assert [letter.entry_id for letter in decoded.dead] == ["2-0"]
     assert "conflicting duplicate" in decoded.dead[0].reason and decoded.dead[0].fields["price"] == WireEncoder(other).fields(0)["price"]
+
+
+def test_a_text_entry_with_v2_but_other_fields_keeps_its_fields_as_text() -> None:
+    fields = dict(WireEncoder(interleaved_ticks(1, day=DAY)).fields(0), v="2")
+    [letter] = decode_raw_entries([("1-0", _flat(fields))], NOW).dead
+    assert letter.encoding == "text" and letter.fields == fields and "exactly the fields v and frame" in letter.reason

@@ -50,6 +50,9 @@ RawEntry = tuple[str, list[bytes]]
 FRAME_REQUIRED = ("venue", "symbol", "ts", "price", "volume", "cum_volume", "source")
 FRAME_OPTIONAL = ("side", "received_at")
 MAX_INT = 10**18  # v1 integers have at most 18 digits; frames hold the same domain
+#: The IPC end-of-stream marker a frame must end with: a frame cut at a message boundary would
+#: otherwise read as a shorter, valid frame and its last trades would vanish unnoticed.
+END_OF_STREAM = b"\xff\xff\xff\xff\x00\x00\x00\x00"
 REASON_VALUE_CHARS = 60  # a value quoted in a reason is cut here: the dead letter holds it in full once
 
 _V1_NAMES = frozenset(name.encode() for name in WIRE_FIELDS)
@@ -99,10 +102,10 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
 
     def flush_text() -> None:
         if text_run:
-            decoded = decode_entries(text_run, now)
-            tables.append(decoded.table)
-            ids.extend(decoded.ids)
-            dead.extend(decoded.dead)
+            for decoded in _decode_text_run(text_run, now):
+                tables.append(decoded.table)
+                ids.extend(decoded.ids)
+                dead.extend(decoded.dead)
             text_run.clear()
 
     for entry_id, flat in entries:
@@ -111,7 +114,10 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
             dead.append(outcome)
         elif isinstance(outcome, bytes):
             flush_text()
-            table, letters = decode_frame(entry_id, outcome, now)
+            try:
+                table, letters = decode_frame(entry_id, outcome, now)
+            except Exception as exc:  # noqa: BLE001 - a decoder bug must not stop the group either
+                table, letters = TICK_SCHEMA.empty_table(), [raw_letter(entry_id, flat, _crash(exc))]
             tables.append(table)
             ids.extend([entry_id] * table.num_rows)
             dead.extend(letters)
@@ -120,6 +126,25 @@ def decode_raw_entries(entries: Sequence[RawEntry], now: datetime | None = None)
     flush_text()
     table = pa.concat_tables(tables) if tables else TICK_SCHEMA.empty_table()
     return refuse_conflicts(DecodedBatch(table, ids, dead), sent_fields(entries))  # across frames and v1 runs too
+
+
+def _decode_text_run(run: list[tuple[str, dict[str, str]]], now: datetime) -> list[DecodedBatch]:
+    """v1 entries as one batch; should validation itself fail (a bug, not a bad value), entry by
+    entry, so that only the entry that trips it is dead-lettered."""
+    try:
+        return [decode_entries(run, now)]
+    except Exception:  # noqa: BLE001 - see below: the entry that trips it is named
+        out = []
+        for entry_id, fields in run:
+            try:
+                out.append(decode_entries([(entry_id, fields)], now))
+            except Exception as exc:  # noqa: BLE001 - kept in the dead-letter stream with the error
+                out.append(DecodedBatch(TICK_SCHEMA.empty_table(), [], [DeadLetter(entry_id, fields, _crash(exc))]))
+        return out
+
+
+def _crash(exc: Exception) -> str:
+    return f"could not be validated ({type(exc).__name__}: {cap_text(str(exc), 200)}); report this entry as a tickvault bug"
 
 
 def entry_bytes(flat: Sequence[bytes]) -> int:
@@ -140,8 +165,9 @@ def _split_entry(entry_id: str, flat: list[bytes]) -> DeadLetter | bytes | dict[
         if set(names) != _V2_NAMES:
             extra = sorted(_label(n) for n in set(names) - _V2_NAMES)
             missing = sorted(_label(n) for n in _V2_NAMES - set(names))
-            return raw_letter(entry_id, flat, f"a v2 entry has exactly the fields v and frame (missing: {', '.join(missing) or '-'}; "
-                                              f"unexpected: {', '.join(extra) or '-'})")
+            why = f"a v2 entry has exactly the fields v and frame (missing: {', '.join(missing) or '-'}; unexpected: {', '.join(extra) or '-'})"
+            text = _as_text(values)
+            return raw_letter(entry_id, flat, why) if text is None else DeadLetter(entry_id, text, why)
         return values[b"frame"]
     fields: dict[str, str] = {}
     for name, value in values.items():
@@ -150,6 +176,14 @@ def _split_entry(entry_id: str, flat: list[bytes]) -> DeadLetter | bytes | dict[
         except UnicodeDecodeError as exc:
             return raw_letter(entry_id, flat, f"field {_label(name)} is not valid UTF-8 (byte {exc.start})")
     return fields
+
+
+def _as_text(values: dict[bytes, bytes]) -> dict[str, str] | None:
+    """Names and values as text, or None when any is not UTF-8."""
+    try:
+        return {name.decode("utf-8"): value.decode("utf-8") for name, value in values.items()}
+    except UnicodeDecodeError:
+        return None
 
 
 def _label(name: bytes) -> str:
@@ -183,6 +217,8 @@ def cap_text(text: str, limit: int = REASON_VALUE_CHARS) -> str:
 def decode_frame(entry_id: str, data: bytes, now: datetime) -> tuple[pa.Table, list[DeadLetter]]:
     """One frame -> (valid rows as TICK_SCHEMA, a dead letter per refused row or for the frame)."""
     try:
+        if not data.endswith(END_OF_STREAM):
+            raise ValueError("truncated: the Arrow IPC stream does not end with the end-of-stream marker")
         table = _conformed(pa.ipc.open_stream(pa.py_buffer(data)).read_all())
     except (pa.ArrowException, ValueError) as exc:
         flat = [b"v", FRAME_VERSION.encode(), b"frame", data]
