@@ -30,9 +30,8 @@ def compact_cmd(ctx: click.Context, day_text: str, as_json: bool) -> None:
     day = parse_day(day_text)
     settings = get_settings(ctx)
     from ..stores.lake import Lake
-    from ..stores.lake.connection import catalog_path
 
-    if not catalog_path(settings.lake_dir).exists():
+    if not Lake(settings).exists():
         fail(f"no lake at {settings.lake_dir} (no catalog file); check TICKVAULT_LAKE_DIR or run `tickvault init`")
     lake = Lake(settings)
     try:

@@ -171,15 +171,16 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
 
     Use: tickvault lake-sql --out lake.sql, then in the DuckDB CLI or a notebook: .read lake.sql
     """
-    from ..stores.lake.connection import catalog_path
+    from ..stores.lake import Lake
+    from ..stores.lake.location import LakeLocation
     from ..stores.lake.views import lake_script
 
     settings = get_settings(ctx)
-    if not catalog_path(Path(settings.lake_dir)).exists():
+    if not Lake(settings).exists():
         fail(f"no lake at {settings.lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)", 2)
     year = datetime.now(KST).year
     try:
-        script = lake_script(Path(settings.lake_dir), first_year or 2015, last_year or year + 1, read_only=not writable)
+        script = lake_script(LakeLocation.of(settings), first_year or 2015, last_year or year + 1, read_only=not writable)
     except ValueError as exc:
         fail(str(exc), 2)
     if out:

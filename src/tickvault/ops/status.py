@@ -24,7 +24,6 @@ from ..core.errors import StoreUnavailable
 from ..core.stream import group_info, stream_last_id
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
-from ..stores.lake.connection import catalog_path
 
 OK, DOWN, MISSING = "ok", "down", "missing"
 PARTS = ("redis", "hot", "cold")
@@ -83,7 +82,7 @@ def hot_status(settings: Settings, day: date) -> dict[str, Any]:
 
 def cold_status(settings: Settings, day: date) -> dict[str, Any]:
     out: dict[str, Any] = {"state": DOWN, "lake_dir": str(settings.lake_dir)}
-    if not catalog_path(settings.lake_dir).exists():
+    if not Lake(settings).exists():
         out.update(state=MISSING, error=f"no lake at {settings.lake_dir}; run `tickvault init` or set TICKVAULT_LAKE_DIR")
         return out
     lake = Lake(settings)

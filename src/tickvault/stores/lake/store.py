@@ -29,7 +29,8 @@ from ...core.timeframe import Timeframe, parse_timeframe
 from ...core.wire import KST, TICK_SCHEMA, Venue, kst_date
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform
 from ..sqlfiles import load
-from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
+from .connection import ALIAS, LOCK_RETRY_SECONDS, is_lock_error, lake_exists, open_connection, retry_locked
+from .location import LakeLocation
 from .writelock import writer_lock
 
 log = logging.getLogger(__name__)
@@ -119,6 +120,7 @@ class Lake:
         self.settings = settings
         self.lock_budget_s = lock_budget_s  # how long lock collisions are retried before raising
         self.lake_dir = Path(settings.lake_dir)
+        self.location = LakeLocation.of(settings)
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
         self._initialised = False
@@ -130,19 +132,19 @@ class Lake:
         Reads on it can still meet a locked catalog while the archiver commits; wrap
         them in ``tickvault.stores.lake.retry_locked``.
         """
-        return open_connection(self.lake_dir, ALIAS, read_only=read_only)
+        return open_connection(self.location, ALIAS, read_only=read_only)
 
     def exists(self) -> bool:
-        """Whether a lake (its catalog) exists at ``lake_dir``."""
-        return catalog_path(self.lake_dir).exists()
+        """Whether a lake (its catalog) exists where the settings point."""
+        return lake_exists(self.location)
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             if self.exists():
-                self._con = open_connection(self.lake_dir)
+                self._con = open_connection(self.location)
             else:  # the first ATTACH creates the catalog: one process at a time
-                with writer_lock(self.lake_dir):
-                    self._con = open_connection(self.lake_dir)
+                with writer_lock(self.location):
+                    self._con = open_connection(self.location)
         return self._con
 
     def _discard_connection(self) -> None:
@@ -208,7 +210,7 @@ class Lake:
                 return
             self.lake_dir.mkdir(parents=True, exist_ok=True)
             if not self._is_complete():
-                with writer_lock(self.lake_dir):
+                with writer_lock(self.location):
                     self._create()
             self._initialised = True
 
@@ -216,7 +218,8 @@ class Lake:
         """Refuse to work on a lake that does not exist (readers never create one by accident)."""
         if not self.exists():
             raise StoreNotInitialized(
-                f"no lake at {self.lake_dir}: check TICKVAULT_LAKE_DIR, or run `tickvault init` to create one there"
+                f"no lake at {self.location.describe()}: check TICKVAULT_LAKE_DIR (and TICKVAULT_LAKE_CATALOG), "
+                "or run `tickvault init` to create one there"
             )
 
     def schema_version(self) -> int:
@@ -266,7 +269,7 @@ class Lake:
         self._run("record the schema version",
                   lambda con: [con.execute(s.duckdb(), {"version": str(SCHEMA_VERSION)} if s.params else None) for s in version_statements],
                   write=True)
-        log.info("lake ready at %s", self.lake_dir)
+        log.info("lake ready at %s", self.location.describe())
 
     def _migrate_v2(self) -> None:
         """Schema 1 -> 2: venue joins the natural key; `_NX` rows become venue NXT (one commit;
@@ -316,11 +319,12 @@ class Lake:
                             {"stream": position.stream, "group": position.group, "last_id": position.last_id})
             return added
 
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             try:
                 return self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
             except StoreError as exc:
-                problem = storage_problem(self.lake_dir)
+                local = self.location.local_data_dir
+                problem = storage_problem(local) if local is not None else None
                 if problem is None:
                     raise
                 raise StorageFull(
@@ -453,7 +457,7 @@ class Lake:
             finally:
                 con.unregister("tv_universe")
 
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("write the universe", transaction, write=True)
 
     def read_universe(self, day: date) -> list[tuple[str, str]]:
@@ -507,7 +511,7 @@ class Lake:
             return
         self.init()
         batch = pa.Table.from_pylist(list(rows), schema=INTEGRITY_SCHEMA)
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("create lake.integrity_report", lambda con: con.execute(statement("sync", "integrity_report_table")))
             if _integrity_unchanged(self.read_integrity_report(rows[0]["day"]), rows):
                 return
@@ -536,7 +540,7 @@ class Lake:
         """
         self.require()
         started = time.perf_counter()
-        with writer_lock(self.lake_dir, timeout_s=600):
+        with writer_lock(self.location, timeout_s=600):
             files_before = self.file_count(day)
             rows_before = self.count_ticks(day)
             if files_before > 1:

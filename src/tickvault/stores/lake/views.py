@@ -17,6 +17,19 @@ from ...core import calendar as krx
 from ...core.errors import ConfigError
 from ..sqlfiles import load
 from .connection import attach_sql
+from .location import LakeLocation
+
+
+def _scale_prelude(where: Path | LakeLocation) -> str:
+    """For a catalog on PostgreSQL or data on S3: the extensions, and the CREATE SECRET with the
+    secret left for the reader to fill in (a script on disk never holds it)."""
+    if not isinstance(where, LakeLocation):
+        return ""
+    lines = (["LOAD postgres_scanner;"] if where.on_postgres else []) + (["LOAD httpfs;"] if where.on_s3 else [])
+    secret = where.secret_sql(secret="<your S3 secret key>")
+    if secret:
+        lines.append(f"{secret};")
+    return "".join(line + "\n" for line in lines)
 
 
 def _dates(days: list[date]) -> str:
@@ -55,7 +68,7 @@ def macro_core() -> str:
     return body
 
 
-def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool = True) -> str:
+def lake_script(where: Path | LakeLocation, first_year: int, last_year: int, read_only: bool = True) -> str:
     """The whole script: LOAD, ATTACH, the ticks view, tv_calendar, the candles macro."""
     if not krx.FIRST_YEAR <= first_year <= last_year <= first_year + 60:
         raise ConfigError(f"calendar years {first_year}–{last_year} make no sense: pick e.g. --first-year 2015 --last-year 2027")
@@ -69,7 +82,7 @@ def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool
         "duckdb_version": duckdb.__version__,
         "first_year": str(first_year),
         "last_year": str(last_year),
-        "attach": attach_sql(lake_dir, read_only=read_only),
+        "attach": _scale_prelude(where) + attach_sql(where, read_only=read_only),
         "days": _dates(days),
         "late_days": _dates([s.day for s in late]),
         "late_open": ", ".join(str(minutes(s.open.timetz())) for s in late),
