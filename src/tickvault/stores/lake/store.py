@@ -478,6 +478,14 @@ class Lake:
         marker = f"trade_date={day.isoformat()}"
         return sum(1 for (path,) in files if marker in path)
 
+    def live_files(self, day: date | None = None) -> list[str]:
+        """Paths (local or s3://) of the Parquet files of the current snapshot, of one KST date if
+        given, from the catalog: what another engine (pyarrow, Spark) must read, and nothing else."""
+        self.require()
+        rows = self._run("list the live files", lambda con: con.execute(statement("read", "live_files")).fetchall())
+        marker = f"trade_date={day.isoformat()}/" if day is not None else ""
+        return [path for path, _ in rows if marker in path]
+
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
         self.require()
@@ -558,6 +566,21 @@ class Lake:
         log.info("compacted %s: %d -> %d files, %d rows, %.2fs", day, files_before, files_after, rows_after, seconds)
         return {"files_before": files_before, "files_after": files_after, "rows": rows_after,
                 "orphans_deleted": orphans, "seconds": round(seconds, 3)}
+
+    def expire_snapshots(self, older_than: timedelta) -> dict[str, int]:
+        """Forget the snapshots older than ``older_than`` and delete the files only they used.
+
+        Time travel to before the cut ends; the current data is untouched. Each step is its own
+        transaction under the writer lock (a transaction may change data or maintain, not both)."""
+        self.require()
+        cut = datetime.now(KST) - older_than
+        with writer_lock(self.location, timeout_s=600):
+            expired = self._run("expire snapshots", lambda con: len(
+                con.execute(statement("maintenance", "expire_snapshots"), {"older_than": cut}).fetchall()))
+            deleted = self._run("delete the files of expired snapshots", lambda con: len(
+                con.execute(statement("maintenance", "cleanup_old_files")).fetchall()))
+        log.info("lake: expired %d snapshots older than %s, deleted %d files", expired, cut.isoformat(), deleted)
+        return {"snapshots": expired, "files_deleted": deleted}
 
     def close(self) -> None:
         with self._mutex:

@@ -19,3 +19,11 @@ WHERE EXISTS (
 -- after writing data and before their catalog commit. Only files older than an hour, and
 -- only under the writer lock, so no tickvault transaction still in flight is touched.
 CALL ducklake_delete_orphaned_files('lake', older_than => now() - INTERVAL 1 HOUR)
+
+-- name: expire_snapshots
+-- Forget snapshots older than :older_than (time travel before it ends; the newest always stays).
+CALL ducklake_expire_snapshots('lake', older_than => :older_than)
+
+-- name: cleanup_old_files
+-- Delete the files no remaining snapshot refers to (those expiry just released).
+CALL ducklake_cleanup_old_files('lake', cleanup_all => true)

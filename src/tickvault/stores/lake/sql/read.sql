@@ -38,3 +38,8 @@ SELECT * FROM lake.ticks {at} LIMIT 0
 (SELECT CASE WHEN symbol LIKE '______\_NX' ESCAPE '\' THEN 'NXT' ELSE 'KRX' END AS venue, left(symbol, 6) AS symbol,
         ts, price, volume, cum_volume, side, source, received_at, trade_date
  FROM lake.ticks {at})
+
+-- name: live_files
+-- The Parquet files of the current snapshot, from the catalog (files replaced by compaction stay
+-- in storage until cleanup, so listing the directory or bucket gives wrong answers).
+SELECT data_file, data_file_size_bytes FROM ducklake_list_files('lake', 'ticks') ORDER BY data_file

@@ -1,0 +1,154 @@
+"""The lake scaled out: DuckLake's catalog on PostgreSQL, its Parquet files on S3 (SeaweedFS),
+writers in several processes. Real servers only; the S3 server skips the module's S3 tests with
+the reason when it cannot start."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import timedelta
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from factories import DAY, interleaved_ticks
+from helpers import sort_key, subprocess_env
+from tickvault.core.config import Settings
+from tickvault.core.errors import LakeLocked, TickvaultError
+from tickvault.core.wire import kst_day_bounds
+from tickvault.stores.contract import StreamPosition
+from tickvault.stores.lake import Lake
+from tickvault.stores.lake.connection import is_lock_error
+from tickvault.stores.lake.location import LakeLocation
+from tickvault.stores.lake.writelock import writer_lock
+
+UPSERTER = r"""
+import sys, time
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from tickvault.core.config import Settings
+from factories import interleaved_ticks
+from tickvault.stores.lake import Lake
+
+lake = Lake(Settings())
+lake.init()
+batches = [interleaved_ticks(300, start_cum=i * 150) for i in range(5)]
+while not Path(sys.argv[2]).exists():  # start together: the race is the point
+    time.sleep(0.001)
+print(sum(lake.upsert(batch) for batch in batches))
+"""
+
+
+def day_ticks(lake: Lake, as_of: int | None = None):
+    start, end = kst_day_bounds(DAY)
+    return sort_key(lake.read_ticks(start, end, as_of=as_of))
+
+
+def test_postgres_catalog_holds_the_lake_in_its_own_schema(catalog_settings: Settings) -> None:
+    batch = interleaved_ticks(400)
+    with Lake(catalog_settings) as lake:
+        assert not lake.exists()
+        lake.init()
+        assert lake.exists()
+        assert lake.write(batch, StreamPosition(catalog_settings.stream, "cold", "5-0")) == batch.num_rows
+        assert lake.write(batch) == 0  # the anti-join sees the stored keys
+        assert day_ticks(lake).num_rows == batch.num_rows
+        assert lake.checkpoint(catalog_settings.stream, "cold") == "5-0"
+    assert not (catalog_settings.lake_dir / "catalog.sqlite").exists()
+    with psycopg.connect(catalog_settings.pg_dsn) as conn:
+        tables = {r[0] for r in conn.execute("SELECT table_name FROM information_schema.tables WHERE table_schema = %s",
+                                             (catalog_settings.lake_catalog_schema,))}
+    assert {"ducklake_metadata", "ducklake_snapshot", "ducklake_data_file"} <= tables
+
+
+def test_writer_lock_on_postgres_excludes_another_session(catalog_settings: Settings) -> None:
+    location = LakeLocation.of(catalog_settings)
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time\nfrom tickvault.core.config import Settings\nfrom tickvault.stores.lake.location import LakeLocation\n"
+         "from tickvault.stores.lake.writelock import writer_lock\n"
+         "with writer_lock(LakeLocation.of(Settings())):\n    print('held', flush=True)\n    sys.stdin.readline()\n"],
+        env=subprocess_env(catalog_settings), stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        with pytest.raises(LakeLocked, match="held by another writer"), writer_lock(location, timeout_s=0.5):
+            pass
+    finally:
+        holder.kill()  # SIGKILL: its session ends, and the lock with it
+        holder.wait()
+    with writer_lock(location, timeout_s=10), writer_lock(location, timeout_s=0.1):  # re-entrant in one thread
+        pass
+
+
+def test_commit_conflicts_of_a_postgres_catalog_are_retryable() -> None:
+    for message in ("TransactionContext Error: Failed to commit DuckLake transaction: snapshot id already exists",
+                    "Transaction conflict - attempting to delete inlined data that was deleted by another transaction"):
+        assert is_lock_error(RuntimeError(message))
+    assert not is_lock_error(RuntimeError("Binder Error: column x not found"))
+
+
+def test_overlapping_writers_in_processes_store_each_tick_once(catalog_settings: Settings, tmp_path: Path) -> None:
+    """DuckLake's own commit retry re-applies an append without its anti-join: only the advisory
+    lock keeps two writers of the same keys from storing duplicates."""
+    Lake(catalog_settings).init()
+    go = tmp_path / "go"
+    tests_dir = str(Path(__file__).parent)
+    procs = [subprocess.Popen([sys.executable, "-c", UPSERTER, tests_dir, str(go)], env=subprocess_env(catalog_settings),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(3)]
+    go.touch()
+    added = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=300)
+        assert proc.returncode == 0, err[-2000:]
+        added.append(int(out.strip().splitlines()[-1]))
+    sent = [interleaved_ticks(300, start_cum=i * 150) for i in range(5)]
+    distinct = {(v, s, t, c) for b in sent for v, s, t, c in zip(*(b.column(n).to_pylist() for n in ("venue", "symbol", "ts", "cum_volume")))}
+    with Lake(catalog_settings) as lake:
+        stored = day_ticks(lake)
+        keys = {(v, s, t, c) for v, s, t, c in zip(*(stored.column(n).to_pylist() for n in ("venue", "symbol", "ts", "cum_volume")))}
+        assert len(keys) == stored.num_rows  # no duplicates
+        assert keys == distinct
+        assert sum(added) == stored.num_rows  # every tick counted once, by the writer that stored it
+        assert lake.duplicate_keys(*kst_day_bounds(DAY)) == []
+
+
+def test_s3_lake_round_trip_compaction_time_travel_expiry_and_cleanup(scale_settings: Settings) -> None:
+    batches = [interleaved_ticks(200, start_cum=i * 100) for i in range(4)]
+    with Lake(scale_settings) as lake:
+        lake.init()
+        for batch in batches:
+            lake.write(batch)
+        before = day_ticks(lake)
+        snapshot = lake.snapshot_id()
+        files = lake.live_files(DAY)
+        assert files and all(f.startswith(f"{scale_settings.lake_data}/") for f in files)
+        assert lake.file_count(DAY) == len(files) > 1
+        result = lake.compact(DAY)
+        assert result["files_after"] < result["files_before"] and result["rows"] == before.num_rows
+        assert day_ticks(lake).equals(before)
+        assert day_ticks(lake, as_of=snapshot).equals(before)  # time travel across the merge
+        expired = lake.expire_snapshots(older_than=timedelta(0))
+        assert expired["snapshots"] > 0
+        assert expired["files_deleted"] >= len(files)  # the merged-away files are gone from the bucket
+        assert day_ticks(lake).equals(before)
+        con = lake.connect()
+        try:
+            listed = {r[0] for r in con.execute(f"SELECT file FROM glob('{scale_settings.lake_data}/**/*.parquet')").fetchall()}
+        finally:
+            con.close()
+        assert listed == set(lake.live_files(DAY))
+
+
+def test_wrong_s3_secret_is_refused_and_never_printed(scale_settings: Settings) -> None:
+    from pydantic import SecretStr
+
+    with Lake(scale_settings) as lake:
+        lake.init()
+    wrong = scale_settings.model_copy(update={"s3_secret": SecretStr("not-the-secret-123")})
+    with Lake(wrong) as lake:
+        with pytest.raises(TickvaultError) as caught:
+            lake.write(interleaved_ticks(10))
+    assert "not-the-secret-123" not in str(caught.value)
+    assert "not-the-secret-123" not in LakeLocation.of(wrong).describe()
