@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -91,6 +92,7 @@ class GroupConsumer:
     consumer: str
     claim_idle_ms: int = 60_000
     _pending_cursor: str | None = "0"  # "0": own pending list not yet drained after start
+    _next_claim: float = 0.0  # monotonic time of the next look for entries a dead consumer left
 
     def ensure_group(self) -> None:
         try:
@@ -107,6 +109,9 @@ class GroupConsumer:
                 self._pending_cursor = entries[-1][0]
                 return self._drop_deleted(entries)
             self._pending_cursor = None
+        # not only at start: a peer in the group (another host) may die while this one runs
+        if time.monotonic() >= self._next_claim:
+            self._next_claim = time.monotonic() + self.claim_idle_ms / 2000
             claimed = self.claim(count)
             if claimed:
                 return claimed
