@@ -4,29 +4,39 @@ the reason when it cannot start."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
+import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
+from click.testing import CliRunner
+from pydantic import SecretStr
 
 from factories import DAY, interleaved_ticks
 from helpers import sort_key, subprocess_env
+from tickvault.cli import cli
 from tickvault.core.config import Settings
 from tickvault.core.errors import LakeLocked, TickvaultError
-from tickvault.core.wire import kst_day_bounds
+from tickvault.core.wire import TICK_SCHEMA, kst_day_bounds
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import is_lock_error
 from tickvault.stores.lake.location import LakeLocation
+from tickvault.stores.lake.store import as_tick_schema
 from tickvault.stores.lake.writelock import writer_lock
+
+OTHER_DAY = date(2026, 11, 19)
 
 UPSERTER = r"""
 import sys, time
 from pathlib import Path
 sys.path.insert(0, sys.argv[1])
+from tickvault.cli import cli
 from tickvault.core.config import Settings
 from factories import interleaved_ticks
 from tickvault.stores.lake import Lake
@@ -142,8 +152,6 @@ def test_s3_lake_round_trip_compaction_time_travel_expiry_and_cleanup(scale_sett
 
 
 def test_wrong_s3_secret_is_refused_and_never_printed(scale_settings: Settings) -> None:
-    from pydantic import SecretStr
-
     with Lake(scale_settings) as lake:
         lake.init()
     wrong = scale_settings.model_copy(update={"s3_secret": SecretStr("not-the-secret-123")})
@@ -152,3 +160,69 @@ def test_wrong_s3_secret_is_refused_and_never_printed(scale_settings: Settings) 
             lake.write(interleaved_ticks(10))
     assert "not-the-secret-123" not in str(caught.value)
     assert "not-the-secret-123" not in LakeLocation.of(wrong).describe()
+
+
+def lake_cli(s: Settings, *args: str) -> str:
+    result = CliRunner().invoke(cli, ["lake", *args], env=subprocess_env(s), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def fill_and_compact(lake: Lake) -> pa.Table:
+    """A day in several files, compacted: the replaced files stay in storage until cleanup."""
+    lake.init()
+    for i in range(4):
+        lake.write(interleaved_ticks(150, start_cum=i * 1000))
+    lake.write(interleaved_ticks(20, day=OTHER_DAY))
+    lake.compact(DAY)
+    return day_ticks(lake)
+
+
+def test_pyarrow_reads_the_live_files_of_a_local_lake(settings: Settings) -> None:
+    with Lake(settings) as lake:
+        expected = fill_and_compact(lake)
+    listed = lake_cli(settings, "files", "--date", DAY.isoformat()).split()
+    on_disk = list((settings.lake_dir / "data").rglob(f"trade_date={DAY.isoformat()}/*.parquet"))
+    assert len(on_disk) > len(listed) >= 1  # the directory still holds the merged-away files
+    got = pq.read_table(listed, partitioning=None).select(list(TICK_SCHEMA.names))
+    assert sort_key(as_tick_schema(got)).equals(expected)
+    everything = lake_cli(settings, "files").split()
+    assert set(listed) < set(everything) and any(f"trade_date={OTHER_DAY.isoformat()}/" in f for f in everything)
+
+
+def test_pyarrow_reads_the_live_files_of_a_lake_on_s3(scale_settings: Settings) -> None:
+    with Lake(scale_settings) as lake:
+        expected = fill_and_compact(lake)
+    listed = lake_cli(scale_settings, "files", "--date", DAY.isoformat()).split()
+    assert listed and all(path.startswith("s3://") for path in listed)
+    s3 = LakeLocation.of(scale_settings).s3_filesystem()
+    got = pq.read_table([path.removeprefix("s3://") for path in listed], filesystem=s3, partitioning=None).select(list(TICK_SCHEMA.names))
+    assert sort_key(as_tick_schema(got)).equals(expected)
+
+
+def test_migrate_moves_a_local_lake_to_s3_with_its_history(settings: Settings, s3_server: object, test_id: str) -> None:
+    from scaleout import S3_BUCKET, S3_KEY_ID, S3_SECRET
+
+    with Lake(settings) as lake:
+        expected = fill_and_compact(lake)
+        lake.write(interleaved_ticks(10, start_cum=9000), StreamPosition(settings.stream, "cold", "9-0"))
+        expected = day_ticks(lake)
+        old_snapshot = lake.snapshot_id() - 1
+        as_of_before = day_ticks(lake, as_of=old_snapshot)
+    target = f"s3://{S3_BUCKET}/{test_id}-moved"
+    access = {"TICKVAULT_S3_ENDPOINT": s3_server.endpoint, "TICKVAULT_S3_KEY_ID": S3_KEY_ID,  # type: ignore[attr-defined]
+              "TICKVAULT_S3_SECRET": S3_SECRET, "TICKVAULT_S3_URL_STYLE": "path", "TICKVAULT_S3_USE_SSL": "false"}
+    result = CliRunner().invoke(cli, ["lake", "migrate", "--to", target], env=subprocess_env(settings, **access), catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    assert "equal rows" in result.output and f"TICKVAULT_LAKE_DATA={target}" in result.output
+    moved = settings.model_copy(update={"lake_data": target, "s3_endpoint": s3_server.endpoint, "s3_key_id": S3_KEY_ID,  # type: ignore[attr-defined]
+                                        "s3_secret": SecretStr(S3_SECRET), "s3_url_style": "path", "s3_use_ssl": False})
+    shutil.rmtree(settings.lake_dir / "data")  # nothing may still be read from the local disk
+    with Lake(moved) as lake:
+        assert day_ticks(lake).equals(expected)
+        assert day_ticks(lake, as_of=old_snapshot).equals(as_of_before)  # time travel survived the move
+        assert lake.checkpoint(settings.stream, "cold") == "9-0"
+        assert lake.write(interleaved_ticks(5, start_cum=20000)) == 5  # and it takes new commits there
+        assert all(path.startswith(f"{target}/") for path in lake.live_files(DAY))
+    with Lake(settings) as stale, pytest.raises(TickvaultError, match="does not match"):
+        stale.count_ticks(DAY)  # a host still configured for the local files is refused, not misled

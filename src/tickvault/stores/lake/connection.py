@@ -126,7 +126,8 @@ def _first(exc: BaseException) -> str:
     return text.splitlines()[0] if text else type(exc).__name__
 
 
-def open_connection(where: Path | LakeLocation, alias: str = ALIAS, read_only: bool = False, threads: int | None = None) -> duckdb.DuckDBPyConnection:
+def open_connection(where: Path | LakeLocation, alias: str = ALIAS, read_only: bool = False, threads: int | None = None,
+                    override_data_path: bool = False) -> duckdb.DuckDBPyConnection:
     """A new in-memory DuckDB connection with the lake attached as ``alias``."""
     location = _location(where)
     if location.local_data_dir is not None:
@@ -143,7 +144,7 @@ def open_connection(where: Path | LakeLocation, alias: str = ALIAS, read_only: b
                 con.execute(secret)
             except duckdb.Error:  # the message could quote the statement, and with it the secret
                 raise ConfigError("the S3 settings of the lake are refused by DuckDB; check TICKVAULT_S3_* (region, url style)") from None
-        statement = location.attach_sql(alias, read_only)
+        statement = location.attach_sql(alias, read_only, override_data_path)
 
         def attach() -> None:
             try:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ...core.config import Settings
 
@@ -45,9 +46,11 @@ class LakeLocation:
     s3: S3Access | None = None
 
     @classmethod
-    def of(cls, settings: Settings) -> LakeLocation:
+    def of(cls, settings: Settings, data: str | None = None) -> LakeLocation:
+        """The settings' lake; ``data``: the same lake with its files at another place (a migration's target)."""
+        data = data if data is not None else settings.lake_data
         s3 = None
-        if settings.lake_data and settings.lake_data.startswith("s3://"):
+        if data and data.startswith("s3://"):
             s3 = S3Access(
                 key_id=settings.s3_key_id,
                 secret=settings.s3_secret.get_secret_value() if settings.s3_secret else None,
@@ -56,7 +59,7 @@ class LakeLocation:
                 url_style=settings.s3_url_style,
                 use_ssl=settings.s3_use_ssl,
             )
-        return cls(Path(settings.lake_dir), settings.lake_catalog, settings.lake_catalog_schema, settings.lake_data, s3)
+        return cls(Path(settings.lake_dir), settings.lake_catalog, settings.lake_catalog_schema, data, s3)
 
     @property
     def on_postgres(self) -> bool:
@@ -65,6 +68,22 @@ class LakeLocation:
     @property
     def on_s3(self) -> bool:
         return self.data is not None and self.data.startswith("s3://")
+
+    @property
+    def metadata_relation(self) -> str:
+        """Where DuckDB sees DuckLake's own ducklake_* tables of the lake attached as ``lake``."""
+        return f"__ducklake_metadata_lake.{self.catalog_schema}" if self.on_postgres else "__ducklake_metadata_lake"
+
+    def s3_filesystem(self) -> Any:
+        """A pyarrow S3 filesystem for the bucket (readers of ``tickvault lake files``, migration)."""
+        from pyarrow import fs
+
+        assert self.s3 is not None, "only for a lake whose data is on S3"
+        return fs.S3FileSystem(
+            access_key=self.s3.key_id, secret_key=self.s3.secret, region=self.s3.region,
+            endpoint_override=self.s3.endpoint, scheme="https" if self.s3.use_ssl else "http",
+            force_virtual_addressing=self.s3.url_style == "vhost" and self.s3.endpoint is not None,
+        )
 
     @property
     def catalog_file(self) -> Path:
@@ -90,9 +109,14 @@ class LakeLocation:
             else f"{self.catalog_file}"
         return f"{catalog}, data {self.data_path}"
 
-    def attach_sql(self, alias: str, read_only: bool = False) -> str:
-        """The ATTACH statement that opens this lake (also what docs/lake.md tells notebook users)."""
+    def attach_sql(self, alias: str, read_only: bool = False, override_data_path: bool = False) -> str:
+        """The ATTACH statement that opens this lake (also what docs/lake.md tells notebook users).
+
+        ``override_data_path``: read the files at this location although the catalog records another
+        (a migration checks its copy this way before it switches the catalog)."""
         options = [f"DATA_PATH {quoted(self.data_path)}"]
+        if override_data_path:
+            options.append("OVERRIDE_DATA_PATH true")
         if self.catalog_url:
             target = f"ducklake:postgres:{self.catalog_url}"
             options.append(f"METADATA_SCHEMA {quoted(self.catalog_schema)}")

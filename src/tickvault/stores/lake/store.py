@@ -484,7 +484,11 @@ class Lake:
         self.require()
         rows = self._run("list the live files", lambda con: con.execute(statement("read", "live_files")).fetchall())
         marker = f"trade_date={day.isoformat()}/" if day is not None else ""
-        return [path for path, _ in rows if marker in path]
+        rows = [(path, deletes) for path, deletes in rows if marker in path]
+        if any(deletes for _, deletes in rows):
+            raise StoreError("the lake has deleted rows (delete files) that readers of the Parquet files alone would miss; "
+                             "read it through DuckDB (`tickvault lake-sql`) instead")
+        return [path for path, _ in rows]
 
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:

@@ -41,5 +41,6 @@ SELECT * FROM lake.ticks {at} LIMIT 0
 
 -- name: live_files
 -- The Parquet files of the current snapshot, from the catalog (files replaced by compaction stay
--- in storage until cleanup, so listing the directory or bucket gives wrong answers).
-SELECT data_file, data_file_size_bytes FROM ducklake_list_files('lake', 'ticks') ORDER BY data_file
+-- in storage until cleanup, so listing the directory or bucket gives wrong answers). Ticks are
+-- never deleted, so delete_file stays NULL; a reader of the files alone could not apply one.
+SELECT data_file, delete_file FROM ducklake_list_files('lake', 'ticks') ORDER BY data_file
