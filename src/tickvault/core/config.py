@@ -95,6 +95,8 @@ class Settings(BaseSettings):
     s3_secret: SecretStr | None = Field(None, description="S3 secret access key of lake_data")
     s3_url_style: Literal["path", "vhost"] = Field("vhost", description="S3 addressing: vhost (AWS) or path (most self-hosted servers)")
     s3_use_ssl: bool = Field(True, description="Use HTTPS to the S3 endpoint")
+    redis_cluster: bool = Field(False, description="redis_url names a node of a Redis Cluster (the stream is then sharded: stream_shards)")
+    stream_shards: int = Field(1, ge=1, le=100, description="Shards of the stream: (venue, symbol) -> <stream>:{NN} by crc32; 1 = the plain stream key")
     pg_read_url: str | None = Field(None, description="PostgreSQL URL of a streaming replica for hot-store reads (queries, verify); unset: the primary")
 
     # --- archivers

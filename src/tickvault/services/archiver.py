@@ -22,10 +22,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import pyarrow as pa
-import redis
 
 from ..core.config import Settings
-from ..core.stream import Entry, GroupConsumer, connect, dead_letter, default_consumer_name, parse_id
+from ..core.sharding import TRANSIENT_ERRORS, stream_client
+from ..core.stream import Entry, GroupConsumer, dead_letter, default_consumer_name, parse_id
 from ..core.wire import DecodedBatch, decode_entries, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
@@ -114,7 +114,7 @@ class Archiver:
     def _read(self, count: int, block_ms: int) -> list[Entry]:
         try:
             return self.consumer.read(count, block_ms)
-        except redis.ConnectionError as exc:
+        except TRANSIENT_ERRORS as exc:  # redis.ConnectionError, and a cluster failing over
             log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.store.name, exc)
             self.consumer.reclaim_now()
             self.stop_event.wait(1.0)
@@ -203,7 +203,7 @@ def build_archiver(settings: Settings, which: str, consumer: str | None = None) 
             retry_max_s=settings.retry_max_s,
         )
     group_consumer = GroupConsumer(
-        connect(settings.redis_dsn), settings.stream, which, consumer or default_consumer_name(which),
+        stream_client(settings), settings.stream, which, consumer or default_consumer_name(which),
         claim_idle_ms=settings.claim_idle_ms,
     )
     return Archiver(group_consumer, store, settings.dlq_stream, options)
