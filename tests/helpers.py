@@ -38,6 +38,10 @@ def settings_env(settings: Settings, **override: str) -> dict[str, str]:
     if settings.lake_data is not None:
         env.update({"TICKVAULT_S3_REGION": settings.s3_region, "TICKVAULT_S3_URL_STYLE": settings.s3_url_style,
                     "TICKVAULT_S3_USE_SSL": str(settings.s3_use_ssl).lower()})
+    if settings.redis_cluster:
+        env["TICKVAULT_REDIS_CLUSTER"] = "true"
+    if settings.stream_shards != 1:
+        env["TICKVAULT_STREAM_SHARDS"] = str(settings.stream_shards)
     if settings.s3_secret is not None:
         env["TICKVAULT_S3_SECRET"] = settings.s3_secret.get_secret_value()
     env.update(override)

@@ -89,3 +89,127 @@ class ReplicaPostgres(EmbeddedPostgres):
                                     cwd="/", timeout=120, **self._run_kwargs())  # type: ignore[arg-type]
         if result.returncode != 0:
             raise EmbeddedServerError(f"pg_basebackup failed (exit {result.returncode}):\n{_tail(self.log_path)}")
+
+
+def cluster_port() -> int:
+    """A free port whose cluster bus port (+10000) is free too (so at most 55535)."""
+    import random
+    import socket
+
+    for _ in range(200):
+        port = random.randint(20000, 45000)
+        try:
+            with socket.socket() as first, socket.socket() as bus:
+                first.bind(("127.0.0.1", port))
+                bus.bind(("127.0.0.1", port + 10000))
+            return port
+        except OSError:
+            continue
+    raise EmbeddedServerError("no free port pair for a Redis Cluster node")
+
+
+class RedisClusterServers:
+    """A Redis Cluster of Debian's redis-server on loopback ports: ``masters`` masters, each with
+    one replica (a killed master's replica is promoted after ``node_timeout_ms``)."""
+
+    def __init__(self, base_dir: Path, masters: int = 3, node_timeout_ms: int = 1000):
+        self.base_dir = base_dir
+        self.masters = masters
+        self.node_timeout_ms = node_timeout_ms
+        self.procs: dict[int, subprocess.Popen[bytes]] = {}
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{next(iter(self.procs))}"
+
+    def start(self) -> RedisClusterServers:
+        server = shutil.which("redis-server")
+        cli = shutil.which("redis-cli")
+        if server is None or cli is None:
+            raise EmbeddedServerError("redis-server / redis-cli not installed (Debian: apt-get install redis-server)")
+        for _ in range(self.masters * 2):
+            port = cluster_port()
+            node_dir = self.base_dir / str(port)
+            node_dir.mkdir(parents=True)
+            log = open(node_dir / "redis.log", "wb")  # noqa: SIM115 - the child keeps it open for its lifetime
+            self.procs[port] = subprocess.Popen(
+                [server, "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled", "yes",
+                 "--cluster-config-file", str(node_dir / "nodes.conf"), "--cluster-node-timeout", str(self.node_timeout_ms),
+                 "--appendonly", "no", "--save", "", "--dir", str(node_dir), "--protected-mode", "yes"],
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        for port in self.procs:
+            self._wait(lambda p=port: _port_open(p), f"redis-server on {port}")
+        nodes = [f"127.0.0.1:{port}" for port in self.procs]
+        created = subprocess.run([cli, "--cluster", "create", *nodes, "--cluster-replicas", "1", "--cluster-yes"],
+                                 capture_output=True, text=True, timeout=60)
+        if created.returncode != 0:
+            raise EmbeddedServerError(f"redis-cli --cluster create failed: {created.stdout[-500:]} {created.stderr[-500:]}")
+        self._wait(self._healthy, "the cluster to be ok with every replica attached")
+        return self
+
+    def _healthy(self) -> bool:
+        import redis
+
+        try:
+            for port in self.procs:
+                client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+                try:
+                    if client.execute_command("CLUSTER INFO").get("cluster_state") != "ok":
+                        return False
+                finally:
+                    client.close()
+            roles = [self.role(port) for port in self.procs]
+            return roles.count("master") == self.masters and roles.count("slave") == self.masters
+        except redis.RedisError:
+            return False
+
+    def role(self, port: int) -> str:
+        import redis
+
+        client = redis.Redis(port=port, socket_timeout=2, decode_responses=True)
+        try:
+            return str(client.execute_command("ROLE")[0])
+        finally:
+            client.close()
+
+    def master_of(self, key: str) -> int:
+        """The port of the master serving ``key``'s slot now."""
+        import redis
+
+        client = redis.Redis(port=self._alive_port(), socket_timeout=2)
+        try:
+            slot = int(client.execute_command("CLUSTER KEYSLOT", key))
+            for start, end, master, *_ in client.execute_command("CLUSTER SLOTS"):
+                if start <= slot <= end:
+                    return int(master[1])
+        finally:
+            client.close()
+        raise AssertionError(f"no master serves {key}")
+
+    def kill(self, port: int) -> None:
+        """SIGKILL one node (its replica takes over after the node timeout)."""
+        proc = self.procs[port]
+        proc.kill()
+        proc.wait()
+
+    def _alive_port(self) -> int:
+        return next(port for port, proc in self.procs.items() if proc.poll() is None)
+
+    @staticmethod
+    def _wait(check, what: str, timeout_s: float = 60.0) -> None:
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if check():
+                return
+            time.sleep(0.1)
+        raise EmbeddedServerError(f"timed out waiting for {what}")
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.base_dir, ignore_errors=True)

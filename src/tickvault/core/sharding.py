@@ -17,7 +17,9 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 import redis
+from redis.backoff import ExponentialBackoff
 from redis.cluster import RedisCluster
+from redis.retry import Retry
 
 from .config import Settings
 from .stream import connect
@@ -55,7 +57,7 @@ def stream_client(settings: Settings) -> Any:
     """A str-decoding client of the stream's Redis: a cluster client with TICKVAULT_REDIS_CLUSTER."""
     if not settings.redis_cluster:
         return connect(settings.redis_dsn)
-    return RedisCluster.from_url(settings.redis_dsn, decode_responses=True, cluster_error_retry_attempts=10)
+    return RedisCluster.from_url(settings.redis_dsn, decode_responses=True, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 10))
 
 
 class ShardedPublisher:
