@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pyarrow as pa
@@ -22,6 +23,8 @@ from tickvault.core.sharding import ShardedPublisher, publisher_for, shard_key, 
 from tickvault.core.stream import Publisher, group_info
 from tickvault.dev.embedded import EmbeddedServerError
 from tickvault.dev.simulate import generate_day, publish
+from tickvault.ops.run import stream_trim
+from tickvault.ops.status import redis_status
 from tickvault.services.sync.verify import verify
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
@@ -89,6 +92,8 @@ def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, set
         publisher.start()
         first = shard_streams(s)[0]
         wait_until("entries in the first shard", lambda: client.xlen(first) > 2000)
+        for key in shard_streams(s):  # each (venue, symbol) lives in its own shard only
+            assert {shard_of(f["venue"], f["symbol"], 8) for _, f in client.xrange(key, count=500)} <= {int(key[-3:-1])}
         victim = cluster.master_of(first)
         cluster.kill(victim)  # mid-ingest: its replica takes over the slots
         publisher.join()
@@ -103,6 +108,13 @@ def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, set
             return True
 
         wait_until("every shard drained by both groups", drained)
+        status = redis_status(s)  # summed over the shards, each shard's own figures beside
+        assert status["state"] == "ok" and len(status["shards"]) == 8
+        assert status["length"] == sum(client.xlen(key) for key in shard_streams(s)) >= truth.num_rows
+        assert all(status["groups"][g]["lag"] == 0 and status["groups"][g]["pending"] == 0 for g in ("hot", "cold"))
+        trimmed = stream_trim(s)(datetime.now(UTC))  # every shard, below what both groups acknowledged
+        assert trimmed["trimmed"] == status["length"] and trimmed["alarm"] == 0.0
+        assert all(client.xlen(key) == 0 for key in shard_streams(s))
         for proc in procs:
             proc.send_signal(signal.SIGTERM)
         for proc, log in zip(procs, logs):
@@ -112,9 +124,6 @@ def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, set
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
-    for key in shard_streams(s):  # each (venue, symbol) lives in its shard only
-        shard = int(key[-3:-1])
-        assert {shard_of(f.get("venue", "KRX"), f["symbol"], 8) for _, f in client.xrange(key)} <= {shard}
     client.close()
     expected = sort_key(truth)
     assert set(pc.unique(expected.column("venue")).to_pylist()) == {"KRX", "NXT"}

@@ -80,7 +80,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     Needs TICKVAULT_KIS_APPKEY/APPSECRET; each app key holds
     TICKVAULT_KIS_WS_MAX_SUBSCRIPTIONS symbols, more symbols need TICKVAULT_KIS_WS_EXTRA_APPS.
     """
-    from ..core.stream import connect
+    from ..core.sharding import stream_client
     from ..services.collectors.base import FatalCollectorError
     from ..services.collectors.kis import plan_sessions
     from ..services.collectors.service import build_kis, kis_apps
@@ -93,7 +93,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
         plan_sessions(wanted, len(kis_apps(settings)), settings.kis_ws_max_subscriptions)  # refuse before connecting
     except FatalCollectorError as exc:
         fail(str(exc))
-    _run_ws(settings, "kis", lambda: build_kis(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kis", lambda: build_kis(settings, wanted, stream_client(settings)))
 
 
 @collect_cmd.command("kiwoom")
@@ -102,7 +102,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
 @click.pass_context
 def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | None) -> None:
     """Kiwoom real-time trades (0B) until SIGTERM. Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY."""
-    from ..core.stream import connect
+    from ..core.sharding import stream_client
     from ..services.collectors.service import build_kiwoom
 
     settings = get_settings(ctx)
@@ -111,7 +111,7 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
         fail("no symbols: pass --symbols 005930,000660 or --symbols-file FILE")
     if settings.kiwoom_appkey is None or settings.kiwoom_secretkey is None:
         fail("Kiwoom keys missing: set TICKVAULT_KIWOOM_APPKEY and TICKVAULT_KIWOOM_SECRETKEY")
-    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, wanted, connect(settings.redis_dsn)))
+    _run_ws(settings, "kiwoom", lambda: build_kiwoom(settings, wanted, stream_client(settings)))
 
 
 @collect_cmd.command("pubsub")

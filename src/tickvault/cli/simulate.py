@@ -42,7 +42,7 @@ def simulate_cmd(
     around a previous close, 09:00–15:20 continuous trading with a busy open and close,
     and a closing-auction print at 15:30:00.
     """
-    from ..core.stream import Publisher, connect
+    from ..core.sharding import publisher_for, stream_client
     from ..dev.simulate import day_of, describe, generate_day, publish, session_times, write_truth
 
     try:
@@ -60,7 +60,7 @@ def simulate_cmd(
     summary: dict[str, object] = {"date": day.isoformat(), "seed": seed, **describe(table), "truth": truth}
     if not no_publish:
         settings = get_settings(ctx)
-        client = connect(settings.redis_dsn)
+        client = stream_client(settings)
         where = settings.redis_dsn.rsplit("@", 1)[-1]  # never print a password
         try:
             client.ping()
@@ -76,7 +76,7 @@ def simulate_cmd(
 
         try:
             result = publish(
-                Publisher(client, settings.stream),
+                publisher_for(settings, client),
                 table,
                 dup_rate=dup_rate,
                 shuffle_window=shuffle_window,

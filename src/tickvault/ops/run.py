@@ -28,7 +28,7 @@ from datetime import date, datetime, timedelta
 from typing import Protocol
 
 from ..core.config import Settings
-from ..core.sharding import shard_streams
+from ..core.sharding import shard_streams, stream_client
 from ..core.stream import connect
 from ..core.wire import KST
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
@@ -256,9 +256,16 @@ def hot_maintenance(settings: Settings) -> Callable[[datetime], Results]:
 
 
 def stream_trim(settings: Settings) -> Callable[[datetime], Results]:
+    """Trim every shard of the stream below what both groups acknowledged there."""
+
     def job(now: datetime) -> Results:
-        result = trim(settings)
-        return {"trimmed": float(result.trimmed), "alarm": 1.0 if result.alarm else 0.0}
+        client = stream_client(settings) if settings.redis_cluster else None
+        try:
+            results = [trim(settings.model_copy(update={"stream": key}), client=client) for key in shard_streams(settings)]
+        finally:
+            if client is not None:
+                client.close()
+        return {"trimmed": float(sum(r.trimmed for r in results)), "alarm": 1.0 if any(r.alarm for r in results) else 0.0}
 
     return job
 

@@ -123,9 +123,11 @@ class SessionClock:
 class Outbox:
     """Ordered queue of everything a collector writes to Redis, drained by one task."""
 
-    def __init__(self, client: redis.Redis, stream: str, stats: CollectorStats, stage: str, retry_max_s: float = 30.0):
+    def __init__(self, client: redis.Redis, stream: str, stats: CollectorStats, stage: str, retry_max_s: float = 30.0,
+                 publisher: Publisher | None = None):
+        """``publisher``: the stream's publisher (``core.sharding.publisher_for``: per shard on a cluster)."""
         self.client = client
-        self.publisher = Publisher(client, stream)
+        self.publisher = publisher or Publisher(client, stream)
         self.dlq = f"{stream}:dlq"
         self.gaps = gaps_stream(stream)
         self.stats = stats

@@ -10,6 +10,7 @@ from datetime import datetime
 import redis
 
 from ...core.config import Settings
+from ...core.sharding import publisher_for
 from .base import CollectorStats, FatalCollectorError, Outbox, gaps_stream
 from .kis import KisSession, plan_sessions
 from .kiwoom import KiwoomSession, check_limit
@@ -116,7 +117,7 @@ def build_kis(
     keys = list(approval_keys) if approval_keys is not None else kis_approval_keys(settings)
     chunks = plan_sessions(symbols, len(keys), settings.kis_ws_max_subscriptions)
     stats = CollectorStats()
-    outbox = Outbox(client, settings.stream, stats, "collect-kis", settings.retry_max_s)
+    outbox = Outbox(client, settings.stream, stats, "collect-kis", settings.retry_max_s, publisher_for(settings, client))
     options = ws_options(settings, kis_ws_url(settings))
     sessions: list[WsSession] = [
         KisSession(f"kis#{n + 1}", chunk, keys[n], options, outbox, stats) for n, chunk in enumerate(chunks)
@@ -134,7 +135,7 @@ def build_kiwoom(
     if token is None:
         token = kiwoom_token(settings)
     stats = CollectorStats()
-    outbox = Outbox(client, settings.stream, stats, "collect-kiwoom", settings.retry_max_s)
+    outbox = Outbox(client, settings.stream, stats, "collect-kiwoom", settings.retry_max_s, publisher_for(settings, client))
     session = KiwoomSession("kiwoom", unique, token, ws_options(settings, settings.kiwoom_ws_url), outbox, stats)
     return Collector([session], outbox, stats)
 
