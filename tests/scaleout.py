@@ -193,6 +193,10 @@ class RedisClusterServers:
         proc.kill()
         proc.wait()
 
+    def alive_url(self) -> str:
+        """The URL of a node that is still running (a client started now needs one)."""
+        return f"redis://127.0.0.1:{self._alive_port()}"
+
     def _alive_port(self) -> int:
         return next(port for port, proc in self.procs.items() if proc.poll() is None)
 

@@ -41,7 +41,7 @@ def wait_until(what: str, check, timeout_s: float = 180.0) -> None:
 def test_two_archivers_per_group_and_a_sigkill_store_the_day_exactly_once(
         scale_settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
     s = scale_settings
-    truth = generate_day(DAY, symbols=8, ticks=30_000, seed=16)
+    truth = generate_day(DAY, symbols=8, ticks=16_000, seed=16)
     for store in (HotStore(s), Lake(s)):  # `tickvault init` comes first in a deployment
         store.init()
         store.close()

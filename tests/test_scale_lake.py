@@ -226,3 +226,14 @@ def test_migrate_moves_a_local_lake_to_s3_with_its_history(settings: Settings, s
         assert all(path.startswith(f"{target}/") for path in lake.live_files(DAY))
     with Lake(settings) as stale, pytest.raises(TickvaultError, match="does not match"):
         stale.count_ticks(DAY)  # a host still configured for the local files is refused, not misled
+
+
+def test_lake_sql_script_of_a_scaled_lake_holds_no_secret(scale_settings: Settings) -> None:
+    from tickvault.stores.lake.views import lake_script
+
+    location = LakeLocation.of(scale_settings.model_copy(update={"lake_catalog": "postgresql://tv:hunter2@db.example:5432/lake"}))
+    script = lake_script(location, 2026, 2026)
+    assert "hunter2" not in script and str(scale_settings.s3_secret.get_secret_value()) not in script  # type: ignore[union-attr]
+    assert "LOAD postgres_scanner;" in script and "LOAD httpfs;" in script
+    assert "ducklake:postgres:postgresql://tv:<your catalog password>@db.example:5432/lake" in script
+    assert "METADATA_SCHEMA" in script and "CREATE OR REPLACE SECRET" in script

@@ -60,6 +60,18 @@ def stream_client(settings: Settings) -> Any:
     return RedisCluster.from_url(settings.redis_dsn, decode_responses=True, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 10))
 
 
+def recover(client: Any) -> None:
+    """After a failed call on a cluster: refresh the slot map and move off a dead default node
+    (redis-py asks the default node which keys an XREADGROUP names, so a dead one fails every read)."""
+    if not isinstance(client, RedisCluster):
+        return
+    try:
+        client.nodes_manager.initialize()
+        client.replace_default_node()
+    except TRANSIENT_ERRORS as exc:
+        log.warning("Redis Cluster topology refresh failed (%s); retrying with the next call", exc)
+
+
 class ShardedPublisher:
     """``Publisher``'s interface over the shards: each entry to its (venue, symbol)'s shard.
 
@@ -103,8 +115,7 @@ class ShardedPublisher:
                     raise
                 log.warning("stream shard %s: %s; retrying after refreshing the cluster topology", key, exc)
                 time.sleep(0.5)
-                if self.cluster:
-                    self.client.nodes_manager.initialize()
+                recover(self.client)
         for (position, _), entry_id in zip(items, new_ids):
             ids[position] = entry_id
 

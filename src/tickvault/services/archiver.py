@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 import pyarrow as pa
 
 from ..core.config import Settings
-from ..core.sharding import TRANSIENT_ERRORS, stream_client
+from ..core.sharding import TRANSIENT_ERRORS, recover, stream_client
 from ..core.stream import Entry, GroupConsumer, dead_letter, default_consumer_name, parse_id
 from ..core.wire import DecodedBatch, decode_entries, dedupe
 from ..stores.contract import StreamPosition, TickStore
@@ -117,6 +117,7 @@ class Archiver:
         except TRANSIENT_ERRORS as exc:  # redis.ConnectionError, and a cluster failing over
             log.error("archiver %s: Redis unreachable (%s); retrying — check TICKVAULT_REDIS_URL / the Redis server", self.store.name, exc)
             self.consumer.reclaim_now()
+            recover(self.consumer.client)
             self.stop_event.wait(1.0)
             return []
 

@@ -9,7 +9,7 @@ appears in ``secret_sql`` — never in ``describe`` or an error message.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -127,6 +127,11 @@ class LakeLocation:
             options.append("READ_ONLY")
         return f"ATTACH {quoted(target)} AS {alias} ({', '.join(options)})"
 
+    def for_script(self) -> LakeLocation:
+        """This location with the catalog password left for the reader to fill in (a script on disk
+        never holds it; the S3 secret is left out by ``secret_sql(secret=...)``)."""
+        return replace(self, catalog_url=_without_password(self.catalog_url, "<your catalog password>") if self.catalog_url else None)
+
     def secret_sql(self, secret: str | None = None) -> str | None:
         """``CREATE SECRET`` for the bucket (plain ``SET s3_*`` is ignored by some DuckLake maintenance
         functions); ``secret`` replaces the real one (e.g. a placeholder in a printed script)."""
@@ -144,11 +149,11 @@ class LakeLocation:
         return f"CREATE OR REPLACE SECRET {SECRET_NAME} ({', '.join(options)})"
 
 
-def _without_password(url: str | None) -> str:
-    """A PostgreSQL URL with its password (if any) replaced by ***."""
+def _without_password(url: str | None, mask: str = "***") -> str:
+    """A PostgreSQL URL with its password (if any) replaced by ``mask``."""
     if not url or "@" not in url or "://" not in url:
         return url or ""
     scheme, rest = url.split("://", 1)
     credentials, host = rest.rsplit("@", 1)
     user = credentials.split(":", 1)[0]
-    return f"{scheme}://{user}{':***' if ':' in credentials else ''}@{host}"
+    return f"{scheme}://{user}{':' + mask if ':' in credentials else ''}@{host}"

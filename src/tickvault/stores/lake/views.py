@@ -82,7 +82,7 @@ def lake_script(where: Path | LakeLocation, first_year: int, last_year: int, rea
         "duckdb_version": duckdb.__version__,
         "first_year": str(first_year),
         "last_year": str(last_year),
-        "attach": _scale_prelude(where) + attach_sql(where, read_only=read_only),
+        "attach": _scale_prelude(where) + attach_sql(where.for_script() if isinstance(where, LakeLocation) else where, read_only=read_only),
         "days": _dates(days),
         "late_days": _dates([s.day for s in late]),
         "late_open": ", ".join(str(minutes(s.open.timetz())) for s in late),
