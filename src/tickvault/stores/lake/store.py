@@ -121,6 +121,7 @@ class Lake:
         self.lock_budget_s = lock_budget_s  # how long lock collisions are retried before raising
         self.lake_dir = Path(settings.lake_dir)
         self.location = LakeLocation.of(settings)
+        self._seen = False  # the catalog was found once
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
         self._initialised = False
@@ -135,8 +136,11 @@ class Lake:
         return open_connection(self.location, ALIAS, read_only=read_only)
 
     def exists(self) -> bool:
-        """Whether a lake (its catalog) exists where the settings point."""
-        return lake_exists(self.location)
+        """Whether a lake (its catalog) exists where the settings point. A lake once seen is not
+        asked for again (on PostgreSQL each look is a connection)."""
+        if not self._seen:
+            self._seen = lake_exists(self.location)
+        return self._seen
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
