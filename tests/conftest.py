@@ -120,6 +120,43 @@ def owned_pg(tmp_path: Path) -> Iterator[object]:
     server.close()
 
 
+@pytest.fixture(scope="session")
+def s3_server(embedded_dir: Path) -> Iterator[object]:
+    """SeaweedFS as a real S3 server for the whole session (skipped, with the reason, if it cannot start)."""
+    from scaleout import SeaweedS3
+    from tickvault.dev.embedded import EmbeddedServerError
+
+    server = SeaweedS3(embedded_dir / "s3")
+    try:
+        server.start()
+    except EmbeddedServerError as exc:
+        server.close()
+        pytest.skip(f"SeaweedFS (S3) did not start: {str(exc).splitlines()[0]}")
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def catalog_settings(settings: Settings, test_id: str) -> Iterator[Settings]:
+    """``settings`` with the lake catalog on PostgreSQL (own catalog schema), data still local."""
+    s = settings.model_copy(update={"lake_catalog": settings.pg_dsn, "lake_catalog_schema": f"lake_{test_id}"})
+    yield s
+    drop_schema(s.pg_dsn, s.lake_catalog_schema)
+
+
+@pytest.fixture
+def scale_settings(catalog_settings: Settings, s3_server: object, test_id: str) -> Settings:
+    """The scale-out lake: catalog on PostgreSQL, Parquet files on SeaweedFS (own prefix)."""
+    from pydantic import SecretStr
+
+    from scaleout import S3_BUCKET, S3_KEY_ID, S3_SECRET
+
+    return catalog_settings.model_copy(update={
+        "lake_data": f"s3://{S3_BUCKET}/{test_id}", "s3_endpoint": s3_server.endpoint,  # type: ignore[attr-defined]
+        "s3_key_id": S3_KEY_ID, "s3_secret": SecretStr(S3_SECRET), "s3_url_style": "path", "s3_use_ssl": False,
+    })
+
+
 @pytest.fixture
 def rclient(settings: Settings) -> Iterator[redis.Redis]:
     client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True)

@@ -31,6 +31,20 @@ def settings_env(settings: Settings, **override: str) -> dict[str, str]:
         "TICKVAULT_LAKE_DIR": str(settings.lake_dir),
         "TICKVAULT_HOT_MODE": settings.hot_mode,
     }
+    scale = {"lake_catalog": settings.lake_catalog, "lake_data": settings.lake_data, "s3_endpoint": settings.s3_endpoint,
+             "s3_key_id": settings.s3_key_id, "pg_read_url": settings.pg_read_url}
+    env.update({f"TICKVAULT_{name.upper()}": value for name, value in scale.items() if value is not None})
+    if settings.lake_catalog is not None:
+        env["TICKVAULT_LAKE_CATALOG_SCHEMA"] = settings.lake_catalog_schema
+    if settings.lake_data is not None:
+        env.update({"TICKVAULT_S3_REGION": settings.s3_region, "TICKVAULT_S3_URL_STYLE": settings.s3_url_style,
+                    "TICKVAULT_S3_USE_SSL": str(settings.s3_use_ssl).lower()})
+    if settings.redis_cluster:
+        env["TICKVAULT_REDIS_CLUSTER"] = "true"
+    if settings.stream_shards != 1:
+        env["TICKVAULT_STREAM_SHARDS"] = str(settings.stream_shards)
+    if settings.s3_secret is not None:
+        env["TICKVAULT_S3_SECRET"] = settings.s3_secret.get_secret_value()
     env.update(override)
     return env
 

@@ -154,3 +154,23 @@ def test_compose_redis_requires_the_password_from_the_env_file(compose: dict, tm
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+def test_scale_overlay_matches_the_spec_and_only_adds_what_the_profile_names(compose: dict) -> None:
+    text = (DEPLOY / "docker-compose.scale.yml").read_text(encoding="utf-8")
+    overlay = yaml.safe_load(text)
+    schema = json.loads(files("check_jsonschema.builtin_schemas.vendor").joinpath("compose-spec.json").read_text(encoding="utf-8"))
+    jsonschema.validate(overlay, schema, cls=jsonschema.Draft202012Validator)
+    added = set(overlay["services"]) - set(compose["services"])
+    assert added == {"seaweedfs", "timescaledb-replica", "archiver-cold"}
+    assert all(overlay["services"][name]["profiles"] == ["scale"] for name in added)  # the default stack is unchanged
+    scale_env = overlay["services"]["tickvault"]["environment"]
+    assert scale_env["TICKVAULT_LAKE_DATA"].startswith("s3://") and scale_env["TICKVAULT_LAKE_CATALOG"].startswith("postgresql://")
+    assert "timescaledb-replica" in scale_env["TICKVAULT_PG_READ_URL"]
+    assert overlay["services"]["archiver-cold"]["command"] == ["archive", "cold"]
+    assert overlay["services"]["archiver-cold"]["deploy"]["replicas"] >= 2
+    for name, svc in overlay["services"].items():
+        for source in (v.split(":")[0] for v in svc.get("volumes", [])):
+            assert (DEPLOY / source).exists() if source.startswith(".") else source in overlay["volumes"], f"{name}: {source}"
+    env_names = set(re.findall(r"^([A-Z0-9_]+)=", (DEPLOY / ".env.example").read_text(encoding="utf-8"), re.M))
+    required = set(re.findall(r"\$\{([A-Z0-9_]+):\?", text))
+    assert required and required <= env_names, required - env_names

@@ -20,6 +20,7 @@ from tickvault.core.wire import ticks_to_table
 from tickvault.services.api import Vault
 from tickvault.stores.hot import HotStore
 from tickvault.stores.lake import Lake
+from tickvault.stores.lake.location import LakeLocation
 from tickvault.stores.lake.views import open_console, run_query
 
 
@@ -100,7 +101,7 @@ def test_the_prompt_takes_multi_line_statements_and_survives_mistakes(env, capsy
     def prompt(_: str) -> str:
         return next(typed)
 
-    con = open_console(settings.lake_dir, 2025, 2026)
+    con = open_console(LakeLocation.of(settings), 2025, 2026)
     try:
         interactive(lambda q: run_query(con, q), prompt)
     finally:

@@ -59,6 +59,20 @@ def test_entries_of_a_dead_consumer_are_claimed(settings: Settings, rclient: red
     assert pending["consumers"] == [{"name": "alive", "pending": 5}]
 
 
+def test_a_running_consumer_takes_over_a_peer_that_dies_later(settings: Settings, rclient: redis.Redis, raw: redis.Redis) -> None:
+    """Archivers on several hosts: the survivor claims the dead one's entries without a restart."""
+    survivor = GroupConsumer(raw, settings.stream, "cold", "survivor", claim_idle_ms=1000)
+    survivor.ensure_group()
+    assert survivor.read(10, 10) == []  # running: its start-up claim is behind it
+    Publisher(rclient, settings.stream).publish(one_symbol_ticks(4))
+    taken = GroupConsumer(raw, settings.stream, "cold", "dies").read(4, 10)
+    assert len(taken) == 4
+    time.sleep(1.1)
+    claimed = survivor.read(10, 10)
+    assert [i for i, _ in claimed] == [i for i, _ in taken]
+    assert rclient.xpending(settings.stream, "cold")["consumers"] == [{"name": "survivor", "pending": 4}]
+
+
 def test_pending_entries_deleted_from_the_stream_are_acked_not_returned(settings: Settings, rclient: redis.Redis, raw: redis.Redis) -> None:
     ids = Publisher(rclient, settings.stream).publish(one_symbol_ticks(3))
     consumer = GroupConsumer(raw, settings.stream, "hot", "c1")

@@ -25,6 +25,7 @@ COMMANDS: dict[str, str] = {
     "archive": "archive:archive_cmd",
     "collect": "collect:collect_cmd",
     "compact": "lake:compact_cmd",
+    "lake": "lake:lake_group",
     "simulate": "simulate:simulate_cmd",
     "verify": "sync:verify_cmd",
     "reconcile": "sync:reconcile_cmd",

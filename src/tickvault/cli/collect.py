@@ -125,7 +125,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     registrations (an NXT symbol costs a second one), more need TICKVAULT_KIS_WS_EXTRA_APPS.
     Pairs that do not fit are named at start and counted (tickvault_collector_uncovered_pairs).
     """
-    from ..core.stream import connect
+    from ..core.sharding import stream_client
     from ..services.collectors.base import FatalCollectorError
     from ..services.collectors.service import build_kis, kis_apps, kis_plan
 
@@ -143,7 +143,7 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
     if plan_only:
         _print_plan(plan)
         return
-    _run_ws(settings, "kis", plan, lambda p: build_kis(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
+    _run_ws(settings, "kis", plan, lambda p: build_kis(settings, p, stream_client(settings)), lambda: make_plan(True))
 
 
 @collect_cmd.command("kiwoom")
@@ -159,7 +159,7 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
 
     Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY.
     """
-    from ..core.stream import connect
+    from ..core.sharding import stream_client
     from ..services.collectors.base import FatalCollectorError
     from ..services.collectors.service import build_kiwoom, kiwoom_plan
 
@@ -178,7 +178,7 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     if plan_only:
         _print_plan(plan)
         return
-    _run_ws(settings, "kiwoom", plan, lambda p: build_kiwoom(settings, p, connect(settings.redis_dsn)), lambda: make_plan(True))
+    _run_ws(settings, "kiwoom", plan, lambda p: build_kiwoom(settings, p, stream_client(settings)), lambda: make_plan(True))
 
 
 @collect_cmd.command("universe")

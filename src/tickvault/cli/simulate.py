@@ -49,7 +49,8 @@ def simulate_cmd(
     around a previous close, every session of the session table for KRX and (for the
     NXT-eligible share of the symbols) NXT, each venue with its own cumulative volume.
     """
-    from ..core.stream import FrameLimits, Publisher, connect
+    from ..core.sharding import publisher_for, stream_client
+    from ..core.stream import FrameLimits
     from ..dev.simulate import day_of, describe, generate_day, plan_day, publish, session_times, store_universe, write_truth
 
     try:
@@ -75,7 +76,7 @@ def simulate_cmd(
             fail(f"{exc}; the universe was not recorded")
     if not no_publish:
         settings = get_settings(ctx)
-        client = connect(settings.redis_dsn)
+        client = stream_client(settings)
         where = redact_dsn(settings.redis_dsn)  # never print a password
         try:
             client.ping()
@@ -91,7 +92,7 @@ def simulate_cmd(
 
         try:
             result = publish(
-                Publisher(client, settings.stream),
+                publisher_for(settings, client),
                 table,
                 dup_rate=dup_rate,
                 shuffle_window=shuffle_window,

@@ -11,6 +11,7 @@ from types import ModuleType
 import click
 import pyarrow as pa
 
+from ..core.config import Settings
 from ..core.errors import QueryError, TickvaultError
 from ..core.wire import KST
 from . import fail, get_settings
@@ -94,7 +95,7 @@ def sql_cmd(ctx: click.Context, query: str | None, file: str | None, hot: bool, 
     first, last = _years(first_year, last_year)
     check_out(out)
     if script_only:
-        print_script(settings.lake_dir, first, last, writable, out)
+        print_script(settings, first, last, writable, out)
         return
     text = _query_text(query, file)
     if hot:
@@ -104,9 +105,12 @@ def sql_cmd(ctx: click.Context, query: str | None, file: str | None, hot: bool, 
         ask: Callable[[str], pa.Table] = store.user_query
         close: Callable[[], None] = store.close
     else:
+        from ..stores.lake import Lake
+        from ..stores.lake.location import LakeLocation
         from ..stores.lake.views import open_console, run_query
 
-        con = open_console(Path(settings.lake_dir), first, last)
+        Lake(settings).require()
+        con = open_console(LakeLocation.of(settings), first, last)
 
         def ask(statement: str) -> pa.Table:
             return run_query(con, statement)
@@ -136,14 +140,15 @@ def _query_text(query: str | None, file: str | None) -> str | None:
     return query
 
 
-def print_script(lake_dir: Path, first: int, last: int, writable: bool, out: str | None) -> None:
-    from ..stores.lake.connection import catalog_path
+def print_script(settings: Settings, first: int, last: int, writable: bool, out: str | None) -> None:
+    from ..stores.lake import Lake
+    from ..stores.lake.location import LakeLocation
     from ..stores.lake.views import lake_script
 
-    if not catalog_path(Path(lake_dir)).exists():
-        fail(f"no lake at {lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)", 2)
+    if not Lake(settings).exists():
+        fail(f"no lake at {settings.lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)", 2)
     try:
-        script = lake_script(Path(lake_dir), first, last, read_only=not writable)
+        script = lake_script(LakeLocation.of(settings), first, last, read_only=not writable)
     except ValueError as exc:
         fail(str(exc), 2)
     if out:
@@ -166,4 +171,4 @@ def lake_sql_cmd(ctx: click.Context, first_year: int | None, last_year: int | No
     """
     check_out(out)
     year = datetime.now(KST).year
-    print_script(Path(get_settings(ctx).lake_dir), first_year or 2015, last_year or year + 1, writable, out)
+    print_script(get_settings(ctx), first_year or 2015, last_year or year + 1, writable, out)

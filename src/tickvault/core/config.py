@@ -91,6 +91,22 @@ class Settings(BaseSettings):
     lake_dir: Path = Field(Path("tickvault-lake"), description="Directory of the cold lake (catalog + Parquet files)")
     stream: str = Field("tickvault:ticks", description="Redis stream of ticks; dead letters go to <stream>:dlq")
 
+    # --- scale-out (docs/scale-out.md): every default keeps the single-machine setup
+    lake_catalog: str | None = Field(
+        None, description="PostgreSQL URL of the lake catalog (archivers on several hosts); unset: the SQLite file catalog.sqlite under lake_dir",
+    )
+    lake_catalog_schema: str = Field("tickvault_lake", description="PostgreSQL schema of the lake catalog's ducklake_* tables (with lake_catalog)")
+    lake_data: str | None = Field(None, description="Where the lake's Parquet files live: s3://bucket/prefix or a directory; unset: data/ under lake_dir")
+    s3_endpoint: str | None = Field(None, description="host:port of the S3 API for lake_data on s3:// (unset: AWS)")
+    s3_region: str = Field("us-east-1", description="S3 region of lake_data")
+    s3_key_id: str | None = Field(None, description="S3 access key id of lake_data")
+    s3_secret: SecretStr | None = Field(None, description="S3 secret access key of lake_data")
+    s3_url_style: Literal["path", "vhost"] = Field("vhost", description="S3 addressing: vhost (AWS) or path (most self-hosted servers)")
+    s3_use_ssl: bool = Field(True, description="Use HTTPS to the S3 endpoint")
+    redis_cluster: bool = Field(False, description="redis_url names a node of a Redis Cluster (the stream is then sharded: stream_shards)")
+    stream_shards: int = Field(1, ge=1, le=100, description="Shards of the stream: (venue, symbol) -> <stream>:{NN} by crc32; 1 = the plain stream key")
+    pg_read_url: str | None = Field(None, description="PostgreSQL URL of a streaming replica for hot-store reads (queries, verify); unset: the primary")
+
     # --- archivers
     hot_batch_size: int = Field(5000, ge=1, description="Max stream entries per hot-store write")
     cold_batch_size: int = Field(50000, ge=1, description="Max stream entries per lake commit (fewer, larger files)")
@@ -205,6 +221,20 @@ class Settings(BaseSettings):
             raise ValueError(f"pg_schema is {len(value.encode())} bytes; PostgreSQL names hold at most {PG_IDENTIFIER_BYTES}")
         return value
 
+    @field_validator("lake_catalog")
+    @classmethod
+    def _postgres_catalog(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("lake_catalog must be a postgresql:// URL (unset: the SQLite catalog under lake_dir)")
+        return value
+
+    @field_validator("lake_catalog_schema")
+    @classmethod
+    def _catalog_identifier(cls, value: str) -> str:
+        if not value.replace("_", "a").isalnum() or not value[0].isalpha() or value.lower() != value:
+            raise ValueError("lake_catalog_schema must be a lowercase identifier (letters, digits, _)")
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -228,6 +258,11 @@ class Settings(BaseSettings):
     @property
     def redis_dsn(self) -> str:
         return self.redis_url or DEFAULT_REDIS_URL
+
+    @property
+    def pg_read_dsn(self) -> str:
+        """Where hot-store reads go: the replica when one is set, else the primary."""
+        return self.pg_read_url or self.pg_dsn
 
     @property
     def dlq_stream(self) -> str:

@@ -217,8 +217,9 @@ class GroupConsumer:
                 self._pending_cursor = _text(entries[-1][0])
                 return self._drop_deleted(entries)
             self._pending_cursor = None
+        # not only at start: a peer in the group (another host) may die while this one runs
         if time.monotonic() >= self._next_claim_at:
-            self._next_claim_at = time.monotonic() + self.claim_idle_ms / 1000
+            self._next_claim_at = time.monotonic() + self.claim_idle_ms / 2000
             claimed = self.claim(count)
             if claimed:
                 log.info("group %s: consumer %s claimed %d entries idle on other consumers", self.group, self.consumer, len(claimed))

@@ -30,6 +30,7 @@ from typing import Protocol
 
 from ..core.calendar import venue_active, venue_close
 from ..core.config import Settings
+from ..core.sharding import shard_streams, stream_client
 from ..core.stream import connect, require_reachable
 from ..core.wire import KST, VENUES, Venue
 from ..services.adjustments import refresh_day
@@ -155,31 +156,71 @@ class Supervisor:
         return outcome
 
 
+def group_archivers(settings: Settings, group: str, consumer: str | None = None) -> list[Archiver]:
+    """The archivers of one group: one per shard of the stream (TICKVAULT_STREAM_SHARDS; one by
+    default), each reading its own shard key, all writing through one store; dead letters go to the
+    one dead-letter stream."""
+    archivers = [build_archiver(settings.model_copy(update={"stream": key}), group, consumer) for key in shard_streams(settings)]
+    for archiver in archivers:
+        archiver.dlq_stream = settings.dlq_stream
+    for archiver in archivers[1:]:
+        archiver.store = archivers[0].store
+    return archivers
+
+
+def run_together(archivers: Sequence[Archiver]) -> int:
+    """Run the shard archivers of a group in threads; the worst exit code (one crash stops all)."""
+    if len(archivers) == 1:
+        return archivers[0].run()
+    codes: list[int] = []
+
+    def run(archiver: Archiver) -> None:
+        try:
+            codes.append(archiver.run())
+        except Exception:
+            log.exception("archiver %s of %s crashed", archiver.store.name, archiver.consumer.stream)
+            codes.append(1)
+            for other in archivers:
+                other.stop()
+
+    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.store.name}-{a.consumer.stream}") for a in archivers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return max(codes, default=0)
+
+
 # ---------------------------------------------------------------------- components
 class ArchiverRunnable:
-    """An archiver wired to the metrics: commits observed, every stream read is a heartbeat."""
+    """A group's archivers (one per stream shard) wired to the metrics: commits observed, every
+    stream read is a heartbeat."""
 
     def __init__(self, settings: Settings, group: str, metrics: PipelineMetrics, consumer: str | None = None) -> None:
-        self.archiver = build_archiver(settings, group, consumer)
-        self.archiver.observers.append(metrics.observe_commit)
-        read = self.archiver.consumer.read
+        self.archivers = group_archivers(settings, group, consumer)
+        self.archiver = self.archivers[0]
+        for archiver in self.archivers:
+            archiver.observers.append(metrics.observe_commit)
+            read = archiver.consumer.read
 
-        def read_with_heartbeat(count: int, block_ms: int | None):
-            entries = read(count, block_ms)
-            metrics.heartbeat(group)
-            return entries
+            def read_with_heartbeat(count: int, block_ms: int | None, read=read):
+                entries = read(count, block_ms)
+                metrics.heartbeat(group)
+                return entries
 
-        self.archiver.consumer.read = read_with_heartbeat  # type: ignore[method-assign]
+            archiver.consumer.read = read_with_heartbeat  # type: ignore[method-assign]
 
     def run(self) -> int:
-        return self.archiver.run()
+        return run_together(self.archivers)
 
     def stop(self) -> None:
-        self.archiver.stop()
+        for archiver in self.archivers:
+            archiver.stop()
 
     def close(self) -> None:
         self.archiver.store.close()
-        self.archiver.consumer.client.close()
+        for archiver in self.archivers:
+            archiver.consumer.client.close()
 
 
 class EndpointRunnable:
@@ -219,9 +260,16 @@ def hot_maintenance(settings: Settings) -> Callable[[datetime], Results]:
 
 
 def stream_trim(settings: Settings) -> Callable[[datetime], Results]:
+    """Trim every shard of the stream below what both groups acknowledged there."""
+
     def job(now: datetime) -> Results:
-        result = trim(settings)
-        return {"trimmed": float(result.trimmed), "alarm": 1.0 if result.alarm else 0.0}
+        client = stream_client(settings) if settings.redis_cluster else None
+        try:
+            results = [trim(settings.model_copy(update={"stream": key}), client=client) for key in shard_streams(settings)]
+        finally:
+            if client is not None:
+                client.close()
+        return {"trimmed": float(sum(r.trimmed for r in results)), "alarm": 1.0 if any(r.alarm for r in results) else 0.0}
 
     return job
 
@@ -367,34 +415,36 @@ def archive(settings: Settings, groups: Sequence[str], consumer: str | None = No
 
     require_reachable(settings.redis_dsn)
     install_signal_handlers(stop)
-    archivers.extend(build_archiver(settings, g, name) for g, name in zip(groups, names))
+    per_group = [group_archivers(settings, g, name) for g, name in zip(groups, names)]
+    archivers.extend(a for group in per_group for a in group)
     if stop_requested.is_set():
         stop()
     jobs = scheduled_jobs(settings, [*groups, *(["reconcile"] if with_sync else [])])
     scheduler = Scheduler(jobs) if jobs else None
     codes: dict[str, int] = {}
 
-    def run(a: Archiver) -> None:
+    def run(group: list[Archiver]) -> None:
+        name = group[0].store.name
         try:
-            codes[a.store.name] = a.run()
+            codes[name] = run_together(group)
         except Exception:
-            log.exception("archiver %s crashed", a.store.name)
-            codes[a.store.name] = 1
+            log.exception("archiver %s crashed", name)
+            codes[name] = 1
             for other in archivers:
                 other.stop()
 
-    threads = [threading.Thread(target=run, args=(a,), name=f"archive-{a.store.name}") for a in archivers]
+    threads = [threading.Thread(target=run, args=(group,), name=f"archive-{group[0].store.name}") for group in per_group]
     if scheduler is not None:
         threads.append(threading.Thread(target=scheduler.run, name="archive-schedule", daemon=True))
     for t in threads:
         t.start()
-    while any(t.is_alive() for t in threads[: len(archivers)]):
-        for t in threads[: len(archivers)]:
+    while any(t.is_alive() for t in threads[: len(per_group)]):
+        for t in threads[: len(per_group)]:
             t.join(0.5)
     if scheduler is not None:
         scheduler.stop()
         threads[-1].join()
-    for a in archivers:
-        a.store.close()
+    for group in per_group:
+        group[0].store.close()
     return max(codes.values(), default=0)
 

@@ -23,11 +23,11 @@ import redis
 
 from ..core.config import Settings
 from ..core.errors import StoreUnavailable
+from ..core.sharding import shard_streams, stream_client
 from ..core.stream import group_info, parse_id, stream_last_id
 from ..core.wire import VENUES
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
-from ..stores.lake.connection import catalog_path
 
 OK, DOWN, MISSING = "ok", "down", "missing"
 PARTS = ("redis", "hot", "cold")
@@ -50,25 +50,28 @@ def venues_today(store: HotStore | Lake, day: date) -> dict[str, dict[str, int |
 
 
 def redis_status(settings: Settings) -> dict[str, Any]:
+    """The stream's length, dead letters and groups; with shards, summed over them (``shards``
+    holds each shard's own figures)."""
     out: dict[str, Any] = {"state": DOWN, "stream": settings.stream, "dlq_stream": settings.dlq_stream}
-    client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True, socket_connect_timeout=3, socket_timeout=10)
+    if settings.redis_cluster:
+        client = stream_client(settings)
+    else:
+        client = redis.Redis.from_url(settings.redis_dsn, decode_responses=True, socket_connect_timeout=3, socket_timeout=10)
     try:
-        out["length"] = int(client.xlen(settings.stream))
+        shards = {key: _stream_status(client, key) for key in shard_streams(settings)}
         out["dlq_length"] = int(client.xlen(settings.dlq_stream))
         out["side_streams"] = {
             "dlq": side_stream_status(client, settings.dlq_stream, settings.dlq_max_entries, settings.dlq_max_age_days),
             "gaps": side_stream_status(client, f"{settings.stream}:gaps", settings.gaps_max_entries, settings.gaps_max_age_days),
         }
-        out["last_id"] = stream_last_id(client, settings.stream)
-        out["groups"] = {
-            name: {
-                "lag": None if info.get("lag") is None else int(info["lag"]),
-                "pending": int(info.get("pending", 0)),
-                "consumers": int(info.get("consumers", 0)),
-                "last_delivered_id": info.get("last-delivered-id"),
-            }
-            for name, info in sorted(group_info(client, settings.stream).items())
-        }
+        if len(shards) == 1:
+            out.update(shards[settings.stream])
+        else:
+            out["length"] = sum(s["length"] for s in shards.values())
+            ids = [s["last_id"] for s in shards.values() if s["last_id"]]
+            out["last_id"] = max(ids, key=parse_id) if ids else None
+            out["groups"] = _summed_groups([s["groups"] for s in shards.values()])
+            out["shards"] = shards
         out["over_limit"] = out["length"] > settings.stream_max_entries
         out["state"] = OK
     except redis.RedisError as exc:
@@ -88,6 +91,37 @@ def side_stream_status(client: redis.Redis, stream: str, max_entries: int, max_a
         "oldest_age_days": None if oldest_ms is None else round((time.time() * 1000 - oldest_ms) / 86_400_000, 2),
         "retention": {"max_entries": max_entries, "max_age_days": max_age_days},
     }
+
+
+def _stream_status(client: Any, stream: str) -> dict[str, Any]:
+    return {
+        "length": int(client.xlen(stream)),
+        "last_id": stream_last_id(client, stream),
+        "groups": {
+            name: {
+                "lag": None if info.get("lag") is None else int(info["lag"]),
+                "pending": int(info.get("pending", 0)),
+                "consumers": int(info.get("consumers", 0)),
+                "last_delivered_id": info.get("last-delivered-id"),
+            }
+            for name, info in sorted(group_info(client, stream).items())
+        },
+    }
+
+
+def _summed_groups(per_shard: list[dict[str, dict[str, Any]]]) -> dict[str, dict[str, Any]]:
+    """Each group's lag and pending summed over the shards (consumers: the most on any shard;
+    delivered: the shard furthest behind)."""
+    out: dict[str, dict[str, Any]] = {}
+    for groups in per_shard:
+        for name, info in groups.items():
+            total = out.setdefault(name, {"lag": 0, "pending": 0, "consumers": 0, "last_delivered_id": info["last_delivered_id"]})
+            if info["last_delivered_id"] and parse_id(info["last_delivered_id"]) < parse_id(total["last_delivered_id"] or "0-0"):
+                total["last_delivered_id"] = info["last_delivered_id"]
+            total["lag"] = None if total["lag"] is None or info["lag"] is None else total["lag"] + info["lag"]
+            total["pending"] += info["pending"]
+            total["consumers"] = max(total["consumers"], info["consumers"])
+    return out
 
 
 def hot_status(settings: Settings, day: date) -> dict[str, Any]:
@@ -114,7 +148,7 @@ def hot_status(settings: Settings, day: date) -> dict[str, Any]:
 
 def cold_status(settings: Settings, day: date) -> dict[str, Any]:
     out: dict[str, Any] = {"state": DOWN, "lake_dir": str(settings.lake_dir)}
-    if not catalog_path(settings.lake_dir).exists():
+    if not Lake(settings).exists():
         out.update(state=MISSING, error=f"no lake at {settings.lake_dir}; run `tickvault init` or set TICKVAULT_LAKE_DIR")
         return out
     lake = Lake(settings)

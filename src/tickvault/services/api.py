@@ -217,7 +217,7 @@ class _Stores:
         if self._hot is None:
             from ..stores.hot import HotStore
 
-            self._hot = HotStore(self.settings)
+            self._hot = HotStore(self.settings, replica=True)  # reads only: a replica when one is set
         return self._hot
 
     def lake(self) -> Lake:

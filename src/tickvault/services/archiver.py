@@ -26,16 +26,8 @@ import redis
 
 from ..core.config import Settings
 from ..core.frames import cap_text, decode_raw_entries, entry_bytes, sent_fields
-from ..core.stream import (
-    MAX_REASON_CHARS,
-    Entry,
-    GroupConsumer,
-    SideRetention,
-    connect_raw,
-    dead_letter,
-    default_consumer_name,
-    parse_id,
-)
+from ..core.sharding import TRANSIENT_ERRORS, recover, stream_client
+from ..core.stream import MAX_REASON_CHARS, Entry, GroupConsumer, SideRetention, dead_letter, default_consumer_name, parse_id
 from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
@@ -150,12 +142,13 @@ class Archiver:
     def _read(self, count: int, block_ms: int | None) -> list[Entry]:
         try:
             return self.consumer.read(count, block_ms)
-        except REDIS_DOWN as exc:
+        except REDIS_DOWN + TRANSIENT_ERRORS as exc:  # a lost or stalled Redis, and a cluster failing over
             log.error(
                 "archiver %s: Redis unreachable or not answering (%s: %s); retrying — check TICKVAULT_REDIS_URL / the Redis server",
                 self.store.name, type(exc).__name__, cap_text(str(exc), MAX_REASON_CHARS),
             )
             self.consumer.reclaim_now()
+            recover(self.consumer.client)
             self.stop_event.wait(1.0)
             return []
 
@@ -266,7 +259,7 @@ def build_archiver(settings: Settings, which: str, consumer: str | None = None) 
             dlq_retention=retention,
         )
     group_consumer = GroupConsumer(
-        connect_raw(settings.redis_dsn, settings.redis_timeout_s), settings.stream, which, consumer or default_consumer_name(which),
+        stream_client(settings, raw=True), settings.stream, which, consumer or default_consumer_name(which),
         claim_idle_ms=settings.claim_idle_ms,
     )
     return Archiver(group_consumer, store, settings.dlq_stream, options)

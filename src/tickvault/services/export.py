@@ -16,7 +16,6 @@ from ..core.errors import StoreNotInitialized
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
-from ..stores.lake.connection import catalog_path
 
 
 def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] | None = None) -> pa.Table:
@@ -30,7 +29,7 @@ def read_day(settings: Settings, source: str, day: date, symbols: Sequence[str] 
         finally:
             store.close()
     elif source == "cold":
-        if not catalog_path(settings.lake_dir).exists():
+        if not Lake(settings).exists():
             raise StoreNotInitialized(f"no lake at {settings.lake_dir}; set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)")
         lake = Lake(settings)
         try:

@@ -146,9 +146,10 @@ class Outbox:
 
     def __init__(self, client: redis.Redis, stream: str, stats: CollectorStats, stage: str, retry_max_s: float = 30.0,
                  frames: FrameLimits | None = None, dlq_retention: SideRetention | None = None,
-                 gaps_retention: SideRetention | None = None):
+                 gaps_retention: SideRetention | None = None, publisher: Publisher | None = None):
+        """``publisher``: the stream's publisher (``core.sharding.publisher_for``: per shard on a cluster)."""
         self.client = client
-        self.publisher = Publisher(client, stream)
+        self.publisher = publisher or Publisher(client, stream)
         self.dlq = f"{stream}:dlq"
         self.gaps = gaps_stream(stream)
         self.stats = stats

@@ -13,6 +13,7 @@ import redis
 
 from ...core.calendar import collect_window, is_trading_day, next_trading_day
 from ...core.config import Settings
+from ...core.sharding import publisher_for
 from ...core.stream import FrameLimits, SideRetention
 from ...core.wire import KST, UTC, VENUES, Venue
 from .base import CollectorStats, FatalCollectorError, Outbox, Pair, gaps_stream
@@ -127,6 +128,7 @@ def outbox_for(settings: Settings, client: redis.Redis, stats: CollectorStats, s
         frames=FrameLimits(settings.frame_max_trades, settings.frame_max_bytes, settings.frame_max_delay_ms),
         dlq_retention=SideRetention(settings.dlq_max_entries, settings.dlq_max_age_days),
         gaps_retention=SideRetention(settings.gaps_max_entries, settings.gaps_max_age_days),
+        publisher=publisher_for(settings, client),
     )
 
 

@@ -277,7 +277,7 @@ def verify(
     if source not in SOURCES:
         raise QueryError(f"source must be one of {', '.join(SOURCES)}, not {source!r}")
     start, end = day_range(day, until)
-    opened = list(stores) if stores is not None else open_stores(settings, source)
+    opened = list(stores) if stores is not None else open_stores(settings, source, replica=True)
     try:
         scans = scan_all(opened, start, end, symbols)
         return build_report(day, source, symbols, opened, scans, start, end)
@@ -287,8 +287,9 @@ def verify(
                 store.close()
 
 
-def open_stores(settings: Settings, source: str) -> list[TickStore]:
-    """The stores named by ``source`` ("hot", "cold" or "both"), hot first."""
+def open_stores(settings: Settings, source: str, replica: bool = False) -> list[TickStore]:
+    """The stores named by ``source`` ("hot", "cold" or "both"), hot first; ``replica``: the hot
+    store reads from ``pg_read_url`` when set (verify only reads)."""
     from ...stores.hot import HotStore
     from ...stores.lake import Lake
 
@@ -296,7 +297,7 @@ def open_stores(settings: Settings, source: str) -> list[TickStore]:
         raise QueryError(f"source must be hot, cold or both, not {source!r}")
     stores: list[TickStore] = []
     if source in ("hot", "both"):
-        stores.append(HotStore(settings))
+        stores.append(HotStore(settings, replica=replica))
     if source in ("cold", "both"):
         stores.append(Lake(settings))
     return stores

@@ -84,8 +84,12 @@ class HotStore:
 
     name: StoreName = "hot"
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, replica: bool = False) -> None:
+        """``replica``: connect to ``pg_read_url`` when set (queries and verify; a streaming replica
+        answers reads only, so nothing that writes or initialises is given one)."""
         self.settings = settings
+        self.replica = replica and settings.pg_read_url is not None
+        self.dsn = settings.pg_read_dsn if replica else settings.pg_dsn
         self.schema = settings.pg_schema
         self._mode: str | None = None
         self._known_days: set[date] | None = None
@@ -105,7 +109,7 @@ class HotStore:
     def connect(self, autocommit: bool = False) -> psycopg.Connection:
         """A new dedicated connection (the caller closes it); most callers want ``connection()``."""
         try:
-            return psycopg.connect(self.settings.pg_dsn, autocommit=autocommit, application_name="tickvault-hot", connect_timeout=10)
+            return psycopg.connect(self.dsn, autocommit=autocommit, application_name="tickvault-hot", connect_timeout=10)
         except psycopg.OperationalError as exc:
             raise self._unavailable(exc) from exc
 
@@ -124,13 +128,13 @@ class HotStore:
                 from psycopg_pool import ConnectionPool
 
                 self._pool = ConnectionPool(
-                    self.settings.pg_dsn,
+                    self.dsn,
                     min_size=0,
                     max_size=POOL_MAX,
                     timeout=POOL_TIMEOUT_S,
                     kwargs={"autocommit": True, "application_name": "tickvault-hot", "connect_timeout": 10},
                     check=ConnectionPool.check_connection,
-                    name=f"tickvault-hot-{self.schema}",
+                    name=f"tickvault-hot-{self.schema}{'-replica' if self.replica else ''}",
                     num_workers=1,
                     open=True,
                 )
@@ -140,10 +144,11 @@ class HotStore:
         reason = first_line(exc)
         if type(exc).__name__ == "PoolTimeout":  # the pool hides why; one direct attempt tells
             try:
-                psycopg.connect(self.settings.pg_dsn, connect_timeout=3).close()
+                psycopg.connect(self.dsn, connect_timeout=3).close()
             except psycopg.Error as probe:
                 reason = first_line(probe)
-        return StoreUnavailable(connection_advice(reason))
+        advice = connection_advice(reason)  # names TICKVAULT_PG_URL; reads of a replica use their own URL
+        return StoreUnavailable(advice.replace("TICKVAULT_PG_URL", "TICKVAULT_PG_READ_URL") if self.replica else advice)
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:

@@ -28,10 +28,11 @@ from ...core.calendar import trading_date
 from ...core.config import Settings
 from ...core.errors import ConfigError, QueryError, StorageFull, StoreError, StoreNotInitialized, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
-from ...core.wire import TICK_SCHEMA, Venue
+from ...core.wire import KST, TICK_SCHEMA, Venue
 from ..contract import Bounds, Break, KeyCopies, MinuteFingerprint, StoreName, StreamPosition, conform, report_conflicts, report_rejects
 from ..sqlfiles import load
-from .connection import ALIAS, LOCK_RETRY_SECONDS, catalog_path, is_lock_error, open_connection, retry_locked
+from .connection import ALIAS, LOCK_RETRY_SECONDS, is_lock_error, lake_exists, open_connection, retry_locked
+from .location import LakeLocation
 from .writelock import writer_lock
 
 log = logging.getLogger(__name__)
@@ -128,6 +129,8 @@ class Lake:
         self.settings = settings
         self.lock_budget_s = lock_budget_s  # how long lock collisions are retried before raising
         self.lake_dir = Path(settings.lake_dir)
+        self.location = LakeLocation.of(settings)
+        self._seen = False  # the catalog was found once
         self._con: duckdb.DuckDBPyConnection | None = None
         self._mutex = threading.RLock()
         self._initialised = False
@@ -143,24 +146,27 @@ class Lake:
         them in ``tickvault.stores.lake.retry_locked``.
         """
         self.require()
-        return open_connection(self.lake_dir, ALIAS, read_only=read_only, **self._limits())
+        return open_connection(self.location, ALIAS, read_only=read_only, **self._limits())
 
     def _limits(self) -> dict[str, int]:
         return {"threads": self.settings.lake_threads, "memory_limit_mb": self.settings.lake_memory_limit_mb}
 
     def exists(self) -> bool:
-        """Whether a lake (its catalog) exists at ``lake_dir``."""
-        return catalog_path(self.lake_dir).exists()
+        """Whether a lake (its catalog) exists where the settings point. A lake once seen is not
+        asked for again (on PostgreSQL each look is a connection)."""
+        if not self._seen:
+            self._seen = lake_exists(self.location)
+        return self._seen
 
     def _connection(self) -> duckdb.DuckDBPyConnection:
         if self._con is None:
             if self.exists():
-                self._con = open_connection(self.lake_dir, **self._limits())
+                self._con = open_connection(self.location, **self._limits())
             else:  # the first ATTACH creates the catalog: only init(), one process at a time
                 if not self._creating:
                     self.require()
-                with writer_lock(self.lake_dir):
-                    self._con = open_connection(self.lake_dir, **self._limits())
+                with writer_lock(self.location):
+                    self._con = open_connection(self.location, **self._limits())
         return self._con
 
     def _discard_connection(self) -> None:
@@ -239,7 +245,7 @@ class Lake:
             self._creating = True
             try:
                 if not self._is_complete():
-                    with writer_lock(self.lake_dir):
+                    with writer_lock(self.location):
                         self._create()
             finally:
                 self._creating = False
@@ -259,7 +265,7 @@ class Lake:
         row = self._run("read the inlining limit", lambda con: con.execute(read).fetchone())
         if row is not None and int(row[0]) == limit:
             return
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("set the inlining limit", lambda con: con.execute(statement("write", "set_ticks_inline_limit", limit=str(limit))))
         log.info("lake: ticks commits of at most %d rows are inlined in the catalog", limit)
 
@@ -267,7 +273,8 @@ class Lake:
         """Refuse to work on a lake that does not exist (readers never create one by accident)."""
         if not self.exists():
             raise StoreNotInitialized(
-                f"no lake at {self.lake_dir}: check TICKVAULT_LAKE_DIR, or run `tickvault init` to create one there"
+                f"no lake at {self.location.describe()}: check TICKVAULT_LAKE_DIR (and TICKVAULT_LAKE_CATALOG), "
+                "or run `tickvault init` to create one there"
             )
 
     def schema_version(self) -> int:
@@ -317,7 +324,7 @@ class Lake:
         self._run("record the schema version",
                   lambda con: [con.execute(s.duckdb(), {"version": str(SCHEMA_VERSION)} if s.params else None) for s in version_statements],
                   write=True)
-        log.info("lake ready at %s", self.lake_dir)
+        log.info("lake ready at %s", self.location.describe())
 
     def _migrate_v2(self) -> None:
         """Schema 1 -> 2: venue joins the natural key; `_NX` rows become venue NXT (one commit;
@@ -373,14 +380,15 @@ class Lake:
                             {"stream": position.stream, "group": position.group, "last_id": position.last_id})
             return added
 
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             try:
                 added = self._run(f"commit {batch.num_rows} ticks", transaction, write=True)
                 if 0 < added <= self.settings.cold_inline_row_limit:
                     self._note_inlined(added)
                 return added
             except StoreError as exc:
-                problem = storage_problem(self.lake_dir)
+                local = self.location.local_data_dir
+                problem = storage_problem(local) if local is not None else None
                 if problem is None:
                     raise
                 raise StorageFull(
@@ -589,7 +597,7 @@ class Lake:
             finally:
                 con.unregister("tv_universe")
 
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("write the universe", transaction, write=True)
 
     def read_universe(self, day: date) -> list[tuple[str, str]]:
@@ -609,6 +617,18 @@ class Lake:
             return len(files)
         marker = f"trade_date={day.isoformat()}"
         return sum(1 for (path,) in files if marker in path)
+
+    def live_files(self, day: date | None = None) -> list[str]:
+        """Paths (local or s3://) of the Parquet files of the current snapshot, of one KST date if
+        given, from the catalog: what another engine (pyarrow, Spark) must read, and nothing else."""
+        self.require()
+        rows = self._run("list the live files", lambda con: con.execute(statement("read", "live_files")).fetchall())
+        marker = f"trade_date={day.isoformat()}/" if day is not None else ""
+        rows = [(path, deletes) for path, deletes in rows if marker in path]
+        if any(deletes for _, deletes in rows):
+            raise StoreError("the lake has deleted rows (delete files) that readers of the Parquet files alone would miss; "
+                             "read it through DuckDB (`tickvault lake-sql`) instead")
+        return [path for path, _ in rows]
 
     # --- the questions of sync and recovery
     def _range(self, start: datetime, end: datetime, symbols: Sequence[str] | None) -> dict[str, Any]:
@@ -650,7 +670,7 @@ class Lake:
             finally:
                 con.unregister("tv_adjustments")
 
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("create lake.adjustments", lambda con: con.execute(statement("sync", "adjustments_table")))
             self._run("write the adjustment factors", transaction, write=True)
 
@@ -684,7 +704,7 @@ class Lake:
             return
         self._existing()
         batch = pa.Table.from_pylist(list(rows), schema=INTEGRITY_SCHEMA)
-        with writer_lock(self.lake_dir):
+        with writer_lock(self.location):
             self._run("create lake.integrity_report", lambda con: con.execute(statement("sync", "integrity_report_table")))
             if _integrity_unchanged(self.read_integrity_report(rows[0]["day"]), rows):
                 return
@@ -714,7 +734,7 @@ class Lake:
         """
         self.require()
         started = time.perf_counter()
-        with writer_lock(self.lake_dir, timeout_s=600):
+        with writer_lock(self.location, timeout_s=600):
             files_before = self.file_count(day)
             rows_before = self.count_ticks(day)
             self._run("flush inlined ticks", lambda con: con.execute(statement("maintenance", "flush_inlined")).fetchall())
@@ -734,6 +754,21 @@ class Lake:
         log.info("compacted %s: %d -> %d files, %d rows, %.2fs", day, files_before, files_after, rows_after, seconds)
         return {"files_before": files_before, "files_after": files_after, "rows": rows_after,
                 "orphans_deleted": orphans, "seconds": round(seconds, 3)}
+
+    def expire_snapshots(self, older_than: timedelta) -> dict[str, int]:
+        """Forget the snapshots older than ``older_than`` and delete the files only they used.
+
+        Time travel to before the cut ends; the current data is untouched. Each step is its own
+        transaction under the writer lock (a transaction may change data or maintain, not both)."""
+        self.require()
+        cut = datetime.now(KST) - older_than
+        with writer_lock(self.location, timeout_s=600):
+            expired = self._run("expire snapshots", lambda con: len(
+                con.execute(statement("maintenance", "expire_snapshots"), {"older_than": cut}).fetchall()))
+            deleted = self._run("delete the files of expired snapshots", lambda con: len(
+                con.execute(statement("maintenance", "cleanup_old_files")).fetchall()))
+        log.info("lake: expired %d snapshots older than %s, deleted %d files", expired, cut.isoformat(), deleted)
+        return {"snapshots": expired, "files_deleted": deleted}
 
     def close(self) -> None:
         with self._mutex:

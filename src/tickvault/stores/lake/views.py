@@ -15,9 +15,22 @@ import duckdb
 import pyarrow as pa
 
 from ...core import calendar as krx
-from ...core.errors import ConfigError, QueryError, StoreNotInitialized
+from ...core.errors import ConfigError, QueryError
 from ..sqlfiles import load
-from .connection import attach_sql, catalog_path, is_lock_error, load_extensions, retry_locked
+from .connection import attach_sql, is_lock_error, open_connection, retry_locked
+from .location import LakeLocation
+
+
+def _scale_prelude(where: Path | LakeLocation) -> str:
+    """For a catalog on PostgreSQL or data on S3: the extensions, and the CREATE SECRET with the
+    secret left for the reader to fill in (a script on disk never holds it)."""
+    if not isinstance(where, LakeLocation):
+        return ""
+    lines = (["LOAD postgres_scanner;"] if where.on_postgres else []) + (["LOAD httpfs;"] if where.on_s3 else [])
+    secret = where.secret_sql(secret="<your S3 secret key>")
+    if secret:
+        lines.append(f"{secret};")
+    return "".join(line + "\n" for line in lines)
 
 
 def _dates(days: list[date]) -> str:
@@ -56,8 +69,9 @@ def macro_core() -> str:
     return body
 
 
-def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool = True) -> str:
-    """The whole script: LOAD, ATTACH, the ticks view, tv_calendar, the candles macro."""
+def lake_script(where: Path | LakeLocation, first_year: int, last_year: int, read_only: bool = True, attached: bool = False) -> str:
+    """The whole script: LOAD, ATTACH, the ticks view, tv_calendar, the candles macro
+    (``attached``: without the ATTACH, for a connection that has the lake attached already)."""
     if not krx.FIRST_YEAR <= first_year <= last_year <= first_year + 60:
         raise ConfigError(f"calendar years {first_year}–{last_year} make no sense: pick e.g. --first-year 2015 --last-year 2027")
     # from a week early, so the first ISO week's label is its real first trading date
@@ -70,7 +84,8 @@ def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool
         "duckdb_version": duckdb.__version__,
         "first_year": str(first_year),
         "last_year": str(last_year),
-        "attach": attach_sql(lake_dir, read_only=read_only),
+        "attach": "" if attached else
+                  _scale_prelude(where) + attach_sql(where.for_script() if isinstance(where, LakeLocation) else where, read_only=read_only),
         "days": _dates(days),
         "late_days": _dates([s.day for s in late]),
         "late_open": ", ".join(str(minutes(s.open.timetz())) for s in late),
@@ -80,16 +95,14 @@ def lake_script(lake_dir: Path, first_year: int, last_year: int, read_only: bool
     return script.replace("{core}", macro_core())
 
 
-def open_console(lake_dir: Path, first_year: int, last_year: int) -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB with this lake attached READ_ONLY and the script above run: the ``ticks``
-    view, the ``candles(...)`` macro and ``tv_calendar`` — what `tickvault sql` queries."""
-    if not catalog_path(Path(lake_dir)).exists():
-        raise StoreNotInitialized(f"no lake at {lake_dir}: set TICKVAULT_LAKE_DIR to the lake directory (or run `tickvault init`)")
-    script = lake_script(Path(lake_dir), first_year, last_year, read_only=True)
-    con = duckdb.connect(":memory:")
+def open_console(location: LakeLocation, first_year: int, last_year: int) -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB with the lake (local, or on PostgreSQL + S3) attached READ_ONLY and the
+    script above run: the ``ticks`` view, the ``candles(...)`` macro and ``tv_calendar`` — what
+    `tickvault sql` queries. The caller checks that the lake exists."""
+    script = lake_script(location, first_year, last_year, read_only=True, attached=True)
+    con = open_connection(location, read_only=True)
     try:
-        load_extensions(con)
-        retry_locked(f"attach the lake at {lake_dir}", lambda: con.execute(script))
+        retry_locked(f"open the lake at {location.describe()}", lambda: con.execute(script))
     except BaseException:
         con.close()
         raise

@@ -76,3 +76,9 @@ FROM lake.ticks
 WHERE trade_date = :day
 GROUP BY ALL
 ORDER BY venue, symbol, minute
+
+-- name: live_files
+-- The Parquet files of the current snapshot, from the catalog (files replaced by compaction stay
+-- in storage until cleanup, so listing the directory or bucket gives wrong answers). Ticks are
+-- never deleted, so delete_file stays NULL; a reader of the files alone could not apply one.
+SELECT data_file, delete_file FROM ducklake_list_files('lake', 'ticks') ORDER BY data_file
