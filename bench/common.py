@@ -18,7 +18,7 @@ import pyarrow as pa
 import redis
 
 from tickvault.core.config import Settings
-from tickvault.core.stream import Publisher
+from tickvault.core.stream import FrameLimits, Publisher
 from tickvault.dev.simulate import publish
 
 DAY = date(2026, 11, 20)
@@ -28,10 +28,13 @@ TSDB_URL = os.environ.get("TICKVAULT_BENCH_TSDB_URL")  # a PostgreSQL with times
 
 
 #: wire format -> function sending a TICK_SCHEMA table through a Publisher as fast as it can.
-#: v1 = one stream entry per trade. The v2 frames (issue 15.1, the stream engineer's) plug in
-#: here as "v2": ingest.py (dual write) and day.py then run once per format and report the
-#: v2 / v1 ratio ("<bench>.v2_vs_v1_*"); nothing else needs to change.
-WIRE_FORMATS: dict[str, Callable[[Publisher, pa.Table], object]] = {"v1": publish}
+#: v1 = one stream entry per trade; v2 = frames of up to 1000 trades (the collectors' and
+#: simulate's default). ingest.py (dual write) and day.py run once per format and report the
+#: v2 / v1 ratio ("<bench>.v2_vs_v1_*").
+WIRE_FORMATS: dict[str, Callable[[Publisher, pa.Table], object]] = {
+    "v1": publish,
+    "v2": lambda publisher, table: publish(publisher, table, frames=FrameLimits()),
+}
 
 
 @contextmanager
