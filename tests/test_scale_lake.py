@@ -20,9 +20,10 @@ from pydantic import SecretStr
 from factories import DAY, interleaved_ticks
 from helpers import sort_key, subprocess_env
 from tickvault.cli import cli
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.errors import LakeLocked, TickvaultError
-from tickvault.core.wire import TICK_SCHEMA, kst_day_bounds
+from tickvault.core.wire import TICK_SCHEMA
 from tickvault.stores.contract import StreamPosition
 from tickvault.stores.lake import Lake
 from tickvault.stores.lake.connection import is_lock_error
@@ -51,7 +52,7 @@ print(sum(lake.upsert(batch) for batch in batches))
 
 
 def day_ticks(lake: Lake, as_of: int | None = None):
-    start, end = kst_day_bounds(DAY)
+    start, end = trading_day_bounds(DAY)
     return sort_key(lake.read_ticks(start, end, as_of=as_of))
 
 
@@ -121,7 +122,7 @@ def test_overlapping_writers_in_processes_store_each_tick_once(catalog_settings:
         assert len(keys) == stored.num_rows  # no duplicates
         assert keys == distinct
         assert sum(added) == stored.num_rows  # every tick counted once, by the writer that stored it
-        assert lake.duplicate_keys(*kst_day_bounds(DAY)) == []
+        assert lake.duplicate_keys(*trading_day_bounds(DAY)) == []
 
 
 def test_s3_lake_round_trip_compaction_time_travel_expiry_and_cleanup(scale_settings: Settings) -> None:

@@ -12,9 +12,9 @@ import pytest
 
 from factories import DAY
 from tickvault import Vault
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.errors import StoreError
-from tickvault.core.wire import kst_day_bounds
 from tickvault.dev.embedded import EmbeddedPostgres, EmbeddedServerError
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync.verify import verify
@@ -59,7 +59,7 @@ def test_reads_from_the_replica_equal_the_primary(primary_and_replica, settings:
     with HotStore(s) as store:
         store.init()
         store.upsert(truth)
-        start, end = kst_day_bounds(DAY)
+        start, end = trading_day_bounds(DAY)
         on_primary = store.read_ticks(start, end)
         candles_on_primary = store.candles("5m", start, end)
     wait_replayed(primary.url, replica.url)
