@@ -122,6 +122,10 @@ class TickStore(Protocol):
     def upsert(self, ticks: pa.Table) -> int:
         """Add ticks from another store, recovery or a user: conformed and deduplicated here."""
 
+    def replace(self, ticks: pa.Table) -> int:
+        """Store ``ticks`` (conformed, one row per key) in place of the rows holding their natural
+        keys, and what derives from them: only ``reconcile --repair`` settling conflicting duplicates."""
+
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The last ``StreamPosition.last_id`` committed for (stream, group)."""
 
