@@ -9,6 +9,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 import pyarrow as pa
+import pytest
 from click.testing import CliRunner
 from pydantic import SecretStr
 
@@ -68,6 +69,15 @@ def _assert_settled(settings: Settings, day: date, expected: list[Tick]) -> None
 
 
 def test_repair_keeps_the_earliest_received_copy_in_both_stores_and_rebuilds_candles(settings: Settings) -> None:
+    _earliest_received_wins(settings)
+
+
+@pytest.mark.timescaledb
+def test_repair_settles_conflicts_in_timescaledb_mode(tsdb_settings: Settings) -> None:
+    _earliest_received_wins(tsdb_settings)
+
+
+def _earliest_received_wins(settings: Settings) -> None:
     ticks = day_ticks(DAY, ["005930", "000660"], 60, seed=13)
     ticks = [t if t.received_at is not None else _changed(t, t.price, timedelta(0)) for t in ticks]
     hot_ticks, cold_ticks = list(ticks), list(ticks)
