@@ -406,7 +406,6 @@ class HotStore:
                 if self.mode == "timescaledb":
                     cur.execute(self.sql("write", "delete_staged_keys"))
                     cur.execute(self._insert())
-                    written = max(cur.rowcount, 0)
                 else:
                     cutoff = self.candle_cutoff()
                     series_days = {(r["venue"], r["symbol"], trading_date(r["ts"]))
@@ -418,9 +417,7 @@ class HotStore:
                         for level in ("1m", *(level for level, _, _ in ROLLUPS)):
                             cur.execute(self.sql("write", "delete_day_candles", table=sql.Identifier(f"candles_{level}")),
                                         {**where, "candle_cutoff": cutoff})
-                    cur.execute(self._insert(), {"candle_cutoff": cutoff})
-                    row = cur.fetchone()
-                    written = ticks.num_rows if row is not None else 0
+                    cur.execute(self._insert(), {"candle_cutoff": cutoff})  # the day's ticks again, with the winners
         except StoreError as exc:
             if isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
                 raise StoreError(
@@ -430,7 +427,7 @@ class HotStore:
             raise
         if self.mode == "timescaledb":
             self._refresh_days(days)
-        return written
+        return ticks.num_rows
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
