@@ -8,9 +8,11 @@ from __future__ import annotations
 from datetime import date, timedelta
 from decimal import Decimal
 
+import psycopg
 import pyarrow as pa
 import pytest
 from click.testing import CliRunner
+from psycopg.conninfo import conninfo_to_dict, make_conninfo
 from pydantic import SecretStr
 
 from factories import day_ticks
@@ -20,6 +22,7 @@ from standins.kis_rest import KisRestStandin
 from tickvault.cli import cli
 from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
+from tickvault.core.errors import StoreError
 from tickvault.core.wire import Tick, ticks_to_table
 from tickvault.services.brokers.kis import KisClient
 from tickvault.services.recovery.planner import today_kst
@@ -28,6 +31,7 @@ from tickvault.services.recovery.sources import KisSource
 from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
 from tickvault.stores.hot import HotStore
+from tickvault.stores.hot.roles import create_roles
 from tickvault.stores.lake import Lake
 from truth import stored_candles, truth_candles
 
@@ -135,3 +139,30 @@ def test_repair_takes_the_brokers_trade_when_the_broker_lists_it(settings: Setti
     expected[30]["received_at"] = hot_rows[30]["received_at"]
     expected[60]["side"] = None  # brokers list no side: the broker's trade is stored as recovery stores it
     _assert_settled(settings, day, _ticks(pa.Table.from_pylist(expected, schema=truth.schema)))
+
+
+def test_replacing_as_the_writer_role_fails_with_one_line_and_changes_nothing(settings: Settings, test_id: str) -> None:
+    s = settings.model_copy(update={"pg_writer_role": f"tvtest_{test_id}_w", "pg_reader_role": f"tvtest_{test_id}_r"})
+    ticks = ticks_to_table(day_ticks(DAY, ["005930"], 10, seed=3))
+    owner = HotStore(s)
+    owner.init()
+    owner.upsert(ticks)
+    try:
+        create_roles(owner)
+        writer_url = make_conninfo(**{**conninfo_to_dict(s.pg_dsn), "user": s.pg_writer_role})
+        writer = HotStore(s.model_copy(update={"pg_url": writer_url}))
+        row = ticks.slice(3, 1).to_pylist()[0]
+        changed = pa.Table.from_pylist([row | {"price": row["price"] + 1}], schema=ticks.schema)
+        with pytest.raises(StoreError) as refused:
+            writer.replace(changed)
+        writer.close()
+        assert "schema owner" in str(refused.value) and "\n" not in str(refused.value)
+        assert _values(owner.read_ticks(*trading_day_bounds(DAY))) == _values(ticks)
+    finally:
+        owner.close()
+        with psycopg.connect(s.pg_dsn, autocommit=True) as conn:
+            for role in (s.pg_writer_role, s.pg_reader_role):
+                if conn.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone() is None:
+                    continue
+                conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(role)))
+                conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
