@@ -408,6 +408,7 @@ class HotStore:
                     cur.execute(self._insert())
                 else:
                     cutoff = self.candle_cutoff()
+                    cur.execute(self.sql("write", "lock_ticks_for_restage"))
                     series_days = {(r["venue"], r["symbol"], trading_date(r["ts"]))
                                    for r in ticks.select(["venue", "symbol", "ts"]).to_pylist()}
                     for venue, symbol, day in sorted(series_days):

@@ -127,6 +127,11 @@ SELECT last_id FROM {schema}.ingest_checkpoint WHERE stream = :stream AND grp = 
 -- name: copy_metrics
 COPY {schema}.metrics (ts, name, labels, value) FROM STDIN
 
+-- name: lock_ticks_for_restage
+-- Archivers' inserts wait while conflicting duplicates are settled (PostgreSQL mode): a tick
+-- committed between restage_day and delete_day_candles would otherwise lose its candle share.
+LOCK TABLE {schema}.ticks IN SHARE ROW EXCLUSIVE MODE
+
 -- name: restage_day
 -- Settling conflicting duplicates (PostgreSQL mode), after the settled rows were staged: every
 -- other stored tick of one (venue, symbol, trading date) moves to the stage too and the rows of
