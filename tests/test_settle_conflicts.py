@@ -5,7 +5,7 @@ for the affected days, every change is reported, and verify passes afterwards.""
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import psycopg
@@ -29,7 +29,7 @@ from tickvault.services.recovery.planner import today_kst
 from tickvault.services.recovery.settle import broker_values
 from tickvault.services.recovery.sources import KisSource
 from tickvault.services.sync import verify
-from tickvault.services.sync.reconcile import reconcile
+from tickvault.services.sync.reconcile import Conflict, reconcile, settle
 from tickvault.stores.hot import HotStore
 from tickvault.stores.hot.roles import create_roles
 from tickvault.stores.lake import Lake
@@ -166,3 +166,21 @@ def test_replacing_as_the_writer_role_fails_with_one_line_and_changes_nothing(se
                     continue
                 conn.execute(psycopg.sql.SQL("DROP OWNED BY {}").format(psycopg.sql.Identifier(role)))
                 conn.execute(psycopg.sql.SQL("DROP ROLE {}").format(psycopg.sql.Identifier(role)))
+
+
+def test_the_rule_for_one_conflict() -> None:
+    """settle() alone: the broker's trade picks the copy with its price and volume (the earliest
+    received when both have them), its own values when neither does; else the earliest received."""
+    ts = datetime(2026, 11, 20, 1, 0, tzinfo=UTC)
+    first, later = ts + timedelta(seconds=1), ts + timedelta(seconds=2)
+    hot = {"price": Decimal("100"), "volume": 5, "side": "B", "source": "kis", "received_at": later}
+    cold = {"price": Decimal("100"), "volume": 5, "side": "S", "source": "kiwoom", "received_at": first}
+    conflict = Conflict("KRX", "005930", ts, 42, hot, cold)
+    assert settle(conflict, None, ts).value == cold and settle(conflict, None, ts).changed == ("hot",)
+    assert settle(conflict, (Decimal("100"), 5), ts).value == cold  # both carry the broker's values: earliest received
+    other = Conflict("KRX", "005930", ts, 42, hot, {**cold, "price": Decimal("101")})
+    by_broker = settle(other, (Decimal("100"), 5), ts)
+    assert (by_broker.rule, by_broker.value, by_broker.changed) == ("broker", hot, ("cold",))
+    neither = settle(other, (Decimal("99"), 5), ts)
+    assert neither.value == {"price": Decimal("99"), "volume": 5, "side": None, "source": "recovery", "received_at": ts}
+    assert neither.changed == ("hot", "cold")

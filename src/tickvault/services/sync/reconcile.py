@@ -106,15 +106,17 @@ def _trade(v: Mapping[str, Any]) -> tuple[Any, Any, Any]:
 
 def settle(conflict: Conflict, broker: tuple[Decimal, int] | None, now: datetime) -> Settlement:
     """The documented rule for one conflicting duplicate. The broker's trade wins when known: the
-    stored copy carrying its price and volume (brokers list no side), else the broker's values as
-    recovery stores them. Without it the earliest-received copy wins."""
+    stored copy carrying its price and volume (brokers list no side; the earliest received when
+    both do), else the broker's values as recovery stores them. Without it the earliest-received copy wins."""
     if broker is None:
         value, rule = dict(conflict.hot if conflict.preferred == "hot" else conflict.cold), "earliest received"
     else:
         rule = "broker"
-        copies = [v for v in (conflict.hot, conflict.cold) if (v["price"], v["volume"]) == broker]
-        value = dict(copies[0]) if copies else {"price": broker[0], "volume": broker[1], "side": None,
-                                                  "source": BROKER_SOURCE, "received_at": now}
+        copies = {name: v for name, v in (("hot", conflict.hot), ("cold", conflict.cold)) if (v["price"], v["volume"]) == broker}
+        # both copies carry it when they differ only in side: the earliest received of them
+        chosen = copies.get(conflict.preferred) or next(iter(copies.values()), None)
+        value = dict(chosen) if chosen is not None else {"price": broker[0], "volume": broker[1], "side": None,
+                                                          "source": BROKER_SOURCE, "received_at": now}
     changed = tuple(name for name, v in (("hot", conflict.hot), ("cold", conflict.cold)) if _trade(v) != _trade(value))
     return Settlement(conflict, rule, value, changed)
 
