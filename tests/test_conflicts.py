@@ -71,6 +71,29 @@ def test_a_conflicting_redelivery_is_dead_lettered_by_both_archivers(settings: S
         a.store.close()
 
 
+def test_an_identical_redelivery_next_to_a_conflicting_copy_is_not_a_dead_letter(settings: Settings, rclient: redis.Redis) -> None:
+    """Long-mode fault suite finding: the stored tick, then in one batch a conflicting copy and an
+    identical redelivery of it. The batch's decode kept the first (conflicting) copy and refused
+    the redelivery, so both entries became dead letters although the store keeps the redelivered value."""
+    publisher = Publisher(rclient, settings.stream)
+    publisher.publish_fields([_entry(cum=1)])
+    archivers = [build_archiver(settings, group, consumer=f"test-{group}") for group in ("hot", "cold")]
+    for a in archivers:
+        a.run_until_idle()
+    later = publisher.publish_fields([_entry(price="101", cum=1), _entry(cum=1), _entry(cum=2)])
+    for a in archivers:
+        a.run_until_idle()
+    letters = [f for _, f in rclient.xrange(settings.dlq_stream)]
+    assert sorted((f["stage"], f["entry_id"]) for f in letters) == [("archive-cold", later[0]), ("archive-hot", later[0])]
+    for f in letters:
+        assert "holds price 100 volume 1 side -, this entry price 101" in f["reason"], f["reason"]
+    for a in archivers:
+        stored = a.store.read_ticks(*trading_day_bounds(DAY))
+        assert [str(p) for p in stored.column("price").to_pylist()] == ["100.0000", "100.0000"], a.store.name
+        assert rclient.xpending(settings.stream, a.consumer.group)["pending"] == 0
+        a.store.close()
+
+
 FLIP_SIDE = {"B": "S", "S": None, None: "B"}
 
 

@@ -98,12 +98,18 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
 
 @click.command("reconcile")
 @click.option("--date", "day", required=True, help="KST trading date, YYYY-MM-DD.")
-@click.option("--repair", is_flag=True, help="Copy each store's missing ticks from the other (idempotent).")
+@click.option("--repair", is_flag=True,
+              help="Copy each store's missing ticks from the other (idempotent) and settle conflicting duplicates.")
+@click.option("--broker", type=click.Choice(["kis", "kiwoom"]), default=None,
+              help="With --repair: settle conflicts by this broker's trades (it lists only today's); else the earliest received wins.")
 @click.option("--symbols", multiple=True, help="Only these symbols (repeat or comma-separate).")
 @click.option("--json", "as_json", is_flag=True, help="Print the tickvault.reconcile/1 document.")
 @click.pass_context
-def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str, ...], as_json: bool) -> None:
+def reconcile_cmd(ctx: click.Context, day: str, repair: bool, broker: str | None, symbols: tuple[str, ...], as_json: bool) -> None:
     """Compare hot and cold per (symbol, minute); with --repair make both hold the union.
+
+    With --repair a key both stores hold with different values is settled: the broker's trade
+    wins (--broker), else the earliest-received copy; each change is printed.
 
     Cheap when nothing differs (one aggregate query per store). Writes the day's
     integrity report to both stores. Exit 0 when the day ends up consistent.
@@ -112,12 +118,26 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
+    if broker is not None and not repair:
+        fail("--broker settles conflicts, which only --repair does: add --repair")
+    source = None
     try:
+        values = None
+        if broker is not None:
+            from ..services.recovery.settle import broker_values
+            from ..services.recovery.sources import open_source
+
+            source = open_source(settings, broker)
+            values = broker_values(source, the_day)
         with progress(f"reconcile {the_day}", "steps") as on_progress:
-            report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols), on_progress=on_progress)
+            report = reconcile(settings, the_day, repair, symbols=split_symbols(symbols), on_progress=on_progress,
+                               settle_conflicts_too=repair, broker_values=values)
     except ValueError as exc:
         fail(str(exc))
         return
+    finally:
+        if source is not None:
+            source.close()
     if as_json:
         _echo_json(report.to_dict())
     else:
@@ -125,18 +145,20 @@ def reconcile_cmd(ctx: click.Context, day: str, repair: bool, symbols: tuple[str
             f"{the_day}: {len(report.differences)} differing minute(s); added {report.added_to_hot} ticks to hot, "
             f"{report.added_to_cold} to cold in {report.seconds:.2f}s"
         )
-        for c in report.conflicts:
+        for c in report.unsettled:
             click.echo(f"conflict {c.venue} {c.symbol} {c.ts.isoformat()} cum_volume {c.cum_volume}: hot {c.hot['price']}/"
                        f"{c.hot['volume']}/{c.hot['side'] or '-'}, cold {c.cold['price']}/{c.cold['volume']}/{c.cold['side'] or '-'} "
                        f"(first received: {c.preferred}); neither store changed")
+        for settled in report.settled:
+            click.echo(f"settled {settled.describe()}")
         for target, reject in report.rejected:
             click.echo(f"not copied to {target}: {reject.describe()}")
         if report.after is not None:
             click.echo(f"after: {'consistent' if report.consistent else '; '.join(report.reasons())}")
     if not report.consistent:
         hint = "run again with --repair" if report.differences and not repair else f"see `tickvault verify --date {the_day}`"
-        if report.conflicts:
-            hint = "neither store was changed; settle each named key by hand (docs/sync.md, conflicting duplicates)"
+        if report.unsettled:
+            hint = "run again with --repair to settle the conflicting keys (docs/sync.md, conflicting duplicates)"
         fail(f"{the_day} is not consistent after reconcile: {'; '.join(report.reasons())} — {hint}")
 
 

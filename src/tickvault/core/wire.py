@@ -273,6 +273,10 @@ def describe_trade(table: pa.Table, row: int) -> str:
     return f"price {format_price(r['price'])} volume {r['volume']} side {r['side'] or '-'}"
 
 
+#: how every conflicting-duplicate dead letter's reason starts
+CONFLICT_PREFIX = "conflicting duplicate of "
+
+
 def conflict_letters(table: pa.Table, ids: Sequence[str], kept: pa.Table, pairs: Sequence[tuple[int, int]],
                      holders: Sequence[str], sent: Mapping[str, Mapping[str, str]] | None = None) -> list[DeadLetter]:
     """Dead letters for rows of ``table`` (with stream ``ids``) that conflict with rows of ``kept``
@@ -282,7 +286,7 @@ def conflict_letters(table: pa.Table, ids: Sequence[str], kept: pa.Table, pairs:
     encoder = WireEncoder(table)
     return [
         DeadLetter(ids[i], dict(sent[ids[i]]) if sent and ids[i] in sent else encoder.fields(i),
-                   f"conflicting duplicate of {describe_key(table, i)}: {holder} holds {describe_trade(kept, k)}, this entry "
+                   f"{CONFLICT_PREFIX}{describe_key(table, i)}: {holder} holds {describe_trade(kept, k)}, this entry "
                    f"{describe_trade(table, i)} — the held value is kept (docs/sync.md, conflicting duplicates)")
         for (i, k), holder in zip(pairs, holders)
     ]

@@ -28,7 +28,7 @@ from ..core.config import Settings
 from ..core.frames import cap_text, decode_raw_entries, entry_bytes, sent_fields
 from ..core.sharding import TRANSIENT_ERRORS, recover, stream_client
 from ..core.stream import MAX_REASON_CHARS, Entry, GroupConsumer, SideRetention, dead_letter, default_consumer_name, parse_id
-from ..core.wire import DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, dedupe
+from ..core.wire import CONFLICT_PREFIX, NATURAL_KEY, DeadLetter, DecodedBatch, conflict_letters, conflicting_rows, decode_entries, dedupe
 from ..stores.contract import StreamPosition, TickStore
 
 log = logging.getLogger(__name__)
@@ -165,10 +165,10 @@ class Archiver:
         if added is None:
             return False
         if added < batch.num_rows:  # some keys were stored already: a redelivery, or a conflict
-            conflicts = self._call_with_retry("compare with the stored ticks", lambda: self._stored_conflicts(entries, decoded, batch))
-            if conflicts is None:
+            judged = self._call_with_retry("compare with the stored ticks", lambda: self._judge_by_store(entries, decoded, batch))
+            if judged is None:
                 return False
-            decoded = DecodedBatch(decoded.table, decoded.ids, decoded.dead + conflicts)
+            decoded = judged
         write_seconds = time.perf_counter() - started
         ok = self._call_with_retry(
             "dead-letter + ack",
@@ -192,6 +192,28 @@ class Archiver:
             except Exception:  # an observer must never stop archiving
                 log.exception("archiver observer failed")
         return True
+
+    def _judge_by_store(self, entries: list[Entry], decoded: DecodedBatch, batch: pa.Table) -> DecodedBatch:
+        """Once the batch is written, the store's value of a key is the one that stays: entries that
+        differ from it are dead letters, entries equal to it are not — also an entry the batch's
+        decode refused because an earlier entry of the batch held its key with other values (an
+        identical redelivery of the stored tick next to a conflicting copy)."""
+        stored_conflicts = self._stored_conflicts(entries, decoded, batch)
+        in_batch = [n for n, d in enumerate(decoded.dead) if d.reason.startswith(CONFLICT_PREFIX)]
+        equal = self._equal_to_stored([decoded.dead[n] for n in in_batch]) if in_batch else set()
+        redelivered = {in_batch[p] for p in equal}
+        dead = [d for n, d in enumerate(decoded.dead) if n not in redelivered]
+        return DecodedBatch(decoded.table, decoded.ids, dead + stored_conflicts)
+
+    def _equal_to_stored(self, letters: list[DeadLetter]) -> set[int]:
+        """Positions in ``letters`` of the refused trades the store holds exactly as sent."""
+        refused = decode_entries([(str(n), d.fields) for n, d in enumerate(letters)])
+        stored = self.store.rows_with_keys(refused.table)
+        if stored.num_rows == 0:
+            return set()
+        held = {tuple(r[k] for k in NATURAL_KEY): (r["price"], r["volume"], r["side"]) for r in stored.to_pylist()}
+        return {int(n) for n, r in zip(refused.ids, refused.table.to_pylist())
+                if held.get(tuple(r[k] for k in NATURAL_KEY)) == (r["price"], r["volume"], r["side"])}
 
     def _stored_conflicts(self, entries: list[Entry], decoded: DecodedBatch, batch: pa.Table) -> list[DeadLetter]:
         """Dead letters for entries whose key the store holds with other trade values (the store keeps its own)."""

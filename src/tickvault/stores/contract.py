@@ -123,6 +123,10 @@ class TickStore(Protocol):
         """Add ticks from another store, recovery or a user: conformed and deduplicated here
         (``why``: "reconcile", "recovery", "rebuild", … — the lake's snapshot says it)."""
 
+    def replace(self, ticks: pa.Table) -> int:
+        """Store ``ticks`` (conformed, one row per key) in place of the rows holding their natural
+        keys, and what derives from them: only ``reconcile --repair`` settling conflicting duplicates."""
+
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The last ``StreamPosition.last_id`` committed for (stream, group)."""
 

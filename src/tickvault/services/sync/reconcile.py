@@ -7,18 +7,20 @@ differs the cost is one aggregate query per store. Reads don't lock the stores a
 writes are ordinary idempotent upserts, so the archivers keep running meanwhile.
 
 A key both stores hold with different trade values (a conflicting duplicate) is never
-resolved silently: reconcile names it with both values and the earliest-received copy,
-changes neither store (they are append-only and candles derive from them) and leaves the day
-not consistent until the operator settles it — docs/sync.md, "Conflicting duplicates".
+resolved silently: reconcile names it with both values; ``reconcile --repair`` settles it by the
+documented rule — the broker's trade when a broker lists it, else the earliest-received copy —
+writes the winner to both stores (rebuilding the hot candles it feeds) and reports each change.
+The scheduled reconcile only names conflicts (docs/sync.md, "Conflicting duplicates").
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pyarrow as pa
@@ -61,12 +63,64 @@ class Conflict:
         hot_at, cold_at = self.hot["received_at"], self.cold["received_at"]
         return "cold" if cold_at is not None and (hot_at is None or cold_at < hot_at) else "hot"
 
-    def to_dict(self) -> dict[str, Any]:
-        def values(v: dict[str, Any]) -> dict[str, Any]:
-            return {**v, "price": str(v["price"]), "received_at": v["received_at"].isoformat() if v["received_at"] else None}
+    @property
+    def key(self) -> tuple[str, str, datetime, int]:
+        return self.venue, self.symbol, self.ts, self.cum_volume
 
+    def to_dict(self) -> dict[str, Any]:
         return {"venue": self.venue, "symbol": self.symbol, "ts": self.ts.astimezone(UTC).isoformat(), "cum_volume": self.cum_volume,
-                "hot": values(self.hot), "cold": values(self.cold), "preferred": self.preferred}
+                "hot": _values_json(self.hot), "cold": _values_json(self.cold), "preferred": self.preferred}
+
+
+def _values_json(v: Mapping[str, Any]) -> dict[str, Any]:
+    return {**v, "price": str(v["price"]), "received_at": v["received_at"].isoformat() if v["received_at"] else None}
+
+
+#: The broker's (price, volume) of the trades it lists, by natural key (venue, symbol, ts,
+#: cum_volume); keys it does not list are absent. Built by services.recovery.settle.
+BrokerValues = Callable[[Sequence[Conflict]], Mapping[tuple[str, str, datetime, int], tuple[Decimal, int]]]
+#: source of a settled value the broker listed but neither store held (as recovery writes it)
+BROKER_SOURCE = "recovery"
+
+
+@dataclass(frozen=True)
+class Settlement:
+    """How ``reconcile --repair`` settled one conflicting duplicate."""
+
+    conflict: Conflict
+    rule: str  # "broker" (the broker's trade) or "earliest received"
+    value: dict[str, Any]  # price, volume, side, source, received_at now stored in both stores
+    changed: tuple[str, ...]  # the stores whose row was replaced
+
+    def describe(self) -> str:
+        c, v = self.conflict, self.value
+        return (f"{c.venue} {c.symbol} {c.ts.isoformat()} cum_volume {c.cum_volume}: kept price {v['price']} volume {v['volume']} "
+                f"side {v['side'] or '-'} ({self.rule}); replaced in {', '.join(self.changed)} (hot had {c.hot['price']}/"
+                f"{c.hot['volume']}/{c.hot['side'] or '-'}, cold {c.cold['price']}/{c.cold['volume']}/{c.cold['side'] or '-'})")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.conflict.to_dict(), "rule": self.rule, "kept": _values_json(self.value), "changed": list(self.changed)}
+
+
+def _trade(v: Mapping[str, Any]) -> tuple[Any, Any, Any]:
+    return v["price"], v["volume"], v["side"]
+
+
+def settle(conflict: Conflict, broker: tuple[Decimal, int] | None, now: datetime) -> Settlement:
+    """The documented rule for one conflicting duplicate. The broker's trade wins when known: the
+    stored copy carrying its price and volume (brokers list no side; the earliest received when
+    both do), else the broker's values as recovery stores them. Without it the earliest-received copy wins."""
+    if broker is None:
+        value, rule = dict(conflict.hot if conflict.preferred == "hot" else conflict.cold), "earliest received"
+    else:
+        rule = "broker"
+        copies = {name: v for name, v in (("hot", conflict.hot), ("cold", conflict.cold)) if (v["price"], v["volume"]) == broker}
+        # both copies carry it when they differ only in side: the earliest received of them
+        chosen = copies.get(conflict.preferred) or next(iter(copies.values()), None)
+        value = dict(chosen) if chosen is not None else {"price": broker[0], "volume": broker[1], "side": None,
+                                                          "source": BROKER_SOURCE, "received_at": now}
+    changed = tuple(name for name, v in (("hot", conflict.hot), ("cold", conflict.cold)) if _trade(v) != _trade(value))
+    return Settlement(conflict, rule, value, changed)
 
 
 @dataclass
@@ -78,6 +132,7 @@ class ReconcileReport:
     added_to_cold: int = 0
     added: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)  # (venue, symbol) -> {"hot": n, "cold": n}
     conflicts: list[Conflict] = field(default_factory=list)  # keys held by both stores with different values
+    settled: list[Settlement] = field(default_factory=list)  # conflicts settled by --repair (each change)
     rejected: list[tuple[str, Reject]] = field(default_factory=list)  # (target store, row) refused by validation, not copied
     after: VerifyReport | None = None  # the state once done (after the repair, if any)
     seconds: float = 0.0
@@ -85,13 +140,18 @@ class ReconcileReport:
 
     @property
     def consistent(self) -> bool:
-        return self.after is not None and self.after.consistent and not self.conflicts
+        return self.after is not None and self.after.consistent and not self.unsettled
+
+    @property
+    def unsettled(self) -> list[Conflict]:
+        done = {s.conflict.key for s in self.settled}
+        return [c for c in self.conflicts if c.key not in done]
 
     def reasons(self) -> list[str]:
         """Why the day is not consistent after the run (empty when it is)."""
         out = self.after.reasons() if self.after is not None else ["no result"]
-        if self.conflicts:
-            out.append(f"{len(self.conflicts)} conflicting duplicate(s): a key both stores hold with different price/volume/side")
+        if self.unsettled:
+            out.append(f"{len(self.unsettled)} conflicting duplicate(s): a key both stores hold with different price/volume/side")
         if self.rejected:
             out.append(f"{len(self.rejected)} row(s) not copied: they break the wire format ({self.rejected[0][1].describe()})")
         return out
@@ -108,6 +168,7 @@ class ReconcileReport:
             "added_to_cold": self.added_to_cold,
             "added": [{"venue": v, "symbol": s, **counts} for (v, s), counts in sorted(self.added.items())],
             "conflicts": [c.to_dict() for c in self.conflicts],
+            "settled": [s.to_dict() for s in self.settled],
             "rejected": [{"to": store, "row": reject.describe(), "reason": reject.reason} for store, reject in self.rejected],
             "seconds": round(self.seconds, 3),
             "integrity_report": self.report_written,
@@ -163,6 +224,30 @@ def conflicts_between(hot_ticks: pa.Table, cold_ticks: pa.Table) -> list[Conflic
     return out
 
 
+def settle_conflicts(hot: TickStore, cold: TickStore, report: ReconcileReport, broker_values: BrokerValues | None) -> None:
+    """Write each conflict's winner (``settle``) into the store(s) holding the other value; every
+    change is logged and listed under ``settled``."""
+    if not report.conflicts:
+        return
+    known = broker_values(report.conflicts) if broker_values is not None else {}
+    now = datetime.now(UTC)
+    settlements = [settle(c, known.get(c.key), now) for c in report.conflicts]
+    for store in (hot, cold):
+        rows = [{"venue": s.conflict.venue, "symbol": s.conflict.symbol, "ts": s.conflict.ts, "cum_volume": s.conflict.cum_volume,
+                 **s.value} for s in settlements if store.name in s.changed]
+        if not rows:
+            continue
+        checked = conform(pa.Table.from_pylist(rows, schema=TICK_SCHEMA))
+        report.rejected.extend((store.name, reject) for reject in checked.rejects)
+        store.replace(checked.table)
+    refused = {(r.row["venue"], r.row["symbol"], r.row["ts"], r.row["cum_volume"]) for _, r in report.rejected if r.row}
+    for s in settlements:
+        if s.conflict.key in refused:
+            continue
+        report.settled.append(s)
+        log.warning("reconcile: settled conflicting duplicate %s", s.describe())
+
+
 def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteDiff], report: ReconcileReport, repair: bool) -> None:
     """Read the differing minutes of both stores: name the conflicting keys and (``repair``) copy
     each side's missing ticks from the other side.
@@ -210,7 +295,7 @@ def compare_ticks(hot: TickStore, cold: TickStore, differences: Sequence[MinuteD
     flush(cold)
     for c in report.conflicts[:5]:
         log.warning("reconcile: conflicting duplicate %s %s %s cum_volume %d: hot price %s volume %s side %s, cold price %s "
-                    "volume %s side %s; neither store is changed (the %s copy was received first)", c.venue, c.symbol,
+                    "volume %s side %s (the %s copy was received first)", c.venue, c.symbol,
                     c.ts.isoformat(), c.cum_volume, c.hot["price"], c.hot["volume"], c.hot["side"], c.cold["price"],
                     c.cold["volume"], c.cold["side"], c.preferred)
     for target, reject in report.rejected[:5]:
@@ -229,8 +314,12 @@ def reconcile(
     write_report: bool = True,
     stores: tuple[TickStore, TickStore] | None = None,
     on_progress: ProgressFn | None = None,
+    settle_conflicts_too: bool = False,
+    broker_values: BrokerValues | None = None,
 ) -> ReconcileReport:
-    """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways.
+    """Compare hot and cold for one KST day; with ``repair`` copy missing ticks both ways, and
+    with ``settle_conflicts_too`` (``reconcile --repair``) settle conflicting duplicates too, by
+    the broker's trades (``broker_values``) when given, else by the earliest-received copy.
 
     ``until`` cuts the day (the scheduler leaves the last minutes to the archivers). After
     the run a row per (day, venue, symbol) goes to both stores' ``integrity_report``.
@@ -253,6 +342,8 @@ def reconcile(
         report = ReconcileReport(day, differences, repair)
         if differences:
             compare_ticks(hot, cold, differences, report, repair)
+        if repair and settle_conflicts_too:
+            settle_conflicts(hot, cold, report, broker_values)
         if repair and differences:
             report_progress(on_progress, 2, steps)
             scans = scan_all([hot, cold], start, end, symbols)

@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 from psycopg import sql
 
 from ...core import bars
-from ...core.calendar import trading_day_bounds
+from ...core.calendar import trading_date, trading_day_bounds
 from ...core.config import Settings
 from ...core.errors import QueryError, StoreError, StoreNotInitialized, StoreUnavailable, TickvaultError
 from ...core.timeframe import Timeframe, parse_timeframe
@@ -458,6 +458,49 @@ class HotStore:
                 self.refresh_candles(start, end)
             except StoreError as exc:  # the ticks are committed; the refresh policy catches up
                 log.warning("hot: candles of %s not refreshed now (%s); the refresh policy will within the hour", day, exc)
+
+    def replace(self, ticks: pa.Table) -> int:
+        """Store ``ticks`` in place of the rows holding their natural keys (settling conflicting
+        duplicates; only ``reconcile --repair`` does this), in one transaction; returns rows written.
+
+        PostgreSQL mode rebuilds the candles of every (venue, symbol, trading date) touched by
+        re-inserting that day's ticks through insert_postgres; TimescaleDB mode refreshes the
+        days' continuous aggregates. Deleting ticks needs the schema owner (the writer role may not).
+        """
+        if ticks.num_rows == 0:
+            return 0
+        days = partitions.batch_days(ticks)
+        try:
+            with self.connection(f"replace {ticks.num_rows} conflicting ticks") as conn, conn.transaction(), conn.cursor() as cur:
+                cur.execute(self.sql("write", "create_stage"))
+                with cur.copy(self.sql("write", "copy_stage")) as copy:
+                    copy.write(encode_binary_copy(ticks))
+                if self.mode == "timescaledb":
+                    cur.execute(self.sql("write", "delete_staged_keys"))
+                    cur.execute(self._insert())
+                else:
+                    cutoff = self.candle_cutoff()
+                    cur.execute(self.sql("write", "lock_ticks_for_restage"))
+                    series_days = {(r["venue"], r["symbol"], trading_date(r["ts"]))
+                                   for r in ticks.select(["venue", "symbol", "ts"]).to_pylist()}
+                    for venue, symbol, day in sorted(series_days):
+                        start, end = trading_day_bounds(day)
+                        where = {"venue": venue, "symbol": symbol, "start": start, "end": end}
+                        cur.execute(self.sql("write", "restage_day"), where)
+                        for level in ("1m", *(level for level, _, _ in ROLLUPS)):
+                            cur.execute(self.sql("write", "delete_day_candles", table=sql.Identifier(f"candles_{level}")),
+                                        {**where, "candle_cutoff": cutoff})
+                    cur.execute(self._insert(), {"candle_cutoff": cutoff})  # the day's ticks again, with the winners
+        except StoreError as exc:
+            if isinstance(exc.__cause__, psycopg.errors.InsufficientPrivilege):
+                raise StoreError(
+                    f"hot store: replacing conflicting ticks deletes rows, which this role may not do in schema {self.schema}; "
+                    "run `tickvault reconcile --repair` as the schema owner"
+                ) from exc
+            raise
+        if self.mode == "timescaledb":
+            self._refresh_days(days)
+        return ticks.num_rows
 
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""

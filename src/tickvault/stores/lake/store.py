@@ -436,6 +436,26 @@ class Lake:
         return [{"id": int(r["id"]), "time": r["time"], "kind": snapshot_kind(r["message"], r["changes"]),
                  "detail": r["message"] or describe_changes(r["changes"])} for r in rows]
 
+    def replace(self, ticks: pa.Table) -> int:
+        """Store ``ticks`` in place of the rows holding their natural keys (settling conflicting
+        duplicates; only ``reconcile --repair`` does this), in one commit; returns rows written."""
+        if ticks.num_rows == 0:
+            return 0
+        self.require()
+
+        def transaction(con: duckdb.DuckDBPyConnection) -> int:
+            low, high = pc.min_max(ticks.column("ts")).values()
+            days = {"first_day": trading_date(low.as_py()), "last_day": trading_date(high.as_py())}
+            con.register("tv_batch", ticks)
+            try:
+                con.execute(statement("write", "delete_keys"), days)
+            finally:
+                con.unregister("tv_batch")
+            return self._insert_new(con, ticks)
+
+        with writer_lock(self.location):
+            return self._run(f"replace {ticks.num_rows} conflicting ticks", transaction, write=True)
+
     def checkpoint(self, stream: str, group: str) -> str | None:
         """The highest stream id whose batch this store committed for (stream, group)."""
         self.require()

@@ -150,3 +150,39 @@ SELECT last_id FROM {schema}.ingest_checkpoint WHERE stream = :stream AND grp = 
 
 -- name: copy_metrics
 COPY {schema}.metrics (ts, name, labels, value) FROM STDIN
+
+-- name: lock_ticks_for_restage
+-- Archivers' inserts wait while conflicting duplicates are settled (PostgreSQL mode): a tick
+-- committed between restage_day and delete_day_candles would otherwise lose its candle share.
+LOCK TABLE {schema}.ticks IN SHARE ROW EXCLUSIVE MODE
+
+-- name: restage_day
+-- Settling conflicting duplicates (PostgreSQL mode), after the settled rows were staged: every
+-- other stored tick of one (venue, symbol, trading date) moves to the stage too and the rows of
+-- the settled keys are deleted, so insert_postgres re-inserts the whole day and builds its
+-- candles again by the one candle code path (delete_day_candles clears them first).
+WITH moved AS (
+    DELETE FROM {schema}.ticks
+    WHERE venue = :venue AND symbol = :symbol AND ts >= :start AND ts < :end
+    RETURNING venue, symbol, ts, price, volume, cum_volume, side, source, received_at
+)
+INSERT INTO pg_temp.tv_stage (venue, symbol, ts, price_e4, volume, cum_volume, side, source, received_at)
+SELECT m.venue, m.symbol, m.ts, (m.price * 10000)::bigint, m.volume, m.cum_volume, m.side, m.source, m.received_at
+FROM moved AS m
+WHERE NOT EXISTS (
+    SELECT 1 FROM pg_temp.tv_stage AS s
+    WHERE s.venue = m.venue AND s.symbol = m.symbol AND s.ts = m.ts AND s.cum_volume = m.cum_volume
+)
+
+-- name: delete_day_candles
+-- One candle level of one (venue, symbol, trading date), before restage_day's re-insert rebuilds
+-- it. Days past the tick retention keep their candles (insert_postgres leaves them alone too).
+DELETE FROM {schema}.{table}
+WHERE venue = :venue AND symbol = :symbol AND bucket >= :start AND bucket < :end AND bucket >= :candle_cutoff
+
+-- name: delete_staged_keys
+-- Settling conflicting duplicates (TimescaleDB mode): the stored rows of the staged keys go, and
+-- insert_timescale then writes the staged values; the caller refreshes the day's candles.
+DELETE FROM {schema}.ticks AS t
+USING pg_temp.tv_stage AS s
+WHERE t.venue = s.venue AND t.symbol = s.symbol AND t.ts = s.ts AND t.cum_volume = s.cum_volume

@@ -23,6 +23,15 @@ ANTI JOIN (
 ON b.venue = s.venue AND b.symbol = s.symbol AND b.ts = s.ts AND b.cum_volume = s.cum_volume
 ORDER BY b.symbol, b.venue, b.cum_volume
 
+-- name: delete_keys
+-- Settling conflicting duplicates (reconcile --repair): the stored rows of tv_batch's keys go
+-- before insert_new writes the settled values, in the same transaction. Lake candles are
+-- computed from the ticks when read, so nothing else changes.
+DELETE FROM lake.ticks AS t
+USING tv_batch AS b
+WHERE t.trade_date BETWEEN :first_day AND :last_day
+  AND t.venue = b.venue AND t.symbol = b.symbol AND t.ts = b.ts AND t.cum_volume = b.cum_volume
+
 -- name: set_checkpoint
 -- Append, never update: a DELETE on the (inlined) checkpoint table costs ~30 ms per commit,
 -- an INSERT ~1 ms. The highest id per group counts (batches may commit out of id order, as in
