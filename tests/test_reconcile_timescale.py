@@ -4,6 +4,7 @@ TICKVAULT_TEST_TSDB_URL set to a PostgreSQL with the timescaledb extension."""
 
 from __future__ import annotations
 
+import pyarrow.compute as pc
 import pytest
 
 from factories import DAY, row_of, without
@@ -18,8 +19,9 @@ from tickvault.stores.hot import HotStore
 @pytest.mark.timescaledb
 def test_planted_differences_repaired_in_timescale_mode(tsdb_settings: Settings) -> None:
     truth = generate_day(DAY, symbols=3, ticks=2000, seed=51)
-    symbol = truth.column("symbol")[0].as_py()
-    hot_lost, cold_lost, both_lost = [row_of(truth, symbol, 40)], [row_of(truth, symbol, 500)], [row_of(truth, symbol, 300)]
+    krx = truth.filter(pc.equal(truth.column("venue"), "KRX")).column("symbol").to_pylist()
+    symbol = max(set(krx), key=krx.count)  # the busiest KRX series
+    hot_lost, cold_lost, both_lost = [row_of(truth, symbol, 40)], [row_of(truth, symbol, 200)], [row_of(truth, symbol, 120)]
     store_both(tsdb_settings, without(truth, hot_lost + both_lost), without(truth, cold_lost + both_lost))
     assert HotStore(tsdb_settings).mode == "timescaledb"
 

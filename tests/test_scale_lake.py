@@ -158,7 +158,7 @@ def test_wrong_s3_secret_is_refused_and_never_printed(scale_settings: Settings) 
     wrong = scale_settings.model_copy(update={"s3_secret": SecretStr("not-the-secret-123")})
     with Lake(wrong) as lake:
         with pytest.raises(TickvaultError) as caught:
-            lake.write(interleaved_ticks(10))
+            lake.write(interleaved_ticks(500))  # more than cold_inline_row_limit: a Parquet file on S3
     assert "not-the-secret-123" not in str(caught.value)
     assert "not-the-secret-123" not in LakeLocation.of(wrong).describe()
 

@@ -178,7 +178,7 @@ def test_real_time_aggregation_and_late_ticks_after_refresh(ts_store):
         assert stored_candles(conn, ts_store.schema, "1d") != truth_candles(ticks + next_day, "1d")
         # ... while buckets after the materialised range are visible immediately
         got_1m = stored_candles(conn, ts_store.schema, "1m")
-        assert {k: v for k, v in got_1m.items() if k[1] >= trading_day_bounds(DAY)[1]} == truth_candles(next_day, "1m")
+        assert {k: v for k, v in got_1m.items() if k[-1] >= trading_day_bounds(DAY)[1]} == truth_candles(next_day, "1m")
     ts_store.refresh_candles(*trading_day_bounds(DAY))
     with ts_store.connect() as conn:
         for level in ("1m", "5m", "1h", "1d"):

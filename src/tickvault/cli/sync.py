@@ -56,9 +56,14 @@ def verify_cmd(ctx: click.Context, day: str, symbols: tuple[str, ...], source: s
 
     settings = get_settings(ctx)
     the_day = parse_day(day)
+    verify_log = logging.getLogger("tickvault.services.sync.verify")
+    level = verify_log.level
     if not logging.getLogger().isEnabledFor(logging.DEBUG):  # an unreadable store is this command's one line, not a log line too
-        logging.getLogger("tickvault.services.sync.verify").setLevel(logging.CRITICAL)
-    report = verify(settings, the_day, split_symbols(symbols), source)
+        verify_log.setLevel(logging.CRITICAL)
+    try:
+        report = verify(settings, the_day, split_symbols(symbols), source)
+    finally:
+        verify_log.setLevel(level)  # in-process callers (tests, notebooks) keep their logging
     if as_json:
         _echo_json(report.to_dict())
     else:

@@ -250,7 +250,7 @@ class GroupConsumer:
         loudly: the sync module never trims below an unacked entry, so this means someone
         trimmed or deleted the stream by hand (rebuild the sink from the other store).
         """
-        live = [(_text(i), list(f)) for i, f in entries if f]
+        live = [(_text(i), _flat(f)) for i, f in entries if f]
         gone = [_text(i) for i, f in entries if not f]
         if gone:
             self._report_deleted(gone, acked_by_redis=False)
@@ -285,7 +285,16 @@ def read_range(client: redis.Redis, stream: str, start: str, end: str, count: in
     what a replay of the stream decodes exactly as the archivers do."""
     client.set_response_callback("XRANGE", _as_is)
     reply: Any = client.execute_command("XRANGE", stream, start, end, "COUNT", count)
-    return [(_text(i), list(f)) for i, f in reply or [] if f]
+    return [(_text(i), _flat(f)) for i, f in reply or [] if f]
+
+
+def _flat(fields: Any) -> list[Any]:
+    """An entry's fields as the flat [name, value, ...] list Redis sends. A cluster client parses
+    replies on its nodes before our callback sees them (a dict: a repeated field name is already
+    collapsed there; a single Redis keeps it)."""
+    if isinstance(fields, dict):
+        return [part for pair in fields.items() for part in pair]
+    return list(fields)
 
 
 def _text(value: str | bytes) -> str:
