@@ -57,13 +57,12 @@ def shard_streams(settings: Settings) -> list[str]:
 
 
 def stream_client(settings: Settings, raw: bool = False) -> Any:
-    """The stream's Redis client (a cluster client with TICKVAULT_REDIS_CLUSTER), with explicit
-    timeouts; ``raw``: bytes replies, what consumers need (frames, entries that are not UTF-8)."""
+    """The stream's Redis client (a cluster client with TICKVAULT_REDIS_CLUSTER; a single Redis gets
+    explicit timeouts); ``raw``: bytes replies, what consumers need (frames, entries that are not UTF-8)."""
     timeout = settings.redis_timeout_s
     if not settings.redis_cluster:
         return connect_raw(settings.redis_dsn, timeout) if raw else connect(settings.redis_dsn, timeout)
-    return RedisCluster.from_url(settings.redis_dsn, decode_responses=not raw, socket_timeout=timeout, socket_connect_timeout=timeout,
-                                 retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 10))
+    return RedisCluster.from_url(settings.redis_dsn, decode_responses=not raw, retry=Retry(ExponentialBackoff(cap=1.0, base=0.05), 10))
 
 
 def recover(client: Any) -> None:
