@@ -137,13 +137,24 @@ def kis_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str | No
 
     try:
         kis_apps(settings)  # refuse missing keys before asking the broker for the universe
+    except (FatalCollectorError, TickvaultError) as exc:
+        fail(str(exc))
+    _plan_and_run(settings, "kis", make_plan, refresh_universe, plan_only, lambda p: build_kis(settings, p, stream_client(settings)))
+
+
+def _plan_and_run(settings, source: str, make_plan, refresh_universe: bool, plan_only: bool, build) -> None:
+    """Make the subscription plan (a refused one is one line), print it with --plan-only, else run
+    the collector with it; each morning's re-plan refreshes the universe."""
+    from ..services.collectors.base import FatalCollectorError
+
+    try:
         plan = make_plan(refresh_universe)
     except (FatalCollectorError, TickvaultError) as exc:
         fail(str(exc))
     if plan_only:
         _print_plan(plan)
         return
-    _run_ws(settings, "kis", plan, lambda p: build_kis(settings, p, stream_client(settings)), lambda: make_plan(True))
+    _run_ws(settings, source, plan, build, lambda: make_plan(True))
 
 
 @collect_cmd.command("kiwoom")
@@ -160,7 +171,6 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     Needs TICKVAULT_KIWOOM_APPKEY/SECRETKEY.
     """
     from ..core.sharding import stream_client
-    from ..services.collectors.base import FatalCollectorError
     from ..services.collectors.service import build_kiwoom, kiwoom_plan
 
     settings = get_settings(ctx)
@@ -171,14 +181,7 @@ def kiwoom_cmd(ctx: click.Context, symbols: tuple[str, ...], symbols_file: str |
     def make_plan(refresh: bool):
         return kiwoom_plan(settings, wanted, venues=chosen, universe=_universe(settings, "kiwoom", wanted, chosen, refresh))
 
-    try:
-        plan = make_plan(refresh_universe)
-    except (FatalCollectorError, TickvaultError) as exc:
-        fail(str(exc))
-    if plan_only:
-        _print_plan(plan)
-        return
-    _run_ws(settings, "kiwoom", plan, lambda p: build_kiwoom(settings, p, stream_client(settings)), lambda: make_plan(True))
+    _plan_and_run(settings, "kiwoom", make_plan, refresh_universe, plan_only, lambda p: build_kiwoom(settings, p, stream_client(settings)))
 
 
 @collect_cmd.command("universe")
