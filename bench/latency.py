@@ -8,10 +8,11 @@ after the sink's transaction committed and the entries were acked, so the figure
 bound of "visible in the store". Ticks received in the first ``--warmup`` seconds are left out.
 
 One run per rate (default 20k ticks/s, a busy single-venue market, and 60k ticks/s, the
-two-venue open), every setting at its default. The publisher's achieved rate is reported: a
+two-venue open), every setting at its default; the publisher sends v2 frames as the collectors
+do (one every ``frame_max_delay_ms``), or with ``--wire v1`` one entry per trade. The publisher's achieved rate is reported: a
 figure whose publisher fell short of the rate measures the publisher, not the archivers.
 
-    python bench/latency.py [--rates 20000,60000] [--seconds 30]      (last line: JSON of all figures)
+    python bench/latency.py [--rates 20000,60000] [--seconds 30] [--wire v2|v1]      (last line: JSON of all figures)
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DAY, emit, isolated_settings, say
 
 from tickvault.core.config import Settings
+from tickvault.core.frames import frame_fields
 from tickvault.core.stream import connect, group_info
 from tickvault.core.wire import WireEncoder
 from tickvault.dev.simulate import generate_day
@@ -76,22 +78,31 @@ def _env(s: Settings) -> dict[str, str]:
     return env
 
 
-def publish_steady(s: Settings, table: pa.Table, rate: int, seconds: float) -> tuple[float, float]:
-    """Send ``rate`` ticks/s for ``seconds`` in 10 ms chunks; returns (start epoch, achieved rate)."""
+def publish_steady(s: Settings, table: pa.Table, rate: int, seconds: float, wire: str) -> tuple[float, float]:
+    """Send ``rate`` ticks/s for ``seconds``; returns (start epoch, achieved rate). ``wire`` "v2": one
+    frame every ``frame_max_delay_ms`` (what a collector sends by default); "v1": one entry per trade,
+    in 10 ms chunks."""
     encoder = WireEncoder(table)
     client = connect(s.redis_dsn)
-    per_chunk = max(1, rate // 100)
+    per_second = 1000 // max(1, s.frame_max_delay_ms) if wire == "v2" else 100
+    per_chunk = max(1, rate // per_second)
     total = min(table.num_rows, int(rate * seconds))
+    received_at = table.schema.get_field_index("received_at")
     started_wall, started = time.time(), time.monotonic()
     sent = 0
     while sent < total:
         n = min(per_chunk, total - sent)
-        stamp = datetime.now(UTC).isoformat()
+        now = datetime.now(UTC)
         pipe = client.pipeline(transaction=False)
-        for i in range(sent, sent + n):
-            fields = encoder.fields(i)
-            fields["received_at"] = stamp
-            pipe.xadd(s.stream, fields)
+        if wire == "v2":
+            chunk = table.slice(sent, n)
+            chunk = chunk.set_column(received_at, chunk.schema.field(received_at), pa.array([now] * n, chunk.schema.field(received_at).type))
+            pipe.xadd(s.stream, frame_fields(chunk))
+        else:
+            for i in range(sent, sent + n):
+                fields = encoder.fields(i)
+                fields["received_at"] = now.isoformat()
+                pipe.xadd(s.stream, fields)
         pipe.execute()
         sent += n
         wait = started + sent / rate - time.monotonic()
@@ -101,7 +112,7 @@ def publish_steady(s: Settings, table: pa.Table, rate: int, seconds: float) -> t
     return started_wall, sent / (time.monotonic() - started)
 
 
-def one_run(table: pa.Table, rate: int, seconds: float, warmup: float, tag: str) -> dict[str, float]:
+def one_run(table: pa.Table, rate: int, seconds: float, warmup: float, tag: str, wire: str) -> dict[str, float]:
     out: dict[str, float] = {}
     with isolated_settings(f"lat{rate // 1000}k") as s, tempfile.TemporaryDirectory(prefix="tvbench-lat-") as tmp:
         from tickvault.stores.hot import HotStore
@@ -114,7 +125,7 @@ def one_run(table: pa.Table, rate: int, seconds: float, warmup: float, tag: str)
         procs = {g: subprocess.Popen([sys.executable, __file__, "--archiver", g, files[g]], env=_env(s)) for g in ("hot", "cold")}
         try:
             time.sleep(3.0)  # both connected and blocking on the stream
-            started, achieved = publish_steady(s, table, rate, seconds)
+            started, achieved = publish_steady(s, table, rate, seconds, wire)
             client = redis.Redis.from_url(s.redis_dsn, decode_responses=True)
             deadline = time.monotonic() + 300
             while time.monotonic() < deadline:
@@ -147,13 +158,13 @@ def one_run(table: pa.Table, rate: int, seconds: float, warmup: float, tag: str)
     return out
 
 
-def run(rates: list[int], seconds: float, warmup: float) -> dict[str, float]:
+def run(rates: list[int], seconds: float, warmup: float, wire: str) -> dict[str, float]:
     table = generate_day(DAY, symbols=50, ticks=int(max(rates) * seconds) + 1, seed=5)
     print(f"latency: {', '.join(f'{r:,}' for r in rates)} ticks/s for {seconds:.0f} s each (first {warmup:.0f} s left out), "
-          f"{os.cpu_count()} cores", flush=True)
+          f"wire {wire}, {os.cpu_count()} cores", flush=True)
     results: dict[str, float] = {}
     for rate in rates:
-        results.update(one_run(table, rate, seconds, warmup, f"_{rate // 1000}k"))
+        results.update(one_run(table, rate, seconds, warmup, f"_{rate // 1000}k" + ("" if wire == "v2" else "_v1"), wire))
     return results
 
 
@@ -164,9 +175,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rates", default="20000,60000", help="comma-separated ticks per second, one run each")
     parser.add_argument("--seconds", type=float, default=30.0, help="publishing time per run")
+    parser.add_argument("--wire", choices=("v2", "v1"), default="v2", help="v2: frames as collectors send them (default); v1: one entry per trade")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds at the start left out of the figures")
     args = parser.parse_args()
-    emit(run([int(r) for r in args.rates.split(",")], args.seconds, args.warmup))
+    emit(run([int(r) for r in args.rates.split(",")], args.seconds, args.warmup, args.wire))
 
 
 if __name__ == "__main__":

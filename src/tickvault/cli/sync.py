@@ -177,21 +177,23 @@ def trim_cmd(ctx: click.Context, dry_run: bool, as_json: bool) -> None:
     Exits 2 when the stream is over its ceiling (stream_max_entries / stream_max_memory_mb)
     because a group lags: that is an alarm, not something trimming may fix.
     """
-    from ..services.sync.trim import trim
+    from ..services.sync.trim import trim_shards
 
     settings = get_settings(ctx)
-    result = trim(settings, dry_run=dry_run)
+    results = trim_shards(settings, dry_run=dry_run)
     if as_json:
-        _echo_json(result.to_dict())
+        _echo_json(results[0].to_dict() if len(results) == 1 else {"shards": [r.to_dict() for r in results]})
     else:
         verb = "would trim" if dry_run else "trimmed"
-        click.echo(f"{result.stream}: {verb} {result.trimmed} of {result.entries_before} entries"
-                   + (f" (below {result.safe_min_id}, held by group {result.held_by})" if result.safe_min_id else "")
-                   + (f"; not trimmed: {result.reason}" if result.reason else ""))
-        for group, position in sorted(result.positions.items()):
-            click.echo(f"  group {group}: oldest unacknowledged {position}")
-    if result.alarm:
-        fail(result.alarm, code=2)
+        for result in results:
+            click.echo(f"{result.stream}: {verb} {result.trimmed} of {result.entries_before} entries"
+                       + (f" (below {result.safe_min_id}, held by group {result.held_by})" if result.safe_min_id else "")
+                       + (f"; not trimmed: {result.reason}" if result.reason else ""))
+            for group, position in sorted(result.positions.items()):
+                click.echo(f"  group {group}: oldest unacknowledged {position}")
+    alarms = [r.alarm for r in results if r.alarm]
+    if alarms:
+        fail(alarms[0], code=2)
 
 
 @click.command("rebuild")

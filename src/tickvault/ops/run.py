@@ -30,7 +30,7 @@ from typing import Protocol
 
 from ..core.calendar import venue_active, venue_close
 from ..core.config import Settings
-from ..core.sharding import shard_streams, stream_client
+from ..core.sharding import shard_streams
 from ..core.stream import connect, require_reachable
 from ..core.wire import KST, VENUES, Venue
 from ..services.adjustments import refresh_day
@@ -38,7 +38,7 @@ from ..services.archiver import Archiver, build_archiver, install_signal_handler
 from ..services.recovery import recover_day
 from ..services.sync import state as sync_state
 from ..services.sync.reconcile import reconcile
-from ..services.sync.trim import trim
+from ..services.sync.trim import trim_shards
 from ..stores.hot import HotStore
 from ..stores.lake import Lake
 from .metrics import MetricsSampler, PipelineMetrics, serve
@@ -263,12 +263,7 @@ def stream_trim(settings: Settings) -> Callable[[datetime], Results]:
     """Trim every shard of the stream below what both groups acknowledged there."""
 
     def job(now: datetime) -> Results:
-        client = stream_client(settings) if settings.redis_cluster else None
-        try:
-            results = [trim(settings.model_copy(update={"stream": key}), client=client) for key in shard_streams(settings)]
-        finally:
-            if client is not None:
-                client.close()
+        results = trim_shards(settings)
         return {"trimmed": float(sum(r.trimmed for r in results)), "alarm": 1.0 if any(r.alarm for r in results) else 0.0}
 
     return job

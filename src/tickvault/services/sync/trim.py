@@ -22,6 +22,7 @@ from typing import Any
 import redis
 
 from ...core.config import Settings
+from ...core.sharding import shard_streams, stream_client
 from ...core.stream import GROUPS, connect, count_range, parse_id
 from . import state
 
@@ -112,11 +113,13 @@ def trim(
     client: redis.Redis | None = None,
     required_groups: Sequence[str] = GROUPS,
     approximate: bool = False,
+    record: bool = True,
 ) -> TrimResult:
     """Trim what every group acknowledged; raise the ceiling alarm if the rest is too big.
 
     ``approximate`` lets Redis trim whole macro nodes only (cheaper; still never removes an
-    id >= the bound, so equally safe, just less thorough).
+    id >= the bound, so equally safe, just less thorough). ``record``: keep the result for the
+    metrics (``trim_shards`` records the sum over the shards instead).
     """
     own = client is None
     client = client or connect(settings.redis_dsn)
@@ -133,7 +136,7 @@ def trim(
         after = before - trimmed
         result = TrimResult(stream, before, after, bound, trimmed, positions, held_by, reason, dry_run=dry_run)
         result.alarm = _ceiling_alarm(settings, client, result)
-        if not dry_run:
+        if record and not dry_run:
             state.record_trim(after, trimmed, result.alarm)
         if result.alarm:
             log.error("STREAM CEILING ALARM: %s", result.alarm)
@@ -145,6 +148,26 @@ def trim(
     finally:
         if own:
             client.close()
+
+
+def trim_shards(settings: Settings, *, dry_run: bool = False) -> list[TrimResult]:
+    """``trim`` on every shard of the stream (the plain stream when it has one shard), each below
+    what both groups acknowledged there. A shard's ceiling is its share of the stream's
+    (``stream_max_entries`` and ``stream_max_memory_mb`` divided by ``stream_shards``)."""
+    shards = settings.stream_shards
+    share = {"stream_max_entries": -(-settings.stream_max_entries // shards)}
+    if settings.stream_max_memory_mb is not None:
+        share["stream_max_memory_mb"] = -(-settings.stream_max_memory_mb // shards)
+    client = stream_client(settings)
+    try:
+        results = [trim(settings.model_copy(update={"stream": key, **share}), dry_run=dry_run, client=client, record=False)
+                   for key in shard_streams(settings)]
+    finally:
+        client.close()
+    if not dry_run:
+        alarms = [r.alarm for r in results if r.alarm]
+        state.record_trim(sum(r.entries_after for r in results), sum(r.trimmed for r in results), alarms[0] if alarms else None)
+    return results
 
 
 def _count_below(client: redis.Redis, stream: str, bound: str) -> int:
