@@ -349,6 +349,7 @@ class Lake:
             "last_day": trading_date(high.as_py()),
             "first_ts": low.as_py(),
             "last_ts": high.as_py(),
+            "symbols": pc.unique(batch.column("symbol")).to_pylist(),
         }
         con.register("tv_batch", batch)
         try:

@@ -5,8 +5,11 @@
 
 -- name: insert_new
 -- Insert the rows of tv_batch (TICK_SCHEMA) whose natural key is not stored yet.
--- The stored side is restricted to the batch's dates, time range and symbols, so the
--- anti-join reads a few files of the batch's own day, however large the lake grows.
+-- The stored side is restricted to the batch's dates, time range and symbols (:symbols, the
+-- batch's distinct ones, as a list: ~10% cheaper per commit than a subquery on tv_batch), so
+-- the anti-join reads a few files of the batch's own day, however large the lake grows.
+-- No ORDER BY: the table is SORTED BY (symbol, venue, cum_volume) (schema.sql, layout), so
+-- DuckLake sorts every file it writes; sorting here as well cost ~10% of a commit.
 INSERT INTO lake.ticks (venue, symbol, ts, price, volume, cum_volume, side, source, received_at, trade_date)
 SELECT b.venue, b.symbol, b.ts, b.price, b.volume, b.cum_volume, b.side, b.source, b.received_at,
        -- the trading date of ts (core.calendar.trading_date: its date at UTC+9; validation keeps
@@ -18,10 +21,9 @@ ANTI JOIN (
     FROM lake.ticks
     WHERE trade_date BETWEEN :first_day AND :last_day
       AND ts BETWEEN :first_ts AND :last_ts
-      AND symbol IN (SELECT DISTINCT symbol FROM tv_batch)
+      AND symbol IN (SELECT unnest(:symbols))
 ) AS s
 ON b.venue = s.venue AND b.symbol = s.symbol AND b.ts = s.ts AND b.cum_volume = s.cum_volume
-ORDER BY b.symbol, b.venue, b.cum_volume
 
 -- name: delete_keys
 -- Settling conflicting duplicates (reconcile --repair): the stored rows of tv_batch's keys go
