@@ -33,19 +33,17 @@ from ..core.config import Settings
 from ..core.sharding import shard_streams
 from ..core.stream import connect, require_reachable
 from ..core.wire import KST, VENUES, Venue
-from ..services.adjustments import refresh_day
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
-from ..services.recovery import recover_day
 from ..services.sync import state as sync_state
-from ..services.sync.reconcile import reconcile
 from ..services.sync.trim import trim_shards
 from ..stores.hot import HotStore
-from ..stores.lake import Lake
 from .metrics import MetricsSampler, PipelineMetrics, serve
-from .report import write_daily_report
 from .schedule import Daily, Every, Job, Results, Scheduler
 
 log = logging.getLogger(__name__)
+
+# The jobs import their services when they run: an archiver process (`tickvault archive hot`)
+# then never loads DuckDB, the broker clients or the report (~60 MB of its peak RSS).
 
 ALL_COMPONENTS = ("hot", "cold", "reconcile", "recovery", "compact", "metrics", "endpoint")
 
@@ -284,6 +282,8 @@ def reconcile_day(settings: Settings) -> Callable[[date], Results]:
 
 def _reconcile(settings: Settings, day: date, until: datetime | None) -> Results:
     try:
+        from ..services.sync.reconcile import reconcile
+
         report = reconcile(settings, day, repair=True, until=until)  # records its outcome in sync.state
     except Exception:
         sync_state.record_reconcile_failure()
@@ -296,6 +296,9 @@ def daily_recovery(settings: Settings, venue: Venue) -> Callable[[date], Results
     """The broker comparison of one venue's day; without credentials a skipped (not verified) day."""
 
     def job(day: date) -> Results:
+        from ..services.recovery import recover_day
+        from .report import write_daily_report
+
         report = recover_day(settings, day, venue)
         write_daily_report(settings, day)  # report_dir set: the day's page, after each venue's recovery
         if report is None:
@@ -311,6 +314,8 @@ def daily_adjustments(settings: Settings) -> Callable[[date], Results]:
     """After recovery: refresh the day's symbols' adjustment factors (수정주가) from the broker."""
 
     def job(day: date) -> Results:
+        from ..services.adjustments import refresh_day
+
         table = refresh_day(settings, day)
         return {"skipped": 1.0} if table is None else {"factors": float(table.num_rows)}
 
@@ -321,6 +326,8 @@ def daily_compaction(settings: Settings) -> Callable[[date], Results]:
     """Merge the day's small lake files once the day's writes (incl. recovery) are done."""
 
     def job(day: date) -> Results:
+        from ..stores.lake import Lake
+
         with closing(Lake(settings)) as lake:
             result = lake.compact(day)
         return {k: float(v) for k, v in result.items() if isinstance(v, (int, float))}
