@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     block_ms: int = Field(200, ge=1, description="XREADGROUP block time when the stream is idle")
     claim_idle_ms: int = Field(60000, ge=1000, description="Pending entries idle this long are claimed from dead consumers (checked this often while running)")
     hot_batch_max_bytes: int = Field(4 << 20, ge=1024, description="A hot-store batch stops growing once its stream entries hold this many bytes")
-    cold_batch_max_bytes: int = Field(8 << 20, ge=1024, description="A lake batch stops growing once its stream entries hold this many bytes")
+    cold_batch_max_bytes: int = Field(2 << 20, ge=1024, description="A lake batch stops growing once its stream entries hold this many bytes")
     lake_memory_limit_mb: int = Field(512, ge=64, description="DuckDB memory_limit of a lake connection (archiver, reconcile, compaction); see docs/lake.md")
     lake_threads: int = Field(2, ge=1, description="DuckDB threads of a lake connection (the archivers share the machine with PostgreSQL and Redis)")
     redis_timeout_s: float = Field(10.0, gt=0, description="Redis socket and connect timeout; a longer stall is retried like a lost connection")
