@@ -323,8 +323,10 @@ def archive_until_drained(settings: Settings, table: pa.Table, wire: str = "v1")
     }
 
 
-def bench_dual(table: pa.Table, hot_raw_upsert: float) -> dict[str, float]:
-    """Dual write per wire format, next to the raw stream and the hot store's raw staged upsert."""
+def bench_dual(table: pa.Table, hot_raw_upsert: float, tsdb_raw_upsert: float | None = None) -> dict[str, float]:
+    """Dual write per wire format, next to the raw stream and the hot store's raw staged upsert;
+    with a TimescaleDB server also v2 with the hot store in TimescaleDB mode, next to that
+    server's raw staged upsert."""
     out: dict[str, float] = {}
     with isolated_settings("raw") as s:
         raw = bench_raw_stream(s, table)
@@ -347,6 +349,13 @@ def bench_dual(table: pa.Table, hot_raw_upsert: float) -> dict[str, float]:
                 say(f"archiver peak private RSS (RssAnon) {g}", run[f"{g}_peak_anon_mb"], unit="MB")
         else:
             out[f"{wire}_vs_v1_dual_ratio"] = ratio(rate, out["dual_ticks_per_s"])
+    if TSDB_URL and tsdb_raw_upsert:  # the owner's production mode: candles are continuous aggregates
+        with isolated_settings("dualts", pg_url=TSDB_URL, hot_mode="timescaledb") as s:
+            run = archive_until_drained(s, table, "v2")
+        rate = table.num_rows / run["seconds"]
+        out["dual_v2_tsdb_ticks_per_s"] = rate
+        out["dual_v2_tsdb_ratio_vs_hot_raw_staged_upsert"] = ratio(rate, tsdb_raw_upsert)
+        say("dual write (v2, hot in TimescaleDB mode) vs its hot raw staged upsert", rate, tsdb_raw_upsert)
     return out
 
 
@@ -361,7 +370,7 @@ def run(ticks: int) -> dict[str, float]:
             results.update(bench_hot(s, table, prefix="hot_tsdb"))
     with isolated_settings("cold") as s:
         results.update(bench_cold(s, table))
-    results.update(bench_dual(table, results["hot_raw_staged_upsert_per_s"]))
+    results.update(bench_dual(table, results["hot_raw_staged_upsert_per_s"], results.get("hot_tsdb_raw_staged_upsert_per_s")))
     return {k: (round(v) if isinstance(v, float) and v > 100 else v) for k, v in results.items()}
 
 

@@ -47,6 +47,8 @@ BENCHES: dict[str, tuple[str, list[str], list[str]]] = {
 TARGETS = {
     "dual_v2_vs_hot_raw_staged_upsert": ("ingest.dual_v2_ratio_vs_hot_raw_staged_upsert", ">=", 0.7,
                                          "dual write (v2 frames) >= 0.7x hot raw staged upsert"),
+    "dual_v2_tsdb_vs_hot_raw_staged_upsert": ("ingest.dual_v2_tsdb_ratio_vs_hot_raw_staged_upsert", ">=", 0.7,
+                                              "dual write (v2, hot in TimescaleDB mode) >= 0.7x its hot raw staged upsert"),
     "dual_v2_vs_v1": ("ingest.v2_vs_v1_dual_ratio", ">=", 2.5, "dual write v2 >= 2.5x v1"),
     "hot_vs_raw_staged_upsert": ("ingest.hot_ratio_vs_staged_upsert", ">=", 0.7, "hot sink (PostgreSQL) >= 0.7x raw staged upsert"),
     "hot_tsdb_vs_raw_staged_upsert": ("ingest.hot_tsdb_ratio_vs_staged_upsert", ">=", 0.85,
