@@ -227,6 +227,20 @@ class ArchiverProcess:
             raise AssertionError(f"archiver {self.group} ignored SIGTERM for {timeout}s:\n{self.log.read_text()[-3000:]}") from None
 
 
+def drain_with_archivers(s: Settings, client: redis.Redis, logs: Path, what: str) -> None:
+    """Run both archivers (child processes) until they drained the stream; each must still be
+    running then (``what`` names the input they must survive) and stop cleanly."""
+    archivers = [ArchiverProcess(s, g, logs / f"{g}.log") for g in ("hot", "cold")]
+    for a in archivers:
+        a.start()
+    try:
+        wait_drained(client, s, ("hot", "cold"))
+        assert all(a.proc is not None and a.proc.poll() is None for a in archivers), f"an archiver stopped on {what}"
+    finally:
+        codes = [a.stop() for a in archivers]
+    assert codes == [0, 0], codes
+
+
 def wait_drained(client: redis.Redis, s: Settings, groups: tuple[str, ...], timeout: float = 180) -> None:
     """Until every named group has read everything and holds nothing pending."""
     deadline = time.monotonic() + timeout
@@ -392,6 +406,18 @@ def distinct_count(table: pa.Table) -> int:
 
 
 __all__ = [
-    "DAY", "MODE", "SOAK", "ArchiverProcess", "RetryingPublisher", "TruthReport", "assert_truth", "distinct_count",
-    "in_flight", "record", "scale", "truth_check", "wait_drained",
+    "DAY",
+    "MODE",
+    "SOAK",
+    "ArchiverProcess",
+    "RetryingPublisher",
+    "TruthReport",
+    "assert_truth",
+    "distinct_count",
+    "drain_with_archivers",
+    "in_flight",
+    "record",
+    "scale",
+    "truth_check",
+    "wait_drained",
 ]

@@ -16,7 +16,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 import redis
-from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
+from faultkit import assert_truth, drain_with_archivers, record, scale, truth_check
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -117,15 +117,7 @@ def test_fuzzed_malformed_entries_mixed_with_valid_ones(settings: Settings, rcli
     sent = dict(zip(ids, entries))
     bad_ids = {i for i, f in zip(ids, flags) if f}
 
-    archivers = [ArchiverProcess(settings, g, tmp_path / f"{g}.log") for g in ("hot", "cold")]
-    for a in archivers:
-        a.start()
-    try:
-        wait_drained(rclient, settings, ("hot", "cold"))
-        assert all(a.proc.poll() is None for a in archivers), "an archiver stopped on malformed input"
-    finally:
-        codes = [a.stop() for a in archivers]
-    assert codes == [0, 0], codes
+    drain_with_archivers(settings, rclient, tmp_path, "malformed input")
 
     letters = rclient.xrange(settings.dlq_stream)
     for stage in ("archive-hot", "archive-cold"):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pyarrow as pa
 import redis
-from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
+from faultkit import assert_truth, drain_with_archivers, record, scale, truth_check
 from hypothesis import HealthCheck, Phase, given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
@@ -121,15 +121,7 @@ def test_byte_level_fuzz_with_v1_and_v2_mixed(settings: Settings, rclient: redis
         pipe.execute_command("XADD", settings.stream, "*", *entries[i])
     ids = dict(zip(order, pipe.execute()))
 
-    archivers = [ArchiverProcess(settings, g, tmp_path / f"{g}.log") for g in ("hot", "cold")]
-    for a in archivers:
-        a.start()
-    try:
-        wait_drained(rclient, settings, ("hot", "cold"))
-        assert all(a.proc.poll() is None for a in archivers), "an archiver stopped on hostile bytes"
-    finally:
-        codes = [a.stop() for a in archivers]
-    assert codes == [0, 0], codes
+    drain_with_archivers(settings, rclient, tmp_path, "hostile bytes")
 
     expected = {(ids[i], None) for i in broken_at} | {(ids[i], row) for i, rows in bad_rows.items() for row in rows}
     letters = [f for _, f in rclient.xrange(settings.dlq_stream)]

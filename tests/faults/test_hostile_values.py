@@ -23,7 +23,7 @@ from pathlib import Path
 import psycopg
 import pyarrow as pa
 import redis
-from faultkit import ArchiverProcess, assert_truth, record, scale, truth_check, wait_drained
+from faultkit import assert_truth, drain_with_archivers, record, scale, truth_check
 
 from factories import DAY
 from tickvault.core.calendar import trading_day_bounds
@@ -35,18 +35,6 @@ from tickvault.services.sync import verify
 from tickvault.services.sync.reconcile import reconcile
 
 OFFSETS = [timezone(timedelta(hours=h, minutes=m)) for h, m in ((9, 0), (8, 30), (10, 0), (0, 0), (-12, 0), (14, 0), (5, 45))]
-
-
-def _run_archivers(settings: Settings, rclient: redis.Redis, tmp_path: Path) -> None:
-    archivers = [ArchiverProcess(settings, g, tmp_path / f"{g}.log") for g in ("hot", "cold")]
-    for a in archivers:
-        a.start()
-    try:
-        wait_drained(rclient, settings, ("hot", "cold"))
-        assert all(a.proc is not None and a.proc.poll() is None for a in archivers), "an archiver stopped on hostile values"
-    finally:
-        codes = [a.stop() for a in archivers]
-    assert codes == [0, 0], codes
 
 
 def _letters_by_stage(rclient: redis.Redis, settings: Settings) -> dict[str, dict[str, dict[str, str]]]:
@@ -129,7 +117,7 @@ def test_the_full_timestamp_domain(settings: Settings, rclient: redis.Redis, tmp
     ids = Publisher(rclient, settings.stream).publish_fields(entries)
     refused = {i for i, k in zip(ids, kinds) if k == 1}
 
-    _run_archivers(settings, rclient, tmp_path)
+    drain_with_archivers(settings, rclient, tmp_path, "hostile values")
 
     letters = _letters_by_stage(rclient, settings)
     for stage, mine in letters.items():
@@ -173,7 +161,7 @@ def test_conflicting_duplicates(settings: Settings, rclient: redis.Redis, tmp_pa
     ids = Publisher(rclient, settings.stream).publish_fields(entries)
     conflict_ids = {ids[p] for p in conflicting}
 
-    _run_archivers(settings, rclient, tmp_path)
+    drain_with_archivers(settings, rclient, tmp_path, "hostile values")
 
     letters = _letters_by_stage(rclient, settings)
     for stage, mine in letters.items():
