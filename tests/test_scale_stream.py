@@ -45,10 +45,10 @@ def cluster(tmp_path: Path) -> Iterator[object]:
 
 
 def two_venue_day() -> pa.Table:
-    krx = generate_day(DAY, symbols=6, ticks=10_000, seed=4)
-    nxt = generate_day(DAY, symbols=4, ticks=4_000, seed=5)
-    nxt = nxt.set_column(nxt.schema.get_field_index("venue"), nxt.schema.field("venue"), pa.array(["NXT"] * nxt.num_rows, pa.string()))
-    return pa.concat_tables([krx, nxt])
+    """One simulated day of both venues (generate_day gives its NXT-eligible symbols an NXT series too)."""
+    day = generate_day(DAY, symbols=10, ticks=14_000, seed=4)
+    assert set(pc.unique(day.column("venue")).to_pylist()) == {"KRX", "NXT"}
+    return day
 
 
 def test_shard_keys_are_hash_tagged_and_one_shard_is_the_plain_stream(settings: Settings) -> None:
@@ -66,10 +66,6 @@ def start_archiver(s: Settings, consumer: str, log: Path) -> subprocess.Popen[by
                                 env=subprocess_env(s, TICKVAULT_CLAIM_IDLE_MS="2000", TICKVAULT_RETRY_MAX_S="2"), stdout=out, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.xfail(run=False, reason=(
-    "known broken since the merge with the v2 frames, two-venue days and the bytes consumers: after the master "
-    "failover both stores hold the same 428 overlapping ticks on the failed-over shard (nothing lost or duplicated "
-    "by key, but verify is right to refuse), or the shard stalls; not run (3-4 min when it fails): issue 16.4 stays open"))
 def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, settings: Settings, tmp_path: Path) -> None:
     s = settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True, "stream_shards": 8})  # type: ignore[attr-defined]
     truth = two_venue_day()
