@@ -53,9 +53,11 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from redis.cluster import RedisCluster
 
 from ..core.config import Settings
 from ..core.errors import StoreNotInitialized
+from ..core.sharding import TRANSIENT_ERRORS, shard_streams
 from ..core.stream import GROUPS, group_info
 from ..core.wire import DEFAULT_VENUE, VENUES
 from ..services.archiver import Commit
@@ -323,25 +325,29 @@ class PipelineMetrics:
                     gauge.labels(**{label: key, "quantile": f"{q:g}"}).set(float(v))
 
     def _sample_redis(self, client: redis.Redis) -> None:
+        """The stream's gauges summed over its shards (one by default): lag, pending and length
+        of a group are what it has left on all of them."""
         s = self.settings
+        streams = shard_streams(s)
         try:
-            groups = group_info(client, s.stream)
+            shards = [group_info(client, key) for key in streams]
             pipe = client.pipeline(transaction=False)
-            pipe.xlen(s.stream)
-            pipe.xlen(s.dlq_stream)
-            pipe.info("memory")
-            stream_len, dlq_len, memory = pipe.execute()
-        except redis.RedisError as exc:
+            for key in (*streams, s.dlq_stream):
+                pipe.xlen(key)
+            *lengths, dlq_len = pipe.execute()
+            memory = redis_memory(client)
+        except (redis.RedisError, *TRANSIENT_ERRORS) as exc:
             self.redis_up.set(0)
             log.warning("metrics: Redis unreachable (%s); stream gauges not updated", exc)
             return
         self.redis_up.set(1)
-        for name, info in groups.items():
-            self.lag.labels(name).set(float(info.get("lag") or 0))
-            self.pending.labels(name).set(float(info.get("pending") or 0))
-        self.stream_len.set(stream_len)
+        for name in sorted({name for groups in shards for name in groups}):
+            infos = [groups[name] for groups in shards if name in groups]
+            self.lag.labels(name).set(float(sum(info.get("lag") or 0 for info in infos)))
+            self.pending.labels(name).set(float(sum(info.get("pending") or 0 for info in infos)))
+        self.stream_len.set(sum(lengths))
         self.dlq_len.set(dlq_len)
-        self.redis_memory.set(float(memory.get("used_memory", 0)))
+        self.redis_memory.set(memory)
 
     def _sample_host(self) -> None:
         self.cpu.set(psutil.cpu_percent(None))
@@ -399,6 +405,16 @@ class MetricsWriter:
 
     def close(self) -> None:
         self.store.close()
+
+
+def redis_memory(client: Any) -> float:
+    """Bytes Redis uses: the one server's, or the sum over a cluster's masters (INFO on a cluster
+    client asks one node only unless told otherwise)."""
+    if not isinstance(client, RedisCluster):
+        return float(client.info("memory").get("used_memory", 0))
+    replies = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    per_node = [replies] if "used_memory" in replies else list(replies.values())  # one master: its reply alone
+    return float(sum(reply.get("used_memory", 0) for reply in per_node))
 
 
 class MetricsSampler:
