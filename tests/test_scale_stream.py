@@ -3,6 +3,7 @@ replica): a two-venue day through both groups equals the truth, also across a ma
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -15,15 +16,19 @@ from pathlib import Path
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from click.testing import CliRunner
 
 from factories import DAY
-from helpers import export, sort_key, subprocess_env
+from helpers import export, settings_env, sort_key, subprocess_env
+from tickvault.cli import cli
+from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.sharding import ShardedPublisher, publisher_for, shard_key, shard_of, shard_streams, stream_client
 from tickvault.core.stream import Publisher, group_info
 from tickvault.dev.embedded import EmbeddedServerError
 from tickvault.dev.simulate import generate_day, publish
-from tickvault.ops.run import stream_trim
+from tickvault.ops.metrics import PipelineMetrics
+from tickvault.ops.run import group_archivers, stream_trim
 from tickvault.ops.status import redis_status
 from tickvault.services.sync.verify import verify
 from tickvault.stores.hot import HotStore
@@ -45,10 +50,10 @@ def cluster(tmp_path: Path) -> Iterator[object]:
 
 
 def two_venue_day() -> pa.Table:
-    krx = generate_day(DAY, symbols=6, ticks=10_000, seed=4)
-    nxt = generate_day(DAY, symbols=4, ticks=4_000, seed=5)
-    nxt = nxt.set_column(nxt.schema.get_field_index("venue"), nxt.schema.field("venue"), pa.array(["NXT"] * nxt.num_rows, pa.string()))
-    return pa.concat_tables([krx, nxt])
+    """One simulated day of both venues (generate_day gives its NXT-eligible symbols an NXT series too)."""
+    day = generate_day(DAY, symbols=10, ticks=14_000, seed=4)
+    assert set(pc.unique(day.column("venue")).to_pylist()) == {"KRX", "NXT"}
+    return day
 
 
 def test_shard_keys_are_hash_tagged_and_one_shard_is_the_plain_stream(settings: Settings) -> None:
@@ -66,10 +71,6 @@ def start_archiver(s: Settings, consumer: str, log: Path) -> subprocess.Popen[by
                                 env=subprocess_env(s, TICKVAULT_CLAIM_IDLE_MS="2000", TICKVAULT_RETRY_MAX_S="2"), stdout=out, stderr=subprocess.STDOUT)
 
 
-@pytest.mark.xfail(run=False, reason=(
-    "known broken since the merge with the v2 frames, two-venue days and the bytes consumers: after the master "
-    "failover both stores hold the same 428 overlapping ticks on the failed-over shard (nothing lost or duplicated "
-    "by key, but verify is right to refuse), or the shard stalls; not run (3-4 min when it fails): issue 16.4 stays open"))
 def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, settings: Settings, tmp_path: Path) -> None:
     s = settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True, "stream_shards": 8})  # type: ignore[attr-defined]
     truth = two_venue_day()
@@ -145,6 +146,62 @@ def test_sharded_day_through_both_groups_survives_a_master_failover(cluster, set
         assert got.equals(expected), f"{source} differs from the truth"
     report = verify(s, DAY)
     assert report.consistent, report.reasons()
+
+
+def test_rebuild_cold_moves_the_cold_group_on_every_shard_and_metrics_sum_the_shards(cluster, settings: Settings, tmp_path: Path) -> None:
+    s = settings.model_copy(update={"redis_url": cluster.url, "redis_cluster": True, "stream_shards": 8})  # type: ignore[attr-defined]
+    truth = generate_day(DAY, symbols=10, ticks=3000, seed=6)
+    for store in (HotStore(s), Lake(s)):
+        store.init()
+        store.close()
+    client = stream_client(s)
+    shards = shard_streams(s)
+    for key in shards:  # the cold archivers ran once and stopped: their groups wait at the start
+        client.xgroup_create(key, "cold", id="0", mkstream=True)
+    publish(ShardedPublisher(client, s), truth, dup_rate=0.01, seed=6)
+    drain(group_archivers(s, "hot", "hot-1"))
+
+    metrics = PipelineMetrics(s)
+    metrics.sample(client)
+    lengths = [client.xlen(key) for key in shards]
+    assert sum(1 for n in lengths if n) > 1  # the day is spread over the shards
+    assert metrics.value("tickvault_stream_entries") == sum(lengths) > 0
+    assert metrics.value("tickvault_consumer_lag", group="hot") == 0 == metrics.value("tickvault_consumer_pending", group="hot")
+    assert metrics.value("tickvault_consumer_lag", group="cold") == sum(lengths)  # cold has read nothing on any shard
+
+    rebuild = ["rebuild", "cold", "--from", trading_day_bounds(DAY)[0].isoformat(), "--wait", "30"]
+    out = CliRunner().invoke(cli, [*rebuild, "--json"], env=settings_env(s))
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["ticks_added"] == truth.num_rows and result["stream_existed"] is True and result["group_position"] is None
+    assert result["shards"] == {key: client.xinfo_stream(key)["last-generated-id"] for key in shards}
+    for key in shards:
+        assert group_info(client, key)["cold"]["lag"] == 0 == group_info(client, key)["cold"]["pending"]
+    again = CliRunner().invoke(cli, rebuild, env=settings_env(s))  # safe to repeat; one line per shard
+    assert again.exit_code == 0 and ", 0 added;" in again.output and all(f"  {key}  " in again.output for key in shards), again.output
+
+    commits: list[object] = []
+    drain(group_archivers(s, "cold", "cold-1"), commits.append)
+    assert commits == []  # `archive cold` finds nothing left on any shard
+    client.close()
+    expected = sort_key(truth)
+    for source in ("hot", "cold"):
+        assert export(s, source, tmp_path / f"{source}.parquet").equals(expected), f"{source} differs from the truth"
+    report = verify(s, DAY)
+    assert report.consistent, report.reasons()
+
+
+def drain(archivers: list, observer=None) -> None:
+    """Run a group's shard archivers until each finds its shard empty, then close them."""
+    try:
+        for archiver in archivers:
+            if observer is not None:
+                archiver.observers.append(observer)
+            archiver.run_until_idle()
+    finally:
+        archivers[0].store.close()
+        for archiver in archivers:
+            archiver.consumer.client.close()
 
 
 def wait_until(what: str, check, timeout_s: float = 180.0) -> None:

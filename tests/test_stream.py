@@ -100,6 +100,15 @@ def test_group_info_reports_lag_and_pending(settings: Settings, rclient: redis.R
     assert info["lag"] == 5
 
 
+def test_group_lag_does_not_trust_a_read_counter_that_cannot_be_right(settings: Settings, rclient: redis.Redis) -> None:
+    """A replica promoted by a failover keeps entries-read behind the master's on Redis < 7.2.5
+    (redis#12898); XGROUP SETID ... ENTRIESREAD sets such counters on one Redis."""
+    ids = Publisher(rclient, settings.stream).publish(one_symbol_ticks(8))
+    rclient.xgroup_create(settings.stream, "hot", id="$", entries_read=2)  # delivered all, counter behind
+    rclient.xgroup_create(settings.stream, "cold", id=ids[2], entries_read=8)  # 5 to go, counter ahead
+    assert {name: i["lag"] for name, i in group_info(rclient, settings.stream).items()} == {"hot": 0, "cold": 5}
+
+
 def test_a_text_client_is_refused_for_consuming(settings: Settings, rclient: redis.Redis) -> None:
     with pytest.raises(ValueError, match="bytes client"):
         GroupConsumer(rclient, settings.stream, "hot", "c1")

@@ -223,9 +223,13 @@ def rebuild_cmd(ctx: click.Context, target: str, start: str, end: str | None, wa
     if as_json:
         _echo_json(result.to_dict())
     else:
+        where = result.group_position if len(result.shards) == 1 else f"the position below on each of its {len(result.shards)} shards"
         click.echo(
             f"rebuilt {target} from {result.source}: {result.read} ticks read, {result.added} added; "
             f"{result.replay_added} ticks the copy could not carry replayed from the stream "
             f"({result.replayed_entries} backlog entries read, {result.dead_letters} dead-lettered); "
-            f"group {target} now at {result.group_position} ({result.acked_pending} pending entries acked) in {result.seconds:.1f}s"
+            f"group {target} now at {where} ({result.acked_pending} pending entries acked) in {result.seconds:.1f}s"
         )
+        if len(result.shards) > 1:
+            for key, position in result.shards.items():
+                click.echo(f"  {key}  {position}")

@@ -302,16 +302,23 @@ def _text(value: str | bytes) -> str:
 
 
 def group_info(client: redis.Redis, stream: str) -> dict[str, dict[str, Any]]:
-    """XINFO GROUPS as {group: info}; ``lag`` is computed when the server predates Redis 7."""
+    """XINFO GROUPS as {group: info}. ``lag`` is 0 once a group was delivered the stream's last entry,
+    and counted when Redis gives none (before 7.0) or claims none while entries follow: a replica of
+    Redis < 7.2.5 promoted by a failover keeps each group's entries-read behind (redis#12898), so its
+    lag would never return to 0 on a drained group."""
     try:
         groups = client.xinfo_groups(stream)
     except redis.ResponseError:
         return {}
+    last = stream_last_id(client, stream) if groups else None
     out: dict[str, dict[str, Any]] = {}
     for g in groups:
         info = dict(g)
-        if info.get("lag") is None:
-            info["lag"] = _count_after(client, stream, info.get("last-delivered-id", "0-0"))
+        delivered = info.get("last-delivered-id", "0-0")
+        if last is not None and parse_id(delivered) >= parse_id(last):
+            info["lag"] = 0
+        elif info.get("lag") is None or info["lag"] <= 0:
+            info["lag"] = _count_after(client, stream, delivered)
         out[info["name"]] = info
     return out
 
@@ -325,7 +332,7 @@ def stream_last_id(client: redis.Redis, stream: str) -> str | None:
 
 
 def _count_after(client: redis.Redis, stream: str, last_id: str) -> int:
-    """Entries after ``last_id`` (exact; used only by status on old servers)."""
+    """Entries after ``last_id`` (exact; only when Redis's own lag is missing or cannot be right)."""
     return count_range(client, stream, f"({last_id}", "+")
 
 

@@ -17,12 +17,12 @@ ingest_entries_total{group}                stream entries processed
 ingest_dead_letters_total{group}           entries refused by validation (to the DLQ)
 ingest_rows_per_second{group}              write rate over the last sample interval
 ingest_venue_rows_per_second{group,venue}  the same per venue
-consumer_lag{group} / consumer_pending{group}  XINFO GROUPS: not yet delivered / not yet acked
+consumer_lag{group} / consumer_pending{group}  XINFO GROUPS: not yet delivered / not yet acked (summed over the shards)
 e2e_latency_seconds{group,quantile}        received_at -> committed, last interval (0.5/0.9/0.99/1)
 e2e_latency_histogram_seconds{group}       the same as a cumulative Prometheus histogram
 batch_write_seconds{sink,quantile}         durable write of one batch, last interval
 archiver_last_commit_timestamp_seconds{group}, archiver_heartbeat_timestamp_seconds{group}
-stream_entries, dlq_entries, redis_memory_bytes, redis_up
+stream_entries (over the shards), dlq_entries, redis_memory_bytes (over a cluster's masters), redis_up
 job_last_ok{job}, job_last_run_timestamp_seconds{job}, job_last_success_timestamp_seconds{job},
 job_duration_seconds{job}, job_result{job,field}, job_runs_total{job,result}   reconcile / recovery
 component_up{component}, component_restarts_total{component}       the `tickvault run` supervisor
@@ -53,9 +53,11 @@ import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge
 from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
+from redis.cluster import RedisCluster
 
 from ..core.config import Settings
 from ..core.errors import StoreNotInitialized
+from ..core.sharding import TRANSIENT_ERRORS, shard_streams
 from ..core.stream import GROUPS, group_info
 from ..core.wire import DEFAULT_VENUE, VENUES
 from ..services.archiver import Commit
@@ -170,17 +172,17 @@ class PipelineMetrics:
         self.venue_rows = counter("ingest_venue_rows", "Ticks written per consumer group and venue (after in-batch dedupe)", ("group", "venue"))
         self.venue_rate = gauge("ingest_venue_rows_per_second", "Ticks written per second and venue over the last sample interval",
                                 ("group", "venue"))
-        self.lag = gauge("consumer_lag", "Stream entries not yet delivered to the group", ("group",))
-        self.pending = gauge("consumer_pending", "Entries delivered to the group but not yet acked", ("group",))
+        self.lag = gauge("consumer_lag", "Stream entries not yet delivered to the group (over every shard)", ("group",))
+        self.pending = gauge("consumer_pending", "Entries delivered to the group but not yet acked (over every shard)", ("group",))
         self.latency = gauge("e2e_latency_seconds", "received_at -> committed, quantiles over the last interval (NaN: no ticks)", ("group", "quantile"))
         self.latency_hist = _LatencyHistogram("tickvault_e2e_latency_histogram_seconds", "received_at -> committed", LATENCY_BUCKETS)
         r.register(self.latency_hist)
         self.write_latency = gauge("batch_write_seconds", "Durable write of one batch per sink, quantiles over the last interval", ("sink", "quantile"))
         self.last_commit = gauge("archiver_last_commit_timestamp_seconds", "Unix time of the group's last durable commit", ("group",))
         self.heartbeat_ts = gauge("archiver_heartbeat_timestamp_seconds", "Unix time the archiver last read the stream (idle or not)", ("group",))
-        self.stream_len = gauge("stream_entries", "Entries in the tick stream (XLEN)")
+        self.stream_len = gauge("stream_entries", "Entries in the tick stream (XLEN, summed over its shards)")
         self.dlq_len = gauge("dlq_entries", "Entries in the dead-letter stream; anything above 0 needs a look")
-        self.redis_memory = gauge("redis_memory_bytes", "Redis used_memory")
+        self.redis_memory = gauge("redis_memory_bytes", "Redis used_memory (summed over a cluster's masters)")
         self.redis_up = gauge("redis_up", "1 when the last sample reached Redis")
         self.job_ok = gauge("job_last_ok", "1 when the job's last run succeeded (reconcile, recovery)", ("job",))
         self.job_last_run = gauge("job_last_run_timestamp_seconds", "Unix time the job last finished", ("job",))
@@ -323,25 +325,29 @@ class PipelineMetrics:
                     gauge.labels(**{label: key, "quantile": f"{q:g}"}).set(float(v))
 
     def _sample_redis(self, client: redis.Redis) -> None:
+        """The stream's gauges summed over its shards (one by default): lag, pending and length
+        of a group are what it has left on all of them."""
         s = self.settings
+        streams = shard_streams(s)
         try:
-            groups = group_info(client, s.stream)
+            shards = [group_info(client, key) for key in streams]
             pipe = client.pipeline(transaction=False)
-            pipe.xlen(s.stream)
-            pipe.xlen(s.dlq_stream)
-            pipe.info("memory")
-            stream_len, dlq_len, memory = pipe.execute()
-        except redis.RedisError as exc:
+            for key in (*streams, s.dlq_stream):
+                pipe.xlen(key)
+            *lengths, dlq_len = pipe.execute()
+            memory = redis_memory(client)
+        except (redis.RedisError, *TRANSIENT_ERRORS) as exc:
             self.redis_up.set(0)
             log.warning("metrics: Redis unreachable (%s); stream gauges not updated", exc)
             return
         self.redis_up.set(1)
-        for name, info in groups.items():
-            self.lag.labels(name).set(float(info.get("lag") or 0))
-            self.pending.labels(name).set(float(info.get("pending") or 0))
-        self.stream_len.set(stream_len)
+        for name in sorted({name for groups in shards for name in groups}):
+            infos = [groups[name] for groups in shards if name in groups]
+            self.lag.labels(name).set(float(sum(info.get("lag") or 0 for info in infos)))
+            self.pending.labels(name).set(float(sum(info.get("pending") or 0 for info in infos)))
+        self.stream_len.set(sum(lengths))
         self.dlq_len.set(dlq_len)
-        self.redis_memory.set(float(memory.get("used_memory", 0)))
+        self.redis_memory.set(memory)
 
     def _sample_host(self) -> None:
         self.cpu.set(psutil.cpu_percent(None))
@@ -399,6 +405,16 @@ class MetricsWriter:
 
     def close(self) -> None:
         self.store.close()
+
+
+def redis_memory(client: Any) -> float:
+    """Bytes Redis uses: the one server's, or the sum over a cluster's masters (INFO on a cluster
+    client asks one node only unless told otherwise)."""
+    if not isinstance(client, RedisCluster):
+        return float(client.info("memory").get("used_memory", 0))
+    replies = client.info("memory", target_nodes=RedisCluster.PRIMARIES)
+    per_node = [replies] if "used_memory" in replies else list(replies.values())  # one master: its reply alone
+    return float(sum(reply.get("used_memory", 0) for reply in per_node))
 
 
 class MetricsSampler:

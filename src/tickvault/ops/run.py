@@ -30,8 +30,8 @@ from typing import Protocol
 
 from ..core.calendar import venue_active, venue_close
 from ..core.config import Settings
-from ..core.sharding import shard_streams
-from ..core.stream import connect, require_reachable
+from ..core.sharding import shard_streams, stream_client
+from ..core.stream import require_reachable
 from ..core.wire import KST, VENUES, Venue
 from ..services.archiver import Archiver, build_archiver, install_signal_handlers
 from ..services.sync import state as sync_state
@@ -394,7 +394,7 @@ def build_supervisor(settings: Settings, components: tuple[str, ...] = ALL_COMPO
         sup.add(Component("schedule", lambda: Scheduler(scheduled_jobs(settings, components), record=metrics.record_job)))
     if "metrics" in components:
         def sampler() -> MetricsSampler:
-            return MetricsSampler(metrics, settings, redis_client=connect(settings.redis_dsn))
+            return MetricsSampler(metrics, settings, redis_client=stream_client(settings))
 
         sup.add(Component("metrics", sampler))
     if "endpoint" in components:

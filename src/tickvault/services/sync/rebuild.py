@@ -1,28 +1,30 @@
 """Refill a store that fell too far behind (or lost its stream) from the other store.
 
-Order of operations, each step safe to repeat:
+Order of operations, each step safe to repeat; the stream steps are done on every shard of a
+sharded stream (TICKVAULT_STREAM_SHARDS), each with its own last id:
 
-1. note the stream's last id L (if the stream is gone, create the target's group at 0 so
-   everything published from now on reaches it);
-2. wait until the other group has acknowledged every entry <= L, so the other store holds
-   everything the stream had;
-3. copy the time range from the other store in chunks (read_ticks -> upsert, idempotent);
-4. replay from the stream every entry the target has not acknowledged (<= L) whose tick the
+1. note each shard's last id L (if a shard is gone, create the target's group on it at 0 so
+   everything published there from now on reaches it);
+2. wait until the other group has acknowledged every entry <= L on each shard, so the other
+   store holds everything the stream had;
+3. copy the time range from the other store in chunks (read_ticks -> upsert, idempotent), once;
+4. replay from each shard every entry the target has not acknowledged (<= L) whose tick the
    copy did not provably carry: outside the copied range, or older than what the source
    holds (hot retention dropped its day). The copy only vouches for what the source holds;
    the stream still holds the rest, because trim never passes the target's position;
-5. move the target group's position to L (XGROUP SETID forward only, or create it there)
-   and ack its pending entries <= L: their ticks are now in the target.
+5. move the target group's position on each shard to its L (XGROUP SETID forward only, or
+   create it there) and ack its pending entries <= L: their ticks are now in the target.
 
-The target archiver then resumes after L and nothing is lost or duplicated. A failure
-before step 5 leaves the group where it was; re-running the rebuild is always safe.
+The target archivers then resume after L and nothing is lost or duplicated. A failure
+before step 5 leaves the groups where they were; re-running the rebuild is always safe.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from contextlib import closing
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,7 +37,8 @@ from ...core.errors import QueryError, TickvaultError
 from ...core.frames import decode_raw_entries
 from ...core.progress import ProgressFn, report
 from ...core.retention import hot_days
-from ...core.stream import connect, connect_raw, dead_letter, parse_id, read_range, stream_last_id
+from ...core.sharding import shard_streams, stream_client
+from ...core.stream import dead_letter, parse_id, read_range, stream_last_id
 from ...stores.contract import TickStore
 from ...stores.lake import Lake
 from .trim import group_positions
@@ -60,7 +63,7 @@ class RebuildResult:
     end: datetime
     read: int = 0
     added: int = 0
-    group_position: str | None = None
+    group_position: str | None = None  # the target group's position (one shard; None when sharded: see ``shards``)
     acked_pending: int = 0
     stream_existed: bool = True
     replayed_entries: int = 0  # entries of the target's backlog read back from the stream
@@ -68,6 +71,7 @@ class RebuildResult:
     replay_added: int = 0
     dead_letters: int = 0  # backlog entries that fail validation (dead-lettered, as the archiver would)
     seconds: float = 0.0
+    shards: dict[str, str] = field(default_factory=dict)  # stream key -> the target group's position there
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -85,7 +89,15 @@ class RebuildResult:
             "replay_added": self.replay_added,
             "dead_letters": self.dead_letters,
             "seconds": round(self.seconds, 3),
+            "shards": dict(self.shards),
         }
+
+
+def positions_text(shards: dict[str, str]) -> str:
+    """A group's position(s): the one id of a single stream, else "key id" for each shard."""
+    if len(shards) == 1:
+        return next(iter(shards.values()))
+    return ", ".join(f"{key} {position}" for key, position in shards.items())
 
 
 def data_range(store: TickStore, start: datetime, end: datetime) -> tuple[datetime, datetime]:
@@ -103,14 +115,14 @@ def wait_for_group(client: redis.Redis, stream: str, group: str, last_id: str, w
         positions = group_positions(client, stream)
         if group not in positions:
             raise RebuildError(
-                f"the stream has no '{group}' group, so the {group} store may lack the stream's entries; "
+                f"stream {stream} has no '{group}' group, so the {group} store may lack its entries; "
                 f"start `tickvault archive {group}` and let it catch up, then retry"
             )
         if parse_id(positions[group]) > parse_id(last_id):
             return
         if time.monotonic() >= deadline:
             raise RebuildError(
-                f"group '{group}' has not stored everything up to {last_id} within {wait_s:.0f}s (oldest unacked "
+                f"group '{group}' has not stored everything of {stream} up to {last_id} within {wait_s:.0f}s (oldest unacked "
                 f"{positions[group]}); make sure `tickvault archive {group}` runs, then retry"
             )
         time.sleep(0.25)
@@ -123,29 +135,28 @@ def uncovered(batch: pa.Table, covered: tuple[datetime, datetime]) -> pa.Table:
     return batch.filter(pc.or_(pc.less(ts, lo), pc.greater_equal(ts, hi)))
 
 
-def replay_backlog(client: redis.Redis, settings: Settings, target: str, last_id: str, dst: TickStore,
-                   covered: tuple[datetime, datetime], result: RebuildResult, chunk: int = REPLAY_ENTRIES) -> None:
-    """Write into ``dst`` the ticks of the entries <= ``last_id`` the target has not acknowledged
-    (the whole stream when its group does not exist yet) that lie outside ``covered``."""
-    stream = settings.stream
+def replay_backlog(client: redis.Redis, raw: redis.Redis, settings: Settings, stream: str, target: str, last_id: str,
+                   dst: TickStore, covered: tuple[datetime, datetime], result: RebuildResult, chunk: int = REPLAY_ENTRIES) -> None:
+    """Write into ``dst`` the ticks of the entries <= ``last_id`` of ``stream`` (one shard) the target
+    has not acknowledged (the whole shard when its group does not exist yet) that lie outside
+    ``covered``. ``raw`` answers in bytes: frames, and any entry a producer wrote."""
     cursor = group_positions(client, stream).get(target, "-")
-    with connect_raw(settings.redis_dsn, settings.redis_timeout_s) as raw:  # bytes: frames, and any entry a producer wrote
-        while True:
-            entries = read_range(raw, stream, cursor, last_id, chunk)
-            if not entries:
-                return
-            decoded = decode_raw_entries(entries)
-            missing = uncovered(decoded.table, covered)
-            if missing.num_rows:
-                result.replayed_ticks += missing.num_rows
-                result.replay_added += dst.upsert(missing)
-            if decoded.dead:
-                dead_letter(client, settings.dlq_stream, decoded.dead, stage=f"rebuild-{target}")
-                result.dead_letters += len(decoded.dead)
-            result.replayed_entries += len(entries)
-            if len(entries) < chunk:
-                return
-            cursor = "(" + entries[-1][0]
+    while True:
+        entries = read_range(raw, stream, cursor, last_id, chunk)
+        if not entries:
+            return
+        decoded = decode_raw_entries(entries)
+        missing = uncovered(decoded.table, covered)
+        if missing.num_rows:
+            result.replayed_ticks += missing.num_rows
+            result.replay_added += dst.upsert(missing)
+        if decoded.dead:
+            dead_letter(client, settings.dlq_stream, decoded.dead, stage=f"rebuild-{target}")
+            result.dead_letters += len(decoded.dead)
+        result.replayed_entries += len(entries)
+        if len(entries) < chunk:
+            return
+        cursor = "(" + entries[-1][0]
 
 
 def move_group(client: redis.Redis, stream: str, group: str, last_id: str) -> tuple[str, int]:
@@ -176,7 +187,7 @@ def rebuild(
     *,
     wait_s: float = 60.0,
     chunk: timedelta = CHUNK,
-    client: redis.Redis | None = None,
+    client: redis.Redis | None = None,  # the stream's client (decoded replies); a cluster client when sharded
     stores: tuple[TickStore, TickStore] | None = None,
     on_progress: ProgressFn | None = None,
 ) -> RebuildResult:
@@ -200,7 +211,7 @@ def rebuild(
                 raise QueryError(f"the whole range is older than the hot store's retention ({settings.tick_retention_days} days)")
     started = time.perf_counter()
     own_client = client is None
-    client = client or connect(settings.redis_dsn)
+    client = client or stream_client(settings)
     if stores is None:
         hot, cold = open_stores(settings, "both")
         opened: tuple[TickStore, TickStore] | None = (hot, cold)
@@ -212,16 +223,18 @@ def rebuild(
     try:
         if isinstance(dst, Lake):
             dst.require()  # copy into a lake `tickvault init` created, never into a mistyped path
-        stream = settings.stream
-        last_id = stream_last_id(client, stream)
-        if last_id is None:
-            # The stream is gone (Redis lost it): every entry from now on must reach the target.
-            result.stream_existed = False
-            client.xgroup_create(stream, target, id="0", mkstream=True)
-            last_id = "0-0"
-            log.warning("stream %s did not exist; created it with group %s at 0", stream, target)
-        else:
-            wait_for_group(client, stream, source, last_id, wait_s)
+        last_ids = {stream: stream_last_id(client, stream) for stream in shard_streams(settings)}
+        result.stream_existed = all(last_id is not None for last_id in last_ids.values())
+        positions: dict[str, str] = {}
+        deadline = time.monotonic() + wait_s
+        for stream, last_id in last_ids.items():
+            if last_id is None:
+                # The shard is gone (Redis lost it): every entry from now on must reach the target.
+                client.xgroup_create(stream, target, id="0", mkstream=True)
+                positions[stream] = "0-0"
+                log.warning("stream %s did not exist; created it with group %s at 0", stream, target)
+            else:
+                wait_for_group(client, stream, source, last_id, max(0.0, deadline - time.monotonic()))
         cursor, stop = data_range(src, start, end)
         first, minutes = cursor, max(0, int((stop - cursor).total_seconds() // 60))
         while cursor < stop:
@@ -233,19 +246,24 @@ def rebuild(
                 result.added += dst.upsert(ticks, why="rebuild")
             cursor = upper
         report(on_progress, minutes, minutes)
-        if result.stream_existed:
-            # what the copy vouches for: [start, end), less what hot retention has dropped by now
-            held_from = max(start, hot_days(settings, datetime.now(UTC)).full_from) if source == "hot" else start
-            replay_backlog(client, settings, target, last_id, dst, (held_from, max(held_from, end)), result)
-            result.group_position, result.acked_pending = move_group(client, stream, target, last_id)
-        else:
-            result.group_position = "0-0"
+        # what the copy vouches for: [start, end), less what hot retention has dropped by now
+        held_from = max(start, hot_days(settings, datetime.now(UTC)).full_from) if source == "hot" else start
+        with closing(stream_client(settings, raw=True)) as raw:
+            for stream, last_id in last_ids.items():
+                if last_id is None:
+                    continue
+                replay_backlog(client, raw, settings, stream, target, last_id, dst, (held_from, max(held_from, end)), result)
+                positions[stream], acked = move_group(client, stream, target, last_id)
+                result.acked_pending += acked
+        result.shards = {stream: positions[stream] for stream in last_ids}  # in shard order
+        if len(result.shards) == 1:
+            result.group_position = positions[settings.stream]
         result.seconds = time.perf_counter() - started
         log.info(
             "rebuild %s from %s: %d ticks read, %d added; %d entries of its backlog replayed from the stream "
             "(%d ticks the copy did not carry, %d added, %d dead-lettered); group %s at %s (%d pending acked) in %.1fs",
             target, source, result.read, result.added, result.replayed_entries, result.replayed_ticks, result.replay_added,
-            result.dead_letters, target, result.group_position, result.acked_pending, result.seconds,
+            result.dead_letters, target, positions_text(result.shards), result.acked_pending, result.seconds,
         )
         return result
     finally:
