@@ -9,10 +9,10 @@ from collections.abc import Iterator
 import pytest
 import redis
 
-from factories import one_symbol_ticks
+from factories import interleaved_ticks, one_symbol_ticks
 from tickvault.core.config import Settings
 from tickvault.core.frames import decode_raw_entries
-from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, SideRetention, connect_raw, dead_letter, group_info
+from tickvault.core.stream import FrameLimits, GroupConsumer, Publisher, SideRetention, connect_raw, dead_letter, group_info, stream_last_id
 from tickvault.core.wire import DeadLetter
 
 
@@ -107,6 +107,16 @@ def test_group_lag_does_not_trust_a_read_counter_that_cannot_be_right(settings: 
     rclient.xgroup_create(settings.stream, "hot", id="$", entries_read=2)  # delivered all, counter behind
     rclient.xgroup_create(settings.stream, "cold", id=ids[2], entries_read=8)  # 5 to go, counter ahead
     assert {name: i["lag"] for name, i in group_info(rclient, settings.stream).items()} == {"hot": 0, "cold": 5}
+
+
+def test_stream_figures_read_frames_and_poison_with_a_text_client(settings: Settings, rclient: redis.Redis, raw: redis.Redis) -> None:
+    """XINFO STREAM carries the first and the last entry: when they are v2 frames (Arrow bytes) or
+    bytes a producer wrote, status, metrics, rebuild and the demo still get the last id and lags."""
+    ids = Publisher(rclient, settings.stream).publish_table(interleaved_ticks(8), frame_trades=3)
+    last = raw.execute_command("XADD", settings.stream, "*", b"v", b"2", b"frame", b"\xff\xfe")
+    GroupConsumer(raw, settings.stream, "hot", "c1").ensure_group()
+    assert stream_last_id(rclient, settings.stream) == last.decode()
+    assert group_info(rclient, settings.stream)["hot"]["lag"] == len(ids) + 1
 
 
 def test_a_text_client_is_refused_for_consuming(settings: Settings, rclient: redis.Redis) -> None:

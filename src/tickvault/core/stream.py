@@ -326,7 +326,10 @@ def group_info(client: redis.Redis, stream: str) -> dict[str, dict[str, Any]]:
 def stream_last_id(client: redis.Redis, stream: str) -> str | None:
     """The id of the newest entry ever added to ``stream`` (None when the stream does not exist)."""
     try:
-        return str(client.xinfo_stream(stream)["last-generated-id"])
+        # undecoded: XINFO STREAM carries the first and last entries, which a text client cannot
+        # decode when they are v2 frames (or any bytes a producer wrote)
+        info = client.execute_command("XINFO STREAM", stream, NEVER_DECODE=True)
+        return _text(info["last-generated-id"])
     except redis.ResponseError:
         return None
 

@@ -29,6 +29,7 @@ import pyarrow.compute as pc
 
 from ..core.config import Settings, redact_dsn
 from ..core.errors import ConfigError
+from ..core.stream import stream_last_id
 from ..core.wire import NATURAL_KEY, TICK_SCHEMA, dedupe
 from ..services.archiver import Archiver, Commit
 from ..services.sync import VerifyReport, verify
@@ -381,7 +382,7 @@ def _wait_caught_up(client, stream: str, processed: dict[str, int], threads: lis
     seen = dict(processed)
     while len(done) < 2:
         show()
-        last_id = client.xinfo_stream(stream)["last-generated-id"]
+        last_id = stream_last_id(client, stream)
         for g in client.xinfo_groups(stream):
             if g["name"] not in done and g["last-delivered-id"] == last_id and int(g["pending"]) == 0:
                 done[g["name"]] = time.monotonic()
