@@ -123,17 +123,11 @@ def owned_pg(tmp_path: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def s3_server(embedded_dir: Path) -> Iterator[object]:
     """SeaweedFS as a real S3 server for the whole session (skipped, with the reason, if it cannot start)."""
-    from scaleout import SeaweedS3
-    from tickvault.dev.embedded import EmbeddedServerError
+    from scaleout import SeaweedS3, running
 
     server = SeaweedS3(embedded_dir / "s3")
-    try:
-        server.start()
-    except EmbeddedServerError as exc:
-        server.close()
-        pytest.skip(f"SeaweedFS (S3) did not start: {str(exc).splitlines()[0]}")
-    yield server
-    server.close()
+    with running("SeaweedFS (S3)", server):
+        yield server
 
 
 @pytest.fixture

@@ -9,9 +9,35 @@ import json
 import shutil
 import subprocess
 import sysconfig
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
+
+import pytest
 
 from tickvault.dev.embedded import EmbeddedPostgres, EmbeddedServerError, _ChildServer, _port_open, _tail, free_port
+
+
+@contextmanager
+def running(what: str, *servers: Any) -> Iterator[None]:
+    """Start ``servers`` in order and close them in reverse afterwards; when one cannot start,
+    the test is skipped with the reason (the scale-out parts are optional on a machine)."""
+    started: list[Any] = []
+    try:
+        for server in servers:
+            started.append(server)  # a half-started server is closed too
+            server.start()
+    except EmbeddedServerError as exc:
+        for server in reversed(started):
+            server.close()
+        pytest.skip(f"{what} could not start: {str(exc).splitlines()[0]}")
+    try:
+        yield
+    finally:
+        for server in reversed(servers):
+            server.close()
+
 
 S3_KEY_ID = "tickvault-test"
 S3_SECRET = "tickvault-test-secret"

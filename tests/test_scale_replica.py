@@ -15,7 +15,7 @@ from tickvault import Vault
 from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.errors import StoreError
-from tickvault.dev.embedded import EmbeddedPostgres, EmbeddedServerError
+from tickvault.dev.embedded import EmbeddedPostgres
 from tickvault.dev.simulate import generate_day
 from tickvault.services.sync.verify import verify
 from tickvault.stores.hot import HotStore
@@ -23,20 +23,12 @@ from tickvault.stores.hot import HotStore
 
 @pytest.fixture
 def primary_and_replica(tmp_path: Path) -> Iterator[tuple[EmbeddedPostgres, EmbeddedPostgres]]:
-    from scaleout import ReplicaPostgres
+    from scaleout import ReplicaPostgres, running
 
     primary = EmbeddedPostgres(tmp_path / "primary")
     replica = ReplicaPostgres(primary, tmp_path / "replica")
-    try:
-        primary.start()
-        replica.start()
-    except EmbeddedServerError as exc:
-        replica.close()
-        primary.close()
-        pytest.skip(f"a PostgreSQL primary with a streaming replica could not start: {str(exc).splitlines()[0]}")
-    yield primary, replica
-    replica.close()
-    primary.close()
+    with running("a PostgreSQL primary with a streaming replica", primary, replica):
+        yield primary, replica
 
 
 def wait_replayed(primary_url: str, replica_url: str, timeout_s: float = 30.0) -> None:

@@ -25,7 +25,6 @@ from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
 from tickvault.core.sharding import ShardedPublisher, publisher_for, shard_key, shard_of, shard_streams, stream_client
 from tickvault.core.stream import Publisher, group_info
-from tickvault.dev.embedded import EmbeddedServerError
 from tickvault.dev.simulate import generate_day, publish
 from tickvault.ops.metrics import PipelineMetrics
 from tickvault.ops.run import group_archivers, stream_trim
@@ -37,16 +36,11 @@ from tickvault.stores.lake import Lake
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[object]:
-    from scaleout import RedisClusterServers
+    from scaleout import RedisClusterServers, running
 
     servers = RedisClusterServers(tmp_path / "cluster")
-    try:
-        servers.start()
-    except EmbeddedServerError as exc:
-        servers.close()
-        pytest.skip(f"a Redis Cluster could not start: {str(exc).splitlines()[0]}")
-    yield servers
-    servers.close()
+    with running("a Redis Cluster", servers):
+        yield servers
 
 
 def two_venue_day() -> pa.Table:
