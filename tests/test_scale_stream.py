@@ -177,6 +177,12 @@ def test_rebuild_cold_moves_the_cold_group_on_every_shard_and_metrics_sum_the_sh
     commits: list[object] = []
     drain(group_archivers(s, "cold", "cold-1"), commits.append)
     assert commits == []  # `archive cold` finds nothing left on any shard
+
+    trimmed = CliRunner().invoke(cli, ["trim", "--json"], env=settings_env(s))  # every shard, both groups done
+    assert trimmed.exit_code == 0, trimmed.output
+    per_shard = json.loads(trimmed.stdout)["shards"]
+    assert [r["stream"] for r in per_shard] == shards and sum(r["trimmed"] for r in per_shard) == sum(lengths)
+    assert all(client.xlen(key) == 0 for key in shards)
     client.close()
     expected = sort_key(truth)
     for source in ("hot", "cold"):
