@@ -282,3 +282,12 @@ def test_daily_compaction_merges_the_days_lake_files(settings: Settings) -> None
     assert lake.count_ticks(day) == 40
     assert isinstance(result, dict)
     lake.close()
+
+
+def test_a_hot_archiver_process_does_not_load_duckdb_or_the_broker_clients() -> None:
+    """`tickvault archive hot` imports ops.run; its scheduled jobs import their services when they
+    run, so the hot archiver's memory holds no DuckDB (~55 MB of peak RSS) and no broker client."""
+    code = ("import sys, tickvault.cli.archive, tickvault.ops.run, tickvault.services.archiver; "
+            "print(sorted(m for m in ('duckdb', 'httpx', 'websockets', 'plotly') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
