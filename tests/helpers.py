@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -141,3 +143,12 @@ def in_a_gap(trade, gaps: list[dict[str, str]]) -> bool:
             return True
     return False
 
+
+def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 180.0) -> None:
+    """Poll ``check`` every 0.2 s until it is true; fail naming ``what`` after ``timeout_s``."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if check():
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")

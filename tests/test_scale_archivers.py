@@ -8,13 +8,12 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from pathlib import Path
 
 import redis
 
 from factories import DAY
-from helpers import export, sort_key, subprocess_env
+from helpers import export, sort_key, subprocess_env, wait_until
 from tickvault.core.config import Settings
 from tickvault.core.stream import Publisher, group_info
 from tickvault.dev.simulate import generate_day, publish
@@ -27,15 +26,6 @@ def start_archiver(s: Settings, group: str, consumer: str, log: Path) -> subproc
     with open(log, "ab") as out:
         return subprocess.Popen([sys.executable, "-m", "tickvault.cli", "archive", group, "--consumer", consumer],
                                 env=subprocess_env(s, TICKVAULT_CLAIM_IDLE_MS="2000"), stdout=out, stderr=subprocess.STDOUT)
-
-
-def wait_until(what: str, check, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_two_archivers_per_group_and_a_sigkill_store_the_day_exactly_once(

@@ -8,7 +8,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -19,7 +18,7 @@ import pytest
 from click.testing import CliRunner
 
 from factories import DAY
-from helpers import export, settings_env, sort_key, subprocess_env
+from helpers import export, settings_env, sort_key, subprocess_env, wait_until
 from tickvault.cli import cli
 from tickvault.core.calendar import trading_day_bounds
 from tickvault.core.config import Settings
@@ -202,12 +201,3 @@ def drain(archivers: list, observer=None) -> None:
         archivers[0].store.close()
         for archiver in archivers:
             archiver.consumer.client.close()
-
-
-def wait_until(what: str, check, timeout_s: float = 180.0) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if check():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
