@@ -152,3 +152,18 @@ def wait_until(what: str, check: Callable[[], bool], timeout_s: float = 180.0) -
             return
         time.sleep(0.2)
     raise AssertionError(f"timed out waiting for {what}")
+
+
+# The broker stand-ins' app keys, and settings for a client of a stand-in at ``url``.
+KIS_KEY, KIS_SECRET = "PSkisAppKey0123456789abcdef", "kisAppSecretZYXWVUT9876543210+/="
+KW_KEY, KW_SECRET = "kwAppKey_4f1d2c3b", "kwSecretKey_9a8b7c6d"
+
+
+def kis_settings(url: str, tmp_path: Path, **extra) -> Settings:
+    return Settings(kis_appkey=KIS_KEY, kis_appsecret=KIS_SECRET, kis_base_url=url, broker_token_dir=tmp_path / "tokens",
+                    lake_dir=tmp_path / "lake", **extra)
+
+
+def kw_settings(url: str, tmp_path: Path, **extra) -> Settings:
+    return Settings(kiwoom_appkey=KW_KEY, kiwoom_secretkey=KW_SECRET, kiwoom_base_url=url,
+                    broker_token_dir=tmp_path / "tokens", lake_dir=tmp_path / "lake", **extra)

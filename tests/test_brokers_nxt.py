@@ -7,11 +7,11 @@ from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+from helpers import KIS_KEY, KIS_SECRET, KW_KEY, KW_SECRET, kis_settings, kw_settings
 from standins.broker_http import index_truth, make_nxt_truth, make_truth_day, minute_bars
 from standins.kis_rest import KisRestStandin
 from standins.kiwoom_rest import KiwoomRestStandin
@@ -28,24 +28,12 @@ from tickvault.services.recovery.sources import KisSource, KiwoomSource
 DAY = date(2026, 11, 20)
 SYMBOLS = ["005930", "000660", "035720"]
 NXT = SYMBOLS[:2]
-KIS_KEY, KIS_SECRET = "PSkisAppKey0123456789abcdef", "kisAppSecretZYXWVUT9876543210+/="
-KW_KEY, KW_SECRET = "kwAppKey_4f1d2c3b", "kwSecretKey_9a8b7c6d"
 
 
 @pytest.fixture(scope="module")
 def truth() -> pa.Table:
     """KRX for every symbol, NXT (its own trades and cumulative volume) for two of them."""
     return pa.concat_tables([make_truth_day(DAY, SYMBOLS, 120), make_nxt_truth(DAY, NXT, 90)])
-
-
-def kis_settings(url: str, tmp_path: Path, **extra) -> Settings:
-    return Settings(kis_appkey=KIS_KEY, kis_appsecret=KIS_SECRET, kis_base_url=url, broker_token_dir=tmp_path / "tokens",
-                    lake_dir=tmp_path / "lake", **extra)
-
-
-def kw_settings(url: str, tmp_path: Path, **extra) -> Settings:
-    return Settings(kiwoom_appkey=KW_KEY, kiwoom_secretkey=KW_SECRET, kiwoom_base_url=url,
-                    broker_token_dir=tmp_path / "tokens", lake_dir=tmp_path / "lake", **extra)
 
 
 def rows(trades) -> list[tuple]:
